@@ -1,0 +1,184 @@
+"""merkit's Python API; the CLI is a thin layer over these functions.
+
+* :func:`evaluate` (config) -> :class:`RunResult`: leave-one-subject-out evaluation into one run folder.
+* :func:`train` (config) -> checkpoint folder: one model on every subject.
+* :func:`report` (run folder) -> report path: regenerate metrics and report from saved predictions.
+* :func:`compare` (run folders) -> Markdown table.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from merkit import __version__
+from merkit.config import RunConfig, dump_config, load_config
+from merkit.errors import ConfigError
+from merkit.features import FeatureSet
+
+
+@dataclass
+class RunResult:
+    """What :func:`evaluate` produced: the run folder and its contents, loaded."""
+
+    run_dir: Path
+    config: RunConfig
+    predictions: pd.DataFrame
+    metrics: dict
+    report_path: Path
+    seconds: float
+
+    def summary_line(self) -> str:
+        full = self.metrics["summary"]["full"]
+        return (f"{self.config.name}: UF1 {full['uf1']['mean']:.4f}  UAR {full['uar']['mean']:.4f}  "
+                f"acc {full['accuracy']['mean']:.4f}  ({self.metrics['protocol']}; seeds {self.metrics['seeds']})")
+
+
+def load_features(config: RunConfig) -> FeatureSet:
+    """The FeatureSet that ``config.data`` describes.
+
+    Raises:
+        ConfigError: unknown ``data.kind`` or missing ``data.path``.
+    """
+    data = config.data
+    if data.kind == "flow_folder":
+        if not data.path:
+            raise ConfigError("data.path must name the flow folder (the folder holding manifest.csv)")
+        from merkit.datasets.flow_folder import load_flow_folder
+
+        return load_flow_folder(data.path, data.scheme, data.channels, data.file_channels, data.with_apex,
+                                data.apex_size)
+    raise ConfigError(f"unknown data.kind {data.kind!r}; known: flow_folder")
+
+
+def _progress(total: int, enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("LOSO units"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        disable=not enabled, transient=False)
+    return progress
+
+
+def evaluate(config: RunConfig, out_dir: str | Path | None = None, features: FeatureSet | None = None,
+             progress: bool = True) -> RunResult:
+    """Leave-one-subject-out evaluation of ``config`` into ``out_dir`` (default ``runs/<config.name>``).
+
+    Finished (seed, fold) units already in ``out_dir`` are reused, so an interrupted run resumes. The folder
+    receives ``config.yaml``, ``predictions.csv``, ``metrics.json``, ``report.md``, ``confusion.png``, the MEGC2019
+    log of each seed (3-class runs) and per-fold checkpoints.
+
+    Args:
+        features: evaluate this FeatureSet instead of loading ``config.data`` (the demo and notebooks).
+
+    Raises:
+        ConfigError: invalid config, or ``out_dir`` holds a run of another config or dataset.
+        DataError: bad input data (the message names the sample).
+        LeakageError: a fold's train and test share a subject (cannot happen with the built-in folds).
+    """
+    from merkit.evaluation.report import write_outputs
+    from merkit.training.runner import plan_units, run_loso
+
+    config.validate()
+    start = time.perf_counter()
+    run_dir = Path(out_dir) if out_dir is not None else Path("runs") / config.name
+    data = features if features is not None else load_features(config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dump_config(config, run_dir / "config.yaml")
+    total = len(plan_units(config, data, run_dir))
+    with _progress(total, progress) as bar:
+        task = bar.add_task("units", total=total)
+        preds = run_loso(config, data, run_dir, on_unit_done=lambda _plan: bar.advance(task))
+    diagnostics = data.meta.get("diagnostics", {})
+    (run_dir / "data_notes.json").write_text(json.dumps({"notes": data.notes, "diagnostics": diagnostics}))
+    metrics = write_outputs(run_dir, config, preds, data.classes, data.notes, diagnostics)
+    return RunResult(run_dir, config, preds, metrics, run_dir / "report.md", time.perf_counter() - start)
+
+
+def report(run_dir: str | Path) -> Path:
+    """Regenerate ``metrics.json``, ``report.md``, ``confusion.png`` and logs from a run folder's predictions.
+
+    Raises:
+        FileNotFoundError: the folder lacks ``config.yaml`` or ``predictions.csv``.
+    """
+    from merkit.evaluation.report import write_outputs
+
+    run_dir = Path(run_dir)
+    for name in ("config.yaml", "predictions.csv"):
+        if not (run_dir / name).is_file():
+            raise FileNotFoundError(f"{run_dir / name} not found: is {run_dir} a merkit run folder?")
+    config = load_config(run_dir / "config.yaml")
+    preds = pd.read_csv(run_dir / "predictions.csv", dtype={"subject": str, "sample": str})
+    classes = tuple(c[len("prob_"):] for c in preds.columns if c.startswith("prob_"))
+    side = run_dir / "data_notes.json"
+    extra = json.loads(side.read_text()) if side.is_file() else {"notes": [], "diagnostics": {}}
+    write_outputs(run_dir, config, preds, classes, extra["notes"], extra["diagnostics"])
+    return run_dir / "report.md"
+
+
+def compare(run_dirs: list[str | Path]) -> str:
+    """One Markdown table over several run folders: full-set and per-part UF1/UAR, with each run's protocol."""
+    rows, parts = [], []
+    for d in run_dirs:
+        d = Path(d)
+        path = d / "metrics.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: run `merkit report {d}` first")
+        m = json.loads(path.read_text())
+        rows.append((d.name, m))
+        parts += [p for p in m["summary"] if p not in parts]
+    head = "| run | selection | seeds | " + " | ".join(f"{p} UF1 | {p} UAR" for p in parts) + " |"
+    lines = [head, "|" + "---|" * (3 + 2 * len(parts))]
+    for name, m in rows:
+        cells = []
+        for p in parts:
+            s = m["summary"].get(p)
+            cells += ["" if s is None else f"{s[k]['mean']:.4f}" + (f" ± {s[k]['std']:.4f}" if len(s[k]["values"]) > 1
+                                                                     else "") for k in ("uf1", "uar")]
+        lines.append(f"| {name} | {m['protocol']} | {len(m['seeds'])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = None, seed: int | None = None) -> Path:
+    """Train one model on every sample (no held-out subject) and save a self-contained checkpoint folder.
+
+    The folder holds ``model.safetensors`` (weights), ``config.yaml`` (the full run config, including the data
+    and preprocessing settings) and ``checkpoint.json`` (model name, preset and params, class names, the merkit
+    version and a summary of the training data).
+
+    Returns:
+        The checkpoint folder.
+    """
+    import torch
+    from safetensors.torch import save_file
+
+    from merkit.models import build_model
+    from merkit.training.engine import fit
+    from merkit.training.runner import unit_seed
+
+    config.validate()
+    data = features if features is not None else load_features(config)
+    seed = config.protocol.seeds[0] if seed is None else seed
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(max(1, config.protocol.threads_per_fold))
+    s = unit_seed(seed, "all-subjects")
+    torch.manual_seed(s)
+    model = build_model(config.model.name, len(data.classes), config.model.preset, **config.model.params)
+    fit(model, data, config.training, torch.Generator().manual_seed(s))
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
+    dump_config(config, out / "config.yaml")
+    summary = {
+        "samples": len(data), "subjects": int(data.table["subject_id"].nunique()),
+        "per_class": {c: int((data.table["label"] == i).sum()) for i, c in enumerate(data.classes)},
+        "datasets": sorted(map(str, data.table["dataset"].unique())), "fingerprint": data.fingerprint(),
+        "notes": data.notes,
+    }
+    meta = {"merkit_version": __version__, "model": config.model.name, "preset": config.model.preset,
+            "params": config.model.params, "classes": list(data.classes), "input_keys": list(model.input_keys),
+            "seed": seed, "training_data": summary}
+    (out / "checkpoint.json").write_text(json.dumps(meta, indent=2))
+    return out

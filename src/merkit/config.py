@@ -1,0 +1,202 @@
+"""Run configuration: typed dataclasses, loaded from YAML, with dotted command-line overrides.
+
+A run is fully described by a :class:`RunConfig`; ``merkit evaluate`` writes the resolved config into the run
+folder (``config.yaml``) so that every number can be traced back to it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from merkit.errors import ConfigError
+
+SELECTIONS = ("last", "paper")
+
+
+@dataclass
+class DataConfig:
+    """Where the samples come from and how they are labelled.
+
+    ``kind``: ``flow_folder`` (precomputed onset->apex flow images with a manifest, e.g. the MEGC2019 composite).
+    ``benchmark``: the name under which published results are looked up for the report (``published_results.csv``
+    in the package), e.g. ``megc2019-composite``; ``None`` shows none.
+    """
+
+    kind: str = "flow_folder"
+    path: str | None = None
+    benchmark: str | None = None  # e.g. "megc2019-composite": the report lists published results for it
+    scheme: str = "megc2019-3class"
+    channels: list[str] = field(default_factory=lambda: ["u", "v", "strain"])
+    file_channels: list[str] = field(default_factory=lambda: ["u", "v", "strain"])
+    with_apex: bool = False
+    apex_size: int | None = None
+
+
+@dataclass
+class ModelConfig:
+    """Which model, which preset, and parameter overrides of the preset."""
+
+    name: str = "ststnet"
+    preset: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation: a fixed number of epochs, always; the trainer never looks at test data (see protocol)."""
+
+    epochs: int = 100
+    batch_size: int = 64
+    optimizer: str = "adam"  # adam | adamw | sgd
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    scheduler: str = "none"  # none | cosine | exponential | step
+    scheduler_params: dict[str, Any] = field(default_factory=dict)
+    class_weighted: bool = False
+    augment: list[str] = field(default_factory=list)
+    grad_accumulation: int = 1
+    eval_batch_size: int = 256
+
+
+@dataclass
+class ProtocolConfig:
+    """Leave-one-subject-out protocol.
+
+    ``selection``:
+      * ``last`` (default, honest): train for ``training.epochs`` and evaluate the last epoch.
+      * ``paper``: evaluate the test subject after every epoch and keep the best epoch *per test subject*, as the
+        papers' code does. It is optimistic, and every output of such a run says so.
+    """
+
+    selection: str = "last"
+    seeds: list[int] = field(default_factory=lambda: [0])
+    workers: int = 1
+    threads_per_fold: int = 1
+    save_checkpoints: bool = True
+
+
+@dataclass
+class RunConfig:
+    name: str = "run"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainConfig = field(default_factory=TrainConfig)
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+
+    def validate(self) -> "RunConfig":
+        """Check value ranges; raise :class:`ConfigError` naming the bad key."""
+        if self.protocol.selection not in SELECTIONS:
+            raise ConfigError(f"protocol.selection must be one of {SELECTIONS}, got {self.protocol.selection!r}")
+        if self.training.epochs < 1:
+            raise ConfigError("training.epochs must be >= 1")
+        if self.training.batch_size < 1:
+            raise ConfigError("training.batch_size must be >= 1")
+        if not self.protocol.seeds:
+            raise ConfigError("protocol.seeds must list at least one seed")
+        if self.protocol.workers < 1 or self.protocol.threads_per_fold < 1:
+            raise ConfigError("protocol.workers and protocol.threads_per_fold must be >= 1")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def result_hash(self) -> str:
+        """Hash of everything that changes a fold's predictions.
+
+        Excluded: ``name``, ``data.path`` (checked by the data fingerprint instead), ``protocol.seeds`` (each seed
+        is its own unit), ``protocol.workers`` and ``protocol.save_checkpoints``.
+        """
+        d = self.to_dict()
+        d.pop("name")
+        d["data"].pop("path")
+        for k in ("seeds", "workers", "save_checkpoints"):
+            d["protocol"].pop(k)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Coerce YAML scalars to the field's type: YAML 1.1 reads ``1e-3`` as a string, for instance."""
+    if value is None:
+        return None
+    target = {float: float, int: int, bool: bool}.get(hint)
+    if target is None and typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        target = args[0] if len(args) == 1 and args[0] in (float, int) else None
+    if target is None or isinstance(value, target) and not (target is int and isinstance(value, bool)):
+        return value
+    try:
+        if target is bool:
+            raise ValueError
+        if target is float and isinstance(value, (int, str)):
+            return float(value)
+        if target is int and isinstance(value, str):
+            return int(value)
+    except ValueError:
+        pass
+    raise ConfigError(f"config key {key} must be {target.__name__}, got {value!r}")
+
+
+def _from_dict(cls, data: dict[str, Any], prefix: str = ""):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'} must be a mapping, got {type(data).__name__}")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown config keys {[prefix + k for k in unknown]}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, value in data.items():
+        f = known[name]
+        if dataclasses.is_dataclass(f.default_factory if f.default_factory is not dataclasses.MISSING else None):
+            kwargs[name] = _from_dict(f.default_factory, value, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _coerce(value, hints[name], prefix + name)
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any]) -> RunConfig:
+    """Build a :class:`RunConfig` from nested dicts; unknown keys raise :class:`ConfigError`."""
+    return _from_dict(RunConfig, data).validate()
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Load a YAML config (or the defaults when ``path`` is None) and apply ``key.sub=value`` overrides.
+
+    Override values are parsed as YAML (``training.epochs=50``, ``protocol.seeds=[0,1,2]``).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ConfigError: unknown keys, malformed overrides or invalid values.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        data = yaml.safe_load(path.read_text()) or {}
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key.sub=value")
+        key, raw = item.split("=", 1)
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return config_from_dict(data)
+
+
+def dump_config(config: RunConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -1,0 +1,106 @@
+"""The sample table: the one schema every dataset loader produces and every later stage consumes.
+
+A sample table is a :class:`pandas.DataFrame` with one row per micro-expression sample and these columns:
+
+==============  ======================================================================================
+``sample_id``   unique id ``"<dataset>/<subject>/<sample>"``, carried through every stage; predictions are
+                joined to labels by this id, never by position
+``dataset``     short dataset name: ``casme2``, ``samm``, ``smic``, ``casme3``, ``mmew``, ``4dme``, ...
+``subject``     the subject as the release names it (``sub01``, ``006``, ``s1``)
+``subject_id``  ``"<dataset>/<subject>"``: the key of leave-one-subject-out folds, qualified by dataset so that
+                ``casme2/sub01`` and ``smic/s01`` can never merge
+``sample``      the sample (video) name within the subject (``EP02_01f``, ``006_1_2``, ``s1_ne_01``)
+``emotion``     the dataset's emotion label, lower case (``happiness``, ``negative``, ...)
+``onset``       onset frame number (int, as in the sheet; nullable)
+``apex``        apex frame number (nullable: SMIC has none; see the loader for the fallback)
+``offset``      offset frame number (nullable)
+``action_units`` FACS action units as annotated, e.g. ``"4+7"`` (str, may be empty)
+``frames``      list of frame paths sorted by frame number (raw datasets; empty list for precomputed ones)
+==============  ======================================================================================
+
+Class labels are not part of the table: a :class:`~merkit.datasets.schemes.ClassScheme` maps ``emotion`` to an
+integer ``label`` column (:meth:`ClassScheme.apply`), so one table serves several class schemes.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from merkit.errors import DataError, Where
+
+SAMPLE_COLUMNS: tuple[str, ...] = (
+    "sample_id",
+    "dataset",
+    "subject",
+    "subject_id",
+    "sample",
+    "emotion",
+    "onset",
+    "apex",
+    "offset",
+    "action_units",
+    "frames",
+)
+
+
+def subject_id(dataset: str, subject: str) -> str:
+    """The dataset-qualified subject id, e.g. ``subject_id("casme2", "sub01") == "casme2/sub01"``."""
+    return f"{dataset}/{subject}"
+
+
+def sample_id(dataset: str, subject: str, sample: str) -> str:
+    """The unique sample id, e.g. ``"casme2/sub01/EP02_01f"``."""
+    return f"{dataset}/{subject}/{sample}"
+
+
+def new_sample_table(rows: list[dict]) -> pd.DataFrame:
+    """Build a sample table from dicts holding at least ``dataset, subject, sample, emotion``.
+
+    ``sample_id`` and ``subject_id`` are derived; missing optional columns are filled with nulls (frames: ``[]``).
+    The result is validated with :func:`validate_sample_table`.
+    """
+    df = pd.DataFrame(rows)
+    for col in ("dataset", "subject", "sample", "emotion"):
+        if col not in df.columns:
+            raise DataError(f"sample rows lack the required column {col!r}")
+    df["subject"] = df["subject"].astype(str)
+    df["sample"] = df["sample"].astype(str)
+    df["emotion"] = df["emotion"].astype(str).str.strip().str.lower()
+    df["subject_id"] = [subject_id(d, s) for d, s in zip(df["dataset"], df["subject"])]
+    df["sample_id"] = [sample_id(d, s, n) for d, s, n in zip(df["dataset"], df["subject"], df["sample"])]
+    for col in ("onset", "apex", "offset"):
+        df[col] = pd.array(df[col] if col in df.columns else [None] * len(df), dtype="Int64")
+    if "action_units" not in df.columns:
+        df["action_units"] = ""
+    df["action_units"] = df["action_units"].fillna("").astype(str)
+    if "frames" not in df.columns:
+        df["frames"] = [[] for _ in range(len(df))]
+    extra = [c for c in df.columns if c not in SAMPLE_COLUMNS]
+    df = df[list(SAMPLE_COLUMNS) + extra].reset_index(drop=True)
+    return validate_sample_table(df)
+
+
+def validate_sample_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Check the schema and the invariants of a sample table; return it unchanged.
+
+    Raises:
+        DataError: a column is missing; a ``sample_id`` is duplicated; ``subject_id`` is not qualified by the
+            dataset; onset, apex and offset are out of order (``onset <= apex <= offset`` where all are known);
+            or a sample's frames are not sorted by frame number. The message names the offending sample.
+    """
+    missing = [c for c in SAMPLE_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataError(f"sample table lacks columns {missing}")
+    dup = df["sample_id"][df["sample_id"].duplicated()].tolist()
+    if dup:
+        raise DataError(f"duplicate sample ids: {dup[:5]}{' ...' if len(dup) > 5 else ''}")
+    for row in df.itertuples(index=False):
+        where = Where(row.dataset, row.subject, row.sample)
+        if row.subject_id != subject_id(row.dataset, row.subject):
+            raise DataError(f"subject_id {row.subject_id!r} is not qualified by its dataset", where)
+        onset, apex, offset = row.onset, row.apex, row.offset
+        if not (pd.isna(onset) or pd.isna(offset)) and onset > offset:
+            raise DataError(f"onset {onset} is after offset {offset}", where)
+        if not (pd.isna(apex) or pd.isna(onset) or pd.isna(offset)) and not onset <= apex <= offset:
+            raise DataError(f"apex {apex} lies outside [onset {onset}, offset {offset}]", where)
+    return df

@@ -1,0 +1,141 @@
+"""Run reports: ``metrics.json``, ``report.md``, the confusion-matrix figure and the MEGC2019 log files.
+
+Everything is regenerated from a run folder's ``config.yaml`` and ``predictions.csv`` (``merkit report RUN``), so
+a report can never disagree with the predictions it summarises. Every table states the selection protocol.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from merkit.config import RunConfig
+
+PAPER_PROTOCOL_LABEL = "PAPER PROTOCOL: best epoch chosen on each test subject (test-selected, optimistic)"
+
+
+def protocol_label(config: RunConfig) -> str:
+    if config.protocol.selection == "paper":
+        return PAPER_PROTOCOL_LABEL
+    return f"honest: fixed {config.training.epochs} epochs, last epoch evaluated"
+
+
+def published_results(benchmark: str | None = None) -> pd.DataFrame:
+    """Published figures kept in the package (``resources/published_results.csv``), optionally for one benchmark.
+
+    Columns: method, source, selection (how the paper chose its model), input, benchmark, classes, scope,
+    acc, f1, uf1, uar.
+    """
+    with resources.files("merkit.resources").joinpath("published_results.csv").open() as fh:
+        df = pd.read_csv(fh)
+    return df if benchmark is None else df[df["benchmark"] == benchmark].reset_index(drop=True)
+
+
+def _fmt(stat: dict) -> str:
+    if stat["mean"] != stat["mean"]:  # nan
+        return "n/a"
+    if len(stat["values"]) > 1:
+        return f"{stat['mean']:.4f} ± {stat['std']:.4f}"
+    return f"{stat['mean']:.4f}"
+
+
+def save_confusion_png(confusion: np.ndarray, classes: list[str], path: Path, title: str) -> None:
+    """Row-normalised confusion matrix with counts, rows = ground truth."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = np.asarray(confusion, dtype=float)
+    rates = counts / np.clip(counts.sum(axis=1, keepdims=True), 1, None)
+    fig, ax = plt.subplots(figsize=(1.3 * len(classes) + 2, 1.2 * len(classes) + 1.5), dpi=100)
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            ax.text(j, i, f"{rates[i, j]:.2f}\n({int(counts[i, j])})", ha="center", va="center",
+                    color="white" if rates[i, j] > 0.6 else "black", fontsize=9)
+    ax.set_xticks(range(len(classes)), classes, rotation=30, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("prediction")
+    ax.set_ylabel("ground truth")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def render_report(config: RunConfig, metrics: dict, notes: list[str], diagnostics: dict[str, int]) -> str:
+    """The Markdown report of a run."""
+    summary = metrics["summary"]
+    seeds = metrics["seeds"]
+    lines = [
+        f"# merkit run: {config.name}",
+        "",
+        f"- model: `{config.model.name}` (preset `{config.model.preset or 'default'}`)"
+        + (f", params {config.model.params}" if config.model.params else ""),
+        f"- data: `{config.data.kind}` {config.data.benchmark or ''}, class scheme `{config.data.scheme}` "
+        f"({', '.join(metrics['classes'])})",
+        "- protocol: leave-one-subject-out, metrics pooled over all folds (MEGC2019 definitions)",
+        f"- **selection: {protocol_label(config)}**",
+        f"- seeds: {seeds} (figures are mean ± sample std over seeds)" if len(seeds) > 1 else f"- seed: {seeds[0]}",
+    ]
+    lines += [f"- note: {n}" for n in notes]
+    lines += ["", "## Results", "", "| part | UF1 | UAR | accuracy | samples |", "|---|---|---|---|---|"]
+    first = metrics["per_seed"][seeds[0]]
+    for part, stat in summary.items():
+        lines.append(f"| {part} | {_fmt(stat['uf1'])} | {_fmt(stat['uar'])} | {_fmt(stat['accuracy'])} | "
+                     f"{first[part]['n']} |")
+    absent = {p: m["absent_classes"] for p, m in first.items() if m["absent_classes"]}
+    for part, cls in absent.items():
+        names = [metrics["classes"][c] for c in cls]
+        lines.append(f"\n{part}: classes {names} have no sample there; its macro averages run over the others.")
+    fold_mean = np.mean([m["uf1"] for m in metrics["per_fold_mean"].values()])
+    lines += ["", f"Secondary figure, not comparable with the pooled ones: per-fold mean UF1 {fold_mean:.4f}.",
+              "", "![confusion matrix, all seeds pooled](confusion.png)", ""]
+    published = published_results(config.data.benchmark) if config.data.benchmark else pd.DataFrame()
+    if len(published):
+        lines += ["## Published results on this benchmark", "",
+                  "Selection says how each paper chose the reported model: a number picked on the test subject "
+                  "is optimistic and not comparable with an honest last-epoch figure.", "",
+                  "| method | scope | UF1 | UAR | selection | source |", "|---|---|---|---|---|---|"]
+        for r in published.itertuples(index=False):
+            uf1 = "" if pd.isna(r.uf1) else f"{r.uf1:.4f}"
+            uar = "" if pd.isna(r.uar) else f"{r.uar:.4f}"
+            lines.append(f"| {r.method} | {r.scope} | {uf1} | {uar} | {r.selection} | {r.source} |")
+        lines += ["", f"This run ({protocol_label(config)}):", ""]
+        lines.append(f"| {config.model.name} (merkit) | full | {_fmt(summary['full']['uf1'])} | "
+                     f"{_fmt(summary['full']['uar'])} | {protocol_label(config)} | this run |")
+        lines.append("")
+    lines += ["## Data problems", ""]
+    if diagnostics:
+        lines += [f"- {kind}: {count}" for kind, count in sorted(diagnostics.items())]
+    else:
+        lines.append("- none recorded")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write_outputs(run_dir: Path, config: RunConfig, preds: pd.DataFrame, classes: tuple[str, ...],
+                  notes: list[str], diagnostics: dict[str, int]) -> dict:
+    """Write ``predictions.csv``, ``metrics.json``, ``report.md``, ``confusion.png`` and MEGC logs."""
+    from merkit.evaluation.megc_log import write_megc_log
+    from merkit.evaluation.metrics import summarize_run
+
+    run_dir = Path(run_dir)
+    preds.to_csv(run_dir / "predictions.csv", index=False)
+    metrics = summarize_run(preds, classes)
+    metrics.update(selection=config.protocol.selection, protocol=protocol_label(config), notes=notes,
+                   diagnostics=diagnostics)
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    confusion = sum(np.asarray(m["full"]["confusion"]) for m in metrics["per_seed"].values())
+    save_confusion_png(confusion, list(classes), run_dir / "confusion.png",
+                       f"{config.name}: {protocol_label(config)}")
+    if list(classes) == ["negative", "positive", "surprise"]:
+        for seed, df in preds.groupby("seed"):
+            write_megc_log(df, run_dir / f"megc2019_log_seed{seed}.txt")
+    (run_dir / "report.md").write_text(render_report(config, metrics, notes, diagnostics))
+    return metrics

@@ -1,0 +1,111 @@
+"""The model-input mapping: named tensors aligned with the rows of a sample table.
+
+Models never receive positional tuples. A :class:`FeatureSet` holds a sample table (one row per sample, with an
+integer ``label`` column) and a dict of tensors whose first dimension indexes those rows. A model declares the
+keys it consumes (``Model.input_keys``) and receives ``{key: tensor[batch]}``.
+
+Standard input keys (float32 unless stated; B = batch):
+
+=====================  ==================  =================================================================
+key                    shape               meaning
+=====================  ==================  =================================================================
+``flow``               (B, 3, H, W)        onset->apex optical flow image, channels as configured (default
+                                           u, v, optical strain), each scaled to [0, 1]
+``apex``               (B, C, H, W)        apex face crop, [0, 1]
+``onset``              (B, C, H, W)        onset face crop, [0, 1]
+``long_term_flow``     (B, F, 3, H, W)     flow from the onset to each of F frames, in temporal order
+``action_units``       (B, A)              binary action-unit vector (flagged when it is ground truth)
+=====================  ==================  =================================================================
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from merkit.errors import DataError
+
+
+@dataclass
+class FeatureSet:
+    """Samples (``table``) and their model inputs (``inputs``), row-aligned.
+
+    Attributes:
+        table: sample table with at least ``sample_id, dataset, subject, subject_id, sample, label``.
+        inputs: name -> tensor with ``tensor.shape[0] == len(table)``.
+        classes: class names; ``label`` indexes this tuple.
+        notes: free-text facts about the inputs that a report must show (e.g. "F = 1 flow frame").
+        meta: facts about the inputs that code needs, e.g. ``meta["flow_channels"] == ["u", "v", "strain"]``.
+    """
+
+    table: pd.DataFrame
+    inputs: dict[str, torch.Tensor]
+    classes: tuple[str, ...]
+    notes: list[str] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.table = self.table.reset_index(drop=True)
+        if "label" not in self.table.columns:
+            raise DataError("a FeatureSet's table needs a 'label' column")
+        n = len(self.table)
+        for key, tensor in self.inputs.items():
+            if tensor.shape[0] != n:
+                raise DataError(f"input {key!r} has {tensor.shape[0]} rows but the table has {n}")
+        bad = self.table["label"][(self.table["label"] < 0) | (self.table["label"] >= len(self.classes))]
+        if len(bad):
+            raise DataError(f"labels {sorted(set(bad))} are outside 0..{len(self.classes) - 1}")
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    @property
+    def labels(self) -> torch.Tensor:
+        """(N,) int64 class indices."""
+        return torch.tensor(self.table["label"].to_numpy(dtype=np.int64))
+
+    def subset(self, index: Sequence[int] | np.ndarray) -> "FeatureSet":
+        """Rows ``index`` (positions), tensors and table together."""
+        idx = np.asarray(index, dtype=np.int64)
+        t = torch.as_tensor(idx)
+        return FeatureSet(
+            self.table.iloc[idx].reset_index(drop=True),
+            {k: v.index_select(0, t) for k, v in self.inputs.items()},
+            self.classes,
+            list(self.notes),
+            dict(self.meta),
+        )
+
+    def batch(self, index: torch.Tensor, keys: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        """The inputs of rows ``index`` as a ``{key: tensor}`` mapping (only ``keys`` if given).
+
+        Raises:
+            KeyError: a requested key is not among the inputs.
+        """
+        keys = list(self.inputs) if keys is None else list(keys)
+        missing = [k for k in keys if k not in self.inputs]
+        if missing:
+            raise KeyError(f"model needs inputs {missing}, the data provides {sorted(self.inputs)}")
+        return {k: self.inputs[k].index_select(0, index) for k in keys}
+
+    def fingerprint(self) -> str:
+        """A short hash of the sample ids, labels and input shapes; resuming a run checks it."""
+        h = hashlib.sha256()
+        h.update("\n".join(self.table["sample_id"]).encode())
+        h.update(self.table["label"].to_numpy(dtype=np.int64).tobytes())
+        for k in sorted(self.inputs):
+            h.update(f"{k}{tuple(self.inputs[k].shape)}".encode())
+        h.update(",".join(self.classes).encode())
+        return h.hexdigest()[:16]
+
+
+def require_inputs(provided: Mapping[str, torch.Tensor], needed: Sequence[str]) -> None:
+    """Raise :class:`KeyError` naming the missing keys if ``provided`` lacks any of ``needed``."""
+    missing = [k for k in needed if k not in provided]
+    if missing:
+        raise KeyError(f"missing model inputs {missing}; got {sorted(provided)}")

@@ -1,0 +1,203 @@
+"""Runs leave-one-subject-out units of work: (config, fold, seed) -> predictions, resumably, sequentially or on Ray.
+
+Each unit trains one model from scratch on every subject but one and predicts the held-out subject. A finished
+unit is written at once to ``<run>/units/seed<S>/<fold>.csv`` (atomically), so a killed run resumes from its
+finished folds and loses nothing. Units are deterministic functions of (config, data, fold, seed): the seed of a
+unit is derived from the run seed and the fold's subject, and the number of intra-op threads is fixed by
+``protocol.threads_per_fold``, so running them in Ray worker processes gives the same predictions as running them
+in sequence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from merkit.config import RunConfig, config_from_dict
+from merkit.errors import ConfigError
+from merkit.features import FeatureSet
+from merkit.models import build_model
+from merkit.training.engine import fit, predict_proba
+from merkit.training.loso import Fold, check_fold, loso_folds
+
+PREDICTION_COLUMNS = ("sample_id", "dataset", "subject", "subject_id", "sample", "fold", "seed", "epoch",
+                      "label", "prediction")
+
+
+def unit_seed(seed: int, subject_id: str) -> int:
+    """The seed of one (seed, fold) unit: independent of fold order and of which process runs it."""
+    return int(hashlib.sha256(f"{seed}:{subject_id}".encode()).hexdigest()[:8], 16)
+
+
+def prediction_frame(data: FeatureSet, proba: np.ndarray, fold: str, seed: int, epoch: int) -> pd.DataFrame:
+    """The predictions table for ``data``'s rows: ids, fold, seed, epoch, label, prediction, ``prob_<class>``."""
+    t = data.table
+    df = pd.DataFrame({
+        "sample_id": t["sample_id"], "dataset": t["dataset"], "subject": t["subject"],
+        "subject_id": t["subject_id"], "sample": t["sample"], "fold": fold, "seed": seed, "epoch": epoch,
+        "label": t["label"].astype(int), "prediction": proba.argmax(axis=1).astype(int),
+    })
+    for k, name in enumerate(data.classes):
+        df[f"prob_{name}"] = proba[:, k]
+    return df
+
+
+def run_unit(config: RunConfig, data: FeatureSet, fold: Fold, seed: int,
+             checkpoint: Path | None = None) -> pd.DataFrame:
+    """Train on ``fold.train_index``, predict ``fold.test_index``; return the fold's predictions table.
+
+    With ``protocol.selection == "last"`` the model after the last epoch predicts. With ``"paper"`` the test
+    subject is scored after every epoch and the epoch with the best test accuracy is kept (the earliest on ties):
+    the optimistic selection of the papers' code, labelled as such in every report.
+
+    Raises:
+        LeakageError: the fold's train and test rows share a subject or sample.
+    """
+    check_fold(data.table, fold)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(config.protocol.threads_per_fold)
+    try:
+        s = unit_seed(seed, fold.subject_id)
+        torch.manual_seed(s)
+        generator = torch.Generator().manual_seed(s)
+        train, test = data.subset(fold.train_index), data.subset(fold.test_index)
+        model = build_model(config.model.name, len(data.classes), config.model.preset, **config.model.params)
+        best: dict = {}
+
+        def score_test(epoch: int, m) -> None:
+            proba = predict_proba(m, test, config.training.eval_batch_size)
+            acc = float((proba.argmax(1) == test.labels.numpy()).mean())
+            if not best or acc > best["acc"]:
+                best.update(acc=acc, epoch=epoch, proba=proba)
+
+        paper = config.protocol.selection == "paper"
+        fit(model, train, config.training, generator, on_epoch_end=score_test if paper else None)
+        if paper:
+            proba, epoch = best["proba"], best["epoch"]
+        else:
+            proba, epoch = predict_proba(model, test, config.training.eval_batch_size), config.training.epochs
+        if checkpoint is not None:
+            from safetensors.torch import save_file
+
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(checkpoint))
+        return prediction_frame(test, proba, fold.subject_id, seed, epoch)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _run_unit_remote(config_dict: dict, data: FeatureSet, fold: Fold, seed: int, checkpoint: str | None):
+    return run_unit(config_from_dict(config_dict), data, fold, seed, Path(checkpoint) if checkpoint else None)
+
+
+def _write_atomic(df: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+@dataclass
+class UnitPlan:
+    seed: int
+    fold: Fold
+    path: Path
+    checkpoint: Path | None
+
+
+def plan_units(config: RunConfig, data: FeatureSet, run_dir: Path) -> list[UnitPlan]:
+    folds = loso_folds(data.table)
+    plans = []
+    for seed in config.protocol.seeds:
+        for fold in folds:
+            unit_dir = run_dir / "units" / f"seed{seed}"
+            ckpt = run_dir / "checkpoints" / f"seed{seed}" / f"{fold.slug}.safetensors"
+            plans.append(UnitPlan(seed, fold, unit_dir / f"{fold.slug}.csv",
+                                  ckpt if config.protocol.save_checkpoints else None))
+    return plans
+
+
+def check_run_dir(config: RunConfig, data: FeatureSet, run_dir: Path) -> None:
+    """Create or verify ``run.json``, which ties a run folder to one config and one dataset.
+
+    Raises:
+        ConfigError: the folder already holds units of a different config or dataset; resuming would mix them.
+    """
+    stamp = {"result_hash": config.result_hash(), "data_fingerprint": data.fingerprint()}
+    path = run_dir / "run.json"
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if {k: old.get(k) for k in stamp} != stamp:
+            raise ConfigError(
+                f"{run_dir} holds results of another config or dataset ({old} vs {stamp}); "
+                "choose another --out, or delete the folder to start over")
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(stamp, indent=2))
+
+
+def run_loso(config: RunConfig, data: FeatureSet, run_dir: str | Path,
+             on_unit_done: Callable[[UnitPlan], None] | None = None) -> pd.DataFrame:
+    """Run every (seed, fold) unit not yet finished in ``run_dir`` and return all predictions.
+
+    Units run sequentially when ``protocol.workers == 1``, else in that many Ray worker processes (install
+    ``merkit[distributed]``). Finished units already in ``run_dir`` are reused, after :func:`check_run_dir`.
+
+    Returns:
+        The predictions table (:data:`PREDICTION_COLUMNS` plus ``prob_<class>``), sorted by seed and sample id.
+    """
+    run_dir = Path(run_dir)
+    check_run_dir(config, data, run_dir)
+    plans = plan_units(config, data, run_dir)
+    todo = [p for p in plans if not p.path.is_file()]
+    for plan in plans:
+        if plan not in todo and on_unit_done is not None:
+            on_unit_done(plan)
+    if config.protocol.workers <= 1:
+        for plan in todo:
+            df = run_unit(config, data, plan.fold, plan.seed, plan.checkpoint)
+            _write_atomic(df, plan.path)
+            if on_unit_done is not None:
+                on_unit_done(plan)
+    elif todo:
+        _run_on_ray(config, data, todo, on_unit_done)
+    frames = [pd.read_csv(p.path, dtype={"subject": str, "sample": str}) for p in plans]
+    preds = pd.concat(frames, ignore_index=True)
+    return preds.sort_values(["seed", "sample_id"], kind="stable").reset_index(drop=True)
+
+
+def _run_on_ray(config: RunConfig, data: FeatureSet, todo: list[UnitPlan],
+                on_unit_done: Callable[[UnitPlan], None] | None) -> None:
+    try:
+        import ray
+    except ImportError as err:
+        raise ConfigError("protocol.workers > 1 needs Ray: pip install 'merkit[distributed]'") from err
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=config.protocol.workers * config.protocol.threads_per_fold,
+                 include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    try:
+        remote = ray.remote(num_cpus=config.protocol.threads_per_fold)(_run_unit_remote)
+        data_ref = ray.put(data)
+        config_dict = config.to_dict()
+        pending = {
+            remote.remote(config_dict, data_ref, p.fold, p.seed, str(p.checkpoint) if p.checkpoint else None): p
+            for p in todo
+        }
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            plan = pending.pop(done[0])
+            _write_atomic(ray.get(done[0]), plan.path)
+            if on_unit_done is not None:
+                on_unit_done(plan)
+    finally:
+        if started:
+            ray.shutdown()

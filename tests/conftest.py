@@ -1,0 +1,28 @@
+"""Shared fixtures. Real data lives in ../shared/data beside the checkout; tests that need it skip without it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SHARED_DATA = Path(os.environ.get("MERKIT_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data``; the test is skipped when it is absent (a user's checkout does not have it)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not available at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def composite_dir(shared_data: Path) -> Path:
+    path = shared_data / "megc2019-composite"
+    if not (path / "manifest.csv").is_file():
+        pytest.skip("MEGC2019 composite not available")
+    return path

@@ -1,0 +1,113 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from merkit.api import evaluate, report
+from merkit.config import load_config
+from merkit.errors import ConfigError, LeakageError
+from merkit.training.loso import Fold, loso_folds
+from merkit.training.runner import run_loso, run_unit
+from tests.helpers import toy_flow_features
+
+FAST = ["training.epochs=4", "training.batch_size=16", "protocol.save_checkpoints=false"]
+
+
+def test_one_fold_per_subject_and_folds_are_subject_disjoint():
+    fs = toy_flow_features(subjects=4)
+    folds = loso_folds(fs.table)
+    assert [f.subject_id for f in folds] == ["toy/s00", "toy/s01", "toy/s02", "toy/s03"]
+    for f in folds:
+        assert set(fs.table["subject_id"].iloc[f.test_index]) == {f.subject_id}
+        assert f.subject_id not in set(fs.table["subject_id"].iloc[f.train_index])
+    assert sorted(np.concatenate([f.test_index for f in folds])) == list(range(len(fs)))
+
+
+def test_fold_with_leaked_subject_raises():
+    fs = toy_flow_features(subjects=3)
+    good = loso_folds(fs.table)[0]
+    leaked = Fold(0, good.subject_id, np.concatenate([good.train_index, good.test_index[:1]]), good.test_index)
+    with pytest.raises(LeakageError, match="toy/s00"):
+        run_unit(load_config(None, FAST), fs, leaked, seed=0)
+
+
+def test_same_seed_gives_identical_predictions_and_another_seed_differs(tmp_path):
+    fs = toy_flow_features(subjects=3)
+    cfg = load_config(None, FAST)
+    fold = loso_folds(fs.table)[1]
+    a = run_unit(cfg, fs, fold, seed=0)
+    b = run_unit(cfg, fs, fold, seed=0)
+    c = run_unit(cfg, fs, fold, seed=1)
+    pd.testing.assert_frame_equal(a, b)
+    assert not np.allclose(a["prob_negative"], c["prob_negative"])
+
+
+def test_killed_run_resumes_to_identical_predictions(tmp_path):
+    fs = toy_flow_features(subjects=4)
+    cfg = load_config(None, FAST + ["protocol.seeds=[0,1]"])
+    full = run_loso(cfg, fs, tmp_path / "uninterrupted")
+
+    done = []
+
+    def kill_after_three(plan):
+        done.append(plan)
+        if len(done) == 3:
+            raise KeyboardInterrupt  # what Ctrl-C or a kill does mid-run
+
+    with pytest.raises(KeyboardInterrupt):
+        run_loso(cfg, fs, tmp_path / "killed", on_unit_done=kill_after_three)
+    finished = sorted((tmp_path / "killed" / "units").rglob("*.csv"))
+    assert len(finished) == 3  # finished folds were written at once
+
+    ran_again = []
+    resumed = run_loso(cfg, fs, tmp_path / "killed", on_unit_done=ran_again.append)
+    assert len(ran_again) == 8  # 3 reused + 5 run
+    pd.testing.assert_frame_equal(resumed, full)
+
+
+def test_resuming_with_another_config_is_refused(tmp_path):
+    fs = toy_flow_features(subjects=3)
+    run_loso(load_config(None, FAST), fs, tmp_path / "run")
+    with pytest.raises(ConfigError, match="another config"):
+        run_loso(load_config(None, FAST + ["training.lr=0.5"]), fs, tmp_path / "run")
+
+
+def test_ray_workers_give_the_same_predictions_as_sequential(tmp_path):
+    pytest.importorskip("ray")
+    fs = toy_flow_features(subjects=4)
+    seq = run_loso(load_config(None, FAST), fs, tmp_path / "seq")
+    par = run_loso(load_config(None, FAST + ["protocol.workers=2"]), fs, tmp_path / "par")
+    pd.testing.assert_frame_equal(seq, par)
+
+
+def test_paper_protocol_selects_on_test_subject_and_says_so(tmp_path):
+    fs = toy_flow_features(subjects=3, signal=0.0)
+    honest = evaluate(load_config(None, FAST + ["training.epochs=6"]), tmp_path / "honest", features=fs,
+                      progress=False)
+    paper = evaluate(load_config(None, FAST + ["training.epochs=6", "protocol.selection=paper"]),
+                     tmp_path / "paper", features=fs, progress=False)
+    assert (honest.predictions["epoch"] == 6).all()
+    assert paper.predictions.groupby("fold")["epoch"].nunique().eq(1).all()
+    # Picking the best epoch per test subject can only raise per-fold accuracy on noise: that is its bias.
+    acc = lambda r: r.predictions.groupby("fold").apply(lambda d: (d.label == d.prediction).mean())  # noqa: E731
+    assert (acc(paper) >= acc(honest) - 1e-12).all()
+    text = paper.report_path.read_text()
+    assert "PAPER PROTOCOL" in text and "test-selected" in text
+    assert "PAPER PROTOCOL" not in honest.report_path.read_text()
+
+
+def test_run_folder_holds_all_outputs_and_report_regenerates(tmp_path):
+    fs = toy_flow_features(subjects=3)
+    res = evaluate(load_config(None, FAST + ["training.epochs=20", "training.lr=0.01"]), tmp_path / "run",
+                   features=fs, progress=False)
+    for name in ("config.yaml", "predictions.csv", "metrics.json", "report.md", "confusion.png",
+                 "megc2019_log_seed0.txt"):
+        assert (tmp_path / "run" / name).is_file(), name
+    preds = pd.read_csv(tmp_path / "run" / "predictions.csv")
+    assert {"sample_id", "dataset", "subject", "fold", "seed", "label", "prediction", "prob_negative",
+            "prob_positive", "prob_surprise"} <= set(preds.columns)
+    assert np.allclose(preds[["prob_negative", "prob_positive", "prob_surprise"]].sum(axis=1), 1.0)
+    before = (tmp_path / "run" / "metrics.json").read_text()
+    (tmp_path / "run" / "metrics.json").unlink()
+    report(tmp_path / "run")
+    assert (tmp_path / "run" / "metrics.json").read_text() == before
+    assert res.metrics["summary"]["full"]["uf1"]["mean"] > 0.9  # the toy blobs are easy
