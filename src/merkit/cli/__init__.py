@@ -1,0 +1,9 @@
+"""merkit's command line: a thin layer over :mod:`merkit.api`. Each module below registers its commands on
+:data:`merkit.cli.app.app`; add a command group by adding its module here."""
+
+from merkit.cli import run as _run  # noqa: F401  evaluate, train, report, compare
+from merkit.cli.app import app
+
+
+def main() -> None:
+    app()
