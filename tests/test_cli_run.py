@@ -1,0 +1,58 @@
+import json
+
+import cv2
+import numpy as np
+import pandas as pd
+from typer.testing import CliRunner
+
+from merkit.cli import app
+from tests.helpers import toy_flow_features
+
+
+def write_flow_folder(root, subjects=3):
+    """The toy features as a flow folder on disk (manifest.csv + RGB PNGs), like the composite."""
+    fs = toy_flow_features(subjects=subjects, per_class=3)
+    (root / "flow").mkdir(parents=True)
+    rows = []
+    for r, img in zip(fs.table.itertuples(), fs.inputs["flow"].numpy()):
+        name = f"flow/{r.subject}_{r.sample}.png"
+        rgb = (np.clip(img / img.max(), 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
+        cv2.imwrite(str(root / name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        rows.append({"dataset": r.dataset, "subject": r.subject, "sample": r.sample, "label": r.label,
+                     "emotion": r.emotion, "flow": name})
+    pd.DataFrame(rows).to_csv(root / "manifest.csv", index=False)
+    return root
+
+
+def test_evaluate_report_compare_and_train_from_the_command_line(tmp_path):
+    data = write_flow_folder(tmp_path / "flows")
+    runner = CliRunner()
+    run = tmp_path / "run"
+    res = runner.invoke(app, ["evaluate", "--data", str(data), "--out", str(run), "--epochs", "3",
+                              "--seeds", "0,1", "--quiet", "--set", "training.batch_size=8"])
+    assert res.exit_code == 0, res.output
+    assert "UF1" in res.output and "honest" in res.output
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["seeds"] == [0, 1] and metrics["selection"] == "last"
+    assert len(list((run / "checkpoints").rglob("*.safetensors"))) == 2 * 3
+
+    res = runner.invoke(app, ["report", str(run)])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["compare", str(run), str(run)])
+    assert res.exit_code == 0, res.output
+    table = [line for line in res.output.splitlines() if line.startswith("|")]
+    assert table[0].startswith("| run | selection | seeds | full UF1 | full UAR")
+    assert len(table) == 2 + 2 and all("fixed 3 epochs" in row for row in table[2:])
+
+    ckpt = tmp_path / "ckpt"
+    res = runner.invoke(app, ["train", "--data", str(data), "--out", str(ckpt), "--epochs", "2"])
+    assert res.exit_code == 0, res.output
+    meta = json.loads((ckpt / "checkpoint.json").read_text())
+    assert meta["classes"] == ["negative", "positive", "surprise"] and meta["training_data"]["subjects"] == 3
+    assert (ckpt / "model.safetensors").is_file() and (ckpt / "config.yaml").is_file()
+
+
+def test_bad_override_gives_a_clear_error(tmp_path):
+    res = CliRunner().invoke(app, ["evaluate", "--set", "training.epochz=3"])
+    assert res.exit_code != 0
+    assert "epochz" in str(res.exception)
