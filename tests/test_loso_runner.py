@@ -111,3 +111,21 @@ def test_run_folder_holds_all_outputs_and_report_regenerates(tmp_path):
     report(tmp_path / "run")
     assert (tmp_path / "run" / "metrics.json").read_text() == before
     assert res.metrics["summary"]["full"]["uf1"]["mean"] > 0.9  # the toy blobs are easy
+
+
+def test_ground_truth_inputs_are_flagged_in_every_report(tmp_path):
+    import json
+
+    import torch
+
+    fs = toy_flow_features(subjects=3)
+    fs.inputs["action_units"] = torch.zeros(len(fs), 21)
+    fs.meta["ground_truth_inputs"] = ["action_units"]
+    evaluate(load_config(None, FAST), tmp_path / "gt", features=fs, progress=False)
+    assert "ground-truth annotations (action_units)" in (tmp_path / "gt" / "report.md").read_text()
+    assert json.loads((tmp_path / "gt" / "metrics.json").read_text())["ground_truth_inputs"] == ["action_units"]
+    report(tmp_path / "gt")  # a regenerated report keeps the flag
+    assert "ground-truth annotations" in (tmp_path / "gt" / "report.md").read_text()
+    clean = evaluate(load_config(None, FAST), tmp_path / "clean", features=toy_flow_features(subjects=3),
+                     progress=False)
+    assert "ground-truth" not in clean.report_path.read_text()

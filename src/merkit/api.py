@@ -93,8 +93,9 @@ def evaluate(config: RunConfig, out_dir: str | Path | None = None, features: Fea
         task = bar.add_task("units", total=total)
         preds = run_loso(config, data, run_dir, on_unit_done=lambda _plan: bar.advance(task))
     diagnostics = data.meta.get("diagnostics", {})
-    (run_dir / "data_notes.json").write_text(json.dumps({"notes": data.notes, "diagnostics": diagnostics}))
-    metrics = write_outputs(run_dir, config, preds, data.classes, data.notes, diagnostics)
+    side = {"notes": data.notes, "diagnostics": diagnostics, "ground_truth_inputs": data.ground_truth_inputs}
+    (run_dir / "data_notes.json").write_text(json.dumps(side))
+    metrics = write_outputs(run_dir, config, preds, data.classes, **side)
     return RunResult(run_dir, config, preds, metrics, run_dir / "report.md", time.perf_counter() - start)
 
 
@@ -114,8 +115,9 @@ def report(run_dir: str | Path) -> Path:
     preds = pd.read_csv(run_dir / "predictions.csv", dtype={"subject": str, "sample": str})
     classes = tuple(c[len("prob_"):] for c in preds.columns if c.startswith("prob_"))
     side = run_dir / "data_notes.json"
-    extra = json.loads(side.read_text()) if side.is_file() else {"notes": [], "diagnostics": {}}
-    write_outputs(run_dir, config, preds, classes, extra["notes"], extra["diagnostics"])
+    extra = json.loads(side.read_text()) if side.is_file() else {}
+    write_outputs(run_dir, config, preds, classes, extra.get("notes", []), extra.get("diagnostics", {}),
+                  extra.get("ground_truth_inputs", []))
     return run_dir / "report.md"
 
 

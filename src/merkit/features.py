@@ -41,6 +41,8 @@ class FeatureSet:
         classes: class names; ``label`` indexes this tuple.
         notes: free-text facts about the inputs that a report must show (e.g. "F = 1 flow frame").
         meta: facts about the inputs that code needs, e.g. ``meta["flow_channels"] == ["u", "v", "strain"]``.
+            ``meta["ground_truth_inputs"]`` lists input keys that carry annotations (e.g. ground-truth action
+            units): every report of a run given such inputs flags it as using test-time ground truth.
     """
 
     table: pd.DataFrame
@@ -92,6 +94,11 @@ class FeatureSet:
         if missing:
             raise KeyError(f"model needs inputs {missing}, the data provides {sorted(self.inputs)}")
         return {k: self.inputs[k].index_select(0, index) for k in keys}
+
+    @property
+    def ground_truth_inputs(self) -> list[str]:
+        """Input keys built from annotations rather than from the video (flagged in every report)."""
+        return [k for k in self.meta.get("ground_truth_inputs", []) if k in self.inputs]
 
     def fingerprint(self) -> str:
         """A short hash of the sample ids, labels and input shapes; resuming a run checks it."""

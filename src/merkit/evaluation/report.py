@@ -68,13 +68,20 @@ def save_confusion_png(confusion: np.ndarray, classes: list[str], path: Path, ti
     plt.close(fig)
 
 
-def render_report(config: RunConfig, metrics: dict, notes: list[str], diagnostics: dict[str, int]) -> str:
+def ground_truth_warning(keys: list[str]) -> str:
+    return (f"WARNING: this run feeds ground-truth annotations ({', '.join(keys)}) to the model at test time; "
+            "its figures are not comparable with methods that see only the video.")
+
+
+def render_report(config: RunConfig, metrics: dict, notes: list[str], diagnostics: dict[str, int],
+                  ground_truth_inputs: list[str] | None = None) -> str:
     """The Markdown report of a run."""
     summary = metrics["summary"]
     seeds = metrics["seeds"]
-    lines = [
-        f"# merkit run: {config.name}",
-        "",
+    lines = [f"# merkit run: {config.name}", ""]
+    if ground_truth_inputs:
+        lines += [f"> **{ground_truth_warning(ground_truth_inputs)}**", ""]
+    lines += [
         f"- model: `{config.model.name}` (preset `{config.model.preset or 'default'}`)"
         + (f", params {config.model.params}" if config.model.params else ""),
         f"- data: `{config.data.kind}` {config.data.benchmark or ''}, class scheme `{config.data.scheme}` "
@@ -120,7 +127,7 @@ def render_report(config: RunConfig, metrics: dict, notes: list[str], diagnostic
 
 
 def write_outputs(run_dir: Path, config: RunConfig, preds: pd.DataFrame, classes: tuple[str, ...],
-                  notes: list[str], diagnostics: dict[str, int]) -> dict:
+                  notes: list[str], diagnostics: dict[str, int], ground_truth_inputs: list[str] | None = None) -> dict:
     """Write ``predictions.csv``, ``metrics.json``, ``report.md``, ``confusion.png`` and MEGC logs."""
     from merkit.evaluation.megc_log import write_megc_log
     from merkit.evaluation.metrics import summarize_run
@@ -128,8 +135,10 @@ def write_outputs(run_dir: Path, config: RunConfig, preds: pd.DataFrame, classes
     run_dir = Path(run_dir)
     preds.to_csv(run_dir / "predictions.csv", index=False)
     metrics = summarize_run(preds, classes)
+    gt = list(ground_truth_inputs or [])
     metrics.update(selection=config.protocol.selection, protocol=protocol_label(config), notes=notes,
-                   diagnostics=diagnostics)
+                   diagnostics=diagnostics, ground_truth_inputs=gt,
+                   ground_truth_warning=ground_truth_warning(gt) if gt else None)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     confusion = sum(np.asarray(m["full"]["confusion"]) for m in metrics["per_seed"].values())
     save_confusion_png(confusion, list(classes), run_dir / "confusion.png",
@@ -137,5 +146,5 @@ def write_outputs(run_dir: Path, config: RunConfig, preds: pd.DataFrame, classes
     if list(classes) == ["negative", "positive", "surprise"]:
         for seed, df in preds.groupby("seed"):
             write_megc_log(df, run_dir / f"megc2019_log_seed{seed}.txt")
-    (run_dir / "report.md").write_text(render_report(config, metrics, notes, diagnostics))
+    (run_dir / "report.md").write_text(render_report(config, metrics, notes, diagnostics, gt))
     return metrics
