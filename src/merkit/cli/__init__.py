@@ -2,6 +2,7 @@
 :data:`merkit.cli.app.app`; add a command group by adding its module here."""
 
 from merkit.cli import run as _run  # noqa: F401  evaluate, train, report, compare
+from merkit.cli import datasets as _datasets  # noqa: F401  datasets list, datasets check
 from merkit.cli.app import app
 
 
