@@ -3,6 +3,7 @@
 
 from merkit.cli import run as _run  # noqa: F401  evaluate, train, report, compare
 from merkit.cli import datasets as _datasets  # noqa: F401  datasets list, datasets check
+from merkit.cli import face as _face  # noqa: F401  preprocess, show-face
 from merkit.cli.app import app
 
 

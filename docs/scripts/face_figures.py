@@ -1,0 +1,26 @@
+"""Regenerate the face-stage figures of docs/face.md from the public-domain astronaut photo of scikit-image.
+
+    python docs/scripts/face_figures.py            # writes docs/img/face_au_regions.png and docs/img/face_show_face.png
+
+The second figure is exactly what ``merkit show-face astronaut.png --out docs/img/face_show_face.png`` draws.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import skimage.data
+
+from merkit.face.show import au_region_figure, show_face
+
+IMG = Path(__file__).resolve().parents[1] / "img"
+
+
+def main() -> None:
+    face = skimage.data.astronaut()
+    print(au_region_figure(face, IMG / "face_au_regions.png"))
+    print(show_face(face, IMG / "face_show_face.png"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,315 @@
+"""The clip protocol: fit the face once, on a reference frame, and apply that one transform to every frame.
+
+Micro-movements are one or two pixels. Re-detecting and re-aligning each frame makes the face box and landmarks
+jitter by about as much, which optical flow then reports as motion. Micro-expression work therefore detects the
+face and fits its landmarks on the onset frame (or another chosen reference frame) and warps every frame of the
+clip with that single transform. merkit does the same by default (``mode="clip"``). ``mode="per-frame"`` re-fits
+every frame: it follows large head movements, at the price of that jitter, and is never the default.
+
+The entry points are :func:`fit_face` (one image -> transform and aligned landmarks), :func:`align_image` and
+:func:`align_frames` (arrays in, aligned arrays out) and :func:`align_sample` (one sample-table row -> an
+:class:`AlignedClip`), which :mod:`merkit.face.cache` runs over a whole table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from merkit.datasets.frames import frame_number
+from merkit.errors import DataError, Where
+from merkit.face.align import (ALIGNMENTS, SIMILARITY_POINTS, TEMPLATE_68, FaceTransform, apply_matrix,
+                               piecewise_affine, similarity_to_template)
+from merkit.face.crop import CROPS, crop_box, crop_matrix
+from merkit.face.landmarks import detect_landmarks
+
+# Bump when a change in this package changes the cached output for an unchanged FaceConfig.
+FACE_CACHE_VERSION = 1
+
+REFERENCES = ("onset", "apex", "first")
+SPANS = ("all", "onset-offset", "onset-apex")
+MODES = ("clip", "per-frame")
+COLORS = ("rgb", "grey")
+
+
+@dataclass(frozen=True)
+class FaceConfig:
+    """Everything that decides the aligned output; its :meth:`config_hash` keys the cache.
+
+    Attributes:
+        detector: dlib detector, ``hog`` (default, frontal) or ``cnn`` (mmod).
+        upsample: times dlib upsamples the frame before detecting (finds smaller faces; slower).
+        align: ``similarity`` (default) or ``piecewise-affine`` (see :mod:`merkit.face.align`).
+        similarity_points: ``eyes`` or ``eyes-nose-mouth``.
+        crop: ``slstt`` (default), ``eyes`` or ``landmarks`` (see :mod:`merkit.face.crop`).
+        margin: ``landmarks`` crop margin, a fraction of the box side on each side.
+        size: output side in pixels (square).
+        color: ``rgb`` (H, W, 3) or ``grey`` (H, W) output frames.
+        reference: frame the face is fitted on: ``onset`` (default), ``apex`` or ``first``. A sample without that
+            annotation falls back to its first frame.
+        span: frames kept: ``all`` the sample's frames, ``onset-offset`` or ``onset-apex`` (inclusive).
+        mode: ``clip`` (one transform for the clip, default) or ``per-frame`` (re-fit every frame).
+    """
+
+    detector: str = "hog"
+    upsample: int = 1
+    align: str = "similarity"
+    similarity_points: str = "eyes"
+    crop: str = "slstt"
+    margin: float = 0.1
+    size: int = 224
+    color: str = "rgb"
+    reference: str = "onset"
+    span: str = "all"
+    mode: str = "clip"
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("detector", ("hog", "cnn")), ("align", ALIGNMENTS),
+                              ("similarity_points", SIMILARITY_POINTS), ("crop", CROPS), ("color", COLORS),
+                              ("reference", REFERENCES), ("span", SPANS), ("mode", MODES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"FaceConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.size < 8 or self.upsample < 0 or self.margin < 0:
+            raise ValueError(f"FaceConfig needs size >= 8, upsample >= 0 and margin >= 0: {self}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def config_hash(self) -> str:
+        """12 hex digits identifying the output: the config, and :data:`FACE_CACHE_VERSION`."""
+        payload = json.dumps({"version": FACE_CACHE_VERSION, **self.to_dict()}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+@dataclass
+class AlignedClip:
+    """One sample's aligned face clip: what the face stage hands to later stages (motion, models).
+
+    Attributes:
+        sample_id: ``dataset/subject/sample``.
+        frames: (T, S, S, 3) RGB or (T, S, S) grey uint8 aligned crops, S = ``FaceConfig.size``.
+        frame_paths: the T source frame paths ("" for frames given as arrays).
+        frame_numbers: the T frame numbers (parsed from the file names, or 0..T-1).
+        reference_index: index into ``frames`` of the reference frame the face was fitted on.
+        landmarks: (68, 2) float32 landmarks of the reference frame in output pixels. In ``per-frame`` mode,
+            ``frame_landmarks`` holds each frame's.
+        source_landmarks: (68, 2) float32 landmarks of the reference frame in source pixels.
+        face_box: (left, top, right, bottom) of the detected face in the reference frame, source pixels.
+        n_faces: faces found on the reference frame (the largest is used).
+        transforms: one :class:`FaceTransform` in ``clip`` mode; one per frame in ``per-frame`` mode.
+        config_hash: :meth:`FaceConfig.config_hash` of the config that made it.
+        frame_landmarks: (T, 68, 2) float32 per-frame landmarks in output pixels (``per-frame`` mode only).
+        notes: ``"kind: message"`` remarks for the run's report (e.g. ``reference-fallback``).
+    """
+
+    sample_id: str
+    frames: np.ndarray
+    frame_paths: list[str]
+    frame_numbers: list[int]
+    reference_index: int
+    landmarks: np.ndarray
+    source_landmarks: np.ndarray
+    face_box: tuple[int, int, int, int]
+    n_faces: int
+    transforms: list[FaceTransform]
+    config_hash: str
+    frame_landmarks: np.ndarray | None = field(default=None)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def transform(self) -> FaceTransform:
+        """The clip-level transform (the reference frame's in ``per-frame`` mode)."""
+        return self.transforms[0] if len(self.transforms) == 1 else self.transforms[self.reference_index]
+
+
+def fit_face(landmarks: np.ndarray, config: FaceConfig = FaceConfig()) -> tuple[FaceTransform, np.ndarray]:
+    """The transform from a source frame to the aligned crop, and the landmarks in the crop.
+
+    Alignment (to :data:`~merkit.face.align.TEMPLATE_68`) and crop are composed into one mapping.
+
+    Args:
+        landmarks: (68, 2) source landmarks, pixels.
+
+    Returns:
+        ``(transform, aligned_landmarks)``: the :class:`FaceTransform` and (68, 2) float64 output pixels.
+    """
+    to_template = similarity_to_template(landmarks, config.similarity_points)
+    in_template = apply_matrix(to_template, landmarks)
+    if config.align == "similarity":
+        box = crop_box(in_template, config.crop, config.margin)
+        matrix = crop_matrix(box, config.size) @ to_template
+        return FaceTransform("similarity", matrix, config.size), apply_matrix(matrix, landmarks)
+    # Piecewise-affine: the face takes the template's shape, so the crop is computed on the template itself.
+    place = crop_matrix(crop_box(TEMPLATE_68, config.crop, config.margin), config.size)
+    output_landmarks = apply_matrix(place, TEMPLATE_68)
+    transform = piecewise_affine(landmarks, output_landmarks, place @ to_template, config.size)
+    return transform, output_landmarks
+
+
+def _colour(image: np.ndarray, color: str) -> np.ndarray:
+    if color == "grey" and image.ndim == 3:
+        return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    if color == "rgb" and image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    return image
+
+
+def align_image(image: np.ndarray, config: FaceConfig = FaceConfig(), where: Where | None = None,
+                ) -> tuple[np.ndarray, np.ndarray, FaceTransform]:
+    """Detect the largest face of one image, align and crop it.
+
+    Args:
+        image: (H, W, 3) RGB or (H, W) grey uint8.
+
+    Returns:
+        ``(aligned, landmarks, transform)``: the (S, S[, 3]) uint8 crop, its (68, 2) landmarks in output pixels and
+        the transform.
+
+    Raises:
+        FaceNotFoundError: no face; the message names ``where``.
+    """
+    landmarks, _, _ = detect_landmarks(image, config.detector, where, config.upsample)
+    transform, aligned = fit_face(landmarks, config)
+    return _colour(transform.warp(image), config.color), aligned, transform
+
+
+def read_frame(path: str | Path, where: Where | None = None) -> np.ndarray:
+    """Read one frame as (H, W, 3) RGB uint8.
+
+    Raises:
+        DataError: missing or unreadable file; the message names ``where`` and the frame.
+    """
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        where = dataclasses.replace(where or Where(), frame=Path(path).name)
+        raise DataError("cannot read frame", where, hint=f"check that {path} exists and is an image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _annotated_index(numbers: Sequence[int], row: Any, name: str, where: Where) -> int | None:
+    """Position among ``numbers`` of the row's ``name`` frame (onset, apex, offset); None when not annotated.
+
+    Raises:
+        DataError: the frame is annotated but is not among the sample's frames.
+    """
+    value = getattr(row, name, None)
+    if value is None or pd.isna(value):
+        return None
+    if int(value) not in numbers:
+        raise DataError(f"the {name} frame {int(value)} is not among the sample's frames "
+                        f"({numbers[0]}..{numbers[-1]})", where, hint="check the annotation or the frame folder")
+    return list(numbers).index(int(value))
+
+
+def _select(numbers: list[int], row: Any, config: FaceConfig, where: Where) -> tuple[list[int], int, list[str]]:
+    """Indices of the kept frames, the position of the reference frame among them, and notes for the report."""
+    onset, apex, offset = (_annotated_index(numbers, row, name, where) for name in ("onset", "apex", "offset"))
+    start, stop = 0, len(numbers) - 1
+    if config.span != "all":
+        end = offset if config.span == "onset-offset" else apex
+        if onset is None or end is None:
+            raise DataError(f"span {config.span!r} needs the onset and the {config.span.split('-')[1]} frame",
+                            where, hint="use span='all' or fix the annotation")
+        start, stop = onset, end
+    reference = {"onset": onset, "apex": apex, "first": start}[config.reference]
+    notes = []
+    if reference is None or not start <= reference <= stop:
+        # SMIC has no apex, some sheets no onset: fit on the first kept frame, and say so in the run's report.
+        notes.append(f"reference-fallback: no usable {config.reference} frame, fitted on the first kept frame")
+        reference = start
+    return list(range(start, stop + 1)), reference - start, notes
+
+
+def align_frames(frames: Sequence[np.ndarray], config: FaceConfig = FaceConfig(), reference_index: int = 0,
+                 where: Where | None = None, sample_id: str = "", frame_paths: Sequence[str] | None = None,
+                 frame_numbers: Sequence[int] | None = None) -> AlignedClip:
+    """Align a clip given as arrays: fit on ``frames[reference_index]``, warp every frame with that transform.
+
+    Args:
+        frames: T frames, (H, W, 3) RGB or (H, W) grey uint8, all the same size.
+        reference_index: the frame the face is fitted on (the onset, usually).
+
+    Raises:
+        FaceNotFoundError: no face on the reference frame (or, in ``per-frame`` mode, on any frame); the message
+            names ``where`` and the frame.
+        DataError: frames of different sizes.
+    """
+    where = where or Where()
+    numbers = list(frame_numbers) if frame_numbers is not None else list(range(len(frames)))
+    paths = list(frame_paths) if frame_paths is not None else [""] * len(frames)
+    if not frames:
+        raise DataError("the clip has no frames", where)
+    shapes = {f.shape[:2] for f in frames}
+    if len(shapes) > 1:
+        raise DataError(f"the clip's frames differ in size: {sorted(shapes)}", where)
+
+    def fit(index: int):
+        frame_where = dataclasses.replace(where, frame=Path(paths[index]).name or numbers[index])
+        return detect_landmarks(frames[index], config.detector, frame_where, config.upsample)
+
+    landmarks, box, n_faces = fit(reference_index)
+    transform, aligned_landmarks = fit_face(landmarks, config)
+    if config.mode == "clip":
+        transforms = [transform]
+        warped = [transform.warp(f) for f in frames]
+        frame_landmarks = None
+    else:
+        fits = [fit_face(fit(i)[0], config) if i != reference_index else (transform, aligned_landmarks)
+                for i in range(len(frames))]
+        transforms = [t for t, _ in fits]
+        warped = [t.warp(f) for t, f in zip(transforms, frames)]
+        frame_landmarks = np.stack([lm for _, lm in fits]).astype(np.float32)
+    return AlignedClip(
+        sample_id=sample_id,
+        frames=np.stack([_colour(w, config.color) for w in warped]),
+        frame_paths=[str(p) for p in paths],
+        frame_numbers=numbers,
+        reference_index=int(reference_index),
+        landmarks=aligned_landmarks.astype(np.float32),
+        source_landmarks=landmarks.astype(np.float32),
+        face_box=tuple(int(v) for v in box),
+        n_faces=int(n_faces),
+        transforms=transforms,
+        config_hash=config.config_hash(),
+        frame_landmarks=frame_landmarks,
+    )
+
+
+def align_sample(row: Any, config: FaceConfig = FaceConfig()) -> AlignedClip:
+    """Align one sample-table row (a namedtuple from ``itertuples`` or a ``pd.Series``) into an :class:`AlignedClip`.
+
+    Frames are the row's ``frames`` (sorted by frame number), cut to ``config.span``; the reference frame is
+    ``config.reference`` (the onset by default; the first kept frame when the sample lacks that annotation).
+
+    Raises:
+        DataError: no frames, unreadable frames, frame numbers missing from the file names, an annotated onset,
+            apex or offset that is not among the frames, or a span that needs an annotation the sample lacks;
+            FaceNotFoundError (a DataError) when the reference frame has no face.
+    """
+    if isinstance(row, pd.Series):
+        # Series.sample is a pandas method: read the fields as attributes of a plain namespace instead.
+        row = SimpleNamespace(**row.to_dict())
+    where = Where(row.dataset, row.subject, row.sample)
+    paths = list(row.frames)
+    if not paths:
+        raise DataError("the sample has no frames", where, hint="is the dataset root right?")
+    try:
+        numbers = [frame_number(p) for p in paths]
+    except DataError as error:
+        raise DataError(f"{error}", where, hint="frame files must carry their frame number") from error
+    keep, reference, notes = _select(numbers, row, config, where)
+    kept_paths = [paths[i] for i in keep]
+    frames = [read_frame(p, where) for p in kept_paths]
+    clip = align_frames(frames, config, reference, where, sample_id=row.sample_id, frame_paths=kept_paths,
+                        frame_numbers=[numbers[i] for i in keep])
+    clip.notes.extend(notes)
+    return clip

@@ -1,0 +1,129 @@
+"""The nine action-unit (AU) regions of FRL-DGT, defined once, from the 68 landmarks.
+
+FRL-DGT (Zhai et al., "Feature Representation Learning with Adaptive Displacement Generation and Transformer
+Fusion for Micro-Expression Recognition", CVPR 2023) cuts nine square patches around the facial areas where
+micro-expression action units act, and uses 90 x 90 pixel boxes. The paper describes the areas in words only;
+merkit fixes each box's centre as a weighted mean of landmarks (table below), so that the boxes follow the face:
+
+======  =======================================  ===============================================================
+region  area (AUs acting there)                   centre (iBUG 68-point indices, 0-based)
+======  =======================================  ===============================================================
+R1L/R   brow, above the eye (AU1, AU2, AU4)       mean of the brow (17-21 / 22-26) and upper lid (37, 38 / 43, 44)
+R2      between the brows (AU4)                   mean of the inner brow ends 21, 22 and the nose root 27
+R3L/R   lower eyelid and under the eye (AU6, AU7) lower lid (40, 41 / 46, 47) pulled towards the cheek (1 / 15)
+                                                  and the nostril (31 / 35)
+R4      nose (AU9)                                mean of the nose 29, 30, 31, 33, 35
+R5L/R   mouth corner and cheek (AU12, AU14, AU15) mouth corner (48 / 54) pulled towards the cheek (3 / 13)
+R6      mouth and chin (AU17, AU23, AU24)         lower lip 57, upper lip 51 and chin 8
+======  =======================================  ===============================================================
+
+L and R are the image's left and right (the subject's right and left). A box's side is ``90 / 224`` of the image
+side (90 pixels on merkit's default 224 crop); a box that would leave the image is shifted back inside, so every
+region is a full square.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from merkit.face.align import MIRROR_68
+
+PAPER_BOX = 90
+PAPER_IMAGE = 224
+
+
+@dataclass(frozen=True)
+class AURegion:
+    """One region: its name, the facial area and its centre as ``{landmark index: weight}`` (weights sum to 1)."""
+
+    name: str
+    area: str
+    weights: tuple[tuple[int, float], ...]
+
+    def centre(self, landmarks: np.ndarray) -> np.ndarray:
+        """(2,) float64 centre (x, y) of the region on a face with (68, 2) ``landmarks``."""
+        index, weight = zip(*self.weights)
+        return np.asarray(weight) @ np.asarray(landmarks, np.float64)[list(index)]
+
+
+def _mirrored(region: AURegion, name: str) -> AURegion:
+    return AURegion(name, region.area, tuple((int(MIRROR_68[i]), w) for i, w in region.weights))
+
+
+def _mean(*indices: int) -> tuple[tuple[int, float], ...]:
+    return tuple((i, 1.0 / len(indices)) for i in indices)
+
+
+_R1L = AURegion("R1L", "brow, above the eye",
+                tuple((i, 0.1) for i in range(17, 22)) + ((37, 0.25), (38, 0.25)))
+_R3L = AURegion("R3L", "lower eyelid and under the eye", ((40, 0.3), (41, 0.3), (1, 0.2), (31, 0.2)))
+_R5L = AURegion("R5L", "mouth corner and cheek", ((48, 0.6), (3, 0.4)))
+
+AU_REGIONS: tuple[AURegion, ...] = (
+    _R1L,
+    _mirrored(_R1L, "R1R"),
+    AURegion("R2", "between the brows", _mean(21, 22, 27)),
+    _R3L,
+    _mirrored(_R3L, "R3R"),
+    AURegion("R4", "nose", _mean(29, 30, 31, 33, 35)),
+    _R5L,
+    _mirrored(_R5L, "R5R"),
+    AURegion("R6", "mouth and chin", ((51, 0.25), (57, 0.45), (8, 0.3))),
+)
+AU_REGION_NAMES: tuple[str, ...] = tuple(r.name for r in AU_REGIONS)
+
+
+def region_side(image_size: int) -> int:
+    """The box side in pixels for a square image of side ``image_size``: 90 at the paper's 224."""
+    return int(round(PAPER_BOX * image_size / PAPER_IMAGE))
+
+
+def au_regions(landmarks: np.ndarray, image_size: int, side: int | None = None) -> dict[str, tuple[int, int, int, int]]:
+    """The nine region boxes ``(left, top, right, bottom)`` in pixels (right and bottom exclusive).
+
+    Args:
+        landmarks: (68, 2) landmarks of the face in the image, usually the aligned crop.
+        image_size: side of the square image in pixels.
+        side: box side in pixels; default :func:`region_side` (90 at 224).
+
+    Raises:
+        ValueError: the box is larger than the image.
+    """
+    side = region_side(image_size) if side is None else int(side)
+    if not 0 < side <= image_size:
+        raise ValueError(f"AU region side {side} does not fit a {image_size} px image")
+    boxes = {}
+    for region in AU_REGIONS:
+        cx, cy = region.centre(landmarks)
+        left = int(np.clip(round(cx - side / 2), 0, image_size - side))
+        top = int(np.clip(round(cy - side / 2), 0, image_size - side))
+        boxes[region.name] = (left, top, left + side, top + side)
+    return boxes
+
+
+def crop_au_regions(image: np.ndarray, landmarks: np.ndarray, side: int | None = None) -> np.ndarray:
+    """The nine AU patches of a square face image, stacked in :data:`AU_REGION_NAMES` order.
+
+    Args:
+        image: (S, S) or (S, S, C) aligned face crop; (T, S, S[, C]) clips work too (the boxes are cut from the
+            last two/three axes).
+        landmarks: (68, 2) landmarks in that image.
+
+    Returns:
+        (9, side, side[, C]) patches, or (9, T, side, side[, C]) for a clip; same dtype as ``image``.
+    """
+    image = np.asarray(image)
+    colour = image.ndim >= 3 and image.shape[-1] in (1, 3, 4) and image.shape[-2] != image.shape[-1]
+    spatial = image.ndim - (3 if colour else 2)
+    size = image.shape[spatial]
+    if image.shape[spatial + 1] != size:
+        raise ValueError(f"AU regions need a square face image, got shape {image.shape}")
+    boxes = au_regions(landmarks, size, side)
+    patches = []
+    for left, top, right, bottom in boxes.values():
+        index = [slice(None)] * image.ndim
+        index[spatial], index[spatial + 1] = slice(top, bottom), slice(left, right)
+        patches.append(image[tuple(index)])
+    return np.stack(patches)
