@@ -144,12 +144,14 @@ def compare(run_dirs: list[str | Path]) -> str:
     return "\n".join(lines)
 
 
-def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = None, seed: int | None = None) -> Path:
+def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = None, seed: int | None = None,
+          preprocessing: dict | None = None) -> Path:
     """Train one model on every sample (no held-out subject) and save a self-contained checkpoint folder.
 
-    The folder holds ``model.safetensors`` (weights), ``config.yaml`` (the full run config, including the data
-    and preprocessing settings) and ``checkpoint.json`` (model name, preset and params, class names, the merkit
-    version and a summary of the training data).
+    The folder holds ``model.safetensors`` (weights), ``config.yaml`` (the full run config) and
+    ``checkpoint.json`` (model name, preset and params, class names, the merkit version, a summary of the
+    training data, and ``preprocessing``: the face and motion settings that turned raw frames into the model's
+    inputs, which ``merkit predict`` must reproduce on new videos; ``None`` for precomputed inputs).
 
     Returns:
         The checkpoint folder.
@@ -181,6 +183,7 @@ def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = 
     }
     meta = {"merkit_version": __version__, "model": config.model.name, "preset": config.model.preset,
             "params": config.model.params, "classes": list(data.classes), "input_keys": list(model.input_keys),
-            "seed": seed, "training_data": summary}
+            "seed": seed, "training_data": summary,
+            "preprocessing": preprocessing if preprocessing is not None else data.meta.get("preprocessing")}
     (out / "checkpoint.json").write_text(json.dumps(meta, indent=2))
     return out

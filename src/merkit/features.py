@@ -43,6 +43,8 @@ class FeatureSet:
         meta: facts about the inputs that code needs, e.g. ``meta["flow_channels"] == ["u", "v", "strain"]``.
             ``meta["ground_truth_inputs"]`` lists input keys that carry annotations (e.g. ground-truth action
             units): every report of a run given such inputs flags it as using test-time ground truth.
+            ``meta["preprocessing"]`` (dict) records the face and motion settings that built the inputs from raw
+            frames; checkpoints store it so that prediction on new videos reproduces it.
     """
 
     table: pd.DataFrame
