@@ -1,0 +1,184 @@
+"""Apex spotting: the frame of peak motion relative to the onset, within [onset, offset].
+
+SMIC has no apex annotation, and a user's own videos have none either. Following the common practice of apex
+spotting in micro-expression work (e.g. Liong et al., "Less is more: micro-expression recognition from video using
+apex frame", Signal Processing: Image Communication 2018, who take the frame that differs most from the onset),
+each frame t of [onset, offset] is scored by how far the face has moved from the onset frame, the score curve is
+smoothed in time, and the apex is the frame with the highest score.
+
+Measures (``measure=``):
+
+* ``flow`` (default): mean optical flow magnitude (pixels) from the onset to frame t.
+* ``strain``: mean optical strain of that flow.
+* ``intensity``: mean absolute grey-level difference to the onset; no flow needed, but sensitive to sensor noise,
+  illumination flicker and head drift.
+* any callable ``f(onset_frame, frame) -> float`` on the (grey, float32 [0, 1]) frames.
+
+Head drift. Even with one alignment transform per clip (the face stage's protocol), the head drifts by a pixel or
+so over a clip, as much as a micro-expression moves, and that drift grows steadily towards the offset, where it
+would win the argmax. With ``compensate="affine"`` (the default) the best-fitting affine flow field (least squares
+over the mask) is subtracted before scoring, which removes rigid translation, rotation and scaling of the whole
+face and keeps the local, non-rigid facial motion. A margin of ``border`` (10 % of the side) is left out of the fit
+and the scores, since flow at the edges of a crop is unreliable. Blinks (AU45) remain a source of error: they are
+local motion too. ``benchmarks/bench_flow.py --spotting`` measures the accuracy of each measure on clips of
+:mod:`merkit.datasets.synthetic` (``docs/benchmarks.md``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+
+from merkit.motion.flow import compute_flow, flow_magnitude, optical_strain
+
+SPOTTING_MEASURES: tuple[str, ...] = ("flow", "strain", "intensity")
+
+Measure = Callable[[np.ndarray, np.ndarray], float]
+
+
+@dataclass(frozen=True)
+class ApexSpot:
+    """The result of :func:`spot_apex`.
+
+    Attributes:
+        apex: position of the spotted apex in the clip (0-based), within [onset, offset].
+        onset, offset: the searched interval (positions in the clip).
+        curve: float64 (offset - onset + 1,) score of each frame of the interval, before smoothing.
+        smoothed: the curve after the moving average whose maximum gives the apex.
+        measure: the measure's name.
+    """
+
+    apex: int
+    onset: int
+    offset: int
+    curve: np.ndarray
+    smoothed: np.ndarray
+    measure: str
+
+
+def _grey01(frame: np.ndarray) -> np.ndarray:
+    frame = np.asarray(frame)
+    if frame.ndim == 3:
+        frame = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+    return frame.astype(np.float32) / 255.0 if frame.dtype == np.uint8 else frame.astype(np.float32)
+
+
+def _masked_mean(values: np.ndarray, mask: np.ndarray | None) -> float:
+    return float(values[mask].mean() if mask is not None else values.mean())
+
+
+def remove_affine(flow: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """``flow`` minus its least-squares affine part ``(u, v) = A (x, y) + b`` fitted over ``mask``.
+
+    The residual keeps non-rigid (local) motion; a flow that is exactly affine (a rigid drift, rotation or
+    zoom of the whole face) leaves zero.
+
+    Returns:
+        float32 (H, W, 2).
+    """
+    h, w = flow.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w]
+    design = np.stack([xs.ravel(), ys.ravel(), np.ones(h * w)], axis=1).astype(np.float64)
+    values = flow.reshape(-1, 2).astype(np.float64)
+    rows = slice(None) if mask is None else np.asarray(mask, dtype=bool).ravel()
+    coef, *_ = np.linalg.lstsq(design[rows], values[rows], rcond=None)
+    return (values - design @ coef).reshape(h, w, 2).astype(np.float32)
+
+
+def motion_curve(clip: Sequence[np.ndarray] | np.ndarray, onset: int = 0, offset: int | None = None,
+                 measure: str | Measure = "flow", method: str = "farneback", mask: np.ndarray | None = None,
+                 compensate: str = "affine", border: float = 0.1, **flow_params) -> np.ndarray:
+    """Score of each frame of [onset, offset] by its motion relative to the onset frame.
+
+    Args:
+        clip: aligned clip, (T, H, W[, 3]) or a sequence of such frames, uint8 or float in [0, 1].
+        onset, offset: positions in the clip (0-based); ``offset`` defaults to the last frame.
+        measure: ``flow``, ``strain``, ``intensity`` or a callable (see the module docstring).
+        method: flow backend for ``flow`` and ``strain`` (:func:`merkit.motion.flow.compute_flow`).
+        mask: optional boolean (H, W) region over which scores are averaged (e.g. the face without the eyes).
+        compensate: ``affine`` (subtract the global affine motion from the flow, see the module docstring) or
+            ``none``; used by ``flow`` and ``strain``.
+        border: fraction of the frame's side, on each edge, left out of the scores (and of the affine fit): flow
+            at the edges of a crop is unreliable (pixels move in and out of the frame).
+        flow_params: passed to the flow backend.
+
+    Returns:
+        float64 (offset - onset + 1,) scores; the onset's own score is that of the onset against itself.
+
+    Raises:
+        ValueError: positions outside the clip or out of order, an unknown measure or ``compensate``, or a mask of
+            the wrong shape.
+    """
+    if compensate not in ("affine", "none"):
+        raise ValueError(f"compensate must be 'affine' or 'none', got {compensate!r}")
+    n = len(clip)
+    offset = n - 1 if offset is None else offset
+    if not 0 <= onset <= offset < n:
+        raise ValueError(f"need 0 <= onset <= offset < {n}, got onset={onset}, offset={offset}")
+    if not callable(measure) and measure not in SPOTTING_MEASURES:
+        raise ValueError(f"measure must be one of {SPOTTING_MEASURES} or a callable, got {measure!r}")
+    first = _grey01(clip[onset])
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != first.shape:
+            raise ValueError(f"mask is {mask.shape}, frames are {first.shape}")
+    if not 0.0 <= border < 0.5:
+        raise ValueError(f"border must be in [0, 0.5), got {border}")
+    if border > 0:
+        inner = np.zeros(first.shape, dtype=bool)
+        by, bx = int(round(border * first.shape[0])), int(round(border * first.shape[1]))
+        inner[by:first.shape[0] - by, bx:first.shape[1] - bx] = True
+        mask = inner if mask is None else mask & inner
+
+    def score(frame: np.ndarray) -> float:
+        if callable(measure):
+            return float(measure(first, frame))
+        if measure == "intensity":
+            return _masked_mean(np.abs(frame - first), mask)
+        flow = compute_flow(first, frame, method, **flow_params)
+        if compensate == "affine":
+            flow = remove_affine(flow, mask)
+        return _masked_mean(flow_magnitude(flow) if measure == "flow" else optical_strain(flow), mask)
+
+    return np.array([score(_grey01(clip[t])) for t in range(onset, offset + 1)], dtype=np.float64)
+
+
+def smooth_curve(curve: np.ndarray, window: int) -> np.ndarray:
+    """Centred moving average over ``window`` frames (odd; 1 leaves the curve as is), edges padded by reflection."""
+    if window < 1 or window % 2 == 0:
+        raise ValueError(f"smoothing window must be a positive odd number of frames, got {window}")
+    if window == 1 or len(curve) < 2:
+        return np.asarray(curve, dtype=np.float64)
+    half = min(window // 2, len(curve) - 1)
+    padded = np.pad(np.asarray(curve, dtype=np.float64), half, mode="reflect")
+    return np.convolve(padded, np.ones(2 * half + 1) / (2 * half + 1), mode="valid")
+
+
+def spot_apex(clip: Sequence[np.ndarray] | np.ndarray, onset: int = 0, offset: int | None = None,
+              measure: str | Measure = "flow", smooth: int = 3, method: str = "farneback",
+              mask: np.ndarray | None = None, compensate: str = "affine", border: float = 0.1,
+              **flow_params) -> ApexSpot:
+    """Spot the apex: the frame of [onset, offset] whose motion relative to the onset is largest.
+
+    Args:
+        clip: aligned clip, (T, H, W[, 3]) or a sequence of frames, uint8 or float in [0, 1].
+        onset, offset: positions in the clip (0-based); ``offset`` defaults to the last frame.
+        measure: see :func:`motion_curve`.
+        smooth: moving-average window (frames, odd) applied to the score curve before taking its maximum, so that
+            a single noisy frame cannot win; 1 disables it.
+        method, mask, compensate, border, flow_params: see :func:`motion_curve`.
+
+    Returns:
+        :class:`ApexSpot` with the apex position (the first maximum if several frames tie) and the curves.
+
+    Raises:
+        ValueError: as :func:`motion_curve`, or an invalid ``smooth``.
+    """
+    offset = len(clip) - 1 if offset is None else offset
+    curve = motion_curve(clip, onset, offset, measure, method, mask, compensate, border, **flow_params)
+    smoothed = smooth_curve(curve, smooth)
+    name = measure if isinstance(measure, str) else getattr(measure, "__name__", "custom")
+    return ApexSpot(onset + int(np.argmax(smoothed)), onset, offset, curve, smoothed, name)

@@ -1,0 +1,163 @@
+"""Composite-style flow export (merkit.motion.export, ``merkit export-flow``) and its round trip through the loader."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from skimage import data
+
+from merkit.datasets.flow_folder import load_flow_folder
+from merkit.datasets.table import new_sample_table
+from merkit.errors import DataError, Diagnostics
+from merkit.motion.export import MANIFEST_COLUMNS, FlowExportConfig, export_flow
+
+FAST = FlowExportConfig(method="farneback", face_size=112)
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory) -> pd.DataFrame:
+    from merkit.datasets.synthetic import generate
+
+    return generate(tmp_path_factory.mktemp("synthetic"), subjects=2, clips_per_class=1, duration=(15, 20), seed=3)
+
+
+def _stretch_clip(folder: Path) -> pd.DataFrame:
+    """One sample whose apex is the onset stretched horizontally and squeezed vertically about the centre.
+
+    So u = a (x - cx) grows to the right and v = -a (y - cy) shrinks downwards: R (u) must rise with x and G (v)
+    fall with y in the exported image.
+    """
+    face = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    h, w = face.shape[:2]
+    a = 0.02
+    m = np.float32([[1 + a, 0, -a * w / 2], [0, 1 - a, a * h / 2]])
+    apex = cv2.warpAffine(face, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    clip = folder / "s1" / "clip1"
+    clip.mkdir(parents=True)
+    cv2.imwrite(str(clip / "img1.png"), face)
+    cv2.imwrite(str(clip / "img2.png"), apex)
+    return new_sample_table([dict(dataset="toy", subject="s1", sample="clip1", emotion="happiness", onset=1,
+                                  apex=2, offset=2, frames=[str(clip / "img1.png"), str(clip / "img2.png")])])
+
+
+def test_exported_images_put_u_in_red_v_in_green_and_load_back_in_that_order(tmp_path):
+    table = _stretch_clip(tmp_path / "raw")
+    export_flow(table, tmp_path / "out", FlowExportConfig(method="farneback", face_size=160))
+    bgr = cv2.imread(str(tmp_path / "out" / "flow" / "toy_s1_clip1.png"))
+    assert bgr.shape == (28, 28, 3)
+    inner = slice(4, 24)
+    xs, ys = np.meshgrid(np.arange(28), np.arange(28))
+    red, green = bgr[..., 2].astype(float), bgr[..., 1].astype(float)
+    assert np.corrcoef(red[inner, inner].ravel(), xs[inner, inner].ravel())[0, 1] > 0.8
+    assert np.corrcoef(green[inner, inner].ravel(), ys[inner, inner].ravel())[0, 1] < -0.8
+    features = load_flow_folder(tmp_path / "out")
+    np.testing.assert_allclose(features.inputs["flow"][0, 0].numpy() * 255, red, atol=1e-3)  # channel "u"
+    np.testing.assert_allclose(features.inputs["flow"][0, 1].numpy() * 255, green, atol=1e-3)  # channel "v"
+
+
+def test_export_round_trips_through_the_flow_folder_loader(synthetic, tmp_path):
+    diagnostics = Diagnostics()
+    manifest = export_flow(synthetic, tmp_path, FAST, diagnostics=diagnostics)
+    features = load_flow_folder(tmp_path, with_apex=True)
+    assert len(features) == len(synthetic) == len(manifest)
+    assert features.inputs["flow"].shape == (len(synthetic), 3, 28, 28)
+    assert features.inputs["apex"].shape == (len(synthetic), 1, 224, 224)
+    expected = {"happiness": "positive", "surprise": "surprise", "disgust": "negative", "repression": "negative"}
+    by_id = dict(zip(synthetic["sample_id"], synthetic["emotion"]))
+    for row in features.table.itertuples():
+        assert row.emotion == expected[by_id[row.sample_id]]
+    for channel in range(3):  # each channel is stretched to the full 0..255 range per image
+        flat = features.inputs["flow"][:, channel].flatten(1)
+        assert np.allclose(flat.min(1).values.numpy(), 0) and np.allclose(flat.max(1).values.numpy(), 1)
+
+
+def test_export_writes_the_composites_manifest_and_file_format(synthetic, tmp_path, composite_dir):
+    export_flow(synthetic, tmp_path, FAST)
+    ours = pd.read_csv(tmp_path / "manifest.csv")
+    theirs = pd.read_csv(composite_dir / "manifest.csv")
+    assert list(ours.columns) == list(theirs.columns) == list(MANIFEST_COLUMNS)
+    assert set(ours["emotion"]) <= set(theirs["emotion"])
+    names = zip(ours.flow, ours.dataset, ours.subject, ours["sample"])
+    assert all(f == f"flow/{d}_{s}_{n}.png" for f, d, s, n in names)
+    for column in ("flow", "apex"):
+        mine = cv2.imread(str(tmp_path / ours[column][0]), cv2.IMREAD_UNCHANGED)
+        ref = cv2.imread(str(composite_dir / theirs[column][0]), cv2.IMREAD_UNCHANGED)
+        assert mine.shape == ref.shape and mine.dtype == ref.dtype
+
+
+def test_rerun_with_the_same_config_reuses_the_images_and_another_config_never_mixes(synthetic, tmp_path):
+    export_flow(synthetic, tmp_path, FAST)
+    png = next((tmp_path / "flow").glob("*.png"))
+    stamp = png.stat().st_mtime_ns
+    export_flow(synthetic, tmp_path, FAST)
+    assert png.stat().st_mtime_ns == stamp
+    other = FlowExportConfig(method="dis", face_size=112)
+    with pytest.raises(DataError, match="another config"):
+        export_flow(synthetic, tmp_path, other)
+    export_flow(synthetic, tmp_path, other, overwrite=True)
+    assert json.loads((tmp_path / "export.json").read_text())["config_hash"] == other.config_hash()
+
+
+def test_missing_apex_is_spotted_and_recorded(synthetic, tmp_path):
+    table = synthetic.head(2).copy()
+    table["apex"] = pd.array([None, None], dtype="Int64")
+    export_flow(table, tmp_path, FAST)
+    provenance = pd.read_csv(tmp_path / "provenance.csv")
+    assert list(provenance["apex_source"]) == ["spotted", "spotted"]
+    for row, spotted in zip(synthetic.head(2).itertuples(), provenance["apex_frame"]):
+        assert row.onset <= spotted <= row.offset
+    with pytest.raises(DataError, match="no apex frame number"):
+        export_flow(table, tmp_path / "strict", FlowExportConfig(method="farneback", face_size=112, apex="annotated"))
+
+
+def test_failed_samples_raise_naming_the_sample_or_are_skipped_and_counted(synthetic, tmp_path):
+    table = synthetic.head(2).copy()
+    broken = table["sample"].iloc[1]
+    table.at[1, "frames"] = [p for p in table["frames"].iloc[1] if not p.endswith(f"img{table['apex'].iloc[1]}.jpg")]
+    with pytest.raises(DataError, match=broken):
+        export_flow(table, tmp_path / "strict", FAST)
+    diagnostics = Diagnostics()
+    with pytest.warns(UserWarning, match="flow-export-failed"):
+        manifest = export_flow(table, tmp_path / "lenient", FAST, diagnostics=diagnostics, skip_failed=True)
+    assert list(manifest["sample"]) == [table["sample"].iloc[0]]
+    assert diagnostics.summary() == {"flow-export-failed": 1}
+
+
+def test_two_workers_write_the_same_images_as_one(synthetic, tmp_path):
+    table = synthetic.head(3)
+    export_flow(table, tmp_path / "one", FAST)
+    export_flow(table, tmp_path / "two", FAST, workers=2)
+    for png in sorted((tmp_path / "one" / "flow").glob("*.png")):
+        np.testing.assert_array_equal(cv2.imread(str(png)), cv2.imread(str(tmp_path / "two" / "flow" / png.name)))
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "one" / "manifest.csv"),
+                                  pd.read_csv(tmp_path / "two" / "manifest.csv"))
+
+
+def test_export_flow_command_writes_a_loadable_folder(synthetic, tmp_path):
+    pytest.importorskip("merkit.datasets.registry", reason="the dataset registry is not there yet")
+    from typer.testing import CliRunner
+
+    from merkit.cli import app
+
+    root = Path(synthetic["frames"].iloc[0][0]).parents[2]
+    result = CliRunner().invoke(app, ["export-flow", "synthetic", "--root", str(root), "--out", str(tmp_path),
+                                      "--method", "farneback", "--face-size", "112"])
+    assert result.exit_code == 0, result.output
+    assert len(load_flow_folder(tmp_path)) == len(synthetic)
+
+
+def test_export_flow_command_reports_an_unknown_dataset_without_a_traceback(tmp_path):
+    pytest.importorskip("merkit.datasets.registry", reason="the dataset registry is not there yet")
+    from typer.testing import CliRunner
+
+    from merkit.cli import app
+
+    result = CliRunner().invoke(app, ["export-flow", "nosuchdataset", "--root", str(tmp_path), "--out",
+                                      str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "nosuchdataset" in result.output
