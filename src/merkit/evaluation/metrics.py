@@ -62,6 +62,16 @@ def metrics_by_part(preds: pd.DataFrame, num_classes: int) -> dict[str, dict]:
     return out
 
 
+def per_class_metrics(preds: pd.DataFrame, num_classes: int) -> list[dict]:
+    """Precision, recall, F1 and support of each class on the pooled predictions of one seed."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    p, r, f, n = precision_recall_fscore_support(preds["label"], preds["prediction"], labels=list(range(num_classes)),
+                                                 zero_division=0)
+    return [{"precision": float(p[k]), "recall": float(r[k]), "f1": float(f[k]), "support": int(n[k])}
+            for k in range(num_classes)]
+
+
 def per_fold_mean(preds: pd.DataFrame, num_classes: int) -> dict[str, float]:
     """Secondary figure: metrics computed per fold, then averaged over folds (not comparable with pooled)."""
     rows = [pooled_metrics(df["label"], df["prediction"], num_classes) for _, df in preds.groupby("fold")]
@@ -73,14 +83,21 @@ def summarize_run(preds: pd.DataFrame, classes: tuple[str, ...] | list[str]) -> 
 
     Returns:
         ``{"classes", "seeds", "per_seed": {seed: {part: metrics}}, "per_fold_mean": {seed: {...}},
-        "summary": {part: {metric: {"mean", "std", "values"}}}}``; std is the sample standard deviation over
-        seeds (0 with a single seed).
+        "summary": {part: {metric: {"mean", "std", "values"}}}, "per_class": {class: {precision, recall, f1,
+        support}}}``; std is the sample standard deviation over seeds (0 with a single seed); per-class figures
+        are on the full set, pooled over folds, averaged over seeds (support: samples per seed).
     """
     k = len(classes)
-    per_seed, fold_means = {}, {}
+    per_seed, fold_means, classwise = {}, {}, []
     for seed, df in preds.groupby("seed", sort=True):
         per_seed[int(seed)] = metrics_by_part(df, k)
         fold_means[int(seed)] = per_fold_mean(df, k)
+        classwise.append(per_class_metrics(df, k))
+    per_class = {
+        name: {m: float(np.mean([c[i][m] for c in classwise])) for m in ("precision", "recall", "f1")}
+        | {"support": classwise[0][i]["support"]}
+        for i, name in enumerate(classes)
+    }
     parts = sorted({p for m in per_seed.values() for p in m}, key=lambda p: (p != "full", p))
     summary: dict[str, dict] = {}
     for part in parts:
@@ -93,4 +110,4 @@ def summarize_run(preds: pd.DataFrame, classes: tuple[str, ...] | list[str]) -> 
                 "values": values,
             }
     return {"classes": list(classes), "seeds": sorted(per_seed), "per_seed": per_seed,
-            "per_fold_mean": fold_means, "summary": summary}
+            "per_fold_mean": fold_means, "summary": summary, "per_class": per_class}

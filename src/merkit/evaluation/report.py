@@ -84,8 +84,8 @@ def render_report(config: RunConfig, metrics: dict, notes: list[str], diagnostic
     lines += [
         f"- model: `{config.model.name}` (preset `{config.model.preset or 'default'}`)"
         + (f", params {config.model.params}" if config.model.params else ""),
-        f"- data: `{config.data.kind}` {config.data.benchmark or ''}, class scheme `{config.data.scheme}` "
-        f"({', '.join(metrics['classes'])})",
+        f"- data: `{config.data.kind}`" + (f" ({config.data.benchmark})" if config.data.benchmark else "")
+        + f", class scheme `{config.data.scheme}` ({', '.join(metrics['classes'])})",
         "- protocol: leave-one-subject-out, metrics pooled over all folds (MEGC2019 definitions)",
         f"- **selection: {protocol_label(config)}**",
         f"- seeds: {seeds} (figures are mean ± sample std over seeds)" if len(seeds) > 1 else f"- seed: {seeds[0]}",
@@ -100,6 +100,10 @@ def render_report(config: RunConfig, metrics: dict, notes: list[str], diagnostic
     for part, cls in absent.items():
         names = [metrics["classes"][c] for c in cls]
         lines.append(f"\n{part}: classes {names} have no sample there; its macro averages run over the others.")
+    lines += ["", "Per class (full set, pooled over folds" + (", mean over seeds" if len(seeds) > 1 else "") + "):",
+              "", "| class | precision | recall | F1 | samples |", "|---|---|---|---|---|"]
+    lines += [f"| {name} | {c['precision']:.4f} | {c['recall']:.4f} | {c['f1']:.4f} | {c['support']} |"
+              for name, c in metrics["per_class"].items()]
     fold_mean = np.mean([m["uf1"] for m in metrics["per_fold_mean"].values()])
     lines += ["", f"Secondary figure, not comparable with the pooled ones: per-fold mean UF1 {fold_mean:.4f}.",
               "", "![confusion matrix, all seeds pooled](confusion.png)", ""]
@@ -140,6 +144,7 @@ def write_outputs(run_dir: Path, config: RunConfig, preds: pd.DataFrame, classes
                    diagnostics=diagnostics, ground_truth_inputs=gt,
                    ground_truth_warning=ground_truth_warning(gt) if gt else None)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    pd.DataFrame(metrics["per_class"]).T.rename_axis("class").to_csv(run_dir / "per_class.csv")
     confusion = sum(np.asarray(m["full"]["confusion"]) for m in metrics["per_seed"].values())
     save_confusion_png(confusion, list(classes), run_dir / "confusion.png",
                        f"{config.name}: {protocol_label(config)}")

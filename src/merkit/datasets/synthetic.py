@@ -1,0 +1,570 @@
+"""Synthetic micro-expressions made from real face photos, with known ground truth.
+
+A licensed micro-expression dataset cannot ship with merkit, yet a newcomer must see the pipeline work end to end
+and a method developer must be able to check a pipeline on known ground truth. This module animates real face
+photos (by default the public-domain ``skimage.data.astronaut()``) with action-unit-like displacement fields placed
+by the face's 68 dlib landmarks, and writes the result in the **CASME II release layout**.
+
+Model of one clip (all displacements in pixels on a face about 224 px wide, the scale of CASME II's raw frames):
+
+* **Expression.** Each action unit (AU) is a smooth displacement field: Gaussian bumps (sigma a few percent of the
+  face width) centred on landmarks or on points built from them, each pushing in a face-relative direction (up =
+  perpendicular to the eye line). The AUs of a class are
+
+  ======================  =================  ==========================================================
+  class (3-class scheme)  emotion written    action units
+  ======================  =================  ==========================================================
+  positive                happiness          AU6 + AU12 (cheek raiser, lip-corner puller)
+  surprise                surprise           AU1 + AU2 (inner, outer brow raiser), optionally AU5 or AU26
+  negative                disgust            AU4 + AU15 or AU4 + AU17 (brow lowerer with lip-corner
+                                             depressor or chin raiser)
+  negative                repression         AU14 (dimpler)
+  ======================  =================  ==========================================================
+
+  The peak displacement of the clip is drawn uniformly from 0.5-3 px (``amplitude_px``), times
+  ``amplitude_scale``; each AU gets a random share of 60-100 % of it.
+* **Time course.** Frames run from onset to offset, 15-80 frames (75-400 ms at CASME II's 200 fps); the apex lies
+  at a random 20-80 % of the clip. The intensity rises with a raised cosine from onset to apex and falls with one
+  towards offset, to a random residual of 0-30 % (micro-expressions often do not fully relax within the clip).
+* **Nuisances**, all independent of the label: Gaussian luminance noise (1-2.5 grey levels), a global illumination
+  flicker (sinusoid plus jitter, about 1 %), a rigid head drift (up to about 1 px translation and 0.3 degrees
+  rotation over the clip), blinks (AU45, in 30 % of the clips, at a random time) and JPEG compression.
+* **Identity.** Each pseudo-subject gets its own source face (cycling through ``faces``) and its own geometric
+  (scale, aspect, rotation, mirror, a smooth elastic warp) and photometric (gamma, contrast, brightness, colour
+  balance) transform, after which its landmarks are detected afresh.
+
+Warping uses backward mapping, ``frame(x) = face(R^-1 (x - c - t) + c - D(x))`` with the expression field ``D``, the
+head rotation ``R`` about the face centre ``c`` and translation ``t``; for displacements of a few pixels, sampling
+``D`` at ``x`` instead of at the rotated point is accurate to well below 0.1 px.
+
+Output of :func:`generate` (``OUT``)::
+
+    OUT/sub01/EP01_03/img57.jpg ...      frames, CASME II naming, numbered from the onset frame
+    OUT/CASME2-coding-synthetic.xlsx     coding sheet in the official CASME II column layout
+    OUT/samples.csv                      merkit's sample table plus ground truth (amplitude_px, blink, face)
+
+The same arguments give byte-identical files: every random draw comes from a generator seeded by
+``(seed, subject, clip)``, OpenCV's JPEG encoder is deterministic, and the workbook's timestamps are fixed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from merkit.datasets.table import new_sample_table
+from merkit.errors import DataError, Where
+
+DATASET = "synthetic"
+# Bumped whenever the same arguments would give different files, so that caches keyed by it are renewed.
+GENERATOR_VERSION = 1
+SHEET_NAME = "CASME2-coding-synthetic.xlsx"
+TABLE_NAME = "samples.csv"
+SHEET_COLUMNS: tuple[str | None, ...] = ("Subject", "Filename", None, "OnsetFrame", "ApexFrame", "OffsetFrame",
+                                         None, "Action Units", "Estimated Emotion")
+FACE_WIDTH = 224.0
+FRAME_SIZE = (280, 340)  # (width, height), the size of CASME II's cropped frames
+FPS = 200
+
+# Per class: (emotion written in the sheet, action units), one drawn at random per clip.
+RECIPES: dict[str, tuple[tuple[str, tuple[int, ...]], ...]] = {
+    "negative": (("disgust", (4, 15)), ("disgust", (4, 17)), ("repression", (14,))),
+    "positive": (("happiness", (6, 12)),),
+    "surprise": (("surprise", (1, 2)), ("surprise", (1, 2, 5)), ("surprise", (1, 2, 26))),
+}
+CLASSES: tuple[str, ...] = tuple(RECIPES)
+
+_FIXED_TIME = datetime(2020, 1, 1)
+_ZIP_TIME = (2020, 1, 1, 0, 0, 0)
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Action units as displacement fields
+
+
+@dataclass(frozen=True)
+class FaceFrame:
+    """Face-relative axes from 68 landmarks: ``right`` along the eye line (image left eye -> image right eye),
+    ``down`` perpendicular to it, ``centre`` the landmarks' mean and ``width`` the jaw width (points 0-16), px."""
+
+    landmarks: np.ndarray
+    right: np.ndarray
+    down: np.ndarray
+    centre: np.ndarray
+    width: float
+
+    @classmethod
+    def from_landmarks(cls, landmarks: np.ndarray) -> "FaceFrame":
+        lm = np.asarray(landmarks, dtype=np.float64)
+        right = lm[42:48].mean(0) - lm[36:42].mean(0)
+        right /= np.linalg.norm(right)
+        down = np.array([-right[1], right[0]])
+        return cls(lm, right, down, lm.mean(0), float(np.linalg.norm(lm[16] - lm[0])))
+
+    def outward(self, point: np.ndarray) -> np.ndarray:
+        """The face-horizontal unit vector pointing away from the face's midline at ``point``."""
+        return self.right * np.sign((point - self.centre) @ self.right or 1.0)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v)
+
+
+def _au_points(au: int, f: FaceFrame) -> tuple[list[tuple[np.ndarray, np.ndarray, float]], float]:
+    """Control points ``(position, unit direction, weight)`` of one AU and the bump width (fraction of the face
+    width). Directions follow the FACS descriptions of the appearance changes (Ekman, Friesen and Hager 2002)."""
+    lm, up, down = f.landmarks, -f.down, f.down
+    pts: list[tuple[np.ndarray, np.ndarray, float]] = []
+    if au == 1:  # inner brow raiser
+        pts = [(lm[i], up, w) for i, w in ((20, 0.6), (21, 1.0), (22, 1.0), (23, 0.6))]
+        return pts, 0.06
+    if au == 2:  # outer brow raiser
+        pts = [(lm[i], up, w) for i, w in ((17, 0.8), (18, 1.0), (19, 0.6), (24, 0.6), (25, 1.0), (26, 0.8))]
+        return pts, 0.06
+    if au == 4:  # brow lowerer: brows down and drawn together
+        for i, w in ((19, 0.5), (20, 0.8), (21, 1.0), (22, 1.0), (23, 0.8), (24, 0.5)):
+            pts.append((lm[i], _unit(down - 0.6 * f.outward(lm[i])), w))
+        return pts, 0.06
+    if au == 5:  # upper lid raiser
+        return [(lm[i], up, 1.0) for i in (37, 38, 43, 44)], 0.03
+    if au == 6:  # cheek raiser: cheeks and lower lids move up
+        for eye, corner in ((slice(40, 42), 48), (slice(46, 48), 54)):
+            lid = lm[eye].mean(0)
+            cheek = lid + 0.45 * (lm[corner] - lid)
+            cheek = cheek + 0.05 * f.width * f.outward(cheek)
+            pts += [(cheek, up, 1.0), (lid, up, 0.5)]
+        return pts, 0.08
+    if au == 12:  # lip-corner puller: corners up and out
+        for corner, near in ((48, (49, 59)), (54, (53, 55))):
+            d = _unit(f.outward(lm[corner]) + 0.8 * up)
+            pts += [(lm[corner], d, 1.0)] + [(lm[i], d, 0.5) for i in near]
+        return pts, 0.05
+    if au == 14:  # dimpler: corners tightened, pulled outwards
+        return [(lm[i], f.outward(lm[i]), 1.0) for i in (48, 54)], 0.04
+    if au == 15:  # lip-corner depressor
+        return [(lm[i], down, w) for i, w in ((48, 1.0), (54, 1.0), (59, 0.5), (55, 0.5))], 0.05
+    if au == 17:  # chin raiser: chin boss and lower lip up
+        return [(lm[i], up, w) for i, w in ((7, 0.8), (8, 1.0), (9, 0.8), (56, 0.7), (57, 0.7), (58, 0.7))], 0.07
+    if au == 26:  # jaw drop
+        return [(lm[i], down, w) for i, w in ((6, 0.6), (7, 0.8), (8, 1.0), (9, 0.8), (10, 0.6), (57, 0.8),
+                                                (66, 0.8))], 0.08
+    if au == 45:  # blink: upper lids close, lower lids rise a little
+        return [(lm[i], down, 1.0) for i in (37, 38, 43, 44)] + [(lm[i], up, 0.3) for i in (40, 41, 46, 47)], 0.025
+    raise ValueError(f"no displacement model for AU{au}")
+
+
+def au_field(au: int, landmarks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The displacement field of one action unit at unit intensity.
+
+    Args:
+        au: FACS action unit number (1, 2, 4, 5, 6, 12, 14, 15, 17, 26 or 45).
+        landmarks: (68, 2) iBUG landmarks, (x, y) pixels.
+        shape: (height, width) of the image.
+
+    Returns:
+        float32 (H, W, 2) field (dx, dy) in pixels, scaled so that its largest displacement is 1 px.
+
+    Raises:
+        ValueError: an AU without a displacement model.
+    """
+    f = FaceFrame.from_landmarks(landmarks)
+    points, width = _au_points(au, f)
+    sigma = width * f.width
+    field = np.zeros((*shape, 2), np.float32)
+    reach = 4 * sigma  # beyond 4 sigma a bump is below 0.04 % of its peak
+    for pos, direction, weight in points:
+        x0, x1 = max(int(pos[0] - reach), 0), min(int(pos[0] + reach) + 1, shape[1])
+        y0, y1 = max(int(pos[1] - reach), 0), min(int(pos[1] + reach) + 1, shape[0])
+        if x0 >= x1 or y0 >= y1:
+            continue
+        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        bump = weight * np.exp(-((xs - pos[0]) ** 2 + (ys - pos[1]) ** 2) / (2 * sigma**2))
+        field[y0:y1, x0:x1] += bump[..., None].astype(np.float32) * direction.astype(np.float32)
+    return field / max(float(np.linalg.norm(field, axis=-1).max()), 1e-9)
+
+
+def intensity_profile(n_frames: int, apex_index: int, residual: float = 0.0) -> np.ndarray:
+    """Expression intensity per frame, 0 at the onset (index 0), 1 at ``apex_index``, ``residual`` at the last
+    frame; raised-cosine rise and fall. Returns float64 (n_frames,)."""
+    t = np.arange(n_frames, dtype=np.float64)
+    rise = 0.5 * (1 - np.cos(np.pi * t / max(apex_index, 1)))
+    fall_t = (t - apex_index) / max(n_frames - 1 - apex_index, 1)
+    fall = residual + (1 - residual) * 0.5 * (1 + np.cos(np.pi * fall_t))
+    return np.where(t <= apex_index, rise, fall)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Faces and pseudo-subjects
+
+
+def default_face() -> np.ndarray:
+    """``skimage.data.astronaut()``: (512, 512, 3) uint8 RGB, a public-domain photo shipped with scikit-image."""
+    from skimage import data
+
+    return data.astronaut()
+
+
+def face_paths(faces: Sequence[str | Path]) -> list[Path]:
+    """Expand image files and folders (their image files, sorted by name) into a list of image paths.
+
+    Raises:
+        DataError: a path does not exist, or a folder holds no image.
+    """
+    out: list[Path] = []
+    for item in faces:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.suffix.lower() in _IMAGE_SUFFIXES)
+            if not found:
+                raise DataError(f"no face images ({', '.join(_IMAGE_SUFFIXES)}) in folder {p}")
+            out += found
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise DataError(f"face image not found: {p}")
+    return out
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise DataError(f"cannot decode face image {path}")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+@dataclass
+class Subject:
+    """A pseudo-subject: its neutral face (H, W, 3) uint8 RGB, landmarks (68, 2) and the source face's name."""
+
+    name: str
+    face: np.ndarray
+    landmarks: np.ndarray
+    source: str
+
+
+def make_subject(name: str, source: np.ndarray, source_name: str, rng: np.random.Generator,
+                 size: tuple[int, int] = FRAME_SIZE, tries: int = 5) -> Subject:
+    """Give a source face a new identity: geometric and photometric transforms, then fresh landmarks.
+
+    The face is scaled to a jaw width of 224 px +- 8 %, mirrored with probability 1/2, rotated by up to 4 degrees,
+    stretched by up to 6 % in one axis, warped by a smooth random field (about 2 % of the face width), and its
+    gamma, contrast, brightness and colour balance are changed. A draw in which dlib no longer finds the face is
+    redrawn (at most ``tries`` times).
+
+    Raises:
+        FaceNotFoundError: no face in ``source``, or in any of the ``tries`` transformed faces.
+    """
+    from merkit.face.landmarks import FaceNotFoundError, detect_landmarks
+
+    lm0, _, _ = detect_landmarks(source, where=Where(DATASET, name, frame=source_name))
+    f0 = FaceFrame.from_landmarks(lm0)
+    width, height = size
+    for _ in range(tries):
+        scale = FACE_WIDTH * rng.uniform(0.92, 1.08) / f0.width
+        angle = np.degrees(np.arctan2(f0.right[1], f0.right[0])) + rng.uniform(-4, 4)
+        aspect = rng.uniform(0.94, 1.06)
+        mirror = rng.random() < 0.5
+        m = cv2.getRotationMatrix2D((float(f0.centre[0]), float(f0.centre[1])), float(angle), float(scale))
+        a = np.vstack([m, [0, 0, 1]])
+        a = np.diag([(-1 if mirror else 1) * aspect, 1 / aspect, 1]) @ a
+        centre = a @ np.append(f0.centre, 1)
+        a[:2, 2] += np.array([width / 2, height * 0.52]) - centre[:2]
+        face = cv2.warpAffine(source, a[:2], (width, height), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+        # a smooth elastic warp changes the face's proportions (eye spacing, mouth width) a little
+        coarse = rng.normal(0, 0.02 * FACE_WIDTH, size=(4, 4, 2)).astype(np.float32)
+        warp = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+        xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+        face = cv2.remap(face, xs + warp[..., 0], ys + warp[..., 1], cv2.INTER_CUBIC,
+                         borderMode=cv2.BORDER_REFLECT).astype(np.float32) / 255.0
+        face = face ** rng.uniform(0.8, 1.25)
+        face = (face - 0.5) * rng.uniform(0.85, 1.15) + 0.5 + rng.uniform(-0.06, 0.06)
+        face = face * rng.uniform(0.9, 1.1, size=3)
+        face = np.clip(face * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        try:
+            lm, _, _ = detect_landmarks(face, where=Where(DATASET, name, frame=source_name))
+        except FaceNotFoundError:
+            continue
+        return Subject(name, face, lm, source_name)
+    raise FaceNotFoundError(f"no face found after {tries} identity transforms of {source_name}",
+                            Where(DATASET, name), hint="use a larger, frontal face image")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Clips
+
+
+@dataclass
+class ClipSpec:
+    """Everything random about one clip, drawn by :func:`draw_clip`."""
+
+    sample: str
+    emotion: str
+    label_class: str
+    aus: tuple[int, ...]
+    au_share: tuple[float, ...]
+    amplitude_px: float
+    onset: int
+    n_frames: int
+    apex_index: int
+    residual: float
+    noise_sigma: float
+    flicker: tuple[float, float, float]  # amplitude, frequency (Hz), phase
+    drift_px: tuple[float, float]
+    drift_deg: float
+    blink: tuple[int, int, float] | None  # centre index, duration (frames), amplitude (fraction of the eye opening)
+
+    @property
+    def apex(self) -> int:
+        return self.onset + self.apex_index
+
+    @property
+    def offset(self) -> int:
+        return self.onset + self.n_frames - 1
+
+
+def draw_clip(rng: np.random.Generator, label_class: str, sample: str, amplitude_scale: float = 1.0,
+              duration: tuple[int, int] = (15, 80)) -> ClipSpec:
+    """Draw one clip's parameters; the draws do not depend on the class beyond its AUs, so no nuisance carries it."""
+    recipes = RECIPES[label_class]
+    emotion, aus = recipes[int(rng.integers(len(recipes)))]
+    n = int(rng.integers(duration[0], duration[1] + 1))
+    apex_index = int(np.clip(round(rng.uniform(0.2, 0.8) * (n - 1)), 1, n - 2))
+    blink = None
+    if rng.random() < 0.3:
+        blink = (int(rng.integers(0, n)), int(rng.integers(20, 61)), float(rng.uniform(0.4, 0.8)))
+    return ClipSpec(
+        sample=sample, emotion=emotion, label_class=label_class, aus=aus,
+        au_share=tuple(float(x) for x in rng.uniform(0.6, 1.0, size=len(aus))),
+        amplitude_px=float(rng.uniform(0.5, 3.0)) * amplitude_scale,
+        onset=int(rng.integers(1, 300)), n_frames=n, apex_index=apex_index,
+        residual=float(rng.uniform(0.0, 0.3)), noise_sigma=float(rng.uniform(1.0, 2.5)),
+        flicker=(float(rng.uniform(0.003, 0.01)), float(rng.uniform(2.0, 12.0)), float(rng.uniform(0, 2 * np.pi))),
+        drift_px=(float(rng.normal(0, 0.4)), float(rng.normal(0, 0.4))), drift_deg=float(rng.normal(0, 0.12)),
+        blink=blink,
+    )
+
+
+def render_clip(subject: Subject, spec: ClipSpec, rng: np.random.Generator) -> list[np.ndarray]:
+    """The clip's frames, onset to offset: a list of (H, W, 3) uint8 RGB images."""
+    face = subject.face.astype(np.float32)
+    h, w = face.shape[:2]
+    scale = FaceFrame.from_landmarks(subject.landmarks).width / FACE_WIDTH
+    expression = sum(share * au_field(au, subject.landmarks, (h, w)) for au, share in zip(spec.aus, spec.au_share))
+    peak = max(float(np.linalg.norm(expression, axis=-1).max()), 1e-9)
+    expression = (expression * (spec.amplitude_px * scale / peak)).astype(np.float32)
+    intensity = intensity_profile(spec.n_frames, spec.apex_index, spec.residual)
+    blink_field, blink_t = None, np.zeros(spec.n_frames)
+    if spec.blink is not None:
+        centre, duration, amount = spec.blink
+        lm = subject.landmarks
+        opening = float(np.mean(np.linalg.norm(lm[[37, 38, 43, 44]] - lm[[41, 40, 47, 46]], axis=1)))
+        blink_field = au_field(45, lm, (h, w)) * np.float32(amount * opening)
+        t = np.arange(spec.n_frames)
+        bump = 0.5 * (1 + np.cos(2 * np.pi * (t - centre) / duration))
+        blink_t = np.where(np.abs(t - centre) < duration / 2, bump, 0)
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    ex, ey = np.ascontiguousarray(expression[..., 0]), np.ascontiguousarray(expression[..., 1])
+    if blink_field is not None:
+        bx, by = np.ascontiguousarray(blink_field[..., 0]), np.ascontiguousarray(blink_field[..., 1])
+    cx, cy = FaceFrame.from_landmarks(subject.landmarks).centre
+    amp, freq, phase = spec.flicker
+    frames = []
+    for k in range(spec.n_frames):
+        progress = k / max(spec.n_frames - 1, 1)
+        # inverse rigid motion: output pixel x samples the still face at R^-1 (x - c - t) + c, written as
+        # cos*x - sin*y + const so that OpenCV does it in one pass per axis
+        theta = -np.radians(spec.drift_deg * progress)
+        cos, sin = np.cos(theta), np.sin(theta)
+        tx, ty = cx + spec.drift_px[0] * progress, cy + spec.drift_px[1] * progress
+        map_x = cv2.addWeighted(xs, cos, ys, -sin, cx - cos * tx + sin * ty)
+        map_y = cv2.addWeighted(xs, sin, ys, cos, cy - sin * tx - cos * ty)
+        map_x = cv2.scaleAdd(ex, -float(intensity[k]), map_x)
+        map_y = cv2.scaleAdd(ey, -float(intensity[k]), map_y)
+        if blink_field is not None and blink_t[k] > 0:
+            map_x = cv2.scaleAdd(bx, -float(blink_t[k]), map_x)
+            map_y = cv2.scaleAdd(by, -float(blink_t[k]), map_y)
+        frame = cv2.remap(face, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+        gain = 1 + amp * np.sin(2 * np.pi * freq * k / FPS + phase) + rng.normal(0, amp / 3)
+        # luminance noise, shared by the colour channels: a third of the cost of independent channels, and the
+        # flow sees grey frames anyway
+        noise = rng.standard_normal((h, w, 1), dtype=np.float32)
+        noise *= np.float32(spec.noise_sigma)
+        frame *= np.float32(gain)
+        frame += noise
+        frame += np.float32(0.5)
+        frames.append(np.clip(frame, 0, 255, out=frame).astype(np.uint8))
+    return frames
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Writing a dataset
+
+
+def _write_jpeg(path: Path, rgb: np.ndarray, quality: int) -> None:
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise DataError(f"JPEG encoding failed for {path}")
+    path.write_bytes(buf.tobytes())
+
+
+def write_coding_sheet(rows: pd.DataFrame, path: str | Path) -> None:
+    """Write a CASME II coding sheet (.xlsx) with the official nine columns, reproducibly.
+
+    Columns (two unnamed, as in the release): ``Subject | Filename | | OnsetFrame | ApexFrame | OffsetFrame | |
+    Action Units | Estimated Emotion``. As in CASME2-coding-20190701.xlsx, Subject is text (``"01"``) and a single
+    action unit is a number (``14``), a combination text (``"6+12"``).
+    The workbook's created/modified times and the zip members' timestamps are fixed, so equal rows give equal bytes.
+    """
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "Sheet1"
+    ws.append(list(SHEET_COLUMNS))
+    for r in rows.itertuples(index=False):
+        # the release stores a single AU as a number and combinations as text ("4+7")
+        aus = int(r.action_units) if r.action_units.isdigit() else r.action_units
+        ws.append([r.subject.removeprefix("sub"), r.sample, None, int(r.onset), int(r.apex), int(r.offset), None,
+                   aus, r.emotion])
+    for cell in ws["A"][1:]:
+        cell.number_format = "@"
+    wb.properties.creator = "merkit"
+    wb.properties.created = _FIXED_TIME
+    wb.properties.modified = _FIXED_TIME
+    buf = io.BytesIO()
+    wb.save(buf)
+    _fix_zip_times(buf.getvalue(), Path(path))
+
+
+def _fix_zip_times(data: bytes, path: Path) -> None:
+    """Rewrite a zip (an .xlsx) with fixed member timestamps and a fixed modified time in docProps/core.xml."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            content = src.read(info.filename)
+            if info.filename == "docProps/core.xml":
+                # openpyxl stamps the save time into dcterms:modified whatever the property says
+                content = re.sub(rb"(<dcterms:modified[^>]*>)[^<]*(<)", rb"\g<1>2020-01-01T00:00:00Z\g<2>", content)
+            member = zipfile.ZipInfo(info.filename, date_time=_ZIP_TIME)
+            member.compress_type = zipfile.ZIP_DEFLATED
+            member.external_attr = 0o600 << 16
+            dst.writestr(member, content)
+    path.write_bytes(out.getvalue())
+
+
+def generate(
+    out_dir: str | Path,
+    subjects: int = 5,
+    clips_per_class: int = 4,
+    seed: int = 0,
+    faces: Sequence[str | Path] | None = None,
+    amplitude_scale: float = 1.0,
+    duration: tuple[int, int] = (15, 80),
+    jpeg_quality: int = 90,
+) -> pd.DataFrame:
+    """Write a synthetic micro-expression dataset in the CASME II release layout; return its sample table.
+
+    Args:
+        out_dir: output folder (created; existing files of the same names are overwritten).
+        subjects: number of pseudo-subjects (``sub01`` ...).
+        clips_per_class: clips of each of the three classes per subject.
+        seed: random seed; equal arguments give byte-identical files.
+        faces: face images or folders of them, cycled over the subjects; default ``skimage.data.astronaut()``.
+        amplitude_scale: multiplies every clip's peak expression displacement (0 gives clips whose label is
+            carried by nothing: the control condition).
+        duration: inclusive range of the clip length in frames, onset to offset (200 fps).
+        jpeg_quality: OpenCV JPEG quality of the frames.
+
+    Returns:
+        The sample table (:mod:`merkit.datasets.table`; dataset ``"synthetic"``, frame paths absolute) with the
+        ground-truth columns ``label_class``, ``amplitude_px``, ``blink`` and ``face``. It is also written to
+        ``out_dir/samples.csv`` (frame paths relative, ``;``-separated); read it back with :func:`load_synthetic`.
+
+    Raises:
+        ValueError: a size, duration or amplitude out of range.
+        DataError: a face image is missing or unreadable; FaceNotFoundError: dlib finds no face in one.
+    """
+    if subjects < 1 or clips_per_class < 1:
+        raise ValueError("subjects and clips_per_class must be >= 1")
+    if amplitude_scale < 0:
+        raise ValueError(f"amplitude_scale must be >= 0, got {amplitude_scale}")
+    if not 3 <= duration[0] <= duration[1]:
+        raise ValueError(f"duration must be (min, max) frames with 3 <= min <= max, got {duration}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if faces:
+        sources = [(p.name, p) for p in face_paths(faces)]
+    else:
+        sources = [("skimage.data.astronaut", None)]
+    loaded: dict[str, np.ndarray] = {}
+    rows = []
+    for s in range(subjects):
+        name = f"sub{s + 1:02d}"
+        source_name, source_path = sources[s % len(sources)]
+        if source_name not in loaded:
+            loaded[source_name] = default_face() if source_path is None else _read_rgb(source_path)
+        subject = make_subject(name, loaded[source_name], source_name, np.random.default_rng([seed, s, 0]))
+        # shuffle the class order so that a clip's name (EPyy) says nothing about its class
+        order = np.random.default_rng([seed, s, 1]).permutation(len(CLASSES) * clips_per_class)
+        for j, slot in enumerate(order):
+            label_class = CLASSES[slot % len(CLASSES)]
+            rng = np.random.default_rng([seed, s, 2, j])
+            spec = draw_clip(rng, label_class, f"EP{j + 1:02d}_{int(rng.integers(1, 10)):02d}", amplitude_scale,
+                             duration)
+            clip_dir = out / name / spec.sample
+            clip_dir.mkdir(parents=True, exist_ok=True)
+            frames = []
+            for k, frame in enumerate(render_clip(subject, spec, rng)):
+                path = clip_dir / f"img{spec.onset + k}.jpg"
+                _write_jpeg(path, frame, jpeg_quality)
+                frames.append(str(path.resolve()))
+            rows.append(dict(dataset=DATASET, subject=name, sample=spec.sample, emotion=spec.emotion,
+                             onset=spec.onset, apex=spec.apex, offset=spec.offset,
+                             action_units="+".join(str(a) for a in spec.aus), frames=frames,
+                             label_class=spec.label_class, amplitude_px=round(spec.amplitude_px, 4),
+                             blink=spec.blink is not None, face=source_name))
+    table = new_sample_table(rows)
+    write_coding_sheet(table, out / SHEET_NAME)
+    saved = table.copy()
+    saved["frames"] = [";".join(Path(p).relative_to(out.resolve()).as_posix() for p in fr) for fr in table["frames"]]
+    saved.to_csv(out / TABLE_NAME, index=False)
+    settings = {"generator": "merkit.datasets.synthetic", "version": GENERATOR_VERSION, "subjects": subjects,
+                "clips_per_class": clips_per_class, "seed": seed, "faces": [n for n, _ in sources],
+                "amplitude_scale": amplitude_scale, "duration": list(duration), "jpeg_quality": jpeg_quality}
+    (out / "generator.json").write_text(json.dumps(settings, indent=2))
+    return table
+
+
+def load_synthetic(root: str | Path) -> pd.DataFrame:
+    """Read the sample table that :func:`generate` wrote to ``root/samples.csv`` (frame paths made absolute).
+
+    Raises:
+        DataError: ``samples.csv`` is missing, or a listed frame does not exist (the message names the sample).
+    """
+    root = Path(root).resolve()
+    path = root / TABLE_NAME
+    if not path.is_file():
+        raise DataError(f"no {TABLE_NAME} in {root}", hint="write the dataset with merkit synth OUT")
+    df = pd.read_csv(path, dtype={"subject": str, "sample": str, "action_units": str})
+    frames = []
+    for row in df.itertuples(index=False):
+        paths = [str(root / p) for p in str(row.frames).split(";") if p]
+        missing = [p for p in paths if not Path(p).is_file()]
+        if missing:
+            raise DataError(f"{len(missing)} frame(s) missing, first {missing[0]}",
+                            Where(row.dataset, row.subject, row.sample))
+        frames.append(paths)
+    df["frames"] = frames
+    rows = df.drop(columns=["sample_id", "subject_id"]).to_dict("records")
+    return new_sample_table(rows)
