@@ -28,3 +28,12 @@ def test_shipped_composite_config_loads():
 
     cfg = load_config(Path(__file__).parents[1] / "configs" / "megc2019" / "ststnet.yaml")
     assert cfg.model.name == "ststnet" and cfg.protocol.selection == "last"
+
+
+def test_every_shipped_config_parses():
+    from pathlib import Path
+
+    configs = sorted((Path(__file__).parents[1] / "configs").rglob("*.yaml"))
+    assert configs
+    for path in configs:
+        load_config(path)  # raises ConfigError on an unknown key or a mistyped value

@@ -13,6 +13,8 @@ from merkit.models.base import MerModel, ModelOutput, count_parameters
 
 MODEL_MODULES: dict[str, str] = {
     "ststnet": "merkit.models.ststnet",
+    "mmnet": "merkit.models.mmnet",
+    "cva_fpf": "merkit.models.cva_fpf",
 }
 
 

@@ -1,0 +1,266 @@
+"""MMNet: Muscle Motion-guided Network.
+
+Li, Sui, Zhu and Zhao, "MMNet: Muscle Motion-Guided Network for Micro-Expression Recognition", IJCAI 2022
+(arXiv:2201.05297); authors' code github.com/muse1998/MMNet. Equation numbers below follow the paper as
+restated in the MMNet reproduction report (seed ``mmnet-reproduction-report-zh``).
+
+Two branches, fused by addition:
+
+* **Main branch** on the motion input (the paper: apex - onset at 224 x 224, ImageNet-normalised): conv 3 -> 180,
+  3x3, stride 2, BN, ReLU; conv 180 -> 128, 3x3, BN, ReLU; four continuous-attention (CA) blocks of widths 128,
+  128, 256, 512 and strides 1, 2, 2, 2 (:mod:`merkit.models.attention`, eq. 1-3), giving F_M of 512 x 14 x 14.
+  Each block's spatial map ``sigmoid(BN(conv1x1([mean_c; max_c])))`` is multiplied by the previous block's map,
+  max-pooled to the current size (eq. 1), and re-weights the block's features (eq. 3).
+* **Position calibration (PC)**: a shallow ViT on the onset frame resized to 14 x 14 (bilinear, antialiased, as
+  the authors' ``Resize``), patch 1, dim 512, 4 heads, learned positional embedding, no class token, pre-norm
+  blocks and a final LayerNorm; 5-class: depth 2, MLP ratio 4; 3-class: depth 3, MLP ratio 2, drop path 0.3.
+  Its 196 tokens are reshaped to E_pos (512 x 14 x 14) and **added** to F_M.
+* **Head**: flatten, linear to the classes.
+
+Inputs (``{key: tensor}``, float32, B = batch; the keys are configurable, see :class:`Config`):
+
+* motion, ``Config.motion_key``: ``"apex_minus_onset"`` (B, 3, H, W), apex minus onset of [0, 1] face crops (raw
+  clips), or ``"flow"`` (B, 3, H, W), u / v / optical strain in [0, 1] (the precomputed MEGC2019 composite, the
+  "optical flow instead of difference" variant of the reproduction report);
+* position, ``Config.position_key``: ``"onset"`` (paper) or ``"apex"`` (the composite has no onset frame),
+  (B, C, H, W) in [0, 1]; grey crops (C = 1) are repeated to 3 channels.
+
+Inputs of another size are resized (bilinear) to ``input_size``. With ``imagenet_normalize`` the position image
+is normalised with the ImageNet mean and std, and the motion input too: a difference of two normalised frames is
+the raw difference divided by the std (the mean cancels), a flow image is normalised like an image.
+
+Departures from the paper and its code:
+
+* The PC drop path defaults to 0 (the authors' 5-class script); the ``paper-3class`` preset uses 0.3 as the
+  paper states. Drop path rates grow linearly over the blocks (timm's rule, as the authors' ViT).
+* ``dropout`` before the linear head (default 0): the authors' code creates a dropout there but never calls it.
+* The first CA block has an identity residual (authors' code); the paper's "1x1 residual projection" is used
+  where shape changes.
+* Ablation switches beyond the paper: ``pc`` (PC on/off), ``attention`` (``spatial``: MMNet; ``y``/``x``/``xy``:
+  the successor's CVA maps; ``none``) and ``continuous`` (continuous vs. independent attention).
+* Temporal jitter of onset / apex (training draws frames near the labelled ones) and the image augmentations
+  (flip, rotation <= 3 degrees, random crop with padding 15) belong to the data path and to the training hooks of
+  :mod:`merkit.training.augment`, not to the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Mapping
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from merkit.models.attention import AttentionBackbone, conv_output_side
+from merkit.models.base import MerModel
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+MOTION_KEYS = ("apex_minus_onset", "flow")
+
+
+@dataclass(frozen=True)
+class Config:
+    """MMNet hyperparameters; defaults are the paper's 5-class model.
+
+    Attributes:
+        motion_key: input key of the main branch, ``apex_minus_onset`` (paper) or ``flow`` (composite).
+        position_key: input key of the PC branch, ``onset`` (paper) or ``apex``.
+        input_size: side (pixels) the motion input is resized to (paper: 224).
+        stem_width, stem_stride: first convolution, 3 -> 180, stride 2.
+        widths, strides: the four CA blocks (paper: 128, 128, 256, 512 / 1, 2, 2, 2).
+        attention: ``spatial`` (MMNet CA, eq. 1), ``y``/``x``/``xy`` (CVA maps), or ``none``.
+        continuous: multiply each block's map by the previous block's (eq. 1); ``False`` = independent attention.
+        pc: add the position calibration embedding (the paper's sub-branch); ``False`` = main branch only.
+        pc_depth, pc_heads, pc_mlp_ratio, pc_drop_path: the PC ViT (5-class: 2, 4, 4, 0; 3-class: 3, 4, 2, 0.3).
+        dropout: dropout before the linear head (merkit's; 0 = paper).
+        imagenet_normalize: normalise the inputs with the ImageNet mean / std, as the authors' transforms.
+    """
+
+    motion_key: str = "apex_minus_onset"
+    position_key: str = "onset"
+    input_size: int = 224
+    stem_width: int = 180
+    stem_stride: int = 2
+    widths: tuple[int, ...] = (128, 128, 256, 512)
+    strides: tuple[int, ...] = (1, 2, 2, 2)
+    attention: str = "spatial"
+    continuous: bool = True
+    pc: bool = True
+    pc_depth: int = 2
+    pc_heads: int = 4
+    pc_mlp_ratio: float = 4.0
+    pc_drop_path: float = 0.0
+    dropout: float = 0.0
+    imagenet_normalize: bool = True
+
+    @property
+    def feature_side(self) -> int:
+        """Side of the fused feature map (14 at 224 with the paper's strides)."""
+        return conv_output_side(self.input_size, (self.stem_stride, *self.strides))
+
+
+PRESETS: dict[str, Config] = {
+    "paper": Config(),
+    "paper-3class": Config(pc_depth=3, pc_mlp_ratio=2.0, pc_drop_path=0.3),
+    # 2-core CPU: the composite's native 28 x 28 flow, no resizing; stride-2 stem -> 14, one stride-2 block -> 7;
+    # widths / 8 and a one-block PC of dim 64 on a 7 x 7 position image. Fits a 68-fold LOSO in minutes.
+    "cpu": Config(input_size=28, stem_width=24, widths=(16, 16, 32, 64), strides=(1, 1, 2, 1),
+                  pc_depth=1, pc_heads=2, pc_mlp_ratio=2.0),
+}
+
+
+def as_rgb(image: torch.Tensor) -> torch.Tensor:
+    """(B, 1 or 3, H, W) -> (B, 3, H, W); grey crops are repeated over the channels."""
+    if image.shape[1] == 1:
+        return image.expand(-1, 3, -1, -1)
+    if image.shape[1] != 3:
+        raise ValueError(f"image inputs need 1 or 3 channels, got shape {tuple(image.shape)}")
+    return image
+
+
+def resize(image: torch.Tensor, side: int) -> torch.Tensor:
+    """Bilinear (antialiased when shrinking) resize of (B, C, H, W) to (B, C, side, side); no-op at that size."""
+    if image.shape[-2:] == (side, side):
+        return image
+    shrink = image.shape[-1] > side or image.shape[-2] > side
+    return F.interpolate(image, size=(side, side), mode="bilinear", align_corners=False, antialias=shrink)
+
+
+def normalize_image(image: torch.Tensor, difference: bool = False) -> torch.Tensor:
+    """ImageNet normalisation of (B, 3, H, W) in [0, 1]; a ``difference`` of two frames is only divided by std."""
+    std = image.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    if difference:
+        return image / std
+    return (image - image.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / std
+
+
+def prepare_motion(inputs: Mapping[str, torch.Tensor], key: str, side: int, imagenet: bool) -> torch.Tensor:
+    """The main branch's input: ``inputs[key]`` as (B, 3, side, side), normalised as configured."""
+    x = resize(as_rgb(inputs[key]), side)
+    return normalize_image(x, difference=key == "apex_minus_onset") if imagenet else x
+
+
+def prepare_position(image: torch.Tensor, side: int, imagenet: bool) -> torch.Tensor:
+    """A position frame (B, 1 or 3, H, W) in [0, 1] as a normalised (B, 3, side, side) image."""
+    x = as_rgb(image)
+    x = normalize_image(x) if imagenet else x
+    return resize(x, side)
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drop the residual branch of whole samples with probability ``p`` during training."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.p == 0.0 or not self.training:
+            return x
+        keep = torch.rand((x.shape[0],) + (1,) * (x.ndim - 1), device=x.device, dtype=x.dtype) >= self.p
+        return x * keep / (1.0 - self.p)
+
+
+class PreNormBlock(nn.Module):
+    """ViT block: ``x + DropPath(MHSA(LN(x)))``, then ``x + DropPath(MLP(LN(x)))`` with GELU (timm's layout)."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, drop_path: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norm1(x)
+        x = x + self.drop_path(self.attn(h, h, h, need_weights=False)[0])
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class PositionCalibration(nn.Module):
+    """MMNet's PC module: (B, 3, S, S) image -> (B, dim, S, S) position embedding E_pos.
+
+    Patch 1 (a linear projection of each pixel), learned positional embedding (truncated normal, std 0.02), no
+    class token, ``depth`` pre-norm blocks, final LayerNorm; the S * S tokens are reshaped to the grid.
+    """
+
+    def __init__(self, side: int, dim: int, depth: int, heads: int, mlp_ratio: float, drop_path: float):
+        super().__init__()
+        self.side = side
+        self.embed = nn.Conv2d(3, dim, kernel_size=1)
+        self.pos = nn.Parameter(torch.zeros(1, side * side, dim))
+        nn.init.trunc_normal_(self.pos, std=0.02)
+        rates = torch.linspace(0, drop_path, depth).tolist()  # timm's rule: 0 for the first block
+        self.blocks = nn.ModuleList(PreNormBlock(dim, heads, mlp_ratio, r) for r in rates)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        b = image.shape[0]
+        x = self.embed(image).flatten(2).transpose(1, 2) + self.pos
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x).transpose(1, 2).reshape(b, -1, self.side, self.side)
+
+
+class MMNet(MerModel):
+    """MMNet on ``{motion_key: (B, 3, H, W), position_key: (B, 1|3, H, W)}``; logits (B, num_classes).
+
+    ``forward_features`` returns F_M + E_pos, (B, widths[-1], S, S) (512 x 14 x 14 for the paper preset).
+    """
+
+    uses_ground_truth_inputs: tuple[str, ...] = ()
+
+    def __init__(self, num_classes: int, config: Config = Config()):
+        super().__init__()
+        if config.motion_key not in MOTION_KEYS:
+            raise ValueError(f"motion_key must be one of {MOTION_KEYS}, got {config.motion_key!r}")
+        self.config = config
+        self.input_keys = (config.motion_key,) + ((config.position_key,) if config.pc else ())
+        self.main = AttentionBackbone(3, config.stem_width, config.stem_stride, config.widths, config.strides,
+                                      config.attention, config.continuous)
+        side, dim = config.feature_side, config.widths[-1]
+        self.pc = (PositionCalibration(side, dim, config.pc_depth, config.pc_heads, config.pc_mlp_ratio,
+                                       config.pc_drop_path) if config.pc else None)
+        self.dropout = nn.Dropout(config.dropout)
+        self.fc = nn.Linear(dim * side * side, num_classes)
+
+    def motion_features(self, inputs: Mapping[str, torch.Tensor], return_attention: bool = False):
+        """F_M, (B, widths[-1], S, S); with ``return_attention`` also the four blocks' attention maps."""
+        c = self.config
+        return self.main(prepare_motion(inputs, c.motion_key, c.input_size, c.imagenet_normalize), return_attention)
+
+    def forward_features(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        features = self.motion_features(inputs)
+        if self.pc is not None:
+            c = self.config
+            features = features + self.pc(prepare_position(inputs[c.position_key], c.feature_side,
+                                                           c.imagenet_normalize))
+        return features
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.dropout(features.flatten(1)))
+
+
+def resolve_config(presets: Mapping, preset: str | None, params: dict, name: str):
+    """The preset's config with ``params`` applied (YAML lists become tuples).
+
+    Raises:
+        KeyError: unknown preset or parameter; the message lists the known ones.
+    """
+    if preset is not None and preset not in presets:
+        raise KeyError(f"unknown {name} preset {preset!r}; known: {sorted(presets)}")
+    base = presets[preset or "paper"]
+    unknown = sorted(set(params) - set(base.__dataclass_fields__))
+    if unknown:
+        raise KeyError(f"unknown {name} parameters {unknown}; known: {sorted(base.__dataclass_fields__)}")
+    params = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
+    return replace(base, **params)
+
+
+def build(num_classes: int, preset: str | None = None, **params) -> MMNet:
+    """MMNet with preset ``paper`` (default), ``paper-3class`` or ``cpu``, overridden by ``params``."""
+    return MMNet(num_classes, resolve_config(PRESETS, preset, params, "MMNet"))
