@@ -15,6 +15,7 @@ MODEL_MODULES: dict[str, str] = {
     "ststnet": "merkit.models.ststnet",
     "mmnet": "merkit.models.mmnet",
     "cva_fpf": "merkit.models.cva_fpf",
+    "slstt": "merkit.models.slstt",
 }
 
 
