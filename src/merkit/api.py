@@ -55,12 +55,17 @@ def load_features(config: RunConfig) -> FeatureSet:
     raise ConfigError(f"unknown data.kind {data.kind!r}; known: flow_folder")
 
 
-def model_ground_truth_inputs(config: RunConfig, data: FeatureSet) -> list[str]:
-    """Input keys the configured model declares as annotations (``uses_ground_truth_inputs``, e.g. CVA's AUs)."""
+def model_facts(config: RunConfig, data: FeatureSet) -> tuple[list[str], list[str]]:
+    """What the configured model declares about itself, for the report.
+
+    Returns:
+        ``(ground_truth_inputs, notes)``: input keys it takes from annotations (``uses_ground_truth_inputs``,
+        e.g. CVA+FPF's AUs) and its ``notes`` (e.g. SLSTT's "F = 1", "not ImageNet-pretrained").
+    """
     from merkit.models import build_model
 
     model = build_model(config.model.name, len(data.classes), config.model.preset, **config.model.params)
-    return list(getattr(model, "uses_ground_truth_inputs", ()))
+    return list(getattr(model, "uses_ground_truth_inputs", ())), list(getattr(model, "notes", []))
 
 
 def _progress(total: int, enabled: bool):
@@ -101,8 +106,9 @@ def evaluate(config: RunConfig, out_dir: str | Path | None = None, features: Fea
         task = bar.add_task("units", total=total)
         preds = run_loso(config, data, run_dir, on_unit_done=lambda _plan: bar.advance(task))
     diagnostics = data.meta.get("diagnostics", {})
-    side = {"notes": data.notes, "diagnostics": diagnostics,
-            "ground_truth_inputs": sorted(set(data.ground_truth_inputs) | set(model_ground_truth_inputs(config, data)))}
+    model_gt, model_notes = model_facts(config, data)
+    side = {"notes": data.notes + model_notes, "diagnostics": diagnostics,
+            "ground_truth_inputs": sorted(set(data.ground_truth_inputs) | set(model_gt))}
     (run_dir / "data_notes.json").write_text(json.dumps(side))
     metrics = write_outputs(run_dir, config, preds, data.classes, **side)
     return RunResult(run_dir, config, preds, metrics, run_dir / "report.md", time.perf_counter() - start)
