@@ -93,6 +93,7 @@ def cached_features(root: Path, log: Callable[[str], None] = print):
     from merkit.errors import Diagnostics
     from merkit.features import FeatureSet
     from merkit.pipeline import FLOW_CHANNELS, build_flow_features
+    from merkit.preprocessing import Preprocessing
 
     table = load_synthetic(root)
     settings = {**FLOW_SETTINGS, "face": FLOW_SETTINGS["face"].config_hash()}
@@ -103,7 +104,8 @@ def cached_features(root: Path, log: Callable[[str], None] = print):
         if list(labelled["sample_id"]) == saved["sample_id"]:
             log(f"flow images: cached in {path}")
             return FeatureSet(labelled, {"flow": saved["flow"]}, get_scheme(SCHEME).classes, saved["notes"],
-                              {"flow_channels": list(FLOW_CHANNELS), "diagnostics": saved["diagnostics"]})
+                              {"flow_channels": list(FLOW_CHANNELS), "diagnostics": saved["diagnostics"],
+                               "preprocessing": Preprocessing.onset_apex_flow(**FLOW_SETTINGS).to_dict()})
     log(f"flow images: TV-L1 onset->apex flow and optical strain for {len(table)} clips")
     features = build_flow_features(table, SCHEME, diagnostics=Diagnostics(), **FLOW_SETTINGS)
     torch.save({"sample_id": list(features.table["sample_id"]), "flow": features.inputs["flow"],

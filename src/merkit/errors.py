@@ -46,6 +46,10 @@ class ConfigError(MerkitError, ValueError):
     """An invalid configuration value."""
 
 
+class CheckpointError(MerkitError, ValueError):
+    """A checkpoint that cannot be loaded, or whose preprocessing the current code cannot reproduce."""
+
+
 class LeakageError(MerkitError, AssertionError):
     """Train and test sets of a fold share a subject (or a sample)."""
 

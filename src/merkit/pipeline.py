@@ -26,6 +26,7 @@ from merkit.datasets.schemes import ClassScheme, get_scheme
 from merkit.errors import DataError, Diagnostics, Where
 from merkit.face.clip import FaceConfig
 from merkit.features import FeatureSet
+from merkit.preprocessing import Preprocessing
 
 FLOW_CHANNELS = ["u", "v", "strain"]
 # Grey 128 px similarity-aligned crop (merkit.face's default SLSTT-style box), fitted on the onset frame.
@@ -115,7 +116,8 @@ def build_flow_features(
 
     Returns:
         FeatureSet with input ``"flow"``: float32 (N, 3, size, size), channels u, v, optical strain, each in
-        [0, 1]; ``meta["flow_channels"] == ["u", "v", "strain"]``; ``meta["diagnostics"]`` the warning counts.
+        [0, 1]; ``meta["flow_channels"] == ["u", "v", "strain"]``; ``meta["diagnostics"]`` the warning counts;
+        ``meta["preprocessing"]`` the :class:`~merkit.preprocessing.Preprocessing` record (checkpoints keep it).
 
     Raises:
         DataError: a frame is missing or unreadable, or an onset/apex frame number is not among the frames;
@@ -145,6 +147,7 @@ def build_flow_features(
         raise DataError("no sample left to build features from", hint="check the class scheme and the frames")
     notes = [f"onset->apex TV-L1 flow and optical strain on a {face.size} px {face.align} / {face.crop} face crop "
              f"fitted on the onset frame, resized to {size}x{size}, min-max stretched per image"]
+    record = Preprocessing.onset_apex_flow(face, size, **flow_params).to_dict()
     return FeatureSet(labelled.iloc[keep].reset_index(drop=True), {"flow": torch.from_numpy(np.stack(images))},
                       scheme.classes, notes, {"flow_channels": list(FLOW_CHANNELS),
-                                              "diagnostics": diagnostics.summary()})
+                                              "diagnostics": diagnostics.summary(), "preprocessing": record})
