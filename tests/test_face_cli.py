@@ -66,3 +66,24 @@ def test_preprocess_rejects_an_unknown_alignment(tmp_path):
                                  "--align", "affine"])
     assert result.exit_code != 0
     assert "align" in result.output
+
+
+def test_preprocess_with_motion_caches_the_requested_representations(tmp_path):
+    from merkit.datasets.registry import load_dataset
+    from merkit.datasets.synthetic import generate
+    from merkit.motion.stage import MotionConfig, load_motion_features
+
+    generate(tmp_path / "casme2", subjects=1, clips_per_class=1, duration=(3, 4))
+    out = tmp_path / "cache"
+    args = ["preprocess", "casme2", "--root", str(tmp_path / "casme2"), "--out", str(out), "--size", "64",
+            "--grey", "--motion", "onset_apex_flow", "--motion", "apex_minus_onset", "--flow-method", "dis",
+            "--motion-size", "16"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    table = load_dataset("casme2", tmp_path / "casme2")
+    motion = MotionConfig(representations=("onset_apex_flow", "apex_minus_onset"), method="dis", size=16)
+    features = load_motion_features(table, out, motion, FaceConfig(size=64, color="grey"), scheme="casme2-3class")
+    assert features.inputs["flow"].shape == (len(table), 3, 16, 16)
+    assert features.inputs["apex_minus_onset"].shape == (len(table), 1, 16, 16)
+    bad = runner.invoke(app, args[:-4] + ["--motion", "optical_magic"])
+    assert bad.exit_code == 2 and "optical_magic" in bad.output

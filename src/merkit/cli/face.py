@@ -39,8 +39,14 @@ def preprocess(
     upsample: int = typer.Option(1, help="dlib upsampling before detection"),
     margin: float = typer.Option(0.1, help="margin of the landmarks crop"),
     overwrite: bool = typer.Option(False, "--overwrite", help="recompute clips that are already cached"),
+    motion: list[str] = typer.Option([], "--motion", help="also cache this motion representation (repeatable): "
+                                     "onset_apex_flow, apex_minus_onset, long_term_flow, dynamic_image, resample_clip"),
+    flow_method: str = typer.Option("tvl1", "--flow-method", help="flow backend of onset_apex_flow: tvl1, "
+                                    "farneback or dis"),
+    motion_size: int = typer.Option(28, "--motion-size", help="side of the motion representations, pixels"),
 ) -> None:
-    """Detect, align and crop the face of every clip of a dataset into a resumable cache."""
+    """Detect, align and crop the face of every clip of a dataset into a resumable cache; with --motion, also
+    compute and cache the motion representations the models request (keyed by their own config hash)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -56,9 +62,16 @@ def preprocess(
         console.print(f"{done[0]:5d} {mark} {result.sample_id} {result.n_frames or ''}", highlight=False)
 
     try:
-        report = preprocess_dataset(name, root, out, config, workers=workers, overwrite=overwrite,
-                                    progress=progress, sheet=sheet)
-    except (DataError, KeyError) as error:  # the dataset cannot be loaded at all: say why, no traceback
+        if motion:
+            from merkit.motion.stage import MotionConfig, preprocess_motion_dataset
+
+            motion_config = MotionConfig(representations=tuple(motion), method=flow_method, size=motion_size)
+            report = preprocess_motion_dataset(name, root, out, motion_config, config, workers=workers,
+                                               overwrite=overwrite, progress=progress, sheet=sheet)
+        else:
+            report = preprocess_dataset(name, root, out, config, workers=workers, overwrite=overwrite,
+                                        progress=progress, sheet=sheet)
+    except (DataError, KeyError, ValueError) as error:  # the dataset cannot be loaded at all: say why, no traceback
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
     summary = report.summary()
