@@ -52,7 +52,48 @@ def load_features(config: RunConfig) -> FeatureSet:
 
         return load_flow_folder(data.path, data.scheme, data.channels, data.file_channels, data.with_apex,
                                 data.apex_size)
-    raise ConfigError(f"unknown data.kind {data.kind!r}; known: flow_folder")
+    if data.kind == "raw":
+        return load_raw_features(config)
+    raise ConfigError(f"unknown data.kind {data.kind!r}; known: flow_folder, raw")
+
+
+def load_raw_features(config: RunConfig) -> FeatureSet:
+    """A raw release -> sample table -> face stage -> motion stage (both cached) -> :class:`FeatureSet`.
+
+    Clips that fail (no face, unreadable frames) are skipped; each is warned about and counted, and the counts
+    reach the run's report through ``meta["diagnostics"]``. ``meta["preprocessing"]`` records the face and motion
+    settings, so a checkpoint trained on these features can rebuild them on new videos.
+
+    Raises:
+        ConfigError: ``data.path`` or ``data.dataset`` is missing, or a face/motion setting is unknown.
+        DataError: the release cannot be loaded, or no clip yields features.
+    """
+    from merkit.config import default_cache_dir
+    from merkit.datasets.registry import load_dataset
+    from merkit.errors import Diagnostics
+    from merkit.face.clip import FaceConfig
+    from merkit.motion.stage import MotionConfig, load_motion_features, preprocess_motion
+    from merkit.preprocessing import Preprocessing
+
+    data = config.data
+    if not data.path or not data.dataset:
+        raise ConfigError("data.kind 'raw' needs data.path (the release) and data.dataset (casme2, samm, ...)")
+    try:
+        face, motion = FaceConfig(**data.face), MotionConfig(**data.motion)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"data.face / data.motion: {err}") from err
+    cache = Path(data.cache) if data.cache else default_cache_dir() / "preprocess"
+    diagnostics = Diagnostics()
+    table = load_dataset(data.dataset, data.path, diagnostics=diagnostics)
+    report = preprocess_motion(table, cache, motion, face, workers=data.preprocess_workers)
+    diagnostics.extend(report.diagnostics)
+    features = load_motion_features(table, cache, motion, face, scheme=data.scheme, diagnostics=diagnostics,
+                                    skip_missing=True)
+    features.meta["diagnostics"] = diagnostics.summary()
+    features.meta["preprocessing"] = Preprocessing(face, motion).to_dict()
+    features.notes.insert(0, f"{data.dataset} release at {data.path}: face {face.align} / {face.crop}, "
+                             f"{face.size} px, fitted once per clip on the {face.reference} frame")
+    return features
 
 
 def model_facts(config: RunConfig, data: FeatureSet) -> tuple[list[str], list[str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -26,7 +27,16 @@ SELECTIONS = ("last", "paper")
 class DataConfig:
     """Where the samples come from and how they are labelled.
 
-    ``kind``: ``flow_folder`` (precomputed onset->apex flow images with a manifest, e.g. the MEGC2019 composite).
+    ``kind``:
+
+    * ``flow_folder``: precomputed onset->apex flow images with a manifest (e.g. the MEGC2019 composite), in
+      ``path``.
+    * ``raw``: a dataset release in ``path`` loaded by name (``dataset``: a :mod:`merkit.datasets.registry` name such
+      as ``casme2``, ``samm``, ``smic`` or ``synthetic``), then the face stage (``face``: fields of
+      :class:`merkit.face.clip.FaceConfig`) and the motion stage (``motion``: fields of
+      :class:`merkit.motion.stage.MotionConfig`), both cached under ``cache`` (default
+      :func:`default_cache_dir` / ``preprocess``) and computed with ``preprocess_workers`` processes.
+
     ``benchmark``: the name under which published results are looked up for the report (``published_results.csv``
     in the package), e.g. ``megc2019-composite``; ``None`` shows none.
     """
@@ -39,6 +49,11 @@ class DataConfig:
     file_channels: list[str] = field(default_factory=lambda: ["u", "v", "strain"])
     with_apex: bool = False
     apex_size: int | None = None
+    dataset: str | None = None
+    face: dict[str, Any] = field(default_factory=dict)
+    motion: dict[str, Any] = field(default_factory=dict)
+    cache: str | None = None
+    preprocess_workers: int = 1
 
 
 @dataclass
@@ -113,15 +128,26 @@ class RunConfig:
     def result_hash(self) -> str:
         """Hash of everything that changes a fold's predictions.
 
-        Excluded: ``name``, ``data.path`` (checked by the data fingerprint instead), ``protocol.seeds`` (each seed
-        is its own unit), ``protocol.workers`` and ``protocol.save_checkpoints``.
+        Excluded: ``name``, ``data.path`` (checked by the data fingerprint instead), ``data.cache`` and
+        ``data.preprocess_workers`` (where and how fast features are computed), ``protocol.seeds`` (each seed is
+        its own unit), ``protocol.workers`` and ``protocol.save_checkpoints``.
         """
         d = self.to_dict()
         d.pop("name")
-        d["data"].pop("path")
+        for k in ("path", "cache", "preprocess_workers"):
+            d["data"].pop(k)
         for k in ("seeds", "workers", "save_checkpoints"):
             d["protocol"].pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def default_cache_dir() -> Path:
+    """Where merkit caches derived data: ``$MERKIT_CACHE``, else ``$XDG_CACHE_HOME/merkit``, else
+    ``~/.cache/merkit``."""
+    if os.environ.get("MERKIT_CACHE"):
+        return Path(os.environ["MERKIT_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "merkit"
 
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:

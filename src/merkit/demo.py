@@ -24,7 +24,7 @@ from typing import Callable
 
 import pandas as pd
 
-from merkit.config import DataConfig, ModelConfig, ProtocolConfig, RunConfig, TrainConfig
+from merkit.config import DataConfig, ModelConfig, ProtocolConfig, RunConfig, TrainConfig, default_cache_dir
 from merkit.face.clip import FaceConfig
 
 DEMO_MODELS: tuple[str, ...] = ("ststnet",)
@@ -36,14 +36,6 @@ FAST_TVL1: dict = {"nscales": 3, "warps": 2, "epsilon": 0.02}
 # synthetic faces are about 224 px wide, so dlib finds them without upsampling.
 FLOW_SETTINGS: dict = {"size": 28, "face": FaceConfig(size=160, color="grey", upsample=0), **FAST_TVL1}
 SCHEME = "megc2019-3class"
-
-
-def default_cache_dir() -> Path:
-    """``$MERKIT_CACHE``, else ``$XDG_CACHE_HOME/merkit``, else ``~/.cache/merkit``."""
-    if os.environ.get("MERKIT_CACHE"):
-        return Path(os.environ["MERKIT_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "merkit"
 
 
 def demo_config(model: str = "ststnet", epochs: int = 60, seed: int = 0) -> RunConfig:
