@@ -158,8 +158,9 @@ def run_loso(config: RunConfig, data: FeatureSet, run_dir: str | Path,
     check_run_dir(config, data, run_dir)
     plans = plan_units(config, data, run_dir)
     todo = [p for p in plans if not p.path.is_file()]
+    pending = {p.path for p in todo}
     for plan in plans:
-        if plan not in todo and on_unit_done is not None:
+        if plan.path not in pending and on_unit_done is not None:
             on_unit_done(plan)
     if config.protocol.workers <= 1:
         for plan in todo:
