@@ -16,6 +16,7 @@ MODEL_MODULES: dict[str, str] = {
     "mmnet": "merkit.models.mmnet",
     "cva_fpf": "merkit.models.cva_fpf",
     "slstt": "merkit.models.slstt",
+    "frl_dgt": "merkit.models.frl_dgt",
 }
 
 
