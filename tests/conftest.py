@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -26,3 +27,13 @@ def composite_dir(shared_data: Path) -> Path:
     if not (path / "manifest.csv").is_file():
         pytest.skip("MEGC2019 composite not available")
     return path
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for tests of many tiny tensor steps: on a shared 2-core machine two spinning threads
+    make them many times slower. Modules opt in with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

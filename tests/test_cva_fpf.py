@@ -13,13 +13,7 @@ from merkit.training.augment import hflip, random_crop_pad15, rotate3
 CVA_PARAMS = {"paper": 75_759_511, "cpu": 509_901}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on the shared 2-core machine, two spinning threads make tiny steps many times slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _cpu_inputs(n=4, au=False):

@@ -21,13 +21,7 @@ from merkit.models.frl_dgt import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Small tensors on a shared 2-core machine run many times faster on one intra-op thread.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def pair_inputs(batch: int, side: int = 56, seed: int = 0) -> dict[str, torch.Tensor]:

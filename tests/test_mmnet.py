@@ -13,13 +13,7 @@ from merkit.models.mmnet import PRESETS
 MMNET_PARAMS = {"paper": 9_238_135, "paper-3class": 9_241_719, "cpu": 87_147}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on the shared 2-core machine, two spinning threads make tiny steps many times slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_paper_preset_gives_512x14x14_before_fusion_at_224():

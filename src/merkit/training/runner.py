@@ -40,11 +40,10 @@ def unit_seed(seed: int, subject_id: str) -> int:
 def prediction_frame(data: FeatureSet, proba: np.ndarray, fold: str, seed: int, epoch: int) -> pd.DataFrame:
     """The predictions table for ``data``'s rows: ids, fold, seed, epoch, label, prediction, ``prob_<class>``."""
     t = data.table
-    df = pd.DataFrame({
-        "sample_id": t["sample_id"], "dataset": t["dataset"], "subject": t["subject"],
-        "subject_id": t["subject_id"], "sample": t["sample"], "fold": fold, "seed": seed, "epoch": epoch,
-        "label": t["label"].astype(int), "prediction": proba.argmax(axis=1).astype(int),
-    })
+    values = {c: t[c] for c in ("sample_id", "dataset", "subject", "subject_id", "sample")}
+    values.update(fold=fold, seed=seed, epoch=epoch, label=t["label"].astype(int),
+                  prediction=proba.argmax(axis=1).astype(int))
+    df = pd.DataFrame({c: values[c] for c in PREDICTION_COLUMNS})  # the constant fixes names and order
     for k, name in enumerate(data.classes):
         df[f"prob_{name}"] = proba[:, k]
     return df
