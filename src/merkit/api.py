@@ -134,7 +134,7 @@ def evaluate(config: RunConfig, out_dir: str | Path | None = None, features: Fea
         LeakageError: a fold's train and test share a subject (cannot happen with the built-in folds).
     """
     from merkit.evaluation.report import write_outputs
-    from merkit.training.runner import plan_units, run_loso
+    from merkit.training.runner import plan_units, run_devices, run_loso
 
     config.validate()
     start = time.perf_counter()
@@ -148,7 +148,8 @@ def evaluate(config: RunConfig, out_dir: str | Path | None = None, features: Fea
         preds = run_loso(config, data, run_dir, on_unit_done=lambda _plan: bar.advance(task))
     diagnostics = data.meta.get("diagnostics", {})
     model_gt, model_notes = model_facts(config, data)
-    side = {"notes": data.notes + model_notes, "diagnostics": diagnostics,
+    devices = f"trained on: {', '.join(run_devices(run_dir))}"
+    side = {"notes": data.notes + model_notes + [devices], "diagnostics": diagnostics,
             "ground_truth_inputs": sorted(set(data.ground_truth_inputs) | set(model_gt))}
     (run_dir / "data_notes.json").write_text(json.dumps(side))
     metrics = write_outputs(run_dir, config, preds, data.classes, **side)
@@ -216,7 +217,7 @@ def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = 
     from safetensors.torch import save_file
 
     from merkit.models import build_model
-    from merkit.training.engine import fit
+    from merkit.training.engine import cpu_state_dict, describe_device, fit, resolve_device
     from merkit.training.runner import unit_seed
 
     config.validate()
@@ -229,7 +230,7 @@ def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = 
     torch.manual_seed(s)
     model = build_model(config.model.name, len(data.classes), config.model.preset, **config.model.params)
     fit(model, data, config.training, torch.Generator().manual_seed(s))
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
+    save_file(cpu_state_dict(model), str(out / "model.safetensors"))
     dump_config(config, out / "config.yaml")
     summary = {
         "samples": len(data), "subjects": int(data.table["subject_id"].nunique()),
@@ -239,7 +240,7 @@ def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = 
     }
     meta = {"merkit_version": __version__, "model": config.model.name, "preset": config.model.preset,
             "params": config.model.params, "classes": list(data.classes), "input_keys": list(model.input_keys),
-            "seed": seed, "training_data": summary,
+            "seed": seed, "device": describe_device(resolve_device(config.training.device)), "training_data": summary,
             "preprocessing": preprocessing if preprocessing is not None else data.meta.get("preprocessing")}
     (out / "checkpoint.json").write_text(json.dumps(meta, indent=2))
     return out

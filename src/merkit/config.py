@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -21,6 +22,10 @@ import yaml
 from merkit.errors import ConfigError
 
 SELECTIONS = ("last", "paper")
+#: ``training.device`` values: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
+DEVICE_PATTERN = re.compile(r"cpu|auto|cuda(:\d+)?")
+#: Keys a ``training.param_groups`` entry may override, with their types.
+PARAM_GROUP_KEYS: dict[str, type] = {"lr": float, "weight_decay": float, "momentum": float, "schedule": bool}
 
 
 @dataclass
@@ -67,7 +72,20 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    """Optimisation: a fixed number of epochs, always; the trainer never looks at test data (see protocol)."""
+    """Optimisation: a fixed number of epochs, always; the trainer never looks at test data (see protocol).
+
+    ``device``: where the model trains and predicts: ``cpu`` (default), ``cuda``, ``cuda:N``, or ``auto`` (CUDA when
+    available, else CPU). Inputs stay on the CPU and move batch by batch. CPU runs are bit-reproducible for a
+    given seed and thread count; CUDA runs are not (cuDNN picks kernels, some of them non-deterministic, and
+    convolutions may use TF32), and differ from CPU runs in the low digits. The device is not part of
+    :meth:`RunConfig.result_hash`: a run records the devices it used in ``run.json`` instead.
+
+    ``param_groups``: per-module optimizer settings, ``{parameter-name prefix: {key: value}}`` with keys
+    ``lr``, ``weight_decay``, ``momentum`` (SGD only) and ``schedule`` (``false`` keeps the group's lr constant
+    while the scheduler moves the others), e.g. ``{"dgm.": {"lr": 0.002}}`` for FRL-DGT's displacement generator.
+    A parameter joins the group of the longest prefix its name starts with, else the default group
+    (``lr``, ``weight_decay``); see :func:`merkit.training.engine.make_optimizer`.
+    """
 
     epochs: int = 100
     batch_size: int = 64
@@ -81,6 +99,8 @@ class TrainConfig:
     augment: list[str] = field(default_factory=list)
     grad_accumulation: int = 1
     eval_batch_size: int = 256
+    device: str = "cpu"  # cpu | cuda | cuda:N | auto; see merkit.training.engine.resolve_device
+    param_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -91,6 +111,11 @@ class ProtocolConfig:
       * ``last`` (default, honest): train for ``training.epochs`` and evaluate the last epoch.
       * ``paper``: evaluate the test subject after every epoch and keep the best epoch *per test subject*, as the
         papers' code does. It is optimistic, and every output of such a run says so.
+
+    ``gpus_per_fold``: the GPU share each Ray fold worker requests when ``training.device`` resolves to CUDA and
+    ``workers > 1`` (Ray then sets the worker's visible GPU, so the device must be ``cuda`` or ``auto``, not
+    ``cuda:N``). ``0`` (default) means ``1 / workers``: the workers share one GPU. ``1`` gives each fold a GPU of
+    its own. Ignored on the CPU and when ``workers == 1``.
     """
 
     selection: str = "last"
@@ -98,6 +123,7 @@ class ProtocolConfig:
     workers: int = 1
     threads_per_fold: int = 1
     save_checkpoints: bool = True
+    gpus_per_fold: float = 0.0
 
 
 @dataclass
@@ -120,7 +146,21 @@ class RunConfig:
             raise ConfigError("protocol.seeds must list at least one seed")
         if self.protocol.workers < 1 or self.protocol.threads_per_fold < 1:
             raise ConfigError("protocol.workers and protocol.threads_per_fold must be >= 1")
+        self._validate_device()
+        self.training.param_groups = _checked_param_groups(self.training.param_groups, self.training.optimizer)
         return self
+
+    def _validate_device(self) -> None:
+        device, gpus = self.training.device, self.protocol.gpus_per_fold
+        if not isinstance(device, str) or not DEVICE_PATTERN.fullmatch(device):
+            raise ConfigError(f"training.device must be cpu, cuda, cuda:N or auto, got {device!r}")
+        if not 0 <= gpus <= 1:
+            raise ConfigError(f"protocol.gpus_per_fold must be in [0, 1] (a share of one GPU), got {gpus}")
+        if gpus > 0 and device == "cpu":
+            raise ConfigError("protocol.gpus_per_fold > 0 needs training.device cuda or auto, not cpu")
+        if device.startswith("cuda:") and self.protocol.workers > 1:
+            raise ConfigError(f"training.device {device!r} with protocol.workers > 1: Ray gives each fold worker "
+                              "its own visible GPU, so use training.device=cuda (and protocol.gpus_per_fold)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -130,15 +170,49 @@ class RunConfig:
 
         Excluded: ``name``, ``data.path`` (checked by the data fingerprint instead), ``data.cache`` and
         ``data.preprocess_workers`` (where and how fast features are computed), ``protocol.seeds`` (each seed is
-        its own unit), ``protocol.workers`` and ``protocol.save_checkpoints``.
+        its own unit), ``protocol.workers``, ``protocol.save_checkpoints``, ``protocol.gpus_per_fold`` and
+        ``training.device`` (where a unit runs; ``run.json`` records the devices). ``training.param_groups``
+        counts only when set, so configs without it keep the hash they had before the key existed.
         """
         d = self.to_dict()
         d.pop("name")
         for k in ("path", "cache", "preprocess_workers"):
             d["data"].pop(k)
-        for k in ("seeds", "workers", "save_checkpoints"):
+        for k in ("seeds", "workers", "save_checkpoints", "gpus_per_fold"):
             d["protocol"].pop(k)
+        d["training"].pop("device")
+        if not d["training"]["param_groups"]:
+            d["training"].pop("param_groups")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _checked_param_groups(groups: Any, optimizer: str) -> dict[str, dict[str, Any]]:
+    """``training.param_groups`` with its values coerced (YAML 1.1 reads ``1e-3`` as a string).
+
+    Raises:
+        ConfigError: not a mapping of prefix -> mapping, an unknown override key, a value of the wrong type, or
+            ``momentum`` with an optimizer other than SGD.
+    """
+    if not isinstance(groups, dict):
+        raise ConfigError(f"training.param_groups must map parameter-name prefixes to settings, got {groups!r}")
+    checked = {}
+    for prefix, overrides in groups.items():
+        where = f"training.param_groups[{prefix!r}]"
+        if not isinstance(prefix, str) or not prefix:
+            raise ConfigError(f"training.param_groups keys must be non-empty parameter-name prefixes, got {prefix!r}")
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"{where} must be a mapping such as {{lr: 0.002}}, got {overrides!r}")
+        unknown = sorted(set(overrides) - set(PARAM_GROUP_KEYS))
+        if unknown:
+            raise ConfigError(f"{where}: unknown keys {unknown}; known: {sorted(PARAM_GROUP_KEYS)}")
+        if "momentum" in overrides and optimizer != "sgd":
+            raise ConfigError(f"{where}: momentum applies to training.optimizer sgd only, not {optimizer!r}")
+        bad = [k for k, v in overrides.items() if v is None or isinstance(v, bool) != (PARAM_GROUP_KEYS[k] is bool)]
+        if bad:
+            raise ConfigError(f"{where}: {bad[0]} must be {PARAM_GROUP_KEYS[bad[0]].__name__}, "
+                              f"got {overrides[bad[0]]!r}")
+        checked[prefix] = {k: _coerce(v, PARAM_GROUP_KEYS[k], f"{where}[{k!r}]") for k, v in overrides.items()}
+    return checked
 
 
 def default_cache_dir() -> Path:

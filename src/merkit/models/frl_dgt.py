@@ -48,8 +48,10 @@ Departures and choices the paper leaves open (all documented switches live in :c
   amplified and strong ones damped, as the paper says. G_s and the losses use the un-normalised D, since a
   normalised field could not reconstruct the apex. ``flow_norm`` (Table 2, M1) applies the same standardisation to
   the flow image, which also removes the composite's per-image min-max stretch.
-* The paper gives the DGM its own Adam (lr 0.002) and the fusion Adam with cosine annealing; merkit's trainer has
-  one optimizer, so both parts share ``training.lr``. Under Adam, which is invariant to a gradient's scale, the
+* The paper gives the DGM its own Adam (lr 0.002) and the fusion Adam with cosine annealing. merkit uses one Adam
+  with a parameter group for the DGM (``training.param_groups: {dgm.: {lr: 0.002}}``; the fusion uses
+  ``training.lr``). Adam's state is per parameter, so this equals two Adams, except that the cosine schedule
+  scales both groups (``schedule: false`` keeps the DGM's lr constant; the paper does not say which). Under Adam, which is invariant to a gradient's scale, the
   1e-6 factor matters only relative to the DGM's own losses: without L_DGM (no aux losses), Adam would undo it.
 * Fusion-layer BN: one BatchNorm1d per layer over the heads (statistics over the batch and the key positions), so
   that it keeps the order of the keys within a sample; no ``1/sqrt(c)`` scaling (the BN sets the scale). Lin is a

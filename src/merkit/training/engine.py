@@ -3,33 +3,146 @@
 ``fit`` trains a model on a :class:`~merkit.features.FeatureSet`. The only way test data can influence anything is
 the optional ``on_epoch_end`` callback, which the *paper* protocol uses to score every epoch on the test subject;
 the default protocol never passes one.
+
+Devices: ``training.device`` (:func:`resolve_device`) says where the model trains. The FeatureSet stays on the CPU
+and each batch moves to the device, so a dataset larger than GPU memory trains as long as one batch fits.
+Random draws (batch order, augmentation) come from the CPU generator on every device, so the data a unit sees
+does not depend on the device; only the arithmetic does. On the CPU a seed gives identical predictions run after
+run; on CUDA it does not (cuDNN kernel choice, non-deterministic kernels, TF32 convolutions).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-from merkit.config import TrainConfig
+from merkit.config import DEVICE_PATTERN, TrainConfig
 from merkit.errors import ConfigError
 from merkit.features import FeatureSet
 from merkit.models.base import MerModel
 from merkit.training.augment import get_augmentations
 
 
+def resolve_device(spec: str) -> torch.device:
+    """The :class:`torch.device` that ``training.device`` names.
+
+    ``cpu``; ``cuda`` (the current CUDA device); ``cuda:N``; ``auto`` (``cuda`` when
+    :func:`torch.cuda.is_available`, else ``cpu``).
+
+    Raises:
+        ConfigError: ``spec`` is none of these, or names a CUDA device this machine does not have.
+    """
+    if not isinstance(spec, str) or not DEVICE_PATTERN.fullmatch(spec):
+        raise ConfigError(f"training.device must be cpu, cuda, cuda:N or auto, got {spec!r}")
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(spec)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"training.device is {spec!r} but PyTorch sees no CUDA device here "
+                              f"(torch {torch.__version__}, built with CUDA {torch.version.cuda}); "
+                              "use training.device=cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"training.device is {spec!r} but only {torch.cuda.device_count()} CUDA device(s) "
+                              "are visible")
+    return device
+
+
+def describe_device(device: torch.device) -> str:
+    """``cpu``, or ``cuda:N (<GPU name>)``: the device as a run records it."""
+    if device.type != "cuda":
+        return str(device)
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+
+
+def module_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter or buffer; CPU for a model with neither."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """``model``'s state dict as contiguous CPU tensors, the form every merkit checkpoint is written in, so that a
+    GPU-trained checkpoint loads (``map_location`` CPU) and predicts on a machine without a GPU."""
+    return {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+
+
+def _to_device(inputs: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device) for k, v in inputs.items()}
+
+
+def _prefix_groups(model: nn.Module, param_groups: dict[str, dict]) -> list[tuple[str | None, list[nn.Parameter]]]:
+    """Split ``model``'s trainable parameters by ``training.param_groups`` prefix (longest prefix wins).
+
+    Returns ``[(prefix, parameters), ...]``: the default group (prefix ``None``) first when it is not empty, then
+    one group per prefix in config order.
+
+    Raises:
+        ConfigError: a prefix matches no trainable parameter (the message lists the model's top-level names).
+    """
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    prefixes = sorted(param_groups, key=len, reverse=True)
+    members: dict[str | None, list[nn.Parameter]] = {None: [], **{prefix: [] for prefix in param_groups}}
+    for name, p in named:
+        members[next((prefix for prefix in prefixes if name.startswith(prefix)), None)].append(p)
+    empty = [prefix for prefix in param_groups if not members[prefix]]
+    if empty:
+        tops = list(dict.fromkeys(name.split(".")[0] + "." for name, _ in named))
+        raise ConfigError(f"training.param_groups prefix {empty[0]!r} matches no trainable parameter of "
+                          f"{type(model).__name__}; its parameter names start with {tops[:12]}")
+    return [(prefix, members[prefix]) for prefix in (None, *param_groups) if members[prefix]]
+
+
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+    """One optimizer (``training.optimizer``) over the trainable parameters.
+
+    With ``training.param_groups``, torch parameter groups: first the default group (parameters under no prefix;
+    ``training.lr`` and ``weight_decay``), then one group per prefix in config order, whose ``lr``,
+    ``weight_decay`` and, for SGD, ``momentum`` override the defaults. A parameter belongs to the longest prefix
+    its name (``model.named_parameters()``) starts with. The optimizer type is shared by every group. Each group
+    records ``prefix`` (``None`` for the default group) and ``schedule`` (read by :func:`make_scheduler`).
+
+    Raises:
+        ConfigError: unknown optimizer, or a prefix that matches no trainable parameter.
+    """
+    if cfg.optimizer not in ("adam", "adamw", "sgd"):
+        raise ConfigError(f"training.optimizer must be adam, adamw or sgd, got {cfg.optimizer!r}")
+    if cfg.param_groups:
+        params: list = []
+        for prefix, members in _prefix_groups(model, cfg.param_groups):
+            overrides = dict(cfg.param_groups.get(prefix, {}))
+            schedule = overrides.pop("schedule", True)
+            params.append({"params": members, **overrides, "prefix": prefix, "schedule": schedule})
+    else:
+        params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    raise ConfigError(f"training.optimizer must be adam, adamw or sgd, got {cfg.optimizer!r}")
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def schedule_factor(cfg: TrainConfig) -> Callable[[int], float]:
+    """The factor on the initial lr after ``e`` epochs, in closed form, of ``training.scheduler``."""
+    p = cfg.scheduler_params
+    if cfg.scheduler == "none":
+        return lambda e: 1.0
+    if cfg.scheduler == "cosine":
+        t_max = p.get("t_max", cfg.epochs)
+        return lambda e: 0.5 * (1.0 + math.cos(math.pi * e / t_max))
+    if cfg.scheduler == "exponential":
+        gamma, decay_epochs = p.get("gamma", 0.987), p.get("decay_epochs", cfg.epochs)
+        return lambda e: gamma ** min(e, decay_epochs)
+    if cfg.scheduler == "step":
+        step_size, gamma = p.get("step_size", 10), p.get("gamma", 0.1)
+        return lambda e: gamma ** (e // step_size)
+    raise ConfigError(f"training.scheduler must be none, cosine, exponential or step, got {cfg.scheduler!r}")
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig):
@@ -38,18 +151,25 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig):
     * ``cosine``: cosine annealing to 0 over ``epochs`` (``scheduler_params.t_max`` overrides).
     * ``exponential``: lr *= ``gamma`` each epoch for the first ``decay_epochs`` epochs (MMNet: 0.987, 50).
     * ``step``: lr *= ``gamma`` every ``step_size`` epochs.
+
+    A schedule multiplies every parameter group's lr by the same factor, so groups keep their lr ratios (torch's
+    schedulers work per group from each group's initial lr). A group with ``schedule: false``
+    (``training.param_groups``) keeps its lr constant instead; the schedule is then one
+    :class:`~torch.optim.lr_scheduler.LambdaLR` with the closed form of :func:`schedule_factor` per scheduled
+    group, which for cosine agrees with :class:`~torch.optim.lr_scheduler.CosineAnnealingLR` up to rounding.
     """
+    factor = schedule_factor(cfg)  # also rejects an unknown scheduler name
     p = cfg.scheduler_params
     if cfg.scheduler == "none":
         return None
+    if not all(group.get("schedule", True) for group in optimizer.param_groups):
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, [factor if group.get("schedule", True) else (lambda e: 1.0) for group in optimizer.param_groups])
     if cfg.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=p.get("t_max", cfg.epochs))
     if cfg.scheduler == "exponential":
-        gamma, decay_epochs = p.get("gamma", 0.987), p.get("decay_epochs", cfg.epochs)
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: gamma ** min(e, decay_epochs))
-    if cfg.scheduler == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=p.get("step_size", 10), gamma=p.get("gamma", 0.1))
-    raise ConfigError(f"training.scheduler must be none, cosine, exponential or step, got {cfg.scheduler!r}")
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=p.get("step_size", 10), gamma=p.get("gamma", 0.1))
 
 
 def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -67,21 +187,33 @@ def fit(
     on_epoch_end: Callable[[int, MerModel], None] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> MerModel:
-    """Train ``model`` on ``train`` for exactly ``cfg.epochs`` epochs.
+    """Train ``model`` on ``train`` for exactly ``cfg.epochs`` epochs, on ``cfg.device``.
+
+    The model moves to the device (and stays there: :func:`predict_proba` follows it; save with
+    :func:`cpu_state_dict`). Each batch moves to the device before the augmentation hooks, which therefore run on
+    the device; their random draws come from ``generator``, a CPU generator.
 
     Args:
-        generator: seeds the batch order and the augmentations, so a (seed, fold) unit is reproducible.
+        generator: a CPU :class:`torch.Generator`; seeds the batch order and the augmentations, so a (seed, fold)
+            unit is reproducible.
         on_epoch_end: called as ``on_epoch_end(epoch, model)`` after each epoch (1-based), model in eval mode.
         progress: called with the finished epoch number, for progress displays.
 
     Loss: cross-entropy on ``ModelOutput.logits`` (class-weighted if ``cfg.class_weighted``) plus the sum of
     ``ModelOutput.aux_losses``.
+
+    Raises:
+        ConfigError: bad device, optimizer, scheduler, augmentation or parameter-group prefix.
     """
+    device = resolve_device(cfg.device)
     augment = get_augmentations(cfg.augment)
+    # A hook may read inputs the model does not (temporal jitter reads frame windows); it declares them.
+    keys = tuple(dict.fromkeys([*model.input_keys, *(k for hook in augment for k in getattr(hook, "extra_keys", ()))]))
     meta = train.meta
     labels = train.labels
     weight = class_weights(labels, len(train.classes)) if cfg.class_weighted else None
-    criterion = nn.CrossEntropyLoss(weight=weight)
+    criterion = nn.CrossEntropyLoss(weight=weight).to(device)  # the class weights are a buffer of the loss
+    model.to(device)  # before the optimizer, which then holds the device's parameters and state
     optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(optimizer, cfg)
     n = len(train)
@@ -94,11 +226,11 @@ def fit(
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
             if idx.numel() < 2 and n >= 2:  # a batch of one breaks batch norm; fold it into the previous step
                 continue
-            inputs = train.batch(idx, model.input_keys)
+            inputs = _to_device(train.batch(idx, keys), device)
             for hook in augment:
                 inputs = hook(inputs, meta, generator)
             out = model(inputs)
-            loss = criterion(out.logits, labels.index_select(0, idx))
+            loss = criterion(out.logits, labels.index_select(0, idx).to(device))
             for aux in out.aux_losses.values():
                 loss = loss + aux
             (loss / cfg.grad_accumulation).backward()
@@ -117,12 +249,25 @@ def fit(
 
 
 @torch.no_grad()
-def predict_proba(model: MerModel, data: FeatureSet, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities, float64 array (N, num_classes), rows in ``data.table`` order."""
-    model.eval()
+def predict_proba(model: MerModel, data: FeatureSet, batch_size: int = 256,
+                  device: str | torch.device | None = None) -> np.ndarray:
+    """Class probabilities, float64 numpy array (N, num_classes) on the CPU, rows in ``data.table`` order.
+
+    Args:
+        device: where to run: a ``training.device`` string or a :class:`torch.device`; the model moves there.
+            ``None`` (default) runs where the model already is (after :func:`fit`: ``training.device``).
+
+    Raises:
+        ConfigError: a device string that :func:`resolve_device` rejects.
+    """
+    if device is None:
+        device = module_device(model)
+    elif isinstance(device, str):
+        device = resolve_device(device)
+    model.to(device).eval()
     out = []
     for start in range(0, len(data), batch_size):
         idx = torch.arange(start, min(start + batch_size, len(data)))
-        logits = model(data.batch(idx, model.input_keys)).logits
-        out.append(torch.softmax(logits.double(), dim=1).numpy())
+        logits = model(_to_device(data.batch(idx, model.input_keys), device)).logits
+        out.append(torch.softmax(logits.double(), dim=1).cpu().numpy())
     return np.concatenate(out, axis=0) if out else np.zeros((0, len(data.classes)))

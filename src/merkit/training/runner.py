@@ -5,7 +5,8 @@ unit is written at once to ``<run>/units/seed<S>/<fold>.csv`` (atomically), so a
 finished folds and loses nothing. Units are deterministic functions of (config, data, fold, seed): the seed of a
 unit is derived from the run seed and the fold's subject, and the number of intra-op threads is fixed by
 ``protocol.threads_per_fold``, so running them in Ray worker processes gives the same predictions as running them
-in sequence.
+in sequence. That holds on the CPU; on CUDA (``training.device``) units are not bit-reproducible, and ``run.json``
+records which devices trained a folder's units. Checkpoints are always written from CPU tensors.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from merkit.config import RunConfig, config_from_dict
 from merkit.errors import ConfigError
 from merkit.features import FeatureSet
 from merkit.models import build_model
-from merkit.training.engine import fit, predict_proba
+from merkit.training.engine import cpu_state_dict, describe_device, fit, predict_proba, resolve_device
 from merkit.training.loso import Fold, check_fold, loso_folds
 
 PREDICTION_COLUMNS = ("sample_id", "dataset", "subject", "subject_id", "sample", "fold", "seed", "epoch",
@@ -87,7 +88,7 @@ def run_unit(config: RunConfig, data: FeatureSet, fold: Fold, seed: int,
             from safetensors.torch import save_file
 
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(checkpoint))
+            save_file(cpu_state_dict(model), str(checkpoint))
         return prediction_frame(test, proba, fold.subject_id, seed, epoch)
     finally:
         torch.set_num_threads(previous_threads)
@@ -127,10 +128,16 @@ def plan_units(config: RunConfig, data: FeatureSet, run_dir: Path) -> list[UnitP
 def check_run_dir(config: RunConfig, data: FeatureSet, run_dir: Path) -> None:
     """Create or verify ``run.json``, which ties a run folder to one config and one dataset.
 
+    ``run.json`` also lists under ``devices`` every device that trained units in the folder (``cpu``, or
+    ``cuda:0 (<GPU name>)``); a run resumed on another device adds it, so a folder whose units came from a GPU
+    and a CPU says so.
+
     Raises:
-        ConfigError: the folder already holds units of a different config or dataset; resuming would mix them.
+        ConfigError: the folder already holds units of a different config or dataset; resuming would mix them,
+            or ``training.device`` is unavailable here.
     """
     stamp = {"result_hash": config.result_hash(), "data_fingerprint": data.fingerprint()}
+    device = describe_device(resolve_device(config.training.device))
     path = run_dir / "run.json"
     if path.is_file():
         old = json.loads(path.read_text())
@@ -138,9 +145,26 @@ def check_run_dir(config: RunConfig, data: FeatureSet, run_dir: Path) -> None:
             raise ConfigError(
                 f"{run_dir} holds results of another config or dataset ({old} vs {stamp}); "
                 "choose another --out, or delete the folder to start over")
+        if device not in old.get("devices", []):
+            path.write_text(json.dumps({**old, "devices": [*old.get("devices", []), device]}, indent=2))
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(stamp, indent=2))
+        path.write_text(json.dumps({**stamp, "devices": [device]}, indent=2))
+
+
+def run_devices(run_dir: str | Path) -> list[str]:
+    """The devices that trained the units of ``run_dir`` (``run.json``'s ``devices``; empty for folders written
+    before merkit recorded them)."""
+    path = Path(run_dir) / "run.json"
+    return list(json.loads(path.read_text()).get("devices", [])) if path.is_file() else []
+
+
+def gpus_per_unit(config: RunConfig) -> float:
+    """The GPU share a Ray unit requests: 0 unless ``training.device`` resolves to CUDA; then
+    ``protocol.gpus_per_fold``, or ``1 / workers`` when that is 0 (the workers share one GPU)."""
+    if resolve_device(config.training.device).type != "cuda":
+        return 0.0
+    return config.protocol.gpus_per_fold or 1.0 / config.protocol.workers
 
 
 def run_loso(config: RunConfig, data: FeatureSet, run_dir: str | Path,
@@ -185,7 +209,9 @@ def _run_on_ray(config: RunConfig, data: FeatureSet, todo: list[UnitPlan],
         ray.init(num_cpus=config.protocol.workers * config.protocol.threads_per_fold,
                  include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     try:
-        remote = ray.remote(num_cpus=config.protocol.threads_per_fold)(_run_unit_remote)
+        # With a GPU share Ray sets each worker's CUDA_VISIBLE_DEVICES, so "cuda" there is the GPU Ray assigned.
+        remote = ray.remote(num_cpus=config.protocol.threads_per_fold,
+                            num_gpus=gpus_per_unit(config))(_run_unit_remote)
         data_ref = ray.put(data)
         config_dict = config.to_dict()
         pending = {
