@@ -73,3 +73,52 @@ def test_label_must_agree_with_emotion_and_scheme(tmp_path):
     write_folder(tmp_path, [row(label=0, emotion="joy")])
     with pytest.raises(DataError, match="not in class scheme"):
         load_flow_folder(tmp_path)
+
+
+def _face_crop(shift: int = 0) -> np.ndarray:
+    """A square grey crop around the astronaut's face, the face moved ``shift`` px to the left within it."""
+    import skimage
+
+    from merkit.face.landmarks import detect_landmarks
+
+    grey = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2GRAY)
+    landmarks, _, _ = detect_landmarks(grey)
+    cx, cy = landmarks.mean(0).astype(int)
+    half = 90
+    x0, y0 = cx - half + shift, cy - half
+    return np.ascontiguousarray(grey[y0:y0 + 2 * half, x0:x0 + 2 * half])
+
+
+def test_au_boxes_come_from_landmarks_fitted_on_each_apex_crop_and_follow_the_face(tmp_path):
+    from merkit.face.regions import AU_REGION_NAMES
+
+    rows = [row(sample="a"), row(sample="b")]
+    for r, shift in zip(rows, (0, 18)):
+        r["apex"] = f"apex/{r['sample']}.png"
+        (tmp_path / "apex").mkdir(exist_ok=True)
+        cv2.imwrite(str(tmp_path / r["apex"]), _face_crop(shift))
+    write_folder(tmp_path, rows)
+    fs = load_flow_folder(tmp_path, with_apex=True, apex_size=56, with_au_boxes=True)
+    boxes = fs.inputs["au_boxes"].numpy()
+    assert boxes.shape == (2, 9, 4) and boxes.dtype == np.float32
+    assert boxes.min() >= 0.0 and boxes.max() <= 1.0
+    name = list(AU_REGION_NAMES)
+    left, right = boxes[0, name.index("R1L")], boxes[0, name.index("R1R")]
+    assert left[0] < right[0]  # the image's left brow box is left of the right one
+    assert boxes[0, name.index("R6"), 1] > boxes[0, name.index("R2"), 1]  # mouth below the brows
+    # The face sits 18 px further left in crop b (180 px side): the central boxes move left by about 0.1.
+    moved = boxes[1, name.index("R4"), 0] - boxes[0, name.index("R4"), 0]
+    assert -0.13 < moved < -0.07
+    assert fs.meta["diagnostics"] == {}
+
+
+def test_a_crop_where_no_face_is_detected_is_counted_and_still_gets_boxes(tmp_path):
+    r = row()
+    r["apex"] = "apex/blank.png"
+    (tmp_path / "apex").mkdir()
+    cv2.imwrite(str(tmp_path / r["apex"]), np.full((64, 64), 128, np.uint8))
+    write_folder(tmp_path, [r])
+    fs = load_flow_folder(tmp_path, with_au_boxes=True)
+    assert fs.inputs["au_boxes"].shape == (1, 9, 4)
+    assert fs.meta["diagnostics"] == {"face-not-detected": 1}
+    assert "apex" not in fs.inputs and any("1 of 1 crops" in note for note in fs.notes)

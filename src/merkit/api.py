@@ -51,7 +51,7 @@ def load_features(config: RunConfig) -> FeatureSet:
         from merkit.datasets.flow_folder import load_flow_folder
 
         return load_flow_folder(data.path, data.scheme, data.channels, data.file_channels, data.with_apex,
-                                data.apex_size)
+                                data.apex_size, data.with_au_boxes)
     if data.kind == "raw":
         return load_raw_features(config)
     raise ConfigError(f"unknown data.kind {data.kind!r}; known: flow_folder, raw")

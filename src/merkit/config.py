@@ -54,6 +54,7 @@ class DataConfig:
     file_channels: list[str] = field(default_factory=lambda: ["u", "v", "strain"])
     with_apex: bool = False
     apex_size: int | None = None
+    with_au_boxes: bool = False  # flow_folder: AU boxes from landmarks fitted on the apex crops (FRL-DGT au-input)
     dataset: str | None = None
     face: dict[str, Any] = field(default_factory=dict)
     motion: dict[str, Any] = field(default_factory=dict)
@@ -181,8 +182,11 @@ class RunConfig:
         for k in ("seeds", "workers", "save_checkpoints", "gpus_per_fold"):
             d["protocol"].pop(k)
         d["training"].pop("device")
+        # Keys added after runs existed count only when set, so those runs keep their hash and resume.
         if not d["training"]["param_groups"]:
             d["training"].pop("param_groups")
+        if not d["data"]["with_au_boxes"]:
+            d["data"].pop("with_au_boxes")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

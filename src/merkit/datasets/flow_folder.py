@@ -27,7 +27,7 @@ import torch
 
 from merkit.datasets.schemes import get_scheme
 from merkit.datasets.table import new_sample_table
-from merkit.errors import DataError, Where
+from merkit.errors import DataError, Diagnostics, Where
 from merkit.features import FeatureSet
 
 FLOW_FILE_CHANNELS: tuple[str, ...] = ("u", "v", "strain")
@@ -71,6 +71,8 @@ def load_flow_folder(
     file_channels: Sequence[str] = FLOW_FILE_CHANNELS,
     with_apex: bool = False,
     apex_size: int | None = None,
+    with_au_boxes: bool = False,
+    diagnostics: Diagnostics | None = None,
 ) -> FeatureSet:
     """Load a flow folder as a :class:`~merkit.features.FeatureSet`.
 
@@ -81,9 +83,14 @@ def load_flow_folder(
         file_channels: the channel order stored in the files' RGB planes (default u, v, strain).
         with_apex: also load the ``apex`` column as an ``"apex"`` input (grey, (N, 1, S, S)).
         apex_size: resize apex crops to this side (pixels); ``None`` keeps the stored size.
+        with_au_boxes: also fit dlib's 68 landmarks on each stored apex crop (before resizing) and give FRL-DGT's
+            nine AU boxes as an ``"au_boxes"`` input, float32 (N, 9, 4) in units of the crop side
+            (:func:`merkit.face.regions.image_au_boxes`; a crop where the detector finds no face is counted).
+        diagnostics: receives those warnings; their counts also go to ``meta["diagnostics"]``.
 
     Returns:
-        FeatureSet with input ``"flow"``: float32 (N, len(channels), H, W) in [0, 1], and optionally ``"apex"``.
+        FeatureSet with input ``"flow"``: float32 (N, len(channels), H, W) in [0, 1], and optionally ``"apex"``
+        and ``"au_boxes"``.
 
     Raises:
         DataError: a file is missing or unreadable, has the wrong channel count or size, a sample id repeats,
@@ -108,7 +115,8 @@ def load_flow_folder(
             raise DataError(f"label {row.label} disagrees with emotion {row.emotion!r} "
                             f"({cls.name} gives {expected})", where)
     order = [list(file_channels).index(c) for c in channels]
-    flows, apexes, shape = [], [], None
+    diagnostics = diagnostics if diagnostics is not None else Diagnostics()
+    flows, apexes, boxes, shape = [], [], [], None
     for row in table.itertuples(index=False):
         where = Where(row.dataset, row.subject, row.sample)
         img = _read_rgb(root / row.flow, where)
@@ -117,21 +125,31 @@ def load_flow_folder(
         elif img.shape != shape:
             raise DataError(f"flow image is {img.shape}, the first was {shape}", where)
         flows.append(img[:, :, order])
-        if with_apex:
+        if with_apex or with_au_boxes:
             if "apex_path" not in table.columns or pd.isna(row.apex_path):
-                raise DataError("with_apex needs an 'apex' column in the manifest", where)
+                raise DataError("with_apex and with_au_boxes need an 'apex' column in the manifest", where)
             path = root / row.apex_path
             grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
             if grey is None:
                 raise DataError(f"cannot read apex image {path}", where)
+            if with_au_boxes:  # the face stage's landmarks, imported late: datasets come before face
+                from merkit.face.regions import image_au_boxes
+
+                boxes.append(image_au_boxes(grey, where, diagnostics))
             if apex_size:
                 grey = cv2.resize(grey, (apex_size, apex_size), interpolation=cv2.INTER_AREA)
             apexes.append(grey[None])
     flow = torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
     inputs = {"flow": flow}
+    notes = [f"onset->apex flow images from {root.name}, channels {list(channels)}"]
     if with_apex:
         inputs["apex"] = torch.from_numpy(np.stack(apexes)).float().div_(255.0)
+    if with_au_boxes:
+        inputs["au_boxes"] = torch.from_numpy(np.stack(boxes))
+        missed = diagnostics.summary().get("face-not-detected", 0)
+        notes.append(f"AU regions from dlib landmarks fitted on each apex crop (in {missed} of {len(table)} crops "
+                     "the detector found no face and the whole crop was the face box)")
     table = table.drop(columns=[c for c in ("apex_path",) if c in table.columns])
-    return FeatureSet(table, inputs, cls.classes,
-                      [f"onset->apex flow images from {root.name}, channels {list(channels)}"],
-                      {"flow_channels": list(channels)})
+    return FeatureSet(table, inputs, cls.classes, notes,
+                      {"flow_channels": list(channels), "diagnostics": diagnostics.summary()})
+
