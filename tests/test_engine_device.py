@@ -173,12 +173,7 @@ def test_fit_moves_the_model_and_every_batch_tensor_to_the_device(monkeypatch):
     assert {p.device.type for p in model.parameters()} == {"meta"}
 
 
-# augment._warp builds the affine grid from a CPU theta; reported to augment.py's owner (move theta to img.device).
-GRID_ON_CPU = pytest.mark.xfail(strict=True, reason="augment._warp builds the affine grid on the CPU")
-
-
-@pytest.mark.parametrize("name", [pytest.param(name, marks=GRID_ON_CPU if name in ("rotate3", "random_crop_pad15")
-                                               else ()) for name in sorted(AUGMENTATIONS)])
+@pytest.mark.parametrize("name", sorted(AUGMENTATIONS))
 def test_augmentation_hook_keeps_a_device_batch_on_its_device(name):
     """Every registered hook, on a batch holding every key a hook reads, all on the meta device."""
     shapes = {"flow": (4, 3, 28, 28), "onset": (4, 1, 56, 56), "apex": (4, 1, 56, 56),

@@ -289,6 +289,6 @@ def test_flow_variant_labels_itself_as_the_table2_m0_ablation():
 
     config = load_config(Path(__file__).parents[1] / "configs" / "megc2019" / "frl-dgt-flow.yaml")
     model = build_model(config.model.name, 3, config.model.preset, **config.model.params)
-    assert model.input_keys == ("flow", "apex")
+    assert model.input_keys == ("flow", "apex", "au_boxes")  # AU boxes from landmarks on the apex crops
     assert any("M0" in note for note in model.notes)
     assert not build_model("frl_dgt", 3, "cpu", self_supervised=True).notes

@@ -528,8 +528,9 @@ class Predictor:
         arrays, _ = stage.compute(clip)
         inputs = {INPUT_KEYS[name]: a for name, a in arrays.items()}
         for key, pos in (("onset", 0), ("apex", apex_pos)):
-            crop = clip.frames[pos].astype(np.float32) / 255.0
-            inputs[key] = crop[None] if crop.ndim == 2 else crop.transpose(2, 0, 1)
+            if key not in inputs:  # the motion stage's onset_apex_frames are resized as in training
+                crop = clip.frames[pos].astype(np.float32) / 255.0
+                inputs[key] = crop[None] if crop.ndim == 2 else crop.transpose(2, 0, 1)
         timing.motion += time.perf_counter() - t0
 
         t0 = time.perf_counter()

@@ -15,12 +15,16 @@ from typing import Any, Mapping
 from merkit import __version__
 from merkit.errors import CheckpointError
 from merkit.face.clip import FaceConfig
-from merkit.motion.stage import INPUT_KEYS, MotionConfig
+from merkit.motion.stage import MotionConfig, input_keys_of
 
 #: Version of the ``preprocessing`` record's layout (not of merkit); bump when its keys change meaning.
 PREPROCESSING_SCHEMA = 1
 #: Input keys built from the aligned face crops themselves rather than from a motion representation.
 CROP_KEYS: tuple[str, ...] = ("onset", "apex")
+
+#: Settings added after records were first written; a record without them means their defaults, which is what the
+#: older merkit computed (they matter only to representations that did not exist then).
+OPTIONAL_KEYS: dict[str, set[str]] = {"motion": {"jitter", "ss_pairs"}}
 
 
 def major_version(version: str) -> str:
@@ -38,7 +42,7 @@ class Preprocessing:
         {"schema": 1, "merkit_version": "0.1.0",
          "face": {...every FaceConfig field...}, "motion": {...every MotionConfig field...}}
 
-    Model input keys it can produce: ``INPUT_KEYS[r]`` for each motion representation ``r`` (``flow`` for
+    Model input keys it can produce: :func:`merkit.motion.stage.input_keys_of` the motion representations (``flow`` for
     ``onset_apex_flow``, ...) and the aligned ``onset`` and ``apex`` crops ((C, S, S) float32 in [0, 1], S =
     ``face.size``).
     """
@@ -58,7 +62,7 @@ class Preprocessing:
     @property
     def input_keys(self) -> tuple[str, ...]:
         """The model input keys these settings can build."""
-        return tuple(INPUT_KEYS[r] for r in self.motion.representations) + CROP_KEYS
+        return tuple(dict.fromkeys(input_keys_of(self.motion.representations) + CROP_KEYS))
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": PREPROCESSING_SCHEMA, "merkit_version": __version__, "face": self.face.to_dict(),
@@ -89,7 +93,8 @@ class Preprocessing:
             if not isinstance(given, Mapping):
                 raise CheckpointError(f"{source}: preprocessing has no {name!r} settings")
             fields = {f.name for f in dataclasses.fields(kind)}
-            missing, unknown = sorted(fields - set(given)), sorted(set(given) - fields)
+            missing = sorted(fields - set(given) - OPTIONAL_KEYS.get(name, set()))
+            unknown = sorted(set(given) - fields)
             if missing or unknown:
                 raise CheckpointError(
                     f"{source}: {name} preprocessing cannot be reproduced: "

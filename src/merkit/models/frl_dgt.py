@@ -29,7 +29,7 @@ Inputs (``{key: tensor}``, float32, B = batch, frames in [0, 1]; grey frames are
 * ``dynamic_image``: (B, C, H, W) for ``displacement="dynamic_image"``;
 * ``au_boxes``: (B, 9, 4) boxes ``(left, top, right, bottom)`` in units of the image side (pixels / S), in
   :data:`merkit.face.regions.AU_REGION_NAMES` order, only for ``regions="au-input"``
-  (:func:`au_boxes_from_landmarks` builds them from landmarks in the aligned crop);
+  (:func:`merkit.face.regions.au_boxes` builds them from landmarks in the aligned crop);
 * ``ss_onset``, ``ss_apex``: (B, P, C, H, W) self-supervised frame pairs, only for ``self_supervised=True``;
 * ``clip``: (B, T, C, H, W), (B, T, H, W) or (B, T, H, W, 3) for ``sequence=True`` (the motion stage's
   ``resample_clip``; multiply by ``clip_scale`` to reach [0, 1], e.g. 1/255 for uint8-range frames).
@@ -363,18 +363,6 @@ def template_boxes(image_size: int, side: int, crop: str = "slstt") -> np.ndarra
     matrix = crop_matrix(crop_box(TEMPLATE_68, crop), image_size)
     landmarks = TEMPLATE_68 @ matrix[:2, :2].T + matrix[:2, 2]
     return np.array(list(au_regions(landmarks, image_size, side).values()), dtype=np.int64)
-
-
-def au_boxes_from_landmarks(landmarks: np.ndarray, image_size: int) -> np.ndarray:
-    """The ``au_boxes`` input from landmarks: (N, 68, 2) pixels in an ``image_size`` crop -> (N, 9, 4) float32.
-
-    Boxes are :func:`merkit.face.regions.au_regions` at the paper's 90/224 side, divided by ``image_size`` (so they
-    do not depend on the size the model resizes to). The model uses their centres.
-    """
-    from merkit.face.regions import au_regions
-
-    boxes = [list(au_regions(lm, image_size).values()) for lm in np.asarray(landmarks)]
-    return (np.asarray(boxes, dtype=np.float32) / image_size).reshape(-1, NUM_REGIONS, 4)
 
 
 def crop_regions(x: torch.Tensor, left: torch.Tensor, top: torch.Tensor, side: int) -> torch.Tensor:

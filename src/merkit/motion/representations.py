@@ -9,10 +9,14 @@ order. Positions (``onset``, ``apex``, ``offset``) are 0-based indices into the 
 * :func:`long_term_flow`: flow from the onset to each of F frames around the apex (SLSTT).
 * :func:`dynamic_image`: approximate rank pooling of a clip (Bilen et al., CVPR 2016; compared in FRL-DGT).
 * :func:`resample_clip`: a clip resampled in time to T frames (FRL-DGT-S).
+* :func:`onset_apex_frames`: the onset and apex crops with temporal-jitter windows around each (MMNet, CVA+FPF,
+  FRL-DGT).
+* :func:`ss_pairs`: random (earlier, later) frame pairs of a clip for FRL-DGT's self-supervised DGM loss.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Sequence
 
 import cv2
@@ -22,6 +26,7 @@ from merkit.motion.flow import FARNEBACK_SLSTT, compute_flow, flow_magnitude, op
 
 REPRESENTATIONS: tuple[str, ...] = (
     "onset_apex_flow", "apex_minus_onset", "long_term_flow", "dynamic_image", "resample_clip",
+    "onset_apex_frames", "au_boxes", "ss_pairs",
 )
 
 
@@ -98,11 +103,26 @@ def apex_minus_onset(onset: np.ndarray, apex: np.ndarray, size: int | None = Non
     Raises:
         ValueError: the frames differ in shape.
     """
-    a, b = _float01(onset), _float01(apex)
-    if a.shape != b.shape:
-        raise ValueError(f"onset and apex differ in shape: {a.shape} and {b.shape}")
-    diff = _resize(b, size) - _resize(a, size)
-    return (diff[None] if diff.ndim == 2 else diff.transpose(2, 0, 1)).astype(np.float32)
+    if np.shape(onset) != np.shape(apex):
+        raise ValueError(f"onset and apex differ in shape: {np.shape(onset)} and {np.shape(apex)}")
+    return face_crop(apex, size) - face_crop(onset, size)
+
+
+def face_crop(frame: np.ndarray, size: int | None = None) -> np.ndarray:
+    """One aligned face crop as a model input: scaled to [0, 1] (uint8 / 255), area-resized to ``size``,
+    channels first.
+
+    :func:`apex_minus_onset` is exactly ``face_crop(apex, size) - face_crop(onset, size)``.
+
+    Args:
+        frame: (H, W) grey or (H, W, 3) RGB, uint8 or float in [0, 1].
+        size: output side in pixels, or ``None`` to keep the frame's size.
+
+    Returns:
+        float32 (C, S, S), C = 1 (grey) or 3 (RGB).
+    """
+    image = _resize(_float01(frame), size)
+    return (image[None] if image.ndim == 2 else image.transpose(2, 0, 1)).astype(np.float32)
 
 
 def _as_clip(clip: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
@@ -282,3 +302,132 @@ def dynamic_image(clip: Sequence[np.ndarray] | np.ndarray, normalise: str = "min
     if normalise == "minmax":
         image = minmax(image)
     return (image[None] if image.ndim == 2 else image.transpose(2, 0, 1)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Frames and self-supervised pairs for the raw-clip models (MMNet, CVA+FPF, FRL-DGT)
+
+
+def jitter_windows(onset: int, apex: int, length: int, jitter: int) -> tuple[np.ndarray, np.ndarray]:
+    """Clip positions a training sample may draw its onset and apex from: 2J + 1 each, centred on the labels.
+
+    MMNet (Li et al., IJCAI 2022) trains on an onset and an apex picked at random among "the four frames around"
+    the labelled ones (the MMNet reproduction report, sec. 5.2, implementation details), read here as J = 2: the
+    labelled frame and two on each side. FRL-DGT picks "a frame before or after the original apex frame" (Zhai et
+    al., CVPR 2023, sec. 3.3), which is J = 1 on the apex only.
+
+    Rule (position ``k`` of a window is the labelled frame moved by ``k - J`` frames, then clamped):
+
+    * both windows are clamped to the clip, ``[0, length - 1]``;
+    * with ``gap = apex - onset``, the onset may move later and the apex earlier by at most
+      ``max(0, (gap - 1) // 2)`` frames, so the onset window ends before the apex window starts. A drawn onset
+      therefore precedes a drawn apex whenever the labelled onset precedes the labelled apex, and the two never
+      coincide (which would give a zero difference image).
+
+    A clamped position repeats the nearest allowed frame, so frames at a clamp are drawn more often than the others.
+    Window index ``J`` is always the labelled frame.
+
+    Args:
+        onset, apex: labelled positions in the clip (0-based), ``0 <= onset <= apex < length``.
+        length: number of frames in the clip.
+        jitter: J >= 0, frames.
+
+    Returns:
+        ``(onset_positions, apex_positions)``, int64 (2J + 1,) each, non-decreasing.
+
+    Raises:
+        ValueError: positions out of order or outside the clip, or ``jitter < 0``.
+    """
+    if jitter < 0:
+        raise ValueError(f"jitter must be >= 0 frames, got {jitter}")
+    if not 0 <= onset <= apex < length:
+        raise ValueError(f"need 0 <= onset <= apex < length, got {onset}, {apex}, {length}")
+    reach = max(0, (apex - onset - 1) // 2)
+    steps = np.arange(-jitter, jitter + 1, dtype=np.int64)
+    return np.clip(onset + steps, 0, onset + reach), np.clip(apex + steps, apex - reach, length - 1)
+
+
+def onset_apex_frames(clip: Sequence[np.ndarray] | np.ndarray, onset: int, apex: int, jitter: int = 2,
+                      size: int | None = None) -> dict[str, np.ndarray]:
+    """The onset and apex crops of a clip, and the windows of crops that temporal jitter draws from.
+
+    The crops are :func:`face_crop` of the frames, so ``apex - onset`` equals :func:`apex_minus_onset` of the same
+    frames bit for bit, and the training hook :func:`merkit.training.augment.temporal_jitter` recomputes the
+    difference from drawn window frames the same way. The windows follow :func:`jitter_windows`.
+
+    Memory per sample (float32): 2 (2J + 2) C S^2 x 4 bytes: at J = 2, grey, S = 28 about 37 KB; grey S = 56
+    about 150 KB; RGB S = 224 about 7 MB (1.8 GB for CASME II's 255 clips).
+
+    Args:
+        clip: the aligned clip, (T, H, W[, 3]), uint8 or float in [0, 1].
+        onset, apex: labelled positions in the clip (0-based).
+        jitter: J, frames on each side.
+        size: output side in pixels, or ``None``.
+
+    Returns:
+        ``onset``, ``apex``: float32 (C, S, S) in [0, 1]; ``onset_window``, ``apex_window``: float32
+        (2J + 1, C, S, S), index J being ``onset`` / ``apex``.
+
+    Raises:
+        ValueError: positions out of order or outside the clip, or a negative jitter.
+    """
+    arr = _as_clip(clip)
+    onset_at, apex_at = jitter_windows(onset, apex, len(arr), jitter)
+    crops = {int(i): face_crop(arr[i], size) for i in np.unique(np.concatenate([onset_at, apex_at]))}
+    onset_window = np.stack([crops[int(i)] for i in onset_at])
+    apex_window = np.stack([crops[int(i)] for i in apex_at])
+    return {"onset": onset_window[jitter].copy(), "apex": apex_window[jitter].copy(),
+            "onset_window": onset_window, "apex_window": apex_window}
+
+
+def _key_seed(key: str) -> int:
+    """A 64-bit seed from a string: Python's ``hash`` is salted per process, SHA-256 is not."""
+    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "little")
+
+
+def ss_pair_positions(length: int, pairs: int, key: str) -> np.ndarray:
+    """P random (earlier, later) position pairs of a clip of ``length`` frames, fixed by ``key``.
+
+    Each pair is two distinct positions drawn uniformly (every unordered pair equally likely, with replacement
+    across pairs), earlier first. A one-frame clip gives (0, 0). The generator is seeded by a SHA-256 hash of
+    ``key`` (the sample id), so the pairs are the same in every process and every run.
+
+    Returns:
+        int64 (P, 2).
+
+    Raises:
+        ValueError: ``length < 1`` or ``pairs < 1``.
+    """
+    if length < 1 or pairs < 1:
+        raise ValueError(f"need length >= 1 and pairs >= 1, got {length}, {pairs}")
+    if length == 1:
+        return np.zeros((pairs, 2), np.int64)
+    rng = np.random.default_rng(_key_seed(key))
+    drawn = np.stack([rng.choice(length, size=2, replace=False) for _ in range(pairs)])
+    return np.sort(drawn, axis=1).astype(np.int64)
+
+
+def ss_pairs(clip: Sequence[np.ndarray] | np.ndarray, pairs: int, key: str,
+             size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Extra frame pairs of a clip for FRL-DGT's self-supervised DGM training (Zhai et al., CVPR 2023, sec. 3.1).
+
+    The paper samples "additional random pairs" of frames from the training sequences and trains the DGM on them
+    with L_DGM only. Here the P pairs of :func:`ss_pair_positions` are drawn once, at preprocessing, from the whole
+    aligned clip: they are the same in every epoch (not redrawn), which makes a run reproducible and cacheable at
+    the price of less variety. Only training samples' pairs reach a loss (the model ignores them in eval mode).
+
+    Memory per sample (float32): 2 P C S^2 x 4 bytes: at P = 4, grey, S = 56 about 100 KB; RGB S = 224 about 4.8 MB.
+
+    Args:
+        clip: the aligned clip, (T, H, W[, 3]), uint8 or float in [0, 1].
+        pairs: P.
+        key: seeds the draw, the sample id.
+        size: output side in pixels, or ``None``.
+
+    Returns:
+        ``(earlier, later)``: float32 (P, C, S, S) each, in [0, 1] (:func:`face_crop`).
+    """
+    arr = _as_clip(clip)
+    at = ss_pair_positions(len(arr), pairs, key)
+    crops = {int(i): face_crop(arr[i], size) for i in np.unique(at)}
+    return (np.stack([crops[int(i)] for i in at[:, 0]]), np.stack([crops[int(i)] for i in at[:, 1]]))

@@ -10,6 +10,11 @@ Files per clip::
     motion-<hash>/long_term_flow.npy     float32 (F, 3, S, S)
     motion-<hash>/dynamic_image.npy      float32 (C, S, S)
     motion-<hash>/resample_clip.npy      float32 (T, S, S[, 3])
+    motion-<hash>/onset.npy, apex.npy    float32 (C, S, S)        onset_apex_frames: the labelled crops
+    motion-<hash>/onset_window.npy       float32 (2J+1, C, S, S)  onset_apex_frames: crops temporal jitter draws
+    motion-<hash>/apex_window.npy        float32 (2J+1, C, S, S)    from (index J = the labelled frame)
+    motion-<hash>/au_boxes.npy           float32 (9, 4)           AU boxes / crop side (reference landmarks)
+    motion-<hash>/ss_onset.npy, ss_apex.npy  float32 (P, C, S, S) ss_pairs: FRL-DGT's self-supervised pairs
     motion-<hash>/motion.json            onset/apex/offset frame numbers used, where the apex came from
     motion-<hash>/DONE                   written last by the face cache
 
@@ -22,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,11 +42,32 @@ from merkit.motion.representations import REPRESENTATIONS
 # Bump when a change in merkit.motion changes the cached features for an unchanged MotionConfig.
 MOTION_CACHE_VERSION = 1
 
-#: FeatureSet input key of each representation (``flow`` is the standard key of onset->apex flow).
-INPUT_KEYS: dict[str, str] = {
-    "onset_apex_flow": "flow", "apex_minus_onset": "apex_minus_onset", "long_term_flow": "long_term_flow",
-    "dynamic_image": "dynamic_image", "resample_clip": "clip",
+#: The files each representation writes (``<stem>.npy``), each with the FeatureSet input key it is read into. Most
+#: write one file named after themselves; ``flow`` is the standard key of onset->apex flow.
+OUTPUTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "onset_apex_flow": (("onset_apex_flow", "flow"),),
+    "apex_minus_onset": (("apex_minus_onset", "apex_minus_onset"),),
+    "long_term_flow": (("long_term_flow", "long_term_flow"),),
+    "dynamic_image": (("dynamic_image", "dynamic_image"),),
+    "resample_clip": (("resample_clip", "clip"),),
+    "onset_apex_frames": (("onset", "onset"), ("apex", "apex"), ("onset_window", "onset_window"),
+                          ("apex_window", "apex_window")),
+    "au_boxes": (("au_boxes", "au_boxes"),),
+    "ss_pairs": (("ss_onset", "ss_onset"), ("ss_apex", "ss_apex")),
 }
+
+#: FeatureSet input key of each output file stem (:meth:`MotionStage.compute`'s keys): the representation's name
+#: for the single-file representations (``onset_apex_flow`` -> ``flow``), ``onset``, ``apex_window``, ... otherwise.
+INPUT_KEYS: dict[str, str] = {stem: key for outputs in OUTPUTS.values() for stem, key in outputs}
+
+#: MotionConfig fields that matter to one representation only; they enter the cache hash only when it is requested,
+#: so that adding them did not invalidate the caches of the other representations.
+_FIELDS_OF: dict[str, str] = {"jitter": "onset_apex_frames", "ss_pairs": "ss_pairs"}
+
+
+def input_keys_of(representations: Sequence[str]) -> tuple[str, ...]:
+    """The FeatureSet input keys that ``representations`` produce, in order (``onset_apex_frames`` gives four)."""
+    return tuple(key for name in representations for _, key in OUTPUTS[name])
 
 
 @dataclass(frozen=True)
@@ -59,6 +86,9 @@ class MotionConfig:
         resample_length: T of ``resample_clip`` (the clip from onset to offset).
         apex: ``annotated``, ``spot`` or ``annotated-or-spot`` (see :mod:`merkit.motion.export`).
         spot_measure: the apex spotting measure (:func:`merkit.motion.spotting.spot_apex`).
+        jitter: J of ``onset_apex_frames``, frames on each side of the labelled onset and apex that temporal jitter
+            may draw (MMNet: 2; :func:`merkit.motion.representations.jitter_windows`).
+        ss_pairs: P of ``ss_pairs``, FRL-DGT's self-supervised frame pairs per clip.
     """
 
     representations: tuple[str, ...] = ("onset_apex_flow",)
@@ -72,6 +102,8 @@ class MotionConfig:
     resample_length: int = 16
     apex: str = "annotated-or-spot"
     spot_measure: str = "flow"
+    jitter: int = 2
+    ss_pairs: int = 4
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "representations", tuple(self.representations))
@@ -83,6 +115,8 @@ class MotionConfig:
                 raise ValueError(f"{name} must be one of {FLOW_METHODS}, got {getattr(self, name)!r}")
         if self.apex not in ("annotated", "spot", "annotated-or-spot"):
             raise ValueError(f"apex must be annotated, spot or annotated-or-spot, got {self.apex!r}")
+        if self.jitter < 0 or self.ss_pairs < 1:
+            raise ValueError(f"jitter must be >= 0 and ss_pairs >= 1, got {self.jitter} and {self.ss_pairs}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -90,8 +124,13 @@ class MotionConfig:
         return d
 
     def config_hash(self) -> str:
-        """12 hex digits identifying the cached features: the config and :data:`MOTION_CACHE_VERSION`."""
-        payload = json.dumps({"version": MOTION_CACHE_VERSION, **self.to_dict()}, sort_keys=True, default=str)
+        """12 hex digits identifying the cached features: the config and :data:`MOTION_CACHE_VERSION`.
+
+        ``jitter`` and ``ss_pairs`` count only when their representation is requested (``_FIELDS_OF``).
+        """
+        fields = {k: v for k, v in self.to_dict().items()
+                  if k not in _FIELDS_OF or _FIELDS_OF[k] in self.representations}
+        payload = json.dumps({"version": MOTION_CACHE_VERSION, **fields}, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
@@ -126,6 +165,11 @@ class MotionStage:
     def config_hash(self) -> str:
         return self.config.config_hash()
 
+    @staticmethod
+    def _where(clip) -> Where:
+        parts = clip.sample_id.split("/", 2)
+        return Where(*parts) if len(parts) == 3 else Where(sample=clip.sample_id)
+
     def positions(self, clip) -> tuple[int, int, int, str]:
         """(onset, apex, offset) positions in ``clip.frames`` and the apex source (``annotated``/``spotted``).
 
@@ -137,8 +181,7 @@ class MotionStage:
 
         numbers = list(clip.frame_numbers)
         onset_n, apex_n, offset_n = self.annotations.get(clip.sample_id, (None, None, None))
-        parts = clip.sample_id.split("/", 2)
-        where = Where(*parts) if len(parts) == 3 else Where(sample=clip.sample_id)
+        where = self._where(clip)
 
         def position(number: int | None, default: int, what: str) -> int:
             if number is None:
@@ -160,7 +203,12 @@ class MotionStage:
         return onset, position(apex_n, onset, "apex"), offset, "annotated"
 
     def compute(self, clip) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """The representations of one :class:`~merkit.face.clip.AlignedClip` and their provenance."""
+        """The representations of one :class:`~merkit.face.clip.AlignedClip` and their provenance.
+
+        Returns:
+            ``(arrays, meta)``: arrays keyed by output file stem (:data:`OUTPUTS`; :data:`INPUT_KEYS` maps a stem
+            to its FeatureSet key) and the ``motion.json`` record.
+        """
         from merkit.motion import representations as rep
 
         c = self.config
@@ -178,6 +226,18 @@ class MotionStage:
                                                c.long_term_encoding, c.size, c.long_term_method)
             elif name == "dynamic_image":
                 out[name] = rep.dynamic_image(frames[onset:offset + 1], size=c.size)
+            elif name == "onset_apex_frames":
+                if apex < onset:
+                    raise DataError(f"the apex (frame {clip.frame_numbers[apex]}) comes before the onset (frame "
+                                    f"{clip.frame_numbers[onset]})", self._where(clip), hint="check the annotation")
+                out.update(rep.onset_apex_frames(frames, onset, apex, c.jitter, c.size))
+            elif name == "au_boxes":
+                from merkit.face.regions import au_boxes
+
+                # the reference frame's landmarks (the onset by default), also in per-frame mode
+                out[name] = au_boxes(clip.landmarks, frames.shape[1])
+            elif name == "ss_pairs":
+                out["ss_onset"], out["ss_apex"] = rep.ss_pairs(frames, c.ss_pairs, clip.sample_id, c.size)
             else:
                 clip_part = rep.resample_clip(frames[onset:offset + 1], c.resample_length)
                 if c.size is not None:
@@ -237,8 +297,9 @@ def load_motion_features(table: pd.DataFrame, out: str | Path, motion: MotionCon
                          skip_missing: bool = False):
     """Read cached motion features back as a :class:`~merkit.features.FeatureSet`.
 
-    Inputs are keyed by :data:`INPUT_KEYS` (``onset_apex_flow`` -> ``"flow"``, ...), rows follow the labelled
-    table (the class scheme's dropped rows are counted in ``diagnostics``).
+    Inputs are keyed by :data:`OUTPUTS` (``onset_apex_flow`` -> ``"flow"``, ``onset_apex_frames`` -> ``"onset"``,
+    ``"apex"``, ``"onset_window"``, ``"apex_window"``, ...), rows follow the labelled table (the class scheme's
+    dropped rows are counted in ``diagnostics``).
 
     Raises:
         DataError: a sample has no cached features (unless ``skip_missing``, which counts it), or its cached
@@ -257,7 +318,8 @@ def load_motion_features(table: pd.DataFrame, out: str | Path, motion: MotionCon
     face = face or FaceConfig()
     annotations = annotations_of(labelled)
     keep: list[int] = []
-    arrays: dict[str, list[np.ndarray]] = {name: [] for name in motion.representations}
+    stems = [(stem, key) for name in motion.representations for stem, key in OUTPUTS[name]]
+    arrays: dict[str, list[np.ndarray]] = {stem: [] for stem, _ in stems}
     for i, row in enumerate(labelled.itertuples(index=False)):
         where = Where(row.dataset, row.subject, row.sample)
         folder = clip_dir(out, face, row.sample_id) / f"{MotionStage.name}-{motion.config_hash()}"
@@ -273,14 +335,19 @@ def load_motion_features(table: pd.DataFrame, out: str | Path, motion: MotionCon
                 apex is not None and meta["apex_source"] == "annotated" and meta["apex_frame"] != apex):
             raise DataError(f"cached features used onset {meta['onset_frame']} / apex {meta['apex_frame']}, the "
                             f"table says {onset} / {apex}", where, hint="stale cache: rerun with overwrite")
-        for name in motion.representations:
-            arrays[name].append(np.load(folder / f"{name}.npy"))
+        for stem, _ in stems:
+            arrays[stem].append(np.load(folder / f"{stem}.npy"))
         keep.append(i)
     if not keep:
         raise DataError("no sample has cached motion features", hint="run preprocess_motion first")
-    inputs = {INPUT_KEYS[name]: torch.from_numpy(np.stack(values)) for name, values in arrays.items()}
-    notes = [f"motion features {list(motion.representations)} (config {motion.config_hash()}), "
-             f"onset_apex_flow by {motion.method}, normalise={motion.normalise}"]
+    inputs = {key: torch.from_numpy(np.stack(arrays[stem])) for stem, key in stems}
+    notes = [f"motion features {list(motion.representations)} (config {motion.config_hash()})"
+             + (f", onset_apex_flow by {motion.method}, normalise={motion.normalise}"
+                if "onset_apex_flow" in motion.representations else "")]
+    if "onset_apex_frames" in motion.representations:
+        notes.append(f"onset/apex crops with windows of +-{motion.jitter} frames for temporal jitter (training only)")
+    if "ss_pairs" in motion.representations:
+        notes.append(f"{motion.ss_pairs} self-supervised frame pairs per clip, drawn once at preprocessing")
     meta = {"motion_config": motion.to_dict()}
     if "onset_apex_flow" in motion.representations:
         meta["flow_channels"] = ["u", "v", "strain"]

@@ -5,19 +5,30 @@ batch, ``meta`` the FeatureSet's metadata (e.g. ``meta["flow_channels"]``) and `
 :class:`torch.Generator`, so that augmentation is reproducible per (seed, fold). Hooks are listed by name in
 ``training.augment``.
 
-Every hook draws once per sample and applies that draw to every image key of the sample together (``flow``,
-``apex_minus_onset``, ``onset``, ``apex``), so that the onset and apex frames, and therefore their difference,
-move the same way (MMNet's code; CVA+FPF paper sec. 4.3). Inputs of different sizes (a 28 x 28 flow image and a
-56 x 56 apex crop) get the same transform in relative coordinates.
+A hook may read inputs the model does not take: it lists them in an ``extra_keys`` attribute, and
+:func:`merkit.training.engine.fit` then fetches them for training batches too. Evaluation runs no hook.
 
-* ``hflip``: mirror half of the samples; the horizontal flow u changes sign.
+Every image hook draws once per sample and applies that draw to every image key of the sample together
+(``flow``, ``apex_minus_onset``, ``onset``, ``apex``), so that the onset and apex frames, and therefore their
+difference, move the same way (MMNet's code; CVA+FPF paper sec. 4.3). Inputs of different sizes (a 28 x 28 flow
+image and a 56 x 56 apex crop) get the same transform in relative coordinates.
+
+* ``temporal_jitter``: draw the onset and the apex among the frames near the labelled ones (MMNet: +-2 frames),
+  replace ``onset``, ``apex`` and ``apex_minus_onset``. Reads ``onset_window`` / ``apex_window`` (the motion
+  stage's ``onset_apex_frames``).
+* ``apex_jitter``: the same for the apex only, the onset stays labelled (FRL-DGT's "random frame near the apex").
+* ``hflip``: mirror half of the samples; the horizontal flow u changes sign; ``au_boxes`` are mirrored with them.
 * ``rotate3``: rotation by up to 3 degrees (MMNet's ``RandomRotation(3)``).
 * ``random_crop_pad15``: a random shift of up to 15/224 of the side (``RandomCrop(224, padding=15)``).
+
+A temporal hook must come first in ``training.augment`` (:func:`get_augmentations` checks): it replaces the frames
+with window frames that the image hooks before it would not have transformed.
 
 Departures: pixels that a transform brings in from outside the image repeat the border instead of torchvision's
 zero fill, because zero means "strongest negative motion" in a min-max stretched flow image and "black" in a
 [0, 1] face crop. Rotating a flow image rotates its pixels but not the (u, v) vectors; at <= 3 degrees the vector
-error is below 5 %.
+error is below 5 %. ``rotate3`` and ``random_crop_pad15`` leave ``au_boxes`` where they are: the face moves by at
+most 15/224 of the side (7 % of it), under a fifth of a box side.
 """
 
 from __future__ import annotations
@@ -41,7 +52,7 @@ def _warp(inputs: dict[str, torch.Tensor], theta: torch.Tensor) -> dict[str, tor
     for key in IMAGE_KEYS:
         if key in inputs:
             img = inputs[key]
-            grid = F.affine_grid(theta.to(img.dtype), list(img.shape), align_corners=False)
+            grid = F.affine_grid(theta.to(device=img.device, dtype=img.dtype), list(img.shape), align_corners=False)
             out[key] = F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return out
 
@@ -77,11 +88,22 @@ def random_crop_pad15(inputs: dict[str, torch.Tensor], meta: Mapping, generator:
     return _warp(inputs, theta)
 
 
+def _mirror_order() -> list[int]:
+    """Index of each AU region's mirror image (R1L <-> R1R, ...; R2, R4, R6 map to themselves)."""
+    from merkit.face.regions import AU_REGION_NAMES
+
+    names = list(AU_REGION_NAMES)
+    swap = {"L": "R", "R": "L"}
+    return [names.index(n[:-1] + swap[n[-1]]) if n[-1] in swap else i for i, n in enumerate(names)]
+
+
 def hflip(inputs: dict[str, torch.Tensor], meta: Mapping, generator: torch.Generator) -> dict:
     """Mirror half of the samples left-right, every image key, with the physics right for flow.
 
     Flow images are min-max stretched to [0, 1] per image, so negating u maps a value x to 1 - x; strain and v
-    are mirrored spatially only. A difference image (``apex_minus_onset``) mirrors like an image.
+    are mirrored spatially only. A difference image (``apex_minus_onset``) mirrors like an image. ``au_boxes``
+    ((B, 9, 4), units of the side) are mirrored, ``x -> 1 - x``, and each L/R pair swapped, so that box R1L is
+    still the one on the image's left, as the template boxes are.
     """
     flip = torch.rand(_batch_size(inputs), generator=generator) < 0.5
     if not flip.any():
@@ -97,14 +119,87 @@ def hflip(inputs: dict[str, torch.Tensor], meta: Mapping, generator: torch.Gener
                     u = channels.index("u")
                     img[flip, u] = 1.0 - img[flip, u]
             out[key] = img
+    if "au_boxes" in inputs:
+        boxes = inputs["au_boxes"].clone()
+        mirrored = boxes[flip][:, _mirror_order()]
+        boxes[flip] = torch.stack([1.0 - mirrored[..., 2], mirrored[..., 1], 1.0 - mirrored[..., 0],
+                                   mirrored[..., 3]], dim=-1)
+        out["au_boxes"] = boxes
     return out
 
 
-AUGMENTATIONS: dict[str, Hook] = {"hflip": hflip, "rotate3": rotate3, "random_crop_pad15": random_crop_pad15}
+def _jitter(inputs: dict[str, torch.Tensor], generator: torch.Generator, onset: bool, name: str) -> dict:
+    """Replace onset / apex (and their difference) by frames drawn from the windows; see :func:`temporal_jitter`."""
+    missing = [k for k in ("onset_window", "apex_window") if k not in inputs]
+    if missing:
+        raise KeyError(f"{name} needs the inputs {missing}: add onset_apex_frames to data.motion.representations")
+    onset_window, apex_window = inputs["onset_window"], inputs["apex_window"]
+    if onset_window.shape != apex_window.shape or onset_window.ndim != 5 or onset_window.shape[1] % 2 != 1:
+        raise ValueError(f"{name}: onset_window and apex_window must both be (B, 2J+1, C, H, W), got "
+                         f"{tuple(onset_window.shape)} and {tuple(apex_window.shape)}")
+    n, width = onset_window.shape[:2]
+    rows = torch.arange(n)
+    onset_at = (torch.randint(0, width, (n,), generator=generator) if onset
+                else torch.full((n,), width // 2, dtype=torch.long))
+    apex_at = torch.randint(0, width, (n,), generator=generator)
+    drawn_onset, drawn_apex = onset_window[rows, onset_at], apex_window[rows, apex_at]
+    out = {k: v for k, v in inputs.items() if k not in ("onset_window", "apex_window")}
+    for key, value in (("onset", drawn_onset), ("apex", drawn_apex),
+                       ("apex_minus_onset", drawn_apex - drawn_onset)):
+        if key in inputs:
+            out[key] = value
+    return out
+
+
+def temporal_jitter(inputs: dict[str, torch.Tensor], meta: Mapping, generator: torch.Generator) -> dict:
+    """Train on an onset and an apex drawn near the labelled ones, independently per sample (MMNet).
+
+    For each sample, a window index in [0, 2J] is drawn for the onset and one for the apex from ``generator``
+    (offsets in [-J, J] frames before clamping, see :func:`merkit.motion.representations.jitter_windows`). The
+    batch's ``onset`` and ``apex`` become those window frames and ``apex_minus_onset`` becomes their difference
+    ``apex - onset``, exactly as :func:`merkit.motion.representations.apex_minus_onset` computes it; keys the batch
+    lacks are not added, and the window keys are dropped. Evaluation runs no hook, so the test subject's samples
+    keep the labelled frames.
+
+    Inputs: ``onset_window``, ``apex_window`` (B, 2J+1, C, H, W), index J the labelled frame.
+
+    Raises:
+        KeyError: the window inputs are missing (the motion stage did not compute ``onset_apex_frames``).
+        ValueError: the windows' shapes disagree.
+    """
+    return _jitter(inputs, generator, onset=True, name="temporal_jitter")
+
+
+def apex_jitter(inputs: dict[str, torch.Tensor], meta: Mapping, generator: torch.Generator) -> dict:
+    """:func:`temporal_jitter` for the apex only; the onset stays the labelled frame.
+
+    FRL-DGT (Zhai et al., CVPR 2023, sec. 3.3) selects "a frame before or after the original apex frame" at random
+    when loading training data: this hook with ``data.motion.jitter: 1``.
+    """
+    return _jitter(inputs, generator, onset=False, name="apex_jitter")
+
+
+temporal_jitter.extra_keys = ("onset_window", "apex_window")
+apex_jitter.extra_keys = ("onset_window", "apex_window")
+TEMPORAL_HOOKS = ("temporal_jitter", "apex_jitter")
+
+
+AUGMENTATIONS: dict[str, Hook] = {"hflip": hflip, "rotate3": rotate3, "random_crop_pad15": random_crop_pad15,
+                                   "temporal_jitter": temporal_jitter, "apex_jitter": apex_jitter}
 
 
 def get_augmentations(names: list[str]) -> list[Hook]:
+    """The hooks named in ``training.augment``, in order.
+
+    Raises:
+        ConfigError: an unknown name, or a temporal hook (``temporal_jitter``, ``apex_jitter``) that is not the
+            first, or both of them.
+    """
     unknown = [n for n in names if n not in AUGMENTATIONS]
     if unknown:
         raise ConfigError(f"unknown augmentations {unknown}; known: {sorted(AUGMENTATIONS)}")
+    temporal = [i for i, n in enumerate(names) if n in TEMPORAL_HOOKS]
+    if len(temporal) > 1 or temporal and temporal[0] != 0:
+        raise ConfigError(f"training.augment {list(names)}: one temporal hook ({' or '.join(TEMPORAL_HOOKS)}) at "
+                          "most, and it must come first: it swaps in frames that earlier hooks did not transform")
     return [AUGMENTATIONS[n] for n in names]

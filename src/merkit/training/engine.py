@@ -209,6 +209,12 @@ def fit(
     augment = get_augmentations(cfg.augment)
     # A hook may read inputs the model does not (temporal jitter reads frame windows); it declares them.
     keys = tuple(dict.fromkeys([*model.input_keys, *(k for hook in augment for k in getattr(hook, "extra_keys", ()))]))
+    for hook in augment:
+        missing = [k for k in getattr(hook, "extra_keys", ()) if k not in train.inputs]
+        if missing:
+            raise ConfigError(f"augmentation {hook.__name__} reads the inputs {missing}, which the data does not "
+                              f"provide (it has {sorted(train.inputs)}); for raw clips add onset_apex_frames to "
+                              "data.motion.representations")
     meta = train.meta
     labels = train.labels
     weight = class_weights(labels, len(train.classes)) if cfg.class_weighted else None

@@ -1,0 +1,129 @@
+"""Raw-clip model inputs of the motion stage: onset/apex crops with jitter windows, AU boxes, self-supervised pairs
+(merkit.motion.representations, merkit.motion.stage)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from merkit.face.regions import au_boxes, au_regions
+from merkit.motion.representations import (apex_minus_onset, jitter_windows, onset_apex_frames, ss_pair_positions,
+                                           ss_pairs)
+from merkit.motion.stage import INPUT_KEYS, MotionConfig, MotionStage, input_keys_of
+
+
+def _clip(length: int = 12, side: int = 32, seed: int = 0) -> np.ndarray:
+    """A (T, S, S) uint8 clip whose frame t is noise plus a brightness of 10 t, so frames are told apart."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 100, size=(side, side))
+    return np.stack([base + 10 * t for t in range(length)]).astype(np.uint8)
+
+
+def _landmarks(side: int) -> np.ndarray:
+    from merkit.face.align import TEMPLATE_68
+    from merkit.face.crop import crop_box, crop_matrix
+
+    matrix = crop_matrix(crop_box(TEMPLATE_68, "slstt"), side)
+    return TEMPLATE_68 @ matrix[:2, :2].T + matrix[:2, 2]
+
+
+def test_jitter_windows_are_centred_on_the_labels_clamped_to_the_clip_and_never_cross():
+    onset, apex = jitter_windows(5, 20, 30, 2)
+    assert onset.tolist() == [3, 4, 5, 6, 7] and apex.tolist() == [18, 19, 20, 21, 22]
+    onset, apex = jitter_windows(1, 28, 30, 3)  # clip edges
+    assert onset.tolist() == [0, 0, 0, 1, 2, 3, 4] and apex.tolist() == [25, 26, 27, 28, 29, 29, 29]
+    for gap in range(7):
+        for j in (1, 2, 4):
+            onset, apex = jitter_windows(10, 10 + gap, 40, j)
+            assert onset[j] == 10 and apex[j] == 10 + gap
+            if gap >= 1:
+                assert onset.max() < apex.min()  # every drawn onset precedes every drawn apex
+            else:
+                assert onset.max() <= apex.min()
+    with pytest.raises(ValueError):
+        jitter_windows(10, 5, 20, 2)
+
+
+def test_onset_apex_frames_have_the_documented_shapes_and_the_labelled_frame_at_the_window_centre():
+    clip = _clip()
+    out = onset_apex_frames(clip, 3, 8, jitter=2, size=16)
+    assert out["onset"].shape == (1, 16, 16) and out["onset_window"].shape == (5, 1, 16, 16)
+    assert out["apex_window"].dtype == np.float32 and 0.0 <= out["apex_window"].min() <= out["apex_window"].max() <= 1
+    np.testing.assert_array_equal(out["onset_window"][2], out["onset"])
+    np.testing.assert_array_equal(out["apex_window"][2], out["apex"])
+    # window k is the frame labelled + (k - J): the brightness ramp tells the frames apart
+    means = [float(w.mean()) for w in out["onset_window"]]
+    assert means == sorted(means) and len(set(means)) == 5
+    # the difference image of the same frames is exactly apex - onset
+    np.testing.assert_array_equal(apex_minus_onset(clip[3], clip[8], 16), out["apex"] - out["onset"])
+    rgb = np.repeat(clip[..., None], 3, axis=-1)
+    assert onset_apex_frames(rgb, 3, 8, jitter=1)["apex_window"].shape == (3, 3, 32, 32)
+
+
+def test_au_boxes_lie_in_the_unit_square_and_follow_the_landmarks():
+    side = 64
+    landmarks = _landmarks(side)
+    boxes = au_boxes(landmarks, side)
+    assert boxes.shape == (9, 4) and boxes.dtype == np.float32
+    assert (boxes >= 0).all() and (boxes <= 1).all()
+    np.testing.assert_allclose(boxes * side, np.array(list(au_regions(landmarks, side).values())), atol=1e-4)
+    moved = au_boxes(landmarks + np.array([3.0, -2.0]), side)
+    inside = (boxes[:, 0] * side >= 3) & (boxes[:, 2] * side <= side - 3) & (boxes[:, 1] * side >= 2)
+    assert inside.any()
+    np.testing.assert_allclose((moved - boxes)[inside] * side, np.tile([3.0, -2.0, 3.0, -2.0], (inside.sum(), 1)),
+                               atol=1.01)  # rounded to whole pixels
+    np.testing.assert_allclose(au_boxes(landmarks[None], side)[0], boxes, atol=1e-6)  # batched = one at a time
+
+
+def test_ss_pairs_are_fixed_by_the_sample_id_and_ordered_in_time():
+    a = ss_pair_positions(20, 6, "casme2/sub01/EP02_01f")
+    np.testing.assert_array_equal(a, ss_pair_positions(20, 6, "casme2/sub01/EP02_01f"))
+    assert not np.array_equal(a, ss_pair_positions(20, 6, "casme2/sub01/EP03_02"))
+    assert a.shape == (6, 2) and (a[:, 0] < a[:, 1]).all() and a.min() >= 0 and a.max() < 20
+    assert (ss_pair_positions(1, 3, "x") == 0).all()
+    clip = _clip()
+    earlier, later = ss_pairs(clip, 3, "s/1/a", size=16)
+    assert earlier.shape == later.shape == (3, 1, 16, 16)
+    at = ss_pair_positions(len(clip), 3, "s/1/a")
+    assert (later.mean(axis=(1, 2, 3)) > earlier.mean(axis=(1, 2, 3))).all()  # later frames are brighter
+    np.testing.assert_array_equal(earlier[0, 0], onset_apex_frames(clip, at[0, 0], at[0, 0], 0, 16)["onset"][0])
+
+
+def test_the_stage_writes_every_new_input_from_an_aligned_clip():
+    clip = SimpleNamespace(sample_id="synthetic/sub01/EP01_01", frames=_clip(length=10, side=48),
+                           frame_numbers=list(range(100, 110)), reference_index=0, landmarks=_landmarks(48))
+    config = MotionConfig(representations=("apex_minus_onset", "onset_apex_frames", "au_boxes", "ss_pairs"),
+                          size=24, jitter=1, ss_pairs=2)
+    arrays, meta = MotionStage(config, {clip.sample_id: (101, 106, 109)}).compute(clip)
+    assert {INPUT_KEYS[stem] for stem in arrays} == set(input_keys_of(config.representations))
+    assert arrays["onset_window"].shape == (3, 1, 24, 24) and arrays["ss_apex"].shape == (2, 1, 24, 24)
+    np.testing.assert_array_equal(arrays["apex_minus_onset"], arrays["apex"] - arrays["onset"])
+    np.testing.assert_array_equal(arrays["onset"], onset_apex_frames(clip.frames, 1, 6, 0, 24)["onset"])
+    np.testing.assert_array_equal(arrays["au_boxes"], au_boxes(clip.landmarks, 48))
+    assert (meta["onset_frame"], meta["apex_frame"]) == (101, 106)
+
+
+def test_new_settings_leave_the_cache_keys_of_existing_representations_unchanged():
+    # hashes of MotionConfig before jitter / ss_pairs existed: caches computed then stay valid
+    assert MotionConfig().config_hash() == "097274d7e3b1"
+    assert MotionConfig(representations=("apex_minus_onset",), size=28, jitter=7, ss_pairs=9).config_hash() == \
+        "9d80c82792f0"
+    frames = ("onset_apex_frames",)
+    assert MotionConfig(representations=frames, jitter=1).config_hash() != \
+        MotionConfig(representations=frames, jitter=2).config_hash()
+    assert MotionConfig(representations=("ss_pairs",), ss_pairs=1).config_hash() != \
+        MotionConfig(representations=("ss_pairs",), ss_pairs=2).config_hash()
+    with pytest.raises(ValueError):
+        MotionConfig(jitter=-1)
+
+
+def test_an_apex_before_the_onset_is_a_data_error_naming_the_sample():
+    from merkit.errors import DataError
+
+    clip = SimpleNamespace(sample_id="synthetic/sub02/EP03_01", frames=_clip(length=6, side=16),
+                           frame_numbers=list(range(6)), reference_index=0, landmarks=_landmarks(16))
+    stage = MotionStage(MotionConfig(representations=("onset_apex_frames",), size=8), {clip.sample_id: (4, 2, 5)})
+    with pytest.raises(DataError, match="EP03_01"):
+        stage.compute(clip)
