@@ -29,3 +29,17 @@ def toy_flow_features(subjects: int = 5, per_class: int = 4, seed: int = 0, sign
     table = new_sample_table(rows)
     return FeatureSet(table, {"flow": torch.from_numpy(np.stack(images))}, ("negative", "positive", "surprise"),
                       meta={"flow_channels": ["u", "v", "strain"]})
+
+
+def adamw_losses(model: torch.nn.Module, inputs: dict[str, torch.Tensor], labels: torch.Tensor,
+                 steps: int = 8, lr: float = 1e-3) -> list[float]:
+    """Cross-entropy of ``steps`` full-batch AdamW steps on one fixed batch, the loss before each step."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        loss = torch.nn.functional.cross_entropy(model(inputs).logits, labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses

@@ -8,6 +8,7 @@ import torch
 from merkit.models import build_model, count_parameters
 from merkit.models.cva_fpf import SwinFPF
 from merkit.training.augment import hflip, random_crop_pad15, rotate3
+from tests.helpers import adamw_losses
 
 # Pinned parameter counts (3 classes, no AU); docs/models.md prints the same table (docs/scripts/model_params.py).
 CVA_PARAMS = {"paper": 75_759_511, "cpu": 509_901}
@@ -111,14 +112,7 @@ def test_a_few_training_steps_reduce_the_loss_on_tiny_inputs():
     labels = torch.tensor([0, 1] * 4)
     inputs = _cpu_inputs(8)
     inputs["flow"] = inputs["flow"] * 0.2 + labels.view(-1, 1, 1, 1) * 0.5
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(8):
-        loss = torch.nn.functional.cross_entropy(model(inputs).logits, labels)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = adamw_losses(model, inputs, labels)
     assert losses[-1] < losses[0] * 0.7
 
 

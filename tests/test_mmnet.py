@@ -8,6 +8,7 @@ import torch
 from merkit.models import build_model, count_parameters
 from merkit.models.attention import AttentionBlock, pool_to
 from merkit.models.mmnet import PRESETS
+from tests.helpers import adamw_losses
 
 # Pinned parameter counts (3 classes); docs/models.md prints the same table (docs/scripts/model_params.py).
 MMNET_PARAMS = {"paper": 9_238_135, "paper-3class": 9_241_719, "cpu": 87_147}
@@ -103,14 +104,7 @@ def test_a_few_training_steps_reduce_the_loss_on_tiny_inputs():
     labels = torch.tensor([0, 1] * 4)
     flow = torch.rand(8, 3, 28, 28) * 0.2 + labels.view(-1, 1, 1, 1) * 0.5  # separable by brightness
     inputs = {"flow": flow, "apex": torch.rand(8, 1, 28, 28)}
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(8):
-        loss = torch.nn.functional.cross_entropy(model(inputs).logits, labels)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = adamw_losses(model, inputs, labels)
     assert losses[-1] < losses[0] * 0.7
 
 
