@@ -92,7 +92,9 @@ def load_raw_features(config: RunConfig) -> FeatureSet:
     features.meta["diagnostics"] = diagnostics.summary()
     features.meta["preprocessing"] = Preprocessing(face, motion).to_dict()
     features.notes.insert(0, f"{data.dataset} release at {data.path}: face {face.align} / {face.crop}, "
-                             f"{face.size} px, fitted once per clip on the {face.reference} frame")
+                             f"{face.size} px, fitted once per clip on the {face.reference} frame"
+                             + (", every frame ECC-stabilised to it" if face.stabilise == "ecc" else "")
+                             + (", eye regions frozen to it (blinks removed)" if face.freeze_eyes else ""))
     return features
 
 

@@ -24,7 +24,7 @@ CROP_KEYS: tuple[str, ...] = ("onset", "apex")
 
 #: Settings added after records were first written; a record without them means their defaults, which is what the
 #: older merkit computed (they matter only to representations that did not exist then).
-OPTIONAL_KEYS: dict[str, set[str]] = {"motion": {"jitter", "ss_pairs"}}
+OPTIONAL_KEYS: dict[str, set[str]] = {"face": {"stabilise", "freeze_eyes"}, "motion": {"jitter", "ss_pairs"}}
 
 
 def major_version(version: str) -> str:

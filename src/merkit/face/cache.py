@@ -123,6 +123,8 @@ def save_aligned_clip(clip: AlignedClip, folder: str | Path) -> Path:
     }
     if clip.frame_landmarks is not None:
         arrays["frame_landmarks"] = clip.frame_landmarks
+    if clip.stabilisation is not None:
+        arrays["stabilisation"] = clip.stabilisation
     _replace_write(folder / "clip.npz", lambda p: _savez(p, arrays))
     meta = {
         "sample_id": clip.sample_id,
@@ -173,6 +175,7 @@ def load_aligned_clip(folder: str | Path) -> AlignedClip:
         transforms=transforms,
         config_hash=meta["config_hash"],
         frame_landmarks=arrays.get("frame_landmarks"),
+        stabilisation=arrays.get("stabilisation"),
         notes=meta.get("notes", []),
     )
 

@@ -39,6 +39,7 @@ REFERENCES = ("onset", "apex", "first")
 SPANS = ("all", "onset-offset", "onset-apex")
 MODES = ("clip", "per-frame")
 COLORS = ("rgb", "grey")
+STABILISERS = ("none", "ecc")
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,13 @@ class FaceConfig:
             annotation falls back to its first frame.
         span: frames kept: ``all`` the sample's frames, ``onset-offset`` or ``onset-apex`` (inclusive).
         mode: ``clip`` (one transform for the clip, default) or ``per-frame`` (re-fit every frame).
+        stabilise: ``none`` (default) or ``ecc``: in ``clip`` mode, register every frame's crop to the reference
+            frame's crop with a rigid (Euclidean) ECC fit and fold that correction into the frame's warp, which
+            removes the residual head translation and in-plane rotation that one clip-level transform leaves (see
+            :func:`stabilise_frames`).
+        freeze_eyes: in ``clip`` mode, give every frame the reference frame's pixels inside the two eye regions
+            (feathered), so that blinks (AU45) and gaze shifts leave no motion for the later stages (see
+            :func:`eye_mask` and :func:`blend_to_reference`). Off by default.
     """
 
     detector: str = "hog"
@@ -71,18 +79,28 @@ class FaceConfig:
     reference: str = "onset"
     span: str = "all"
     mode: str = "clip"
+    stabilise: str = "none"
+    freeze_eyes: bool = False
 
     def __post_init__(self) -> None:
         for name, allowed in (("detector", ("hog", "cnn")), ("align", ALIGNMENTS),
                               ("similarity_points", SIMILARITY_POINTS), ("crop", CROPS), ("color", COLORS),
-                              ("reference", REFERENCES), ("span", SPANS), ("mode", MODES)):
+                              ("reference", REFERENCES), ("span", SPANS), ("mode", MODES),
+                              ("stabilise", STABILISERS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"FaceConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.size < 8 or self.upsample < 0 or self.margin < 0:
             raise ValueError(f"FaceConfig needs size >= 8, upsample >= 0 and margin >= 0: {self}")
+        if (self.stabilise != "none" or self.freeze_eyes) and self.mode != "clip":
+            raise ValueError(f"FaceConfig.stabilise and freeze_eyes need mode='clip', got {self.mode!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        fields = dataclasses.asdict(self)
+        # Options left out when off, so that the caches and records made before they existed keep their hash.
+        for name, off in (("stabilise", "none"), ("freeze_eyes", False)):
+            if fields[name] == off:
+                del fields[name]
+        return fields
 
     def config_hash(self) -> str:
         """12 hex digits identifying the output: the config, and :data:`FACE_CACHE_VERSION`."""
@@ -108,6 +126,9 @@ class AlignedClip:
         transforms: one :class:`FaceTransform` in ``clip`` mode; one per frame in ``per-frame`` mode.
         config_hash: :meth:`FaceConfig.config_hash` of the config that made it.
         frame_landmarks: (T, 68, 2) float32 per-frame landmarks in output pixels (``per-frame`` mode only).
+        stabilisation: (T, 2, 3) float64 rigid maps from reference-crop pixels to each frame's unstabilised crop
+            pixels (identity for the reference frame), as estimated by :func:`stabilise_frames`; ``None`` when
+            ``FaceConfig.stabilise`` is ``none``.
         notes: ``"kind: message"`` remarks for the run's report (e.g. ``reference-fallback``).
     """
 
@@ -123,6 +144,7 @@ class AlignedClip:
     transforms: list[FaceTransform]
     config_hash: str
     frame_landmarks: np.ndarray | None = field(default=None)
+    stabilisation: np.ndarray | None = field(default=None)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -229,6 +251,129 @@ def _select(numbers: list[int], row: Any, config: FaceConfig, where: Where) -> t
     return list(range(start, stop + 1)), reference - start, notes
 
 
+#: ECC stops after this many iterations or once the update is below this many pixels.
+ECC_CRITERIA = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-4)
+#: A stabilising shift or turn larger than these is not residual head drift; the frame is left as it was.
+MAX_STABILISE_SHIFT = 0.1  # fraction of the crop side
+MAX_STABILISE_DEGREES = 10.0
+
+
+def stabilise_frames(crops: Sequence[np.ndarray], reference_index: int, frame_numbers: Sequence[int] | None = None,
+                     ) -> tuple[np.ndarray, list[str]]:
+    """Rigid maps that register each aligned crop to the reference crop, by ECC (Evangelidis & Psarakis, 2008).
+
+    One clip-level transform (the default ``clip`` protocol) leaves the head's own drift in the later frames, and a
+    frame difference such as apex - onset reports it as motion of the whole face. Optical strain cancels a rigid
+    motion, a difference image does not. This fits ``cv2.findTransformECC`` with ``MOTION_EUCLIDEAN``
+    (translation and in-plane rotation; no scale, no shear, so that no facial deformation is absorbed) on
+    Gaussian-smoothed grey crops. The expression is local, so the whole-crop fit follows the head.
+
+    Args:
+        crops: T aligned crops, (S, S) grey or (S, S, 3) RGB uint8.
+        reference_index: the crop the others are registered to.
+        frame_numbers: for the notes (defaults to 0..T-1); the face stage adds the dataset, subject and sample when
+            it counts them in the run's report.
+
+    Returns:
+        ``(maps, notes)``: (T, 2, 3) float64 maps from reference-crop pixels to frame-crop pixels (sample frame t
+        at ``maps[t] @ (x, y, 1)`` to stabilise it; identity for the reference) and ``"stabilise-failed: ..."``
+        notes for frames whose fit did not converge or moved more than :data:`MAX_STABILISE_SHIFT` of the side or
+        :data:`MAX_STABILISE_DEGREES`; those frames keep the identity.
+    """
+    numbers = list(frame_numbers) if frame_numbers is not None else list(range(len(crops)))
+    grey = [(cv2.cvtColor(c, cv2.COLOR_RGB2GRAY) if c.ndim == 3 else c).astype(np.float32) for c in crops]
+    side = grey[0].shape[0]
+    maps = np.tile(np.eye(2, 3), (len(grey), 1, 1))
+    notes = []
+    for t, image in enumerate(grey):
+        if t == reference_index:
+            continue
+        warp = np.eye(2, 3, dtype=np.float32)
+        try:
+            _, warp = cv2.findTransformECC(grey[reference_index], image, warp, cv2.MOTION_EUCLIDEAN, ECC_CRITERIA,
+                                           None, 5)
+        except cv2.error as error:
+            reason = str(error).strip().splitlines()[-1][:120]
+            notes.append(f"stabilise-failed: frame {numbers[t]}: ECC did not converge ({reason}); frame left "
+                         "unstabilised")
+            continue
+        shift = float(np.hypot(warp[0, 2], warp[1, 2]))
+        degrees = float(np.degrees(np.arctan2(warp[1, 0], warp[0, 0])))
+        if shift > MAX_STABILISE_SHIFT * side or abs(degrees) > MAX_STABILISE_DEGREES:
+            notes.append(f"stabilise-failed: frame {numbers[t]}: ECC moved {shift:.1f} px and "
+                         f"{degrees:.1f} degrees, beyond residual head drift; frame left unstabilised")
+            continue
+        maps[t] = warp
+    return maps, notes
+
+
+def _stabilised_transform(transform: FaceTransform, stabilisation: np.ndarray) -> FaceTransform:
+    """``transform`` followed by the rigid correction: one interpolation of the source frame, not two."""
+    if transform.kind == "similarity":
+        # crop = M source; the stabilised crop at x samples the crop at W x, so its source -> output map is W^-1 M.
+        correction = np.vstack([stabilisation, [0.0, 0.0, 1.0]])
+        return FaceTransform("similarity", np.linalg.inv(correction) @ transform.matrix, transform.size)
+    map_x, map_y = transform._remap_tables()
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    shape = (transform.size, transform.size)
+    maps = tuple(cv2.warpAffine(m, stabilisation, shape, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+                 for m in (map_x, map_y))
+    return dataclasses.replace(transform, _maps=maps)
+
+
+#: Eye regions for ``freeze_eyes``: each eye's landmark hull grown by this fraction of the eye's width (corner to
+#: corner), then feathered with a Gaussian of this fraction. A blink moves the lids by up to the eye's opening,
+#: and the skin just above the upper lid with them.
+EYE_GROW = 0.3
+EYE_FEATHER = 0.1
+
+
+def eye_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """(size, size) float32 weight in [0, 1]: 1 over both eyes and their lids, 0 away from them.
+
+    Each eye's hull (iBUG landmarks 36-41 and 42-47) is dilated by :data:`EYE_GROW` of the eye's width and feathered
+    by :data:`EYE_FEATHER` of it, so that a frame blended with the reference through the mask has no seam. The
+    brows (landmarks 17-26, about 0.75 eye widths above the eye's centre) stay outside: their weight is below
+    0.05 on a frontal face (a test pins it), so AU1, AU2 and AU4 keep their motion.
+
+    Args:
+        landmarks: (68, 2) landmarks in output pixels.
+    """
+    mask = np.zeros((size, size), np.uint8)
+    widths = []
+    for eye in (slice(36, 42), slice(42, 48)):
+        points = np.asarray(landmarks[eye], np.float64)
+        width = float(np.linalg.norm(points[3] - points[0]))
+        widths.append(width)
+        hull = cv2.convexHull(np.round(points).astype(np.int32))
+        cv2.fillConvexPoly(mask, hull, 1)
+        grow = max(1, int(round(EYE_GROW * width)))
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+        eye_only = np.zeros_like(mask)
+        cv2.fillConvexPoly(eye_only, hull, 1)
+        mask |= cv2.dilate(eye_only, kernel)
+    sigma = max(0.5, EYE_FEATHER * float(np.mean(widths)))
+    return np.clip(cv2.GaussianBlur(mask.astype(np.float32), (0, 0), sigma), 0.0, 1.0)
+
+
+def blend_to_reference(frames: np.ndarray, reference_index: int, mask: np.ndarray) -> np.ndarray:
+    """Every frame blended towards the reference frame through ``mask`` (1 = the reference's pixel).
+
+    Args:
+        frames: (T, S, S) or (T, S, S, 3) uint8.
+        mask: (S, S) float32 in [0, 1], e.g. :func:`eye_mask`.
+
+    Returns:
+        (T, S, S[, 3]) uint8; the reference frame is returned unchanged.
+    """
+    weight = mask if frames.ndim == 3 else mask[..., None]
+    reference = frames[reference_index].astype(np.float32)
+    blended = frames.astype(np.float32) * (1.0 - weight) + reference * weight
+    out = np.clip(np.round(blended), 0, 255).astype(np.uint8)
+    out[reference_index] = frames[reference_index]
+    return out
+
+
 def align_frames(frames: Sequence[np.ndarray], config: FaceConfig = FaceConfig(), reference_index: int = 0,
                  where: Where | None = None, sample_id: str = "", frame_paths: Sequence[str] | None = None,
                  frame_numbers: Sequence[int] | None = None) -> AlignedClip:
@@ -258,10 +403,17 @@ def align_frames(frames: Sequence[np.ndarray], config: FaceConfig = FaceConfig()
 
     landmarks, box, n_faces = fit(reference_index)
     transform, aligned_landmarks = fit_face(landmarks, config)
+    stabilisation, notes = None, []
     if config.mode == "clip":
         transforms = [transform]
         warped = [transform.warp(f) for f in frames]
         frame_landmarks = None
+        if config.stabilise == "ecc":
+            stabilisation, notes = stabilise_frames(warped, reference_index, numbers)
+            warped = [_stabilised_transform(transform, m).warp(f) if i != reference_index else w
+                      for i, (m, f, w) in enumerate(zip(stabilisation, frames, warped))]
+        if config.freeze_eyes:
+            warped = list(blend_to_reference(np.stack(warped), reference_index, eye_mask(aligned_landmarks, config.size)))
     else:
         fits = [fit_face(fit(i)[0], config) if i != reference_index else (transform, aligned_landmarks)
                 for i in range(len(frames))]
@@ -281,6 +433,8 @@ def align_frames(frames: Sequence[np.ndarray], config: FaceConfig = FaceConfig()
         transforms=transforms,
         config_hash=config.config_hash(),
         frame_landmarks=frame_landmarks,
+        stabilisation=stabilisation,
+        notes=notes,
     )
 
 
