@@ -104,6 +104,25 @@ def test_interrupted_run_resumes_only_the_unfinished_clip(table, tmp_path):
     assert [r.status for r in resumed.results] == ["cached", "aligned", "cached", "failed"]
 
 
+def test_another_release_with_the_same_sample_ids_never_reuses_the_cache(table, tmp_path):
+    row = table.iloc[:1]
+    preprocess(row, tmp_path / "cache", SMALL)
+    first = load_clip(tmp_path / "cache", "casme2/sub01/EP01_01", SMALL)
+    # A second release in another folder, same ids and annotations, other frames (the first clip played backwards).
+    images = [cv2.imread(p)[:, :, ::-1] for p in row.iloc[0]["frames"]][::-1]
+    other = row.copy()
+    other.at[other.index[0], "frames"] = _write_clip(tmp_path / "release2", "sub01", "EP01_01", images)
+    report = preprocess(other, tmp_path / "cache", SMALL)
+    assert [r.status for r in report.results] == ["aligned"]
+    second = load_clip(tmp_path / "cache", "casme2/sub01/EP01_01", SMALL)
+    assert second.frame_paths == other.iloc[0]["frames"] and not np.array_equal(second.frames, first.frames)
+    assert [r.status for r in preprocess(other, tmp_path / "cache", SMALL).results] == ["cached"]
+    # The same paths, rewritten in place (a release regenerated with another seed), are not reused either.
+    path = other.iloc[0]["frames"][1]
+    cv2.imwrite(path, cv2.imread(path)[::-1])
+    assert [r.status for r in preprocess(other, tmp_path / "cache", SMALL).results] == ["aligned"]
+
+
 def test_two_workers_give_the_same_clips_as_one(table, tmp_path):
     serial = preprocess(table.iloc[:2], tmp_path / "serial", SMALL, workers=1)
     parallel = preprocess(table.iloc[:2], tmp_path / "parallel", SMALL, workers=2)

@@ -59,6 +59,11 @@ def test_preprocess_command_aligns_a_casme2_layout_dataset(tmp_path):
     assert clip.frames.ndim == 3 and clip.frames.shape[1:] == (64, 64)
     again = runner.invoke(app, args)
     assert f"{len(table)} from cache" in again.output
+    stable = runner.invoke(app, args + ["--stabilise", "ecc", "--freeze-eyes"])
+    assert stable.exit_code == 0, stable.output
+    stable_config = FaceConfig(size=64, color="grey", stabilise="ecc", freeze_eyes=True)
+    clip = load_clip(out, f"casme2/sub01/{table['sample'].iloc[0]}", stable_config)
+    assert clip.stabilisation.shape == (len(clip.frames), 2, 3)
 
 
 def test_preprocess_rejects_an_unknown_alignment(tmp_path):

@@ -11,12 +11,13 @@ from merkit.errors import DataError
 
 
 def _face_config(detector: str, align: str, crop: str, size: int, grey: bool, reference: str, span: str,
-                 mode: str, upsample: int, margin: float):
+                 mode: str, upsample: int, margin: float, stabilise: str = "none", freeze_eyes: bool = False):
     from merkit.face.clip import FaceConfig
 
     try:
         return FaceConfig(detector=detector, upsample=upsample, align=align, crop=crop, margin=margin, size=size,
-                          color="grey" if grey else "rgb", reference=reference, span=span, mode=mode)
+                          color="grey" if grey else "rgb", reference=reference, span=span, mode=mode,
+                          stabilise=stabilise, freeze_eyes=freeze_eyes)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
 
@@ -38,6 +39,10 @@ def preprocess(
     mode: str = typer.Option("clip", help="clip (one transform per clip) or per-frame (re-fit every frame)"),
     upsample: int = typer.Option(1, help="dlib upsampling before detection"),
     margin: float = typer.Option(0.1, help="margin of the landmarks crop"),
+    stabilise: str = typer.Option("none", help="none, or ecc: register every frame rigidly to the reference frame "
+                                  "(removes residual head drift)"),
+    freeze_eyes: bool = typer.Option(False, "--freeze-eyes", help="give every frame the reference frame's eye "
+                                     "regions (removes blinks)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="recompute clips that are already cached"),
     motion: list[str] = typer.Option([], "--motion", help="also cache this motion representation (repeatable): "
                                      "onset_apex_flow, apex_minus_onset, long_term_flow, dynamic_image, resample_clip"),
@@ -52,7 +57,8 @@ def preprocess(
 
     from merkit.face.cache import preprocess_dataset
 
-    config = _face_config(detector, align, crop, size, grey, reference, span, mode, upsample, margin)
+    config = _face_config(detector, align, crop, size, grey, reference, span, mode, upsample, margin, stabilise,
+                          freeze_eyes)
     console = Console()
     done = [0]
 

@@ -11,8 +11,11 @@ Layout under the cache root ``OUT`` given to :func:`preprocess`::
     OUT/face-<hash>/summary.json, failures.csv       the last run's counts and failures
 
 A different :class:`~merkit.face.clip.FaceConfig` gives a different ``<hash>``, so outputs of two configs never mix;
-re-running with the same config skips every clip whose ``meta.json`` exists, so an interrupted run resumes where it
-stopped. Files are written under temporary names and renamed into place, so a killed worker leaves no half clip
+re-running with the same config skips every clip whose ``meta.json`` exists and whose source is unchanged, so an
+interrupted run resumes where it stopped. The source check (:func:`is_fresh`) compares the cached clip's frame
+paths with the row's and a fingerprint of their sizes and modification times: two releases whose sample ids
+coincide (two synthetic releases, a re-extracted dataset) never share a cache entry; a stale entry is removed,
+with its stage outputs, and recomputed. Files are written under temporary names and renamed into place, so a killed worker leaves no half clip
 that looks done. Failed clips are not cached: the next run tries them again.
 
 The seam for later stages (motion features)
@@ -34,8 +37,10 @@ Read a cached clip back with :func:`load_aligned_clip` or :func:`load_clip`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -87,6 +92,34 @@ def is_cached(folder: str | Path) -> bool:
     return (Path(folder) / "meta.json").is_file()
 
 
+def source_fingerprint(paths: Sequence[str]) -> str | None:
+    """16 hex digits over the frames' absolute paths, sizes and modification times; ``None`` when a frame has no
+    file (frames given as arrays) or cannot be read."""
+    digest = hashlib.sha256()
+    for path in paths:
+        if not path:
+            return None
+        try:
+            info = os.stat(path)
+        except OSError:
+            return None
+        digest.update(f"{os.path.abspath(path)}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def is_fresh(folder: str | Path, frames: Sequence[Any]) -> bool:
+    """Whether the cached clip in ``folder`` was made from these source ``frames`` as they are now.
+
+    True when every frame the cached clip used is among ``frames`` (the row's paths) and their fingerprint
+    (:func:`source_fingerprint`) is unchanged since the clip was written.
+    """
+    meta = json.loads((Path(folder) / "meta.json").read_text())
+    used = meta.get("frame_paths", [])
+    expected = meta.get("source_fingerprint")
+    return (expected is not None and set(used) <= {str(f) for f in frames}
+            and source_fingerprint(used) == expected)
+
+
 def _replace_write(path: Path, write: Callable[[Path], None]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     write(tmp)
@@ -136,6 +169,7 @@ def save_aligned_clip(clip: AlignedClip, folder: str | Path) -> Path:
         "face_box": list(clip.face_box),
         "n_faces": clip.n_faces,
         "notes": clip.notes,
+        "source_fingerprint": source_fingerprint(clip.frame_paths),
     }
     _replace_write(folder / "meta.json", lambda p: p.write_text(json.dumps(meta, indent=1)))
     return folder
@@ -218,6 +252,8 @@ def process_clip(row: dict[str, Any], config: FaceConfig, out: str | Path,
     folder = clip_dir(out, config, info.sample_id)
     clip: AlignedClip | None = None
     try:
+        if is_cached(folder) and not overwrite and not is_fresh(folder, info.frames):
+            shutil.rmtree(folder)  # made from another release's frames, or the frames changed since
         if is_cached(folder) and not overwrite:
             meta = json.loads((folder / "meta.json").read_text())
             result.status = "cached"
