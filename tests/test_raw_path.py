@@ -54,3 +54,12 @@ def test_raw_config_needs_a_dataset_name_and_known_settings(release, tmp_path):
         load_features(load_config(None, ["data.kind=raw", f"data.path={release}"]))
     with pytest.raises(ConfigError, match="data.face"):
         load_features(raw_config(release, tmp_path, "data.face={sharpen: 3}"))
+
+
+def test_each_release_gets_its_own_default_preprocessing_cache(tmp_path, monkeypatch):
+    from merkit.api import release_cache_dir
+
+    monkeypatch.setenv("MERKIT_CACHE", str(tmp_path / "cache"))
+    first, second = release_cache_dir(tmp_path / "a" / "synth"), release_cache_dir(tmp_path / "b" / "synth")
+    assert first != second and first.parent == second.parent == tmp_path / "cache" / "preprocess"
+    assert first.name.startswith("synth-") and release_cache_dir(tmp_path / "a" / ".." / "a" / "synth") == first

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -57,6 +58,21 @@ def load_features(config: RunConfig) -> FeatureSet:
     raise ConfigError(f"unknown data.kind {data.kind!r}; known: flow_folder, raw")
 
 
+def release_cache_dir(path: str | Path) -> Path:
+    """The default preprocessing cache of one release: :func:`~merkit.config.default_cache_dir` / ``preprocess`` /
+    ``<release folder name>-<8 hex digits of its absolute path>``.
+
+    One folder per release, because the face cache is keyed by sample id and two releases can share ids (every
+    synthetic release, a dataset extracted twice). The face cache would notice and recompute
+    (:func:`merkit.face.cache.is_fresh`), but two runs on two such releases would keep evicting each other's clips.
+    """
+    from merkit.config import default_cache_dir
+
+    root = Path(path).expanduser().resolve()
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:8]
+    return default_cache_dir() / "preprocess" / f"{root.name}-{digest}"
+
+
 def load_raw_features(config: RunConfig) -> FeatureSet:
     """A raw release -> sample table -> face stage -> motion stage (both cached) -> :class:`FeatureSet`.
 
@@ -68,7 +84,6 @@ def load_raw_features(config: RunConfig) -> FeatureSet:
         ConfigError: ``data.path`` or ``data.dataset`` is missing, or a face/motion setting is unknown.
         DataError: the release cannot be loaded, or no clip yields features.
     """
-    from merkit.config import default_cache_dir
     from merkit.datasets.registry import load_dataset
     from merkit.errors import Diagnostics
     from merkit.face.clip import FaceConfig
@@ -82,7 +97,7 @@ def load_raw_features(config: RunConfig) -> FeatureSet:
         face, motion = FaceConfig(**data.face), MotionConfig(**data.motion)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"data.face / data.motion: {err}") from err
-    cache = Path(data.cache) if data.cache else default_cache_dir() / "preprocess"
+    cache = Path(data.cache) if data.cache else release_cache_dir(data.path)
     diagnostics = Diagnostics()
     table = load_dataset(data.dataset, data.path, diagnostics=diagnostics)
     report = preprocess_motion(table, cache, motion, face, workers=data.preprocess_workers)

@@ -40,7 +40,8 @@ class DataConfig:
       as ``casme2``, ``samm``, ``smic`` or ``synthetic``), then the face stage (``face``: fields of
       :class:`merkit.face.clip.FaceConfig`) and the motion stage (``motion``: fields of
       :class:`merkit.motion.stage.MotionConfig`), both cached under ``cache`` (default
-      :func:`default_cache_dir` / ``preprocess``) and computed with ``preprocess_workers`` processes.
+      :func:`default_cache_dir` / ``preprocess`` / one folder per release, see
+      :func:`merkit.api.release_cache_dir`) and computed with ``preprocess_workers`` processes.
 
     ``benchmark``: the name under which published results are looked up for the report (``published_results.csv``
     in the package), e.g. ``megc2019-composite``; ``None`` shows none.
