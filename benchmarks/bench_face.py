@@ -5,7 +5,8 @@
 
 Part 1 times, on frames of ../shared/data/faces/WolfgangLanger_Pexels.mp4 (640 x 360; skimage's astronaut,
 512 x 512, when the video is absent), each step of the per-frame path (HOG detection, 68 landmarks, similarity or
-piecewise-affine fit and warp to 224 x 224) and the clip protocol (fit once, warp every frame).
+piecewise-affine fit and warp to 224 x 224) and the clip protocol (fit once, warp every frame), also with
+``stabilise="ecc"`` (an ECC registration of every frame to the first, folded into its warp).
 Part 2 writes ``subjects * clips_per_class * 3`` clips with :func:`merkit.datasets.synthetic.generate` into a
 temporary folder (never the repository) and runs the whole ``preprocess`` (read JPEGs, detect on the onset frame,
 align, write PNGs) with 1 and then 2 worker processes into fresh caches.
@@ -68,11 +69,13 @@ def per_frame_speed(frames: list[np.ndarray]) -> dict:
     ms = {k: round(1000 * v / n, 2) for k, v in steps.items()}
     per_frame = (steps["detect_hog"] + steps["landmarks_68"] + steps["similarity_fit_warp"]) / n
     clip = {}
-    for name, config in (("similarity", similarity), ("piecewise-affine", pwa)):
+    for name, config in (("similarity", similarity), ("piecewise-affine", pwa),
+                         ("similarity+ecc", FaceConfig(stabilise="ecc"))):
         t0 = time.perf_counter()
         align_frames(frames, config, reference_index=0)
         clip[name] = round(n / (time.perf_counter() - t0), 1)
     return {"frames": n, "ms_per_frame": ms,
+            "ecc_cost_ratio": round(clip["similarity"] / clip["similarity+ecc"], 2),
             "fps_detect_landmarks_similarity_per_frame": round(1 / per_frame, 2),
             "fps_clip_protocol_fit_once_warp_all": clip}
 
