@@ -15,8 +15,8 @@ re-running with the same config skips every clip whose ``meta.json`` exists and 
 interrupted run resumes where it stopped. The source check (:func:`is_fresh`) compares the cached clip's frame
 paths with the row's and a fingerprint of their sizes and modification times: two releases whose sample ids
 coincide (two synthetic releases, a re-extracted dataset) never share a cache entry; a stale entry is removed,
-with its stage outputs, and recomputed. Files are written under temporary names and renamed into place, so a killed worker leaves no half clip
-that looks done. Failed clips are not cached: the next run tries them again.
+with its stage outputs, and recomputed. Files are written under temporary names and renamed into place, so a
+killed worker leaves no half clip that looks done. Failed clips are not cached: the next run tries them again.
 
 The seam for later stages (motion features)
 -------------------------------------------

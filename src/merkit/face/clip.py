@@ -346,7 +346,6 @@ def eye_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
         width = float(np.linalg.norm(points[3] - points[0]))
         widths.append(width)
         hull = cv2.convexHull(np.round(points).astype(np.int32))
-        cv2.fillConvexPoly(mask, hull, 1)
         grow = max(1, int(round(EYE_GROW * width)))
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
         eye_only = np.zeros_like(mask)
