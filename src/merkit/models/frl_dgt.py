@@ -67,7 +67,8 @@ Departures and choices the paper leaves open (all documented switches live in :c
   ``region_side``.
 * Without self-supervision (M3) is data-side: the model only adds the L_DGM of ``ss_onset`` / ``ss_apex`` pairs
   when ``self_supervised=True``; the data path must draw them from the training clips (see docs/models.md).
-* MagNet magnification and the random frame near the apex are data-side augmentations, not part of the model.
+* MagNet magnification (linear Eulerian here, the training hook ``magnify``) and the random frame near the apex
+  (``apex_jitter``) are data-side augmentations, not part of the model.
 * TIM (FRL-DGT-S) is replaced upstream by :func:`merkit.motion.representations.resample_clip` (linear in time).
 """
 
