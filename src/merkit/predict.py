@@ -502,6 +502,7 @@ class Predictor:
         """Spot the apex if needed, compute the motion representations and run the model on an aligned clip."""
         import torch
 
+        from merkit.motion.representations import face_crop
         from merkit.motion.spotting import spot_apex
         from merkit.motion.stage import MotionStage
 
@@ -529,8 +530,7 @@ class Predictor:
         inputs = {INPUT_KEYS[name]: a for name, a in arrays.items()}
         for key, pos in (("onset", 0), ("apex", apex_pos)):
             if key not in inputs:  # the motion stage's onset_apex_frames are resized as in training
-                crop = clip.frames[pos].astype(np.float32) / 255.0
-                inputs[key] = crop[None] if crop.ndim == 2 else crop.transpose(2, 0, 1)
+                inputs[key] = face_crop(clip.frames[pos])
         timing.motion += time.perf_counter() - t0
 
         t0 = time.perf_counter()

@@ -14,8 +14,8 @@ from typing import Any, Mapping
 
 from merkit import __version__
 from merkit.errors import CheckpointError
-from merkit.face.clip import FaceConfig
-from merkit.motion.stage import MotionConfig, input_keys_of
+from merkit.face.clip import ADDED_OPTIONS, FaceConfig
+from merkit.motion.stage import REPRESENTATION_FIELDS, MotionConfig, input_keys_of
 
 #: Version of the ``preprocessing`` record's layout (not of merkit); bump when its keys change meaning.
 PREPROCESSING_SCHEMA = 1
@@ -23,8 +23,8 @@ PREPROCESSING_SCHEMA = 1
 CROP_KEYS: tuple[str, ...] = ("onset", "apex")
 
 #: Settings added after records were first written; a record without them means their defaults, which is what the
-#: older merkit computed (they matter only to representations that did not exist then).
-OPTIONAL_KEYS: dict[str, set[str]] = {"face": {"stabilise", "freeze_eyes"}, "motion": {"jitter", "ss_pairs"}}
+#: older merkit computed (the face options' "off" values; the motion fields of representations that did not exist).
+OPTIONAL_KEYS: dict[str, set[str]] = {"face": set(ADDED_OPTIONS), "motion": set(REPRESENTATION_FIELDS)}
 
 
 def major_version(version: str) -> str:

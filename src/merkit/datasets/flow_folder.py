@@ -116,6 +116,7 @@ def load_flow_folder(
                             f"({cls.name} gives {expected})", where)
     order = [list(file_channels).index(c) for c in channels]
     diagnostics = diagnostics if diagnostics is not None else Diagnostics()
+    missed_before = diagnostics.summary().get("face-not-detected", 0)
     flows, apexes, boxes, shape = [], [], [], None
     for row in table.itertuples(index=False):
         where = Where(row.dataset, row.subject, row.sample)
@@ -146,7 +147,7 @@ def load_flow_folder(
         inputs["apex"] = torch.from_numpy(np.stack(apexes)).float().div_(255.0)
     if with_au_boxes:
         inputs["au_boxes"] = torch.from_numpy(np.stack(boxes))
-        missed = diagnostics.summary().get("face-not-detected", 0)
+        missed = diagnostics.summary().get("face-not-detected", 0) - missed_before
         notes.append(f"AU regions from dlib landmarks fitted on each apex crop (in {missed} of {len(table)} crops "
                      "the detector found no face and the whole crop was the face box)")
     table = table.drop(columns=[c for c in ("apex_path",) if c in table.columns])

@@ -40,6 +40,9 @@ SPANS = ("all", "onset-offset", "onset-apex")
 MODES = ("clip", "per-frame")
 COLORS = ("rgb", "grey")
 STABILISERS = ("none", "ecc")
+#: Options added after face caches and checkpoint records existed, with their "off" value: left out of
+#: :meth:`FaceConfig.to_dict` when off, so that those caches keep their hash and those records still load.
+ADDED_OPTIONS: dict[str, Any] = {"stabilise": "none", "freeze_eyes": False}
 
 
 @dataclass(frozen=True)
@@ -95,12 +98,8 @@ class FaceConfig:
             raise ValueError(f"FaceConfig.stabilise and freeze_eyes need mode='clip', got {self.mode!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        fields = dataclasses.asdict(self)
-        # Options left out when off, so that the caches and records made before they existed keep their hash.
-        for name, off in (("stabilise", "none"), ("freeze_eyes", False)):
-            if fields[name] == off:
-                del fields[name]
-        return fields
+        return {k: v for k, v in dataclasses.asdict(self).items()
+                if k not in ADDED_OPTIONS or v != ADDED_OPTIONS[k]}
 
     def config_hash(self) -> str:
         """12 hex digits identifying the output: the config, and :data:`FACE_CACHE_VERSION`."""

@@ -133,8 +133,8 @@ def image_au_boxes(image: np.ndarray, where=None, diagnostics=None) -> np.ndarra
     Args:
         image: (S, S) grey or (S, S, 3) RGB uint8 face crop.
         where: the sample, named in the warning.
-        diagnostics: a :class:`merkit.errors.Diagnostics` that counts the warning; without one it is a plain
-            :class:`UserWarning`.
+        diagnostics: a :class:`merkit.errors.Diagnostics` that counts the warning (it is emitted as a
+            :class:`UserWarning` either way).
 
     Returns:
         float32 (9, 4) boxes in units of ``S``.
@@ -142,9 +142,7 @@ def image_au_boxes(image: np.ndarray, where=None, diagnostics=None) -> np.ndarra
     Raises:
         DataError: the image is not square.
     """
-    import warnings
-
-    from merkit.errors import DataError
+    from merkit.errors import DataError, Diagnostics
     from merkit.face.landmarks import detect_faces, landmarks_in_box
 
     size = image.shape[0]
@@ -152,11 +150,9 @@ def image_au_boxes(image: np.ndarray, where=None, diagnostics=None) -> np.ndarra
         raise DataError(f"AU boxes need a square face crop, got {image.shape[1]}x{size}", where)
     faces = detect_faces(image, "hog", 1)
     if not faces:
-        message = "no face detected in the face crop; landmarks fitted with the whole crop as the face box"
-        if diagnostics is not None:
-            diagnostics.warn("face-not-detected", message, where)
-        else:
-            warnings.warn(f"{message} [{where}]" if where else message, stacklevel=2)
+        (diagnostics if diagnostics is not None else Diagnostics()).warn(
+            "face-not-detected", "no face detected in the face crop; landmarks fitted with the whole crop as the face "
+            "box", where)
     return au_boxes(landmarks_in_box(image, faces[0] if faces else (0, 0, size, size)), size)
 
 

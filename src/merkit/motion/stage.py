@@ -62,7 +62,7 @@ INPUT_KEYS: dict[str, str] = {stem: key for outputs in OUTPUTS.values() for stem
 
 #: MotionConfig fields that matter to one representation only; they enter the cache hash only when it is requested,
 #: so that adding them did not invalidate the caches of the other representations.
-_FIELDS_OF: dict[str, str] = {"jitter": "onset_apex_frames", "ss_pairs": "ss_pairs"}
+REPRESENTATION_FIELDS: dict[str, str] = {"jitter": "onset_apex_frames", "ss_pairs": "ss_pairs"}
 
 
 def input_keys_of(representations: Sequence[str]) -> tuple[str, ...]:
@@ -126,10 +126,10 @@ class MotionConfig:
     def config_hash(self) -> str:
         """12 hex digits identifying the cached features: the config and :data:`MOTION_CACHE_VERSION`.
 
-        ``jitter`` and ``ss_pairs`` count only when their representation is requested (``_FIELDS_OF``).
+        ``jitter`` and ``ss_pairs`` count only when their representation is requested (``REPRESENTATION_FIELDS``).
         """
         fields = {k: v for k, v in self.to_dict().items()
-                  if k not in _FIELDS_OF or _FIELDS_OF[k] in self.representations}
+                  if k not in REPRESENTATION_FIELDS or REPRESENTATION_FIELDS[k] in self.representations}
         payload = json.dumps({"version": MOTION_CACHE_VERSION, **fields}, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
