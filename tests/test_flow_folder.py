@@ -118,7 +118,8 @@ def test_a_crop_where_no_face_is_detected_is_counted_and_still_gets_boxes(tmp_pa
     (tmp_path / "apex").mkdir()
     cv2.imwrite(str(tmp_path / r["apex"]), np.full((64, 64), 128, np.uint8))
     write_folder(tmp_path, [r])
-    fs = load_flow_folder(tmp_path, with_au_boxes=True)
+    with pytest.warns(UserWarning, match=r"face-not-detected.*dataset=casme2, subject=sub01, sample=EP01"):
+        fs = load_flow_folder(tmp_path, with_au_boxes=True)
     assert fs.inputs["au_boxes"].shape == (1, 9, 4)
     assert fs.meta["diagnostics"] == {"face-not-detected": 1}
     assert "apex" not in fs.inputs and any("1 of 1 crops" in note for note in fs.notes)
