@@ -21,6 +21,11 @@ def test_result_hash_ignores_workers_and_seeds_but_not_training():
     base = load_config(None, []).result_hash()
     assert load_config(None, ["protocol.workers=4", "protocol.seeds=[3]"]).result_hash() == base
     assert load_config(None, ["training.epochs=3"]).result_hash() != base
+    # A diagnostic that leaves the predictions alone keeps the hash (a run can be resumed with it switched on).
+    assert load_config(None, ["protocol.record_epochs=true"]).result_hash() == base
+    # A new key at its default keeps older runs' hashes; set, it changes the predictions and the hash.
+    assert load_config(None, ["training.ema_decay=0"]).result_hash() == base
+    assert load_config(None, ["training.ema_decay=0.99"]).result_hash() != base
 
 
 def test_shipped_composite_config_loads():

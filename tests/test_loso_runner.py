@@ -41,6 +41,20 @@ def test_same_seed_gives_identical_predictions_and_another_seed_differs(tmp_path
     assert not np.allclose(a["prob_negative"], c["prob_negative"])
 
 
+def test_ema_of_weights_predicts_with_the_average(tmp_path):
+    fs = toy_flow_features(subjects=3)
+    fold = loso_folds(fs.table)[0]
+    probs = lambda df: df[["prob_negative", "prob_positive", "prob_surprise"]].to_numpy()  # noqa: E731
+    plain = probs(run_unit(load_config(None, FAST), fs, fold, seed=0))
+    # A decay of ~0 makes the average the last weights; a long one averages over many steps and predicts otherwise.
+    nearly_last = probs(run_unit(load_config(None, FAST + ["training.ema_decay=1e-9"]), fs, fold, seed=0))
+    averaged = probs(run_unit(load_config(None, FAST + ["training.ema_decay=0.9"]), fs, fold, seed=0))
+    np.testing.assert_allclose(nearly_last, plain, atol=1e-6)
+    assert np.abs(averaged - plain).max() > 1e-3
+    with pytest.raises(ConfigError, match="ema_decay"):
+        load_config(None, FAST + ["training.ema_decay=1.0"])
+
+
 def test_killed_run_resumes_to_identical_predictions(tmp_path):
     fs = toy_flow_features(subjects=4)
     cfg = load_config(None, FAST + ["protocol.seeds=[0,1]"])
@@ -93,6 +107,28 @@ def test_paper_protocol_selects_on_test_subject_and_says_so(tmp_path):
     text = paper.report_path.read_text()
     assert "PAPER PROTOCOL" in text and "test-selected" in text
     assert "PAPER PROTOCOL" not in honest.report_path.read_text()
+
+
+def test_recorded_learning_curve_leaves_predictions_unchanged_and_reports_each_epoch(tmp_path):
+    fs = toy_flow_features(subjects=3)
+    cfg = FAST + ["training.epochs=5", "protocol.seeds=[0,1]"]
+    plain = evaluate(load_config(None, cfg), tmp_path / "plain", features=fs, progress=False)
+    rec = evaluate(load_config(None, cfg + ["protocol.record_epochs=true"]), tmp_path / "rec", features=fs,
+                   progress=False)
+    pd.testing.assert_frame_equal(plain.predictions, rec.predictions)
+    curves = pd.concat([pd.read_csv(f, dtype={"subject": str, "sample": str})
+                        for f in sorted((tmp_path / "rec" / "epochs").rglob("*.csv"))], ignore_index=True)
+    assert len(curves) == 5 * len(rec.predictions)  # every held-out sample after each of the 5 epochs
+    last = curves[curves["epoch"] == 5].sort_values(["seed", "sample_id"], kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(last, rec.predictions.astype(last.dtypes.to_dict()), check_exact=False)
+    table = pd.read_csv(tmp_path / "rec" / "epoch_curve.csv")
+    assert table["epoch"].tolist() == [1, 2, 3, 4, 5] and (table["folds"] == 3).all()
+    assert table["uf1"].iloc[-1] == pytest.approx(rec.metrics["summary"]["full"]["uf1"]["mean"])
+    assert table["uf1_std"].iloc[-1] == pytest.approx(rec.metrics["summary"]["full"]["uf1"]["std"])
+    text = rec.report_path.read_text()
+    assert "Test-set learning curve" in text and "chosen on the test subjects" in text
+    assert "learning curve" not in plain.report_path.read_text()
+    assert not (tmp_path / "plain" / "epochs").exists()
 
 
 def test_run_folder_holds_all_outputs_and_report_regenerates(tmp_path):

@@ -87,6 +87,12 @@ class TrainConfig:
     while the scheduler moves the others), e.g. ``{"dgm.": {"lr": 0.002}}`` for FRL-DGT's displacement generator.
     A parameter joins the group of the longest prefix its name starts with, else the default group
     (``lr``, ``weight_decay``); see :func:`merkit.training.engine.make_optimizer`.
+
+    ``ema_decay``: ``0`` (default) trains and evaluates the weights as they are after the last step. A value
+    ``d`` in ``(0, 1)`` keeps an exponential moving average of the weights and batch-norm statistics, updated
+    after every optimiser step (``avg = d * avg + (1 - d) * weights``, Polyak averaging, with
+    :class:`torch.optim.swa_utils.AveragedModel`); the average is what the model predicts with, after every epoch
+    and at the end. Its horizon is about ``1 / (1 - d)`` steps. Not in any of the four papers.
     """
 
     epochs: int = 100
@@ -103,6 +109,7 @@ class TrainConfig:
     eval_batch_size: int = 256
     device: str = "cpu"  # cpu | cuda | cuda:N | auto; see merkit.training.engine.resolve_device
     param_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ema_decay: float = 0.0
 
 
 @dataclass
@@ -118,6 +125,11 @@ class ProtocolConfig:
     ``workers > 1`` (Ray then sets the worker's visible GPU, so the device must be ``cuda`` or ``auto``, not
     ``cuda:N``). ``0`` (default) means ``1 / workers``: the workers share one GPU. ``1`` gives each fold a GPU of
     its own. Ignored on the CPU and when ``workers == 1``.
+
+    ``record_epochs``: a diagnostic. Also write the held-out subject's predictions after every epoch to
+    ``<run>/epochs/seed<S>/<fold>.csv``; ``merkit report`` then adds the pooled test-set learning curve. The
+    reported figures do not change, and the curve is never used for them: an epoch count read off it is chosen on
+    the test subjects, so a recipe picked that way must be reported on seeds it was not picked on.
     """
 
     selection: str = "last"
@@ -126,6 +138,7 @@ class ProtocolConfig:
     threads_per_fold: int = 1
     save_checkpoints: bool = True
     gpus_per_fold: float = 0.0
+    record_epochs: bool = False
 
 
 @dataclass
@@ -144,6 +157,8 @@ class RunConfig:
             raise ConfigError("training.epochs must be >= 1")
         if self.training.batch_size < 1:
             raise ConfigError("training.batch_size must be >= 1")
+        if not 0.0 <= self.training.ema_decay < 1.0:
+            raise ConfigError(f"training.ema_decay must lie in [0, 1), got {self.training.ema_decay}")
         if not self.protocol.seeds:
             raise ConfigError("protocol.seeds must list at least one seed")
         if self.protocol.workers < 1 or self.protocol.threads_per_fold < 1:
@@ -172,20 +187,24 @@ class RunConfig:
 
         Excluded: ``name``, ``data.path`` (checked by the data fingerprint instead), ``data.cache`` and
         ``data.preprocess_workers`` (where and how fast features are computed), ``protocol.seeds`` (each seed is
-        its own unit), ``protocol.workers``, ``protocol.save_checkpoints``, ``protocol.gpus_per_fold`` and
+        its own unit), ``protocol.workers``, ``protocol.save_checkpoints``, ``protocol.gpus_per_fold``,
+        ``protocol.record_epochs`` and
         ``training.device`` (where a unit runs; ``run.json`` records the devices). ``training.param_groups``
-        counts only when set, so configs without it keep the hash they had before the key existed.
+        and ``training.ema_decay`` count only when set, so configs without them keep the hash they had before the
+        keys existed.
         """
         d = self.to_dict()
         d.pop("name")
         for k in ("path", "cache", "preprocess_workers"):
             d["data"].pop(k)
-        for k in ("seeds", "workers", "save_checkpoints", "gpus_per_fold"):
+        for k in ("seeds", "workers", "save_checkpoints", "gpus_per_fold", "record_epochs"):
             d["protocol"].pop(k)
         d["training"].pop("device")
         # Keys added after runs existed count only when set, so those runs keep their hash and resume.
         if not d["training"]["param_groups"]:
             d["training"].pop("param_groups")
+        if not d["training"]["ema_decay"]:
+            d["training"].pop("ema_decay")
         if not d["data"]["with_au_boxes"]:
             d["data"].pop("with_au_boxes")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

@@ -111,3 +111,26 @@ def summarize_run(preds: pd.DataFrame, classes: tuple[str, ...] | list[str]) -> 
             }
     return {"classes": list(classes), "seeds": sorted(per_seed), "per_seed": per_seed,
             "per_fold_mean": fold_means, "summary": summary, "per_class": per_class}
+
+
+def epoch_curve(curves: pd.DataFrame, num_classes: int) -> pd.DataFrame:
+    """The pooled test-set learning curve of a run recorded with ``protocol.record_epochs``.
+
+    Args:
+        curves: per-epoch predictions tables (columns ``seed``, ``epoch``, ``fold``, ``label``, ``prediction``),
+            as written to ``<run>/epochs/seed<S>/<fold>.csv``.
+
+    Returns:
+        One row per epoch: ``epoch``, ``folds`` (fewest folds of any seed at that epoch), ``uf1``, ``uar``,
+        ``accuracy`` (means over seeds of the figures pooled over each seed's folds), ``uf1_std`` (sample std over
+        seeds, ``nan`` with one seed). A fixed epoch read off this curve is chosen on the test subjects.
+    """
+    rows = []
+    for (epoch, seed), df in curves.groupby(["epoch", "seed"], sort=True):
+        m = pooled_metrics(df["label"].to_numpy(), df["prediction"].to_numpy(), num_classes)
+        rows.append({"epoch": int(epoch), "seed": int(seed), "folds": df["fold"].nunique(),
+                     "uf1": m["uf1"], "uar": m["uar"], "accuracy": m["accuracy"]})
+    per_seed = pd.DataFrame(rows, columns=["epoch", "seed", "folds", "uf1", "uar", "accuracy"])
+    out = per_seed.groupby("epoch").agg(folds=("folds", "min"), uf1=("uf1", "mean"), uar=("uar", "mean"),
+                                        accuracy=("accuracy", "mean"), uf1_std=("uf1", "std"))
+    return out.reset_index()

@@ -73,9 +73,23 @@ def ground_truth_warning(keys: list[str]) -> str:
             "its figures are not comparable with methods that see only the video.")
 
 
+def render_curve(curve: pd.DataFrame, units: int) -> list[str]:
+    """The report section for :func:`merkit.evaluation.metrics.epoch_curve` (a run with ``record_epochs``)."""
+    lines = ["## Test-set learning curve (diagnostic)", "",
+             "UF1 and UAR pooled over the held-out subjects after each epoch, the same epoch for every fold (mean "
+             "over seeds). **An epoch chosen from this table is chosen on the test subjects**: a recipe picked "
+             "with it must be reported on seeds it was not picked on.", ""]
+    if int(curve["folds"].min()) < units:
+        lines += [f"Some units have no recorded curve (resumed from a run without `record_epochs`); the curve "
+                  f"covers as few as {int(curve['folds'].min())} of {units} folds per seed.", ""]
+    lines += ["| epoch | UF1 | UAR | accuracy |", "|---|---|---|---|"]
+    lines += [f"| {r.epoch} | {r.uf1:.4f} | {r.uar:.4f} | {r.accuracy:.4f} |" for r in curve.itertuples()]
+    return lines + [""]
+
+
 def render_report(config: RunConfig, metrics: dict, notes: list[str], diagnostics: dict[str, int],
-                  ground_truth_inputs: list[str] | None = None) -> str:
-    """The Markdown report of a run."""
+                  ground_truth_inputs: list[str] | None = None, curve: list[str] | None = None) -> str:
+    """The Markdown report of a run; ``curve`` is the optional :func:`render_curve` section."""
     summary = metrics["summary"]
     seeds = metrics["seeds"]
     lines = [f"# merkit run: {config.name}", ""]
@@ -121,6 +135,7 @@ def render_report(config: RunConfig, metrics: dict, notes: list[str], diagnostic
         lines.append(f"| {config.model.name} (merkit) | full | {_fmt(summary['full']['uf1'])} | "
                      f"{_fmt(summary['full']['uar'])} | {protocol_label(config)} | this run |")
         lines.append("")
+    lines += curve or []
     lines += ["## Data problems", ""]
     if diagnostics:
         lines += [f"- {kind}: {count}" for kind, count in sorted(diagnostics.items())]
@@ -151,5 +166,16 @@ def write_outputs(run_dir: Path, config: RunConfig, preds: pd.DataFrame, classes
     if list(classes) == ["negative", "positive", "surprise"]:
         for seed, df in preds.groupby("seed"):
             write_megc_log(df, run_dir / f"megc2019_log_seed{seed}.txt")
-    (run_dir / "report.md").write_text(render_report(config, metrics, notes, diagnostics, gt))
+    curve = None
+    curve_files = sorted((run_dir / "epochs").glob("seed*/*.csv"))
+    if curve_files:
+        from merkit.evaluation.metrics import epoch_curve
+
+        curves = pd.concat([pd.read_csv(f) for f in curve_files], ignore_index=True)
+        curves = curves[curves["seed"].isin(preds["seed"].unique())]  # the folder may hold other seeds' units
+        if len(curves):
+            table = epoch_curve(curves, len(classes))
+            table.to_csv(run_dir / "epoch_curve.csv", index=False)
+            curve = render_curve(table, preds["fold"].nunique())
+    (run_dir / "report.md").write_text(render_report(config, metrics, notes, diagnostics, gt, curve))
     return metrics

@@ -202,6 +202,9 @@ def fit(
     Loss: cross-entropy on ``ModelOutput.logits`` (class-weighted if ``cfg.class_weighted``) plus the sum of
     ``ModelOutput.aux_losses``.
 
+    With ``cfg.ema_decay > 0`` the exponential moving average of the weights and buffers is updated after every
+    optimiser step; ``on_epoch_end`` sees the average, and ``model`` holds the average when ``fit`` returns.
+
     Raises:
         ConfigError: bad device, optimizer, scheduler, augmentation or parameter-group prefix.
     """
@@ -222,6 +225,11 @@ def fit(
     model.to(device)  # before the optimizer, which then holds the device's parameters and state
     optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(optimizer, cfg)
+    ema = None
+    if cfg.ema_decay > 0:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
     n = len(train)
     steps = max(1, math.ceil(n / cfg.batch_size))
     for epoch in range(1, cfg.epochs + 1):
@@ -243,13 +251,18 @@ def fit(
             if (step + 1) % cfg.grad_accumulation == 0 or step == steps - 1:
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
+                if ema is not None:
+                    ema.update_parameters(model)
         if scheduler is not None:
             scheduler.step()
         if on_epoch_end is not None:
-            model.eval()
-            on_epoch_end(epoch, model)
+            evaluated = model if ema is None else ema.module
+            evaluated.eval()
+            on_epoch_end(epoch, evaluated)
         if progress is not None:
             progress(epoch)
+    if ema is not None:
+        model.load_state_dict(ema.module.state_dict())
     model.eval()
     return model
 

@@ -51,12 +51,16 @@ def prediction_frame(data: FeatureSet, proba: np.ndarray, fold: str, seed: int, 
 
 
 def run_unit(config: RunConfig, data: FeatureSet, fold: Fold, seed: int,
-             checkpoint: Path | None = None) -> pd.DataFrame:
+             checkpoint: Path | None = None, curve: Path | None = None) -> pd.DataFrame:
     """Train on ``fold.train_index``, predict ``fold.test_index``; return the fold's predictions table.
 
     With ``protocol.selection == "last"`` the model after the last epoch predicts. With ``"paper"`` the test
     subject is scored after every epoch and the epoch with the best test accuracy is kept (the earliest on ties):
     the optimistic selection of the papers' code, labelled as such in every report.
+
+    ``curve``: with ``protocol.record_epochs``, the held-out subject's predictions after every epoch (the
+    predictions table, one block per epoch) are written there. They are a diagnostic: the returned predictions
+    are the same with or without them (scoring runs in eval mode under ``no_grad`` and draws no random numbers).
 
     Raises:
         LeakageError: the fold's train and test rows share a subject or sample.
@@ -71,15 +75,21 @@ def run_unit(config: RunConfig, data: FeatureSet, fold: Fold, seed: int,
         train, test = data.subset(fold.train_index), data.subset(fold.test_index)
         model = build_model(config.model.name, len(data.classes), config.model.preset, **config.model.params)
         best: dict = {}
+        epochs: list[pd.DataFrame] = []
+        paper = config.protocol.selection == "paper"
+        record = config.protocol.record_epochs and curve is not None
 
         def score_test(epoch: int, m) -> None:
             proba = predict_proba(m, test, config.training.eval_batch_size)
+            if record:
+                epochs.append(prediction_frame(test, proba, fold.subject_id, seed, epoch))
             acc = float((proba.argmax(1) == test.labels.numpy()).mean())
-            if not best or acc > best["acc"]:
+            if paper and (not best or acc > best["acc"]):
                 best.update(acc=acc, epoch=epoch, proba=proba)
 
-        paper = config.protocol.selection == "paper"
-        fit(model, train, config.training, generator, on_epoch_end=score_test if paper else None)
+        fit(model, train, config.training, generator, on_epoch_end=score_test if paper or record else None)
+        if record:
+            _write_atomic(pd.concat(epochs, ignore_index=True), curve)
         if paper:
             proba, epoch = best["proba"], best["epoch"]
         else:
@@ -94,8 +104,10 @@ def run_unit(config: RunConfig, data: FeatureSet, fold: Fold, seed: int,
         torch.set_num_threads(previous_threads)
 
 
-def _run_unit_remote(config_dict: dict, data: FeatureSet, fold: Fold, seed: int, checkpoint: str | None):
-    return run_unit(config_from_dict(config_dict), data, fold, seed, Path(checkpoint) if checkpoint else None)
+def _run_unit_remote(config_dict: dict, data: FeatureSet, fold: Fold, seed: int, checkpoint: str | None,
+                     curve: str | None):
+    return run_unit(config_from_dict(config_dict), data, fold, seed, Path(checkpoint) if checkpoint else None,
+                    Path(curve) if curve else None)
 
 
 def _write_atomic(df: pd.DataFrame, path: Path) -> None:
@@ -111,6 +123,7 @@ class UnitPlan:
     fold: Fold
     path: Path
     checkpoint: Path | None
+    curve: Path | None = None
 
 
 def plan_units(config: RunConfig, data: FeatureSet, run_dir: Path) -> list[UnitPlan]:
@@ -120,8 +133,10 @@ def plan_units(config: RunConfig, data: FeatureSet, run_dir: Path) -> list[UnitP
         for fold in folds:
             unit_dir = run_dir / "units" / f"seed{seed}"
             ckpt = run_dir / "checkpoints" / f"seed{seed}" / f"{fold.slug}.safetensors"
+            curve = run_dir / "epochs" / f"seed{seed}" / f"{fold.slug}.csv"
             plans.append(UnitPlan(seed, fold, unit_dir / f"{fold.slug}.csv",
-                                  ckpt if config.protocol.save_checkpoints else None))
+                                  ckpt if config.protocol.save_checkpoints else None,
+                                  curve if config.protocol.record_epochs else None))
     return plans
 
 
@@ -187,7 +202,7 @@ def run_loso(config: RunConfig, data: FeatureSet, run_dir: str | Path,
             on_unit_done(plan)
     if config.protocol.workers <= 1:
         for plan in todo:
-            df = run_unit(config, data, plan.fold, plan.seed, plan.checkpoint)
+            df = run_unit(config, data, plan.fold, plan.seed, plan.checkpoint, plan.curve)
             _write_atomic(df, plan.path)
             if on_unit_done is not None:
                 on_unit_done(plan)
@@ -215,7 +230,8 @@ def _run_on_ray(config: RunConfig, data: FeatureSet, todo: list[UnitPlan],
         data_ref = ray.put(data)
         config_dict = config.to_dict()
         pending = {
-            remote.remote(config_dict, data_ref, p.fold, p.seed, str(p.checkpoint) if p.checkpoint else None): p
+            remote.remote(config_dict, data_ref, p.fold, p.seed, str(p.checkpoint) if p.checkpoint else None,
+                          str(p.curve) if p.curve else None): p
             for p in todo
         }
         while pending:
