@@ -127,6 +127,7 @@ def test_recorded_learning_curve_leaves_predictions_unchanged_and_reports_each_e
     assert table["uf1_std"].iloc[-1] == pytest.approx(rec.metrics["summary"]["full"]["uf1"]["std"])
     text = rec.report_path.read_text()
     assert "Test-set learning curve" in text and "chosen on the test subjects" in text
+    assert (tmp_path / "rec" / "epoch_curve.png").stat().st_size > 0
     assert "learning curve" not in plain.report_path.read_text()
     assert not (tmp_path / "plain" / "epochs").exists()
 

@@ -73,6 +73,27 @@ def ground_truth_warning(keys: list[str]) -> str:
             "its figures are not comparable with methods that see only the video.")
 
 
+def save_curve_png(curve: pd.DataFrame, path: Path, title: str) -> None:
+    """UF1 and UAR of :func:`merkit.evaluation.metrics.epoch_curve` against the epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    ax.plot(curve["epoch"], curve["uf1"], label="UF1")
+    ax.plot(curve["epoch"], curve["uar"], label="UAR")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("pooled over held-out subjects")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def render_curve(curve: pd.DataFrame, units: int) -> list[str]:
     """The report section for :func:`merkit.evaluation.metrics.epoch_curve` (a run with ``record_epochs``)."""
     lines = ["## Test-set learning curve (diagnostic)", "",
@@ -84,7 +105,7 @@ def render_curve(curve: pd.DataFrame, units: int) -> list[str]:
                   f"covers as few as {int(curve['folds'].min())} of {units} folds per seed.", ""]
     lines += ["| epoch | UF1 | UAR | accuracy |", "|---|---|---|---|"]
     lines += [f"| {r.epoch} | {r.uf1:.4f} | {r.uar:.4f} | {r.accuracy:.4f} |" for r in curve.itertuples()]
-    return lines + [""]
+    return lines + ["", "![test-set learning curve](epoch_curve.png)", ""]
 
 
 def render_report(config: RunConfig, metrics: dict, notes: list[str], diagnostics: dict[str, int],
@@ -176,6 +197,7 @@ def write_outputs(run_dir: Path, config: RunConfig, preds: pd.DataFrame, classes
         if len(curves):
             table = epoch_curve(curves, len(classes))
             table.to_csv(run_dir / "epoch_curve.csv", index=False)
+            save_curve_png(table, run_dir / "epoch_curve.png", f"{config.name}: test-set learning curve (diagnostic)")
             curve = render_curve(table, preds["fold"].nunique())
     (run_dir / "report.md").write_text(render_report(config, metrics, notes, diagnostics, gt, curve))
     return metrics
