@@ -5,9 +5,10 @@ and usable with any raw dataset loader that fills the sample table's ``frames`` 
 
 1. read the onset and apex frames named by the ``onset`` and ``apex`` frame numbers
    (:func:`merkit.datasets.frames.frame_at`);
-2. detect the face and its 68 landmarks on the **onset** frame and fit one alignment and crop from them
-   (:func:`merkit.face.clip.fit_face`, configured by a :class:`~merkit.face.clip.FaceConfig`); warp the onset and
-   the apex frame with that same transform, so that only facial motion, not a re-fitted crop, separates them;
+2. align the pair with the face stage (:func:`merkit.face.clip.align_frames`, configured by a
+   :class:`~merkit.face.clip.FaceConfig`): the face and its 68 landmarks are found on the **onset** frame and the
+   onset and apex frames are warped with that one transform, so that only facial motion, not a re-fitted crop,
+   separates them;
 3. compute TV-L1 flow and optical strain from onset to apex and resize them to ``size``
    (:func:`merkit.motion.representations.onset_apex_flow`), as STSTNet's released inputs were made.
 """
@@ -81,15 +82,13 @@ def clip_flow(onset: np.ndarray, apex: np.ndarray, size: int = 28, face: FaceCon
     Raises:
         FaceNotFoundError: no face on the onset frame.
     """
-    from merkit.face.clip import fit_face
-    from merkit.face.landmarks import detect_landmarks
+    from merkit.face.clip import align_frames
     from merkit.motion.representations import onset_apex_flow
 
-    landmarks, _, n_faces = detect_landmarks(onset, face.detector, where, face.upsample)
-    if n_faces > 1 and diagnostics is not None:
-        diagnostics.warn("several-faces", f"{n_faces} faces on the onset frame; the largest is used", where)
-    transform, _ = fit_face(landmarks, face)
-    return onset_apex_flow(transform.warp(onset), transform.warp(apex), size=size, **flow_params)
+    clip = align_frames([onset, apex], face, 0, where)
+    if clip.n_faces > 1 and diagnostics is not None:
+        diagnostics.warn("several-faces", f"{clip.n_faces} faces on the onset frame; the largest is used", where)
+    return onset_apex_flow(clip.frames[0], clip.frames[1], size=size, **flow_params)
 
 
 def build_flow_features(

@@ -8,10 +8,11 @@ with the columns ``dataset, subject, sample, label, emotion, flow, apex`` (``emo
 rebuild the benchmark inputs, or build the same inputs for another dataset.
 
 Per sample: the onset and apex frames are read, the face is fitted on the onset frame and the same transform is
-applied to the apex frame (:func:`merkit.face.clip.align_frames`), flow is computed on the aligned crops
-(TV-L1 by default), strain from the flow, then the three maps are resized and stretched
-(:func:`merkit.motion.representations.onset_apex_flow`). Where a sample has no apex (SMIC, unannotated videos) or
-``apex="spot"``, the apex is spotted on the aligned onset..offset clip (:func:`merkit.motion.spotting.spot_apex`).
+applied to the apex frame (:func:`merkit.face.clip.align_frames`). The motion stage that ``merkit preprocess``
+caches (:class:`merkit.motion.stage.MotionStage`, representation ``onset_apex_flow``) then computes the flow on the
+aligned crops (TV-L1 by default) and strain from it, resized; this module stretches each map to 0..255. Where a
+sample has no apex (SMIC, unannotated videos) or ``apex="spot"``, the whole onset..offset span is aligned and the
+motion stage spots the apex on it (:func:`merkit.motion.spotting.spot_apex`).
 
 Besides the composite's files the folder gets ``export.json`` (the config, its hash and the counts) and
 ``provenance.csv`` (per sample the onset and apex frame numbers used and where the apex came from). A rerun with
@@ -159,8 +160,7 @@ def sample_flow(row: dict, config: FlowExportConfig = FlowExportConfig()) -> Sam
     """
     from merkit.datasets.frames import frame_at, frame_number
     from merkit.face.clip import align_frames, read_frame
-    from merkit.motion.representations import onset_apex_flow
-    from merkit.motion.spotting import spot_apex
+    from merkit.motion.stage import MotionConfig, MotionStage
 
     where = Where(row["dataset"], row["subject"], row["sample"])
     frames = list(row["frames"])
@@ -173,26 +173,24 @@ def sample_flow(row: dict, config: FlowExportConfig = FlowExportConfig()) -> Sam
     if apex is None and not spot:
         raise DataError("the sample has no apex frame number", where,
                         hint="use apex='annotated-or-spot' (--apex annotated-or-spot) to spot it")
-    if spot:
+    if spot:  # align the whole onset..offset span, on which the motion stage spots the apex
         last = offset if offset is not None else frame_number(frames[-1])
         paths = [p for p in frames if onset <= frame_number(p) <= last]
         if not paths or frame_number(paths[0]) != onset:
             frame_at(frames, onset, where)  # raises, naming the missing onset frame
     else:
         paths = [frame_at(frames, onset, where), frame_at(frames, apex, where)]
-    images = [read_frame(p, where) for p in paths]
+    sample_id = row.get("sample_id") or f"{row['dataset']}/{row['subject']}/{row['sample']}"
     numbers = [frame_number(p) for p in paths]
-    clip = align_frames(images, config.face_config(), 0, where, sample_id=row.get("sample_id", ""),
-                        frame_paths=[str(p) for p in paths], frame_numbers=numbers).frames
-    if spot:
-        index = spot_apex(clip, measure=config.spot_measure).apex
-        apex, source = numbers[index], "spotted"
-    else:
-        index, source = 1, "annotated"
-    maps = onset_apex_flow(clip[0], clip[index], size=config.size, normalise="none", method=config.method,
-                           **config.flow_params)
-    apex_crop = cv2.resize(clip[index], (config.apex_size, config.apex_size), interpolation=cv2.INTER_AREA)
-    return SampleFlow(flow_to_rgb8(maps), apex_crop, onset, int(apex), source)
+    clip = align_frames([read_frame(p, where) for p in paths], config.face_config(), 0, where,
+                        sample_id=sample_id, frame_paths=[str(p) for p in paths], frame_numbers=numbers)
+    motion = MotionConfig(representations=("onset_apex_flow",), method=config.method, flow_params=config.flow_params,
+                          size=config.size, normalise="none", apex=config.apex, spot_measure=config.spot_measure)
+    arrays, meta = MotionStage(motion, {sample_id: (onset, None if spot else apex, None)}).compute(clip)
+    apex_crop = cv2.resize(clip.frames[numbers.index(meta["apex_frame"])], (config.apex_size, config.apex_size),
+                           interpolation=cv2.INTER_AREA)
+    return SampleFlow(flow_to_rgb8(arrays["onset_apex_flow"]), apex_crop, onset, meta["apex_frame"],
+                      meta["apex_source"])
 
 
 def _sample_flow_task(args: tuple[dict, FlowExportConfig]) -> SampleFlow:
