@@ -188,10 +188,9 @@ class RunConfig:
         Excluded: ``name``, ``data.path`` (checked by the data fingerprint instead), ``data.cache`` and
         ``data.preprocess_workers`` (where and how fast features are computed), ``protocol.seeds`` (each seed is
         its own unit), ``protocol.workers``, ``protocol.save_checkpoints``, ``protocol.gpus_per_fold``,
-        ``protocol.record_epochs`` and
-        ``training.device`` (where a unit runs; ``run.json`` records the devices). ``training.param_groups``
-        and ``training.ema_decay`` count only when set, so configs without them keep the hash they had before the
-        keys existed.
+        ``protocol.record_epochs`` and ``training.device`` (where a unit runs; ``run.json`` records the devices).
+        ``training.param_groups`` and ``training.ema_decay`` count only when set, so configs without them keep the
+        hash they had before the keys existed.
         """
         d = self.to_dict()
         d.pop("name")
