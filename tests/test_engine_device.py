@@ -18,7 +18,8 @@ from merkit.errors import ConfigError
 from merkit.models import MODEL_MODULES, build_model
 from merkit.training import engine
 from merkit.training.augment import AUGMENTATIONS
-from merkit.training.engine import fit, make_optimizer, make_scheduler, predict_proba, resolve_device
+from merkit.training.engine import (describe_environment, fit, make_optimizer, make_scheduler, predict_proba,
+                                    resolve_device)
 from merkit.training.loso import loso_folds
 from merkit.training.runner import check_run_dir, gpus_per_unit, run_devices, run_loso, run_unit
 from tests.helpers import toy_flow_features
@@ -113,6 +114,7 @@ def test_run_json_records_the_device_and_a_resume_on_another_device_adds_it(tmp_
     check_run_dir(cfg, fs, tmp_path)
     resumed = json.loads((tmp_path / "run.json").read_text())
     assert resumed["devices"] == ["cpu", "cuda:0 (test GPU)"]
+    assert resumed["environments"] == stamp["environments"]  # same machine: recorded once
     assert {k: resumed[k] for k in ("result_hash", "data_fingerprint")} == {
         k: stamp[k] for k in ("result_hash", "data_fingerprint")}
 
@@ -326,3 +328,19 @@ def test_fit_with_a_zero_lr_group_leaves_that_module_unchanged_and_trains_the_re
     after = dict(model.named_parameters())
     assert all(torch.equal(before[n], after[n]) for n in before if n.startswith("fc."))
     assert not any(torch.equal(before[n], after[n]) for n in before if n.startswith("branches."))
+
+
+def test_run_json_records_the_machine_and_a_resume_on_another_machine_adds_it(tmp_path, monkeypatch):
+    import torch
+
+    here = describe_environment()
+    assert f"torch {torch.__version__}" in here and torch.backends.cpu.get_cpu_capability() in here
+    fs = toy_flow_features(subjects=2)
+    cfg = load_config(None, FAST)
+    check_run_dir(cfg, fs, tmp_path)
+    assert run_devices(tmp_path, "environments") == [here]
+    monkeypatch.setattr("merkit.training.runner.describe_environment", lambda: "other host (AVX2), torch 0")
+    check_run_dir(cfg, fs, tmp_path)
+    check_run_dir(cfg, fs, tmp_path)
+    assert run_devices(tmp_path, "environments") == [here, "other host (AVX2), torch 0"]
+    assert run_devices(tmp_path) == ["cpu"]

@@ -166,7 +166,8 @@ def evaluate(config: RunConfig, out_dir: str | Path | None = None, features: Fea
     diagnostics = data.meta.get("diagnostics", {})
     model_gt, model_notes = model_facts(config, data)
     devices = f"trained on: {', '.join(run_devices(run_dir))}"
-    side = {"notes": data.notes + model_notes + [devices], "diagnostics": diagnostics,
+    machines = f"machine and software: {'; '.join(run_devices(run_dir, 'environments'))}"
+    side = {"notes": data.notes + model_notes + [devices, machines], "diagnostics": diagnostics,
             "ground_truth_inputs": sorted(set(data.ground_truth_inputs) | set(model_gt))}
     (run_dir / "data_notes.json").write_text(json.dumps(side))
     metrics = write_outputs(run_dir, config, preds, data.classes, **side)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -58,6 +59,33 @@ def describe_device(device: torch.device) -> str:
         return str(device)
     index = device.index if device.index is not None else torch.cuda.current_device()
     return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+
+
+def describe_environment() -> str:
+    """One line naming what can change a CPU unit's floating-point results besides the code and the config.
+
+    The host CPU's model, the vector instructions torch dispatches to on it, and the versions of Python and of the
+    numerical packages merkit trains with. Two hosts of the same kind can differ in any of these, and over tens of
+    epochs a difference moves a figure about as much as another seed (docs/results.md). Packages that are not
+    installed are left out.
+    """
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    parts = [f"{cpu} ({torch.backends.cpu.get_cpu_capability()})", f"python {platform.python_version()}",
+             f"torch {torch.__version__}"]
+    for package in ("numpy", "transformers", "opencv-contrib-python-headless"):
+        try:
+            parts.append(f"{package} {version(package)}")
+        except PackageNotFoundError:
+            continue
+    return ", ".join(parts)
 
 
 def module_device(model: nn.Module) -> torch.device:

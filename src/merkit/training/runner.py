@@ -5,8 +5,10 @@ unit is written at once to ``<run>/units/seed<S>/<fold>.csv`` (atomically), so a
 finished folds and loses nothing. Units are deterministic functions of (config, data, fold, seed): the seed of a
 unit is derived from the run seed and the fold's subject, and the number of intra-op threads is fixed by
 ``protocol.threads_per_fold``, so running them in Ray worker processes gives the same predictions as running them
-in sequence. That holds on the CPU; on CUDA (``training.device``) units are not bit-reproducible, and ``run.json``
-records which devices trained a folder's units. Checkpoints are always written from CPU tensors.
+in sequence. That holds on the CPU of one machine. Another host can round differently (its CPU model and vector
+instructions, or the versions of torch and numpy), and on CUDA (``training.device``) units are not
+bit-reproducible at all, so ``run.json`` records which devices and which machines trained a folder's units.
+Checkpoints are always written from CPU tensors.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from merkit.config import RunConfig, config_from_dict
 from merkit.errors import ConfigError
 from merkit.features import FeatureSet
 from merkit.models import build_model
-from merkit.training.engine import cpu_state_dict, describe_device, fit, predict_proba, resolve_device
+from merkit.training.engine import (cpu_state_dict, describe_device, describe_environment, fit, predict_proba,
+                                    resolve_device)
 from merkit.training.loso import Fold, check_fold, loso_folds
 
 PREDICTION_COLUMNS = ("sample_id", "dataset", "subject", "subject_id", "sample", "fold", "seed", "epoch",
@@ -144,15 +147,17 @@ def check_run_dir(config: RunConfig, data: FeatureSet, run_dir: Path) -> None:
     """Create or verify ``run.json``, which ties a run folder to one config and one dataset.
 
     ``run.json`` also lists under ``devices`` every device that trained units in the folder (``cpu``, or
-    ``cuda:0 (<GPU name>)``); a run resumed on another device adds it, so a folder whose units came from a GPU
-    and a CPU says so.
+    ``cuda:0 (<GPU name>)``), and under ``environments`` every host and software stack that did
+    (:func:`merkit.training.engine.describe_environment`). A run resumed on another device or machine adds its
+    own, so a folder whose units came from two places says so.
 
     Raises:
         ConfigError: the folder already holds units of a different config or dataset; resuming would mix them,
             or ``training.device`` is unavailable here.
     """
     stamp = {"result_hash": config.result_hash(), "data_fingerprint": data.fingerprint()}
-    device = describe_device(resolve_device(config.training.device))
+    here = {"devices": describe_device(resolve_device(config.training.device)),
+            "environments": describe_environment()}
     path = run_dir / "run.json"
     if path.is_file():
         old = json.loads(path.read_text())
@@ -160,18 +165,22 @@ def check_run_dir(config: RunConfig, data: FeatureSet, run_dir: Path) -> None:
             raise ConfigError(
                 f"{run_dir} holds results of another config or dataset ({old} vs {stamp}); "
                 "choose another --out, or delete the folder to start over")
-        if device not in old.get("devices", []):
-            path.write_text(json.dumps({**old, "devices": [*old.get("devices", []), device]}, indent=2))
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({**stamp, "devices": [device]}, indent=2))
+        old = stamp
+    record = dict(old)
+    for key, value in here.items():
+        if value not in record.get(key, []):
+            record[key] = [*record.get(key, []), value]
+    if record != old:
+        path.write_text(json.dumps(record, indent=2))
 
 
-def run_devices(run_dir: str | Path) -> list[str]:
-    """The devices that trained the units of ``run_dir`` (``run.json``'s ``devices``; empty for folders written
-    before merkit recorded them)."""
+def run_devices(run_dir: str | Path, key: str = "devices") -> list[str]:
+    """What trained the units of ``run_dir``: ``run.json``'s ``devices``, or with ``key="environments"`` its
+    hosts and software stacks; empty for folders written before merkit recorded them."""
     path = Path(run_dir) / "run.json"
-    return list(json.loads(path.read_text()).get("devices", [])) if path.is_file() else []
+    return list(json.loads(path.read_text()).get(key, [])) if path.is_file() else []
 
 
 def gpus_per_unit(config: RunConfig) -> float:
