@@ -331,8 +331,6 @@ def test_fit_with_a_zero_lr_group_leaves_that_module_unchanged_and_trains_the_re
 
 
 def test_run_json_records_the_machine_and_a_resume_on_another_machine_adds_it(tmp_path, monkeypatch):
-    import torch
-
     here = describe_environment()
     assert f"torch {torch.__version__}" in here and torch.backends.cpu.get_cpu_capability() in here
     fs = toy_flow_features(subjects=2)
