@@ -21,7 +21,7 @@ from merkit.training.augment import AUGMENTATIONS
 from merkit.training.engine import (describe_environment, fit, make_optimizer, make_scheduler, predict_proba,
                                     resolve_device)
 from merkit.training.loso import loso_folds
-from merkit.training.runner import check_run_dir, gpus_per_unit, run_devices, run_loso, run_unit
+from merkit.training.runner import check_run_dir, gpus_per_unit, run_provenance, run_loso, run_unit
 from tests.helpers import toy_flow_features
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -108,7 +108,7 @@ def test_run_json_records_the_device_and_a_resume_on_another_device_adds_it(tmp_
     fs = toy_flow_features(subjects=2)
     cfg = load_config(None, FAST)
     run_loso(cfg, fs, tmp_path)
-    assert run_devices(tmp_path) == ["cpu"]
+    assert run_provenance(tmp_path) == ["cpu"]
     stamp = json.loads((tmp_path / "run.json").read_text())
     monkeypatch.setattr("merkit.training.runner.describe_device", lambda device: "cuda:0 (test GPU)")
     check_run_dir(cfg, fs, tmp_path)
@@ -336,9 +336,9 @@ def test_run_json_records_the_machine_and_a_resume_on_another_machine_adds_it(tm
     fs = toy_flow_features(subjects=2)
     cfg = load_config(None, FAST)
     check_run_dir(cfg, fs, tmp_path)
-    assert run_devices(tmp_path, "environments") == [here]
+    assert run_provenance(tmp_path, "environments") == [here]
     monkeypatch.setattr("merkit.training.runner.describe_environment", lambda: "other host (AVX2), torch 0")
     check_run_dir(cfg, fs, tmp_path)
     check_run_dir(cfg, fs, tmp_path)
-    assert run_devices(tmp_path, "environments") == [here, "other host (AVX2), torch 0"]
-    assert run_devices(tmp_path) == ["cpu"]
+    assert run_provenance(tmp_path, "environments") == [here, "other host (AVX2), torch 0"]
+    assert run_provenance(tmp_path) == ["cpu"]

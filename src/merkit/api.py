@@ -151,7 +151,7 @@ def evaluate(config: RunConfig, out_dir: str | Path | None = None, features: Fea
         LeakageError: a fold's train and test share a subject (cannot happen with the built-in folds).
     """
     from merkit.evaluation.report import write_outputs
-    from merkit.training.runner import plan_units, run_devices, run_loso
+    from merkit.training.runner import plan_units, run_provenance, run_loso
 
     config.validate()
     start = time.perf_counter()
@@ -165,8 +165,8 @@ def evaluate(config: RunConfig, out_dir: str | Path | None = None, features: Fea
         preds = run_loso(config, data, run_dir, on_unit_done=lambda _plan: bar.advance(task))
     diagnostics = data.meta.get("diagnostics", {})
     model_gt, model_notes = model_facts(config, data)
-    devices = f"trained on: {', '.join(run_devices(run_dir))}"
-    machines = f"machine and software: {'; '.join(run_devices(run_dir, 'environments'))}"
+    devices = f"trained on: {', '.join(run_provenance(run_dir))}"
+    machines = f"machine and software: {'; '.join(run_provenance(run_dir, 'environments'))}"
     side = {"notes": data.notes + model_notes + [devices, machines], "diagnostics": diagnostics,
             "ground_truth_inputs": sorted(set(data.ground_truth_inputs) | set(model_gt))}
     (run_dir / "data_notes.json").write_text(json.dumps(side))

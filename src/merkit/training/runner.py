@@ -176,9 +176,10 @@ def check_run_dir(config: RunConfig, data: FeatureSet, run_dir: Path) -> None:
         path.write_text(json.dumps(record, indent=2))
 
 
-def run_devices(run_dir: str | Path, key: str = "devices") -> list[str]:
-    """What trained the units of ``run_dir``: ``run.json``'s ``devices``, or with ``key="environments"`` its
-    hosts and software stacks; empty for folders written before merkit recorded them."""
+def run_provenance(run_dir: str | Path, key: str = "devices") -> list[str]:
+    """What trained the units of ``run_dir``, from ``run.json``: ``key="devices"`` (default) lists the devices,
+    ``key="environments"`` the machines and software stacks; empty for folders written before merkit recorded
+    them."""
     path = Path(run_dir) / "run.json"
     return list(json.loads(path.read_text()).get(key, [])) if path.is_file() else []
 
