@@ -34,10 +34,12 @@ def test_paper_preset_swin_fpf_and_fusion_are_512x14x14_at_224():
     inputs = {"apex_minus_onset": torch.rand(1, 3, 224, 224) - 0.5, "apex": torch.rand(1, 3, 224, 224)}
     with torch.no_grad():
         position = model.position_features(inputs)
-        fused = model.forward_features(inputs)
-        logits = model.forward_head(fused)
+        fused = model.spatial_features(inputs)
+        features = model.forward_features(inputs)
+        logits = model.forward_head(features)
     assert position.shape == (1, 512, 14, 14)
     assert fused.shape == (1, 512, 14, 14)
+    assert features.shape == (1, 512)
     assert model.fc1.in_features == 512 * 196 and model.fc1.out_features == 512
     assert logits.shape == (1, 5)
 

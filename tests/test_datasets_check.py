@@ -80,7 +80,7 @@ def test_cli_check_of_a_wrong_root_exits_2_with_the_reason(tmp_path):
 
 
 def test_synthetic_casme2_layout_dataset_loads_through_the_casme2_loader(tmp_path):
-    synthetic = pytest.importorskip("merkit.datasets.synthetic")
+    from merkit import synthetic
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         truth = synthetic.generate(tmp_path / "synth", subjects=1, clips_per_class=1, seed=3, duration=(5, 7))

@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from merkit.cli import app
-from merkit.datasets.synthetic import SHEET_NAME
+from merkit.synthetic import SHEET_NAME
 from merkit.demo import demo_config, run_demo
 
 
@@ -48,13 +48,30 @@ def test_second_demo_run_reuses_the_cached_dataset_flow_and_folds(demo_run):
     assert again.dataset_dir == first.dataset_dir
     assert (again.dataset_dir / "samples.csv").stat().st_mtime_ns == stamp
     assert any("synthetic dataset: cached" in line for line in lines)
-    assert any("flow images: cached" in line for line in lines)
     pd.testing.assert_frame_equal(again.runs["ststnet"].predictions, first.runs["ststnet"].predictions)
+
+
+def test_the_demo_runs_through_the_normal_raw_path_and_its_config_re_runs(demo_run, tmp_path):
+    """The saved config.yaml is a plain raw-data config: evaluate gives the same predictions from it, in a new
+    folder, with the inputs read from the demo's cache."""
+    from merkit.api import evaluate
+    from merkit.config import load_config
+
+    root, first, _ = demo_run
+    config = load_config(first.runs["ststnet"].run_dir / "config.yaml")
+    assert (config.data.kind, config.data.dataset) == ("raw", "synthetic")
+    rerun = evaluate(config, tmp_path / "rerun", progress=False)
+    pd.testing.assert_frame_equal(rerun.predictions, first.runs["ststnet"].predictions)
+    result = CliRunner().invoke(app, ["evaluate", "--config", str(first.runs["ststnet"].run_dir / "config.yaml"),
+                                      "--out", str(tmp_path / "cli"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "cli" / "predictions.csv"),
+                                  pd.read_csv(first.runs["ststnet"].run_dir / "predictions.csv"))
 
 
 def test_demo_config_is_built_in_code_with_honest_last_epoch_selection():
     config = demo_config("ststnet", epochs=7)
-    assert config.protocol.selection == "last"
+    assert config.protocol.selection == "last" and config.data.kind == "raw"
     assert config.training.epochs == 7
     assert config.model.name == "ststnet" and config.model.preset == "cpu"
 

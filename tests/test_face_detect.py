@@ -9,8 +9,9 @@ import skimage.data
 
 from merkit.datasets.table import new_sample_table
 from merkit.errors import Where
-from merkit.face.clip import FaceConfig, align_image, align_sample
+from merkit.face.clip import FaceConfig, align_image
 from merkit.face.landmarks import FaceNotFoundError, detect_faces, detect_landmarks
+from merkit.inputs import Preprocessing, row_inputs
 
 
 def _area(box):
@@ -48,7 +49,7 @@ def test_faceless_reference_frame_error_names_dataset_subject_sample_and_frame(t
     table = new_sample_table([dict(dataset="casme2", subject="sub07", sample="EP01_02", emotion="others",
                                    onset=11, apex=12, offset=12, frames=frames)])
     with pytest.raises(FaceNotFoundError) as caught:
-        align_sample(next(table.itertuples(index=False)))
+        row_inputs(table.iloc[0].to_dict(), Preprocessing())
     message = str(caught.value)
     for part in ("dataset=casme2", "subject=sub07", "sample=EP01_02", "frame=img11.jpg"):
         assert part in message  # the onset frame (11) is the one the face is fitted on

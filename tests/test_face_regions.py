@@ -14,7 +14,8 @@ from merkit.face.regions import AU_REGION_NAMES, AU_REGIONS, au_regions, crop_au
 
 @pytest.fixture(scope="module")
 def aligned_astronaut():
-    image, landmarks, _ = align_image(skimage.data.astronaut(), FaceConfig(size=448, crop="landmarks", margin=0.3))
+    config = FaceConfig(size=448, crop="landmarks", margin=0.3, color="rgb")
+    image, landmarks, _ = align_image(skimage.data.astronaut(), config)
     return image, landmarks
 
 

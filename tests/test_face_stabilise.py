@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 from skimage.data import astronaut
 
-from merkit.face.cache import load_aligned_clip, save_aligned_clip
 from merkit.face.clip import FaceConfig, align_frames, eye_mask, stabilise_frames
-from merkit.preprocessing import Preprocessing
+from merkit.inputs import Preprocessing
 
 GREY = dict(size=112, color="grey", upsample=0)
 SHIFT = (0.8, -0.5)  # source pixels
@@ -71,13 +70,6 @@ def test_unregistrable_frame_keeps_identity_and_is_noted(drifted):
     assert len(notes) == 1 and notes[0].startswith("stabilise-failed:") and "frame 11" in notes[0]
 
 
-def test_stabilisation_round_trips_through_the_cache(drifted, tmp_path):
-    clip = align_frames(drifted, FaceConfig(**GREY, stabilise="ecc"))
-    loaded = load_aligned_clip(save_aligned_clip(clip, tmp_path / "clip"))
-    np.testing.assert_array_equal(loaded.stabilisation, clip.stabilisation)
-    np.testing.assert_array_equal(loaded.frames, clip.frames)
-
-
 def test_piecewise_affine_alignment_is_stabilised_too(drifted):
     config = dict(GREY, align="piecewise-affine")
     plain = align_frames(drifted, FaceConfig(**config))
@@ -85,17 +77,14 @@ def test_piecewise_affine_alignment_is_stabilised_too(drifted):
     assert _face_difference(stable) < 0.5 * _face_difference(plain)
 
 
-def test_stabilise_is_a_clip_mode_option_and_leaves_old_hashes_alone():
+def test_stabilise_is_a_clip_mode_option_and_part_of_the_record():
     with pytest.raises(ValueError, match="stabilise"):
         FaceConfig(mode="per-frame", stabilise="ecc")
     with pytest.raises(ValueError, match="stabilise"):
         FaceConfig(stabilise="optical-flow")
-    assert "stabilise" not in FaceConfig().to_dict()
-    assert FaceConfig(stabilise="ecc").config_hash() != FaceConfig().config_hash()
-    # Preprocessing records written before the option existed still load, as unstabilised.
-    record = Preprocessing.onset_apex_flow(FaceConfig()).to_dict()
-    assert "stabilise" not in record["face"]
-    assert Preprocessing.from_dict(record, "old record").face.stabilise == "none"
+    stable = Preprocessing(FaceConfig(stabilise="ecc"))
+    assert stable.config_hash() != Preprocessing().config_hash()
+    assert Preprocessing.from_dict(stable.to_dict(), "record").face.stabilise == "ecc"
 
 
 def test_eye_mask_covers_the_eyes_and_spares_brows_and_mouth(drifted):
@@ -126,4 +115,3 @@ def test_freeze_eyes_removes_eye_motion_and_keeps_the_rest(drifted):
     np.testing.assert_array_equal(frozen.frames[0], plain.frames[0])
     with pytest.raises(ValueError, match="freeze_eyes"):
         FaceConfig(mode="per-frame", freeze_eyes=True)
-    assert "freeze_eyes" not in FaceConfig().to_dict()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from merkit.errors import ConfigError
 from merkit.models import build_model, count_parameters
 from merkit.models.attention import AttentionBlock, pool_to
 from merkit.models.mmnet import PRESETS
@@ -92,10 +93,12 @@ def test_position_calibration_switch_removes_the_position_input():
 
 
 def test_unknown_preset_and_parameter_are_named():
-    with pytest.raises(KeyError, match="gpu"):
+    with pytest.raises(ConfigError, match="gpu"):
         build_model("mmnet", 3, "gpu")
-    with pytest.raises(KeyError, match="pc_width"):
+    with pytest.raises(ConfigError, match="pc_width"):
         build_model("mmnet", 3, "cpu", pc_width=3)
+    with pytest.raises(ConfigError, match="model.name"):
+        build_model("mmnot", 3)
 
 
 def test_a_few_training_steps_reduce_the_loss_on_tiny_inputs():

@@ -11,7 +11,7 @@ import pytest
 from merkit.face.regions import au_boxes, au_regions
 from merkit.motion.representations import (apex_minus_onset, jitter_windows, onset_apex_frames, ss_pair_positions,
                                            ss_pairs)
-from merkit.motion.stage import INPUT_KEYS, MotionConfig, MotionStage, input_keys_of
+from merkit.motion.stage import INPUT_KEYS, MotionConfig, input_keys_of, motion_inputs
 
 
 def _clip(length: int = 12, side: int = 32, seed: int = 0) -> np.ndarray:
@@ -96,34 +96,26 @@ def test_the_stage_writes_every_new_input_from_an_aligned_clip():
                            frame_numbers=list(range(100, 110)), reference_index=0, landmarks=_landmarks(48))
     config = MotionConfig(representations=("apex_minus_onset", "onset_apex_frames", "au_boxes", "ss_pairs"),
                           size=24, jitter=1, ss_pairs=2)
-    arrays, meta = MotionStage(config, {clip.sample_id: (101, 106, 109)}).compute(clip)
-    assert {INPUT_KEYS[stem] for stem in arrays} == set(input_keys_of(config.representations))
+    arrays = motion_inputs(clip, config, 1, 6, 9)
+    assert {INPUT_KEYS[name] for name in arrays} == set(input_keys_of(config.representations))
     assert arrays["onset_window"].shape == (3, 1, 24, 24) and arrays["ss_apex"].shape == (2, 1, 24, 24)
     np.testing.assert_array_equal(arrays["apex_minus_onset"], arrays["apex"] - arrays["onset"])
     np.testing.assert_array_equal(arrays["onset"], onset_apex_frames(clip.frames, 1, 6, 0, 24)["onset"])
     np.testing.assert_array_equal(arrays["au_boxes"], au_boxes(clip.landmarks, 48))
-    assert (meta["onset_frame"], meta["apex_frame"]) == (101, 106)
 
 
-def test_new_settings_leave_the_cache_keys_of_existing_representations_unchanged():
-    # hashes of MotionConfig before jitter / ss_pairs existed: caches computed then stay valid
-    assert MotionConfig().config_hash() == "097274d7e3b1"
-    assert MotionConfig(representations=("apex_minus_onset",), size=28, jitter=7, ss_pairs=9).config_hash() == \
-        "9d80c82792f0"
-    frames = ("onset_apex_frames",)
-    assert MotionConfig(representations=frames, jitter=1).config_hash() != \
-        MotionConfig(representations=frames, jitter=2).config_hash()
-    assert MotionConfig(representations=("ss_pairs",), ss_pairs=1).config_hash() != \
-        MotionConfig(representations=("ss_pairs",), ss_pairs=2).config_hash()
-    with pytest.raises(ValueError):
-        MotionConfig(jitter=-1)
+def test_motion_settings_are_validated():
+    for bad in (dict(jitter=-1), dict(ss_pairs=0), dict(apex="guess"), dict(spot_measure="vibes"),
+                dict(normalise="zscore"), dict(representations=("optical_magic",)), dict(method="lucas-kanade")):
+        with pytest.raises(ValueError):
+            MotionConfig(**bad)
 
 
 def test_an_apex_before_the_onset_is_a_data_error_naming_the_sample():
-    from merkit.errors import DataError
+    from merkit.errors import DataError, Where
 
     clip = SimpleNamespace(sample_id="synthetic/sub02/EP03_01", frames=_clip(length=6, side=16),
                            frame_numbers=list(range(6)), reference_index=0, landmarks=_landmarks(16))
-    stage = MotionStage(MotionConfig(representations=("onset_apex_frames",), size=8), {clip.sample_id: (4, 2, 5)})
     with pytest.raises(DataError, match="EP03_01"):
-        stage.compute(clip)
+        motion_inputs(clip, MotionConfig(representations=("onset_apex_frames",), size=8), 4, 2, 5,
+                      Where("synthetic", "sub02", "EP03_01"))

@@ -14,12 +14,15 @@ from typer.testing import CliRunner
 
 from merkit.cli import app
 from merkit.errors import DataError
+from merkit.face.clip import FaceConfig
+from merkit.inputs import Preprocessing, build_inputs, clip_inputs
+from merkit.motion.stage import MotionConfig
 from merkit.predict import Prediction, Predictor, VideoFrames
-from merkit.preprocessing import Preprocessing
 
 PEXELS = "faces/WolfgangLanger_Pexels.mp4"
 # A 112 px grey crop and a fast TV-L1 keep the fixture at a few seconds; the settings travel in the checkpoint.
-FAST_TVL1 = {"nscales": 3, "warps": 2, "epsilon": 0.02}
+RECORD = Preprocessing(FaceConfig(size=112, upsample=0),
+                       MotionConfig(flow_params={"nscales": 3, "warps": 2, "epsilon": 0.02}))
 
 
 @pytest.fixture(scope="session")
@@ -27,19 +30,15 @@ def checkpoint(tmp_path_factory):
     """A 3-class STSTNet checkpoint trained for a few epochs on 6 synthetic clips (built once per session)."""
     from merkit import api
     from merkit.config import DataConfig, ModelConfig, ProtocolConfig, RunConfig, TrainConfig
-    from merkit.datasets.synthetic import generate
-    from merkit.face.clip import FaceConfig
-    from merkit.pipeline import build_flow_features
+    from merkit.synthetic import generate
 
     root = tmp_path_factory.mktemp("predict")
-    face = FaceConfig(size=112, color="grey", upsample=0)
     table = generate(root / "synthetic", subjects=1, clips_per_class=2, seed=3, duration=(15, 15))
-    features = build_flow_features(table, size=28, face=face, **FAST_TVL1)
-    config = RunConfig(name="predict-test", data=DataConfig(kind="synthetic"),
+    features = build_inputs(table, RECORD)
+    config = RunConfig(name="predict-test", data=DataConfig(kind="raw", dataset="synthetic"),
                        model=ModelConfig(name="ststnet", preset="cpu"),
                        training=TrainConfig(epochs=3, batch_size=8), protocol=ProtocolConfig(seeds=[0]))
-    preprocessing = Preprocessing.onset_apex_flow(face, 28, **FAST_TVL1).to_dict()
-    return api.train(config, root / "ckpt", features=features, preprocessing=preprocessing)
+    return api.train(config, root / "ckpt", features=features)
 
 
 @pytest.fixture(scope="session")
@@ -80,17 +79,16 @@ def test_apex_is_spotted_between_onset_and_offset_when_not_given(predictor, pexe
     assert result.feature_map is not None and result.feature_map.ndim == 3
 
 
-def test_prediction_matches_the_training_pipeline_on_the_same_frames(predictor, pexels):
-    """The flow fed to the model is what merkit.pipeline computes from the same onset and apex frames."""
-    from merkit.pipeline import clip_flow
-
+def test_prediction_uses_the_checkpoints_record_and_the_training_inputs_function(predictor, pexels):
+    """The flow fed to the model is what the inputs stage makes of the same onset and apex frames with the record
+    the checkpoint was trained with."""
+    assert predictor.preprocessing == RECORD
     result = predictor.predict(pexels, onset=300, apex=310)
     video = cv2.VideoCapture(str(pexels))
     video.set(cv2.CAP_PROP_POS_FRAMES, 300)
     frames = [cv2.cvtColor(video.read()[1], cv2.COLOR_BGR2RGB) for _ in range(11)]
-    prep = predictor.preprocessing
-    expected = clip_flow(frames[0], frames[10], 28, prep.face, **prep.motion.flow_params)
-    np.testing.assert_allclose(result.inputs["flow"], expected, atol=1e-5)
+    expected = clip_inputs([frames[0], frames[10]], [300, 310], RECORD, onset=300, apex=310).inputs["flow"]
+    np.testing.assert_array_equal(result.inputs["flow"], expected)
 
 
 def test_cli_spot_on_real_video_yields_intervals_csv_and_timeline(checkpoint, pexels, tmp_path):

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory):
-    from merkit.datasets.synthetic import generate
+    from merkit.synthetic import generate
 
     root = tmp_path_factory.mktemp("synthetic")
     generate(root, subjects=3, clips_per_class=1, seed=7, duration=(8, 10))
@@ -42,17 +42,17 @@ def test_mmnet_runs_loso_on_raw_clips_with_temporal_jitter(release, tmp_path):
 
 
 def test_face_stage_au_boxes_and_ss_pairs_reach_the_feature_set(release, tmp_path):
-    from merkit.face.cache import load_clip
-    from merkit.face.clip import FaceConfig
+    from merkit.datasets.registry import load_dataset
     from merkit.face.regions import au_regions
+    from merkit.inputs import row_inputs
 
     cfg = raw_config(release, tmp_path / "cache", "{representations: [onset_apex_frames, au_boxes, ss_pairs], "
                      "size: 32, ss_pairs: 3}")
     features = load_features(cfg)
     boxes = features.inputs["au_boxes"]
     assert boxes.shape == (9, 9, 4) and (boxes >= 0).all() and (boxes <= 1).all()
-    sample = features.table["sample_id"][4]
-    clip = load_clip(tmp_path / "cache", sample, FaceConfig(size=64, color="grey", upsample=0))
+    row = load_dataset("synthetic", release).set_index("sample_id", drop=False).loc[features.table["sample_id"][4]]
+    clip = row_inputs(row.to_dict(), cfg.data.preprocessing).clip  # the onset's landmarks in the 64 px crop
     expected = np.array(list(au_regions(clip.landmarks, 64).values())) / 64
     np.testing.assert_allclose(boxes[4].numpy(), expected, atol=1e-6)
     assert features.inputs["ss_onset"].shape == features.inputs["ss_apex"].shape == (9, 3, 1, 32, 32)

@@ -8,12 +8,12 @@ import pytest
 from merkit.api import evaluate, load_features, train
 from merkit.config import load_config
 from merkit.errors import ConfigError
-from merkit.preprocessing import Preprocessing
+from merkit.inputs import Preprocessing
 
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory):
-    from merkit.datasets.synthetic import generate
+    from merkit.synthetic import generate
 
     root = tmp_path_factory.mktemp("synthetic")
     generate(root, subjects=3, clips_per_class=2, seed=5, duration=(6, 9))
@@ -37,9 +37,11 @@ def test_raw_release_runs_through_face_motion_and_loso(release, tmp_path):
     result = evaluate(cfg, tmp_path / "run", features=features, progress=False)
     assert len(result.predictions) == 18 and result.predictions["fold"].nunique() == 3
     assert "synthetic release" in result.report_path.read_text()
-    # the second load reuses both caches: same features, bit for bit
+    saved = json.loads((tmp_path / "run" / "preprocessing.json").read_text())
+    assert Preprocessing.from_dict(saved) == cfg.data.preprocessing
+    # the second load reuses the cache: same inputs, bit for bit
     again = load_features(cfg)
-    assert (again.inputs["flow"] == features.inputs["flow"]).all()
+    assert again.meta["clips"]["cached"] == 18 and (again.inputs["flow"] == features.inputs["flow"]).all()
 
 
 def test_checkpoint_trained_on_raw_clips_keeps_a_reproducible_preprocessing_record(release, tmp_path):
@@ -52,12 +54,14 @@ def test_checkpoint_trained_on_raw_clips_keeps_a_reproducible_preprocessing_reco
 def test_raw_config_needs_a_dataset_name_and_known_settings(release, tmp_path):
     with pytest.raises(ConfigError, match="data.dataset"):
         load_features(load_config(None, ["data.kind=raw", f"data.path={release}"]))
-    with pytest.raises(ConfigError, match="data.face"):
-        load_features(raw_config(release, tmp_path, "data.face={sharpen: 3}"))
+    with pytest.raises(ConfigError, match=r"data.face.sharpen"):  # caught when the config loads, before any work
+        raw_config(release, tmp_path, "data.face={sharpen: 3}")
+    with pytest.raises(ConfigError, match="data.face.size must be int"):
+        raw_config(release, tmp_path, "data.face.size=big")
 
 
 def test_each_release_gets_its_own_default_preprocessing_cache(tmp_path, monkeypatch):
-    from merkit.api import release_cache_dir
+    from merkit.inputs import release_cache_dir
 
     monkeypatch.setenv("MERKIT_CACHE", str(tmp_path / "cache"))
     first, second = release_cache_dir(tmp_path / "a" / "synth"), release_cache_dir(tmp_path / "b" / "synth")

@@ -10,8 +10,8 @@ import openpyxl
 import pytest
 
 from merkit.datasets.schemes import get_scheme
-from merkit.datasets.synthetic import (CLASSES, SHEET_COLUMNS, SHEET_NAME, au_field, generate, intensity_profile,
-                                       load_synthetic)
+from merkit.datasets.registry import load_dataset
+from merkit.synthetic import CLASSES, SHEET_COLUMNS, SHEET_NAME, au_field, generate, intensity_profile
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +73,9 @@ def test_every_class_is_generated_and_labelled_by_the_megc2019_scheme(small_set)
     assert sorted(table.groupby("subject")["label_class"].apply(sorted).iloc[0]) == sorted(CLASSES)
 
 
-def test_sample_table_round_trips_through_samples_csv(small_set):
+def test_the_release_loads_back_through_the_dataset_registry_as_generated(small_set):
     root, table = small_set
-    loaded = load_synthetic(root)
+    loaded = load_dataset("synthetic", root)
     cols = ["sample_id", "subject_id", "emotion", "onset", "apex", "offset", "action_units", "label_class"]
     assert loaded[cols].equals(table[cols])
     assert list(loaded["frames"]) == list(table["frames"])
@@ -99,7 +99,7 @@ def test_expression_moves_the_apex_frame_and_zero_amplitude_does_not(tmp_path):
 
 @pytest.fixture(scope="module")
 def face_landmarks() -> np.ndarray:
-    from merkit.datasets.synthetic import FRAME_SIZE, default_face, make_subject
+    from merkit.synthetic import FRAME_SIZE, default_face, make_subject
 
     subject = make_subject("sub01", default_face(), "astronaut", np.random.default_rng(0), FRAME_SIZE)
     return subject.landmarks
@@ -151,7 +151,7 @@ def test_missing_face_image_is_a_clear_error(tmp_path):
 
 
 def test_casme2_loader_reads_the_synthetic_release_unchanged(small_set):
-    casme2 = pytest.importorskip("merkit.datasets.casme2")
+    from merkit.datasets import casme2
     root, table = small_set
     loaded = casme2.load(root)
     cols = ["subject", "sample", "emotion", "onset", "apex", "offset", "action_units"]

@@ -13,9 +13,9 @@ import pytest
 from sklearn.metrics import f1_score
 
 from merkit.config import load_config
-from merkit.datasets.synthetic import generate
-from merkit.demo import FLOW_SETTINGS
-from merkit.pipeline import build_flow_features
+from merkit.demo import DEMO_FACE, DEMO_MOTION
+from merkit.inputs import Preprocessing, build_inputs
+from merkit.synthetic import generate
 from merkit.training.runner import run_loso
 
 pytestmark = pytest.mark.slow
@@ -26,7 +26,7 @@ OVERRIDES = ["training.epochs=60", "training.batch_size=16", "protocol.save_chec
 def loso_uf1(tmp_path, amplitude_scale: float) -> float:
     table = generate(tmp_path / "data", subjects=4, clips_per_class=6, seed=0, amplitude_scale=amplitude_scale,
                      duration=(15, 20))
-    features = build_flow_features(table, "megc2019-3class", **FLOW_SETTINGS)
+    features = build_inputs(table, Preprocessing(DEMO_FACE, DEMO_MOTION))
     predictions = run_loso(load_config(None, OVERRIDES), features, tmp_path / "run")
     assert predictions["subject_id"].nunique() == 4 and len(predictions) == 72
     return f1_score(predictions["label"], predictions["prediction"], average="macro")

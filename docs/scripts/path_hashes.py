@@ -101,8 +101,7 @@ def record(work: Path) -> dict[str, str]:
     out["evaluate raw mmnet predictions.csv"] = sha(work / "mmnet-raw" / "predictions.csv")
 
     export = work / "export"
-    run(merkit, "export-flow", "synthetic", "--root", str(release), "--out", str(export), *EXPORT_OPTIONS,
-        cwd=work, env=env)
+    run(merkit, "export-flow", "synthetic", "--data", str(release), "--out", str(export), cwd=work, env=env)
     out["export-flow images"] = sha_tree(export, ("flow/*.png", "apex/*.jpg"))
     out["export-flow manifest.csv"] = sha(export / "manifest.csv")
     out["export-flow provenance.csv"] = sha(export / "provenance.csv")
@@ -112,22 +111,14 @@ def record(work: Path) -> dict[str, str]:
         cwd=work, env=env)
     out["train model.safetensors"] = sha(ckpt / "model.safetensors")
     if PEXELS.is_file():
-        run(merkit, "predict", str(PEXELS), *CHECKPOINT_OPTION(ckpt), "--onset", "390", "--offset", "400", "--out",
+        run(merkit, "predict", str(PEXELS), "--checkpoint", str(ckpt), "--onset", "390", "--offset", "400", "--out",
             str(work / "clip"), "--no-figure", cwd=work, env=env)
         out["predict clip prediction.json"] = sha_json(work / "clip" / "prediction.json")
-        run(merkit, "predict", str(PEXELS), *CHECKPOINT_OPTION(ckpt), "--spot", "--first", "300", "--last", "420",
+        run(merkit, "predict", str(PEXELS), "--checkpoint", str(ckpt), "--spot", "--first", "300", "--last", "420",
             "--out", str(work / "spot"), "--no-figure", cwd=work, env=env)
         out["predict spot intervals.csv"] = sha(work / "spot" / "intervals.csv")
         out["predict spot spot.json"] = sha_json(work / "spot" / "spot.json")
     return out
-
-
-# The command-line forms that changed with the inputs stage are kept here, in one place.
-EXPORT_OPTIONS = ("--size", "28", "--face-size", "224", "--apex", "annotated-or-spot")
-
-
-def CHECKPOINT_OPTION(ckpt: Path) -> tuple[str, ...]:  # noqa: N802
-    return ("--checkpoint", str(ckpt))
 
 
 def main() -> None:

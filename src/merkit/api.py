@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -16,10 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from merkit import __version__
 from merkit.config import RunConfig, dump_config, load_config
-from merkit.errors import ConfigError
 from merkit.features import FeatureSet
+from merkit.files import write_json
 
 
 @dataclass
@@ -40,77 +38,15 @@ class RunResult:
 
 
 def load_features(config: RunConfig) -> FeatureSet:
-    """The FeatureSet that ``config.data`` describes.
+    """The model inputs that ``config.data`` describes (:func:`merkit.inputs.load_inputs`).
 
     Raises:
-        ConfigError: unknown ``data.kind`` or missing ``data.path``.
+        ConfigError: unknown ``data.kind``, or a missing ``data.path`` / ``data.dataset``.
+        DataError: the data cannot be loaded, or no sample yields inputs.
     """
-    data = config.data
-    if data.kind == "flow_folder":
-        if not data.path:
-            raise ConfigError("data.path must name the flow folder (the folder holding manifest.csv)")
-        from merkit.datasets.flow_folder import load_flow_folder
+    from merkit.inputs import load_inputs
 
-        return load_flow_folder(data.path, data.scheme, data.channels, data.file_channels, data.with_apex,
-                                data.apex_size, data.with_au_boxes)
-    if data.kind == "raw":
-        return load_raw_features(config)
-    raise ConfigError(f"unknown data.kind {data.kind!r}; known: flow_folder, raw")
-
-
-def release_cache_dir(path: str | Path) -> Path:
-    """The default preprocessing cache of one release: :func:`~merkit.config.default_cache_dir` / ``preprocess`` /
-    ``<release folder name>-<8 hex digits of its absolute path>``.
-
-    One folder per release, because the face cache is keyed by sample id and two releases can share ids (every
-    synthetic release, a dataset extracted twice). The face cache would notice and recompute
-    (:func:`merkit.face.cache.is_fresh`), but two runs on two such releases would keep evicting each other's clips.
-    """
-    from merkit.config import default_cache_dir
-
-    root = Path(path).expanduser().resolve()
-    digest = hashlib.sha256(str(root).encode()).hexdigest()[:8]
-    return default_cache_dir() / "preprocess" / f"{root.name}-{digest}"
-
-
-def load_raw_features(config: RunConfig) -> FeatureSet:
-    """A raw release -> sample table -> face stage -> motion stage (both cached) -> :class:`FeatureSet`.
-
-    Clips that fail (no face, unreadable frames) are skipped; each is warned about and counted, and the counts
-    reach the run's report through ``meta["diagnostics"]``. ``meta["preprocessing"]`` records the face and motion
-    settings, so a checkpoint trained on these features can rebuild them on new videos.
-
-    Raises:
-        ConfigError: ``data.path`` or ``data.dataset`` is missing, or a face/motion setting is unknown.
-        DataError: the release cannot be loaded, or no clip yields features.
-    """
-    from merkit.datasets.registry import load_dataset
-    from merkit.errors import Diagnostics
-    from merkit.face.clip import FaceConfig
-    from merkit.motion.stage import MotionConfig, load_motion_features, preprocess_motion
-    from merkit.preprocessing import Preprocessing
-
-    data = config.data
-    if not data.path or not data.dataset:
-        raise ConfigError("data.kind 'raw' needs data.path (the release) and data.dataset (casme2, samm, ...)")
-    try:
-        face, motion = FaceConfig(**data.face), MotionConfig(**data.motion)
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"data.face / data.motion: {err}") from err
-    cache = Path(data.cache) if data.cache else release_cache_dir(data.path)
-    diagnostics = Diagnostics()
-    table = load_dataset(data.dataset, data.path, diagnostics=diagnostics)
-    report = preprocess_motion(table, cache, motion, face, workers=data.preprocess_workers)
-    diagnostics.extend(report.diagnostics)
-    features = load_motion_features(table, cache, motion, face, scheme=data.scheme, diagnostics=diagnostics,
-                                    skip_missing=True)
-    features.meta["diagnostics"] = diagnostics.summary()
-    features.meta["preprocessing"] = Preprocessing(face, motion).to_dict()
-    features.notes.insert(0, f"{data.dataset} release at {data.path}: face {face.align} / {face.crop}, "
-                             f"{face.size} px, fitted once per clip on the {face.reference} frame"
-                             + (", every frame ECC-stabilised to it" if face.stabilise == "ecc" else "")
-                             + (", eye regions frozen to it (blinks removed)" if face.freeze_eyes else ""))
-    return features
+    return load_inputs(config.data)
 
 
 def model_facts(config: RunConfig, data: FeatureSet) -> tuple[list[str], list[str]]:
@@ -123,7 +59,7 @@ def model_facts(config: RunConfig, data: FeatureSet) -> tuple[list[str], list[st
     from merkit.models import build_model
 
     model = build_model(config.model.name, len(data.classes), config.model.preset, **config.model.params)
-    return list(getattr(model, "uses_ground_truth_inputs", ())), list(getattr(model, "notes", []))
+    return list(model.uses_ground_truth_inputs), list(model.notes)
 
 
 def _progress(total: int, enabled: bool):
@@ -169,7 +105,8 @@ def evaluate(config: RunConfig, out_dir: str | Path | None = None, features: Fea
     machines = f"machine and software: {'; '.join(run_provenance(run_dir, 'environments'))}"
     side = {"notes": data.notes + model_notes + [devices, machines], "diagnostics": diagnostics,
             "ground_truth_inputs": sorted(set(data.ground_truth_inputs) | set(model_gt))}
-    (run_dir / "data_notes.json").write_text(json.dumps(side))
+    write_json(run_dir / "data_notes.json", side)
+    write_json(run_dir / "preprocessing.json", data.meta.get("preprocessing"))
     metrics = write_outputs(run_dir, config, preds, data.classes, **side)
     return RunResult(run_dir, config, preds, metrics, run_dir / "report.md", time.perf_counter() - start)
 
@@ -219,21 +156,26 @@ def compare(run_dirs: list[str | Path]) -> str:
     return "\n".join(lines)
 
 
-def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = None, seed: int | None = None,
-          preprocessing: dict | None = None) -> Path:
-    """Train one model on every sample (no held-out subject) and save a self-contained checkpoint folder.
+def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = None, seed: int | None = None
+          ) -> Path:
+    """Train one model on every sample (no held-out subject) and save a self-contained checkpoint folder
+    (:class:`merkit.checkpoint.Checkpoint`: weights, config, classes and the preprocessing record that
+    ``merkit predict`` reproduces on new videos).
 
-    The folder holds ``model.safetensors`` (weights), ``config.yaml`` (the full run config) and
-    ``checkpoint.json`` (model name, preset and params, class names, the merkit version, a summary of the
-    training data, and ``preprocessing``: the face and motion settings that turned raw frames into the model's
-    inputs, which ``merkit predict`` must reproduce on new videos; ``None`` for precomputed inputs).
+    Args:
+        features: train on these instead of loading ``config.data``; their ``meta["preprocessing"]`` is recorded.
+        seed: the training seed (default the first of ``protocol.seeds``).
 
     Returns:
         The checkpoint folder.
+
+    Raises:
+        ConfigError, DataError: as :func:`evaluate`.
     """
     import torch
-    from safetensors.torch import save_file
 
+    from merkit.checkpoint import Checkpoint
+    from merkit.inputs import Preprocessing
     from merkit.models import build_model
     from merkit.training.engine import cpu_state_dict, describe_device, fit, resolve_device
     from merkit.training.runner import unit_seed
@@ -241,24 +183,20 @@ def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = 
     config.validate()
     data = features if features is not None else load_features(config)
     seed = config.protocol.seeds[0] if seed is None else seed
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, config.protocol.threads_per_fold))
     s = unit_seed(seed, "all-subjects")
     torch.manual_seed(s)
     model = build_model(config.model.name, len(data.classes), config.model.preset, **config.model.params)
     fit(model, data, config.training, torch.Generator().manual_seed(s))
-    save_file(cpu_state_dict(model), str(out / "model.safetensors"))
-    dump_config(config, out / "config.yaml")
     summary = {
         "samples": len(data), "subjects": int(data.table["subject_id"].nunique()),
         "per_class": {c: int((data.table["label"] == i).sum()) for i, c in enumerate(data.classes)},
         "datasets": sorted(map(str, data.table["dataset"].unique())), "fingerprint": data.fingerprint(),
         "notes": data.notes,
     }
-    meta = {"merkit_version": __version__, "model": config.model.name, "preset": config.model.preset,
-            "params": config.model.params, "classes": list(data.classes), "input_keys": list(model.input_keys),
-            "seed": seed, "device": describe_device(resolve_device(config.training.device)), "training_data": summary,
-            "preprocessing": preprocessing if preprocessing is not None else data.meta.get("preprocessing")}
-    (out / "checkpoint.json").write_text(json.dumps(meta, indent=2))
-    return out
+    record = Preprocessing.from_dict(data.meta["preprocessing"], "training data") if data.meta.get(
+        "preprocessing") else config.data.preprocessing
+    checkpoint = Checkpoint(config.model.name, config.model.preset, dict(config.model.params), tuple(data.classes),
+                            tuple(model.input_keys), record, config, seed,
+                            describe_device(resolve_device(config.training.device)), summary)
+    return checkpoint.save(out_dir, cpu_state_dict(model))

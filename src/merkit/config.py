@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import re
 import types
 import typing
@@ -20,8 +19,12 @@ from typing import Any
 import yaml
 
 from merkit.errors import ConfigError
+from merkit.face.clip import FaceConfig
+from merkit.inputs.record import ON_ERROR, Preprocessing
+from merkit.motion.stage import MotionConfig
 
 SELECTIONS = ("last", "paper")
+DATA_KINDS = ("flow_folder", "raw")
 #: ``training.device`` values: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
 DEVICE_PATTERN = re.compile(r"cpu|auto|cuda(:\d+)?")
 #: Keys a ``training.param_groups`` entry may override, with their types.
@@ -30,37 +33,44 @@ PARAM_GROUP_KEYS: dict[str, type] = {"lr": float, "weight_decay": float, "moment
 
 @dataclass
 class DataConfig:
-    """Where the samples come from and how they are labelled.
+    """Where the samples come from, how they are labelled, and how their inputs are made.
 
     ``kind``:
 
-    * ``flow_folder``: precomputed onset->apex flow images with a manifest (e.g. the MEGC2019 composite), in
-      ``path``.
-    * ``raw``: a dataset release in ``path`` loaded by name (``dataset``: a :mod:`merkit.datasets.registry` name such
-      as ``casme2``, ``samm``, ``smic`` or ``synthetic``), then the face stage (``face``: fields of
-      :class:`merkit.face.clip.FaceConfig`) and the motion stage (``motion``: fields of
-      :class:`merkit.motion.stage.MotionConfig`), both cached under ``cache`` (default
-      :func:`default_cache_dir` / ``preprocess`` / one folder per release, see
-      :func:`merkit.api.release_cache_dir`) and computed with ``preprocess_workers`` processes.
+    * ``flow_folder``: precomputed onset->apex flow images in the MEGC2019 composite's format in ``path``
+      (:func:`merkit.inputs.composite.read_composite`, with ``channels``, ``file_channels``, ``with_apex``,
+      ``apex_size`` and ``with_au_boxes``).
+    * ``raw``: a release in ``path`` loaded by name (``dataset``: ``casme2``, ``samm``, ``smic``, ``synthetic``,
+      ...), then :func:`merkit.inputs.build.build_inputs`, cached under ``cache`` (default
+      :func:`merkit.inputs.build.release_cache_dir`) with ``preprocess_workers`` processes. A clip that fails on
+      bad data is skipped with a counted warning (``on_error: skip``) or stops the run (``raise``).
 
-    ``benchmark``: the name under which published results are looked up for the report (``published_results.csv``
-    in the package), e.g. ``megc2019-composite``; ``None`` shows none.
+    ``face`` and ``motion`` make the preprocessing record (:attr:`preprocessing`): how frames become inputs in a
+    raw run, and how a flow folder's images were made, so that ``merkit predict`` can rebuild them. Their defaults
+    are the composite's recipe. ``benchmark`` names the published results the report lists (e.g.
+    ``megc2019-composite``).
     """
 
     kind: str = "flow_folder"
     path: str | None = None
-    benchmark: str | None = None  # e.g. "megc2019-composite": the report lists published results for it
+    benchmark: str | None = None
     scheme: str = "megc2019-3class"
     channels: list[str] = field(default_factory=lambda: ["u", "v", "strain"])
     file_channels: list[str] = field(default_factory=lambda: ["u", "v", "strain"])
     with_apex: bool = False
     apex_size: int | None = None
-    with_au_boxes: bool = False  # flow_folder: AU boxes from landmarks fitted on the apex crops (FRL-DGT au-input)
+    with_au_boxes: bool = False
     dataset: str | None = None
-    face: dict[str, Any] = field(default_factory=dict)
-    motion: dict[str, Any] = field(default_factory=dict)
+    face: FaceConfig = field(default_factory=FaceConfig)
+    motion: MotionConfig = field(default_factory=MotionConfig)
     cache: str | None = None
     preprocess_workers: int = 1
+    on_error: str = "skip"
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """The preprocessing record of ``face`` and ``motion``."""
+        return Preprocessing(self.face, self.motion)
 
 
 @dataclass
@@ -151,6 +161,12 @@ class RunConfig:
 
     def validate(self) -> "RunConfig":
         """Check value ranges; raise :class:`ConfigError` naming the bad key."""
+        if self.data.kind not in DATA_KINDS:
+            raise ConfigError(f"data.kind must be one of {DATA_KINDS}, got {self.data.kind!r}")
+        if self.data.on_error not in ON_ERROR:
+            raise ConfigError(f"data.on_error must be one of {ON_ERROR}, got {self.data.on_error!r}")
+        if self.data.preprocess_workers < 1:
+            raise ConfigError("data.preprocess_workers must be >= 1")
         if self.protocol.selection not in SELECTIONS:
             raise ConfigError(f"protocol.selection must be one of {SELECTIONS}, got {self.protocol.selection!r}")
         if self.training.epochs < 1:
@@ -161,6 +177,8 @@ class RunConfig:
             raise ConfigError(f"training.ema_decay must lie in [0, 1), got {self.training.ema_decay}")
         if not self.protocol.seeds:
             raise ConfigError("protocol.seeds must list at least one seed")
+        if len(set(self.protocol.seeds)) != len(self.protocol.seeds):
+            raise ConfigError(f"protocol.seeds lists a seed twice: {self.protocol.seeds}")
         if self.protocol.workers < 1 or self.protocol.threads_per_fold < 1:
             raise ConfigError("protocol.workers and protocol.threads_per_fold must be >= 1")
         self._validate_device()
@@ -180,33 +198,34 @@ class RunConfig:
                               "its own visible GPU, so use training.device=cuda (and protocol.gpus_per_fold)")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain nested dicts and lists (what ``config.yaml`` holds)."""
+        return _plain(dataclasses.asdict(self))
 
     def result_hash(self) -> str:
         """Hash of everything that changes a fold's predictions.
 
-        Excluded: ``name``, ``data.path`` (checked by the data fingerprint instead), ``data.cache`` and
-        ``data.preprocess_workers`` (where and how fast features are computed), ``protocol.seeds`` (each seed is
-        its own unit), ``protocol.workers``, ``protocol.save_checkpoints``, ``protocol.gpus_per_fold``,
-        ``protocol.record_epochs`` and ``training.device`` (where a unit runs; ``run.json`` records the devices).
-        ``training.param_groups`` and ``training.ema_decay`` count only when set, so configs without them keep the
-        hash they had before the keys existed.
+        Excluded: ``name``; ``data.path`` (the data fingerprint checks the data instead), ``data.cache``,
+        ``data.preprocess_workers`` and ``data.on_error`` (where and how inputs are computed; skipped clips change
+        the fingerprint); ``protocol.seeds`` (each seed is its own unit), ``protocol.workers``,
+        ``protocol.save_checkpoints``, ``protocol.gpus_per_fold``, ``protocol.record_epochs`` and
+        ``training.device`` (where a unit runs; ``run.json`` records the devices).
         """
         d = self.to_dict()
         d.pop("name")
-        for k in ("path", "cache", "preprocess_workers"):
+        for k in ("path", "cache", "preprocess_workers", "on_error"):
             d["data"].pop(k)
         for k in ("seeds", "workers", "save_checkpoints", "gpus_per_fold", "record_epochs"):
             d["protocol"].pop(k)
         d["training"].pop("device")
-        # Keys added after runs existed count only when set, so those runs keep their hash and resume.
-        if not d["training"]["param_groups"]:
-            d["training"].pop("param_groups")
-        if not d["training"]["ema_decay"]:
-            d["training"].pop("ema_decay")
-        if not d["data"]["with_au_boxes"]:
-            d["data"].pop("with_au_boxes")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _checked_param_groups(groups: Any, optimizer: str) -> dict[str, dict[str, Any]]:
@@ -230,83 +249,127 @@ def _checked_param_groups(groups: Any, optimizer: str) -> dict[str, dict[str, An
             raise ConfigError(f"{where}: unknown keys {unknown}; known: {sorted(PARAM_GROUP_KEYS)}")
         if "momentum" in overrides and optimizer != "sgd":
             raise ConfigError(f"{where}: momentum applies to training.optimizer sgd only, not {optimizer!r}")
-        bad = [k for k, v in overrides.items() if v is None or isinstance(v, bool) != (PARAM_GROUP_KEYS[k] is bool)]
-        if bad:
-            raise ConfigError(f"{where}: {bad[0]} must be {PARAM_GROUP_KEYS[bad[0]].__name__}, "
-                              f"got {overrides[bad[0]]!r}")
-        checked[prefix] = {k: _coerce(v, PARAM_GROUP_KEYS[k], f"{where}[{k!r}]") for k, v in overrides.items()}
+        checked[prefix] = {k: coerce(v, PARAM_GROUP_KEYS[k], f"{where}[{k!r}]") for k, v in overrides.items()}
     return checked
 
 
-def default_cache_dir() -> Path:
-    """Where merkit caches derived data: ``$MERKIT_CACHE``, else ``$XDG_CACHE_HOME/merkit``, else
-    ``~/.cache/merkit``."""
-    if os.environ.get("MERKIT_CACHE"):
-        return Path(os.environ["MERKIT_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "merkit"
+def coerce(value: Any, hint: Any, key: str) -> Any:
+    """``value`` checked against the declared type ``hint`` of config key ``key``, and converted where YAML is
+    loose: ``1e-3`` (a string in YAML 1.1) and integers become floats for a float key, a list becomes a tuple for
+    a tuple key. A boolean is never a number and a number never a boolean.
 
-
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-    """Coerce YAML scalars to the field's type: YAML 1.1 reads ``1e-3`` as a string, for instance."""
-    if value is None:
-        return None
-    target = {float: float, int: int, bool: bool}.get(hint)
-    if target is None and typing.get_origin(hint) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        target = args[0] if len(args) == 1 and args[0] in (float, int) else None
-    if target is None or isinstance(value, target) and not (target is int and isinstance(value, bool)):
+    Raises:
+        ConfigError: the value does not fit the type; the message names the key, the type and the value.
+    """
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        errors = []
+        for option in options:
+            try:
+                return coerce(value, option, key)
+            except ConfigError as error:
+                errors.append(error)
+        raise errors[0]
+    if hint is Any:
         return value
-    try:
-        if target is bool:
-            raise ValueError
-        if target is float and isinstance(value, (int, str)):
+
+    def fail() -> ConfigError:
+        name = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+        return ConfigError(f"config key {key} must be {name}, got {value!r}")
+
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise fail()
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise fail()
+    if hint is float:
+        if isinstance(value, bool):
+            raise fail()
+        if isinstance(value, (int, float)):
             return float(value)
-        if target is int and isinstance(value, str):
-            return int(value)
-    except ValueError:
-        pass
-    raise ConfigError(f"config key {key} must be {target.__name__}, got {value!r}")
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise fail() from None
+        raise fail()
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise fail()
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise fail()
+        item = args[0] if args else Any
+        items = [coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise fail()
+        return dict(value)
+    if dataclasses.is_dataclass(hint):
+        return _from_dict(hint, value, f"{key}.")
+    raise fail()
 
 
-def _from_dict(cls, data: dict[str, Any], prefix: str = ""):
+def _from_dict(cls, data: Any, prefix: str = ""):
+    """Build dataclass ``cls`` from a mapping, every value checked by :func:`coerce`.
+
+    Raises:
+        ConfigError: not a mapping, unknown keys, a value of the wrong type, or a value the class rejects.
+    """
+    if isinstance(data, cls):
+        return data
     if not isinstance(data, dict):
-        raise ConfigError(f"{prefix or 'config'} must be a mapping, got {type(data).__name__}")
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(known))
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {data!r}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
     if unknown:
-        raise ConfigError(f"unknown config keys {[prefix + k for k in unknown]}")
+        raise ConfigError(f"unknown config keys {[prefix + k for k in unknown]}; {prefix.rstrip('.') or 'config'} "
+                          f"has {sorted(known)}")
     hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for name, value in data.items():
-        f = known[name]
-        if dataclasses.is_dataclass(f.default_factory if f.default_factory is not dataclasses.MISSING else None):
-            kwargs[name] = _from_dict(f.default_factory, value, f"{prefix}{name}.")
-        else:
-            kwargs[name] = _coerce(value, hints[name], prefix + name)
-    return cls(**kwargs)
+    kwargs = {name: coerce(value, hints[name], prefix + name) for name, value in data.items()}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: {error}") from error
 
 
 def config_from_dict(data: dict[str, Any]) -> RunConfig:
-    """Build a :class:`RunConfig` from nested dicts; unknown keys raise :class:`ConfigError`."""
+    """Build a :class:`RunConfig` from nested dicts and validate it.
+
+    Raises:
+        ConfigError: unknown keys, values of the wrong type, or invalid values; the message names the key.
+    """
     return _from_dict(RunConfig, data).validate()
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     """Load a YAML config (or the defaults when ``path`` is None) and apply ``key.sub=value`` overrides.
 
-    Override values are parsed as YAML (``training.epochs=50``, ``protocol.seeds=[0,1,2]``).
+    Override values are parsed as YAML (``training.epochs=50``, ``protocol.seeds=[0,1,2]``,
+    ``data.face.size=112``) and then checked against the key's declared type, like the file's values.
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
-        ConfigError: unknown keys, malformed overrides or invalid values.
+        ConfigError: the file is missing or not valid YAML, unknown keys, malformed overrides, or invalid values.
     """
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
-        data = yaml.safe_load(path.read_text()) or {}
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path} is not valid YAML: {error}") from error
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path} must hold a mapping of config sections, got {type(data).__name__}")
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like key.sub=value")
@@ -317,9 +380,15 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {part!r} is not a section")
-        node[parts[-1]] = yaml.safe_load(raw)
+        try:
+            node[parts[-1]] = yaml.safe_load(raw)
+        except yaml.YAMLError as error:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML ({error})") from error
     return config_from_dict(data)
 
 
 def dump_config(config: RunConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    """Write ``config`` as YAML to ``path`` atomically."""
+    from merkit.files import write_text
+
+    write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

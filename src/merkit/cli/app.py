@@ -1,10 +1,73 @@
-"""The typer application object; command modules register themselves on it."""
+"""The typer application object, its one error handler, and the config options the commands share.
 
+Command modules register themselves on :data:`app`. Every command runs inside :class:`MerkitGroup`, so merkit's own
+errors (:class:`~merkit.errors.MerkitError`: bad data, config, checkpoint, leakage) print one line, ``error: ...``
+naming the dataset, subject, sample and file where known, and exit with code 2. Any other exception is a bug and
+keeps its traceback. ``merkit --debug ...`` (or ``MERKIT_DEBUG=1``) shows the traceback of merkit's errors too.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import click
 import typer
+from typer.core import TyperGroup
+
+from merkit.errors import MerkitError
+
+
+class MerkitGroup(TyperGroup):
+    """Runs a command and turns merkit's errors into one line on stderr and exit code 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except MerkitError as error:
+            if (ctx.obj or {}).get("debug") or os.environ.get("MERKIT_DEBUG"):
+                raise
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(2) from None
+
 
 app = typer.Typer(
     name="merkit",
     help="Facial micro-expression recognition: loaders, preprocessing, models and honest LOSO evaluation.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    cls=MerkitGroup,
 )
+
+
+@app.callback()
+def options(ctx: typer.Context,
+            debug: bool = typer.Option(False, "--debug", help="Show the traceback of merkit's own errors too "
+                                                               "(also MERKIT_DEBUG=1).")) -> None:
+    """Facial micro-expression recognition: loaders, preprocessing, models and honest LOSO evaluation."""
+    ctx.obj = {"debug": debug}
+
+
+def run_config(config: Optional[Path], overrides: list[str], **named):
+    """The run config of a command: ``config`` (YAML, or the defaults), then ``named`` overrides (``key=value``
+    for each value that is not ``None``), then ``overrides`` (``--set``).
+
+    Raises:
+        ConfigError: see :func:`merkit.config.load_config`.
+    """
+    import json
+
+    from merkit.config import load_config
+
+    def text(value) -> str:  # YAML text of the value: paths and lists quoted, so that ': ' or '[' stay literal
+        return json.dumps(str(value) if isinstance(value, Path) else value) if isinstance(
+            value, (Path, list, tuple)) else str(value)
+
+    extra = [f"{key}={text(value)}" for key, value in named.items() if value is not None]
+    return load_config(config, extra + list(overrides))
+
+
+CONFIG_OPTION = typer.Option(None, "--config", "-c", help="YAML run config (configs/...); default: merkit's defaults.")
+SET_OPTION = typer.Option([], "--set", help="Any config override key.sub=value (repeatable), e.g. "
+                                           "data.face.size=112.")

@@ -8,10 +8,10 @@ from typing import Optional
 
 import typer
 
-from merkit.cli.app import app
+from merkit.cli.app import MerkitGroup, app
 
 datasets_app = typer.Typer(help="Raw dataset releases: list the loaders, validate a release on disk.",
-                           no_args_is_help=True)
+                           no_args_is_help=True, cls=MerkitGroup)
 app.add_typer(datasets_app, name="datasets")
 
 
@@ -36,16 +36,11 @@ def check(
     """Validate a release: missing frames, onset/apex/offset out of range or order, unknown emotions, duplicate
     ids, repairs applied, per-class and per-subject counts. Exits with 1 when a problem is found."""
     from merkit.datasets.check import check_dataset
-    from merkit.errors import DataError
 
     options: dict[str, object] = {} if layout == "auto" else {"layout": layout}
     if variant is not None:
         options["variant"] = variant
-    try:
-        report = check_dataset(name, root, sheet, **options)
-    except (DataError, KeyError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
+    report = check_dataset(name, root, sheet, **options)
     typer.echo(report.to_text(max_listed))
     if not report.ok:
         raise typer.Exit(1)

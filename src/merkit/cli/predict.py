@@ -30,35 +30,28 @@ def predict_command(
 ) -> None:
     """Recognise the micro-expression in a clip (JSON + figure), or spot and recognise intervals (--spot: CSV +
     timeline)."""
-    import json
-
-    from merkit.errors import DataError
-    from merkit.errors import CheckpointError
+    from merkit.files import write_json
     from merkit.predict import Predictor, SpotConfig
 
-    try:
-        predictor = Predictor.from_checkpoint(checkpoint)
-        out.mkdir(parents=True, exist_ok=True)
-        if spot:
-            result = predictor.spot(input, SpotConfig(window_s=window, hop_s=hop, p=p), first, last, step, fps)
-            result.to_csv(out / "intervals.csv")
-            (out / "spot.json").write_text(json.dumps(result.to_dict(), indent=2))
-            if figure:
-                result.save_timeline(out / "timeline.png")
-            typer.echo(f"{len(result.intervals)} candidate interval(s) in {len(result.curve)} windows "
-                       f"(threshold {result.threshold:.2f} px) -> {out / 'intervals.csv'}")
-            for row in result.intervals.itertuples(index=False):
-                typer.echo(f"  frames {row.onset}-{row.offset} apex {row.apex}: {row.label}")
-        else:
-            result = predictor.predict(input, onset, apex, offset, fps)
-            result.to_json(out / "prediction.json")
-            if figure:
-                result.save_figure(out / "prediction.png")
-            probs = "  ".join(f"{c} {v:.2f}" for c, v in result.probabilities.items())
-            typer.echo(f"{result.label} (onset {result.onset}, apex {result.apex} {result.apex_source}; {probs}; "
-                       f"{result.timing.total:.2f} s) -> {out / 'prediction.json'}")
-        for kind, count in result.warnings.items():
-            typer.echo(f"  warning {kind}: {count}")
-    except (DataError, CheckpointError) as error:  # bad input or checkpoint: the message, no traceback
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
+    predictor = Predictor.from_checkpoint(checkpoint)
+    out.mkdir(parents=True, exist_ok=True)
+    if spot:
+        result = predictor.spot(input, SpotConfig(window_s=window, hop_s=hop, p=p), first, last, step, fps)
+        result.to_csv(out / "intervals.csv")
+        write_json(out / "spot.json", result.to_dict())
+        if figure:
+            result.save_timeline(out / "timeline.png")
+        typer.echo(f"{len(result.intervals)} candidate interval(s) in {len(result.curve)} windows "
+                   f"(threshold {result.threshold:.2f} px) -> {out / 'intervals.csv'}")
+        for row in result.intervals.itertuples(index=False):
+            typer.echo(f"  frames {row.onset}-{row.offset} apex {row.apex}: {row.label}")
+    else:
+        result = predictor.predict(input, onset, apex, offset, fps)
+        result.to_json(out / "prediction.json")
+        if figure:
+            result.save_figure(out / "prediction.png")
+        probs = "  ".join(f"{c} {v:.2f}" for c, v in result.probabilities.items())
+        typer.echo(f"{result.label} (onset {result.onset}, apex {result.apex} {result.apex_source}; {probs}; "
+                   f"{result.timing.total:.2f} s) -> {out / 'prediction.json'}")
+    for kind, count in result.warnings.items():
+        typer.echo(f"  warning {kind}: {count}")

@@ -7,39 +7,42 @@ from typing import Optional
 
 import typer
 
-from merkit.cli.app import app
+from merkit.cli.app import CONFIG_OPTION, SET_OPTION, app, run_config
 
 
-def _config(config: Optional[Path], data: Optional[Path], overrides: list[str], **named) -> "RunConfig":  # noqa: F821
-    from merkit.config import load_config
+def _seeds(text: Optional[str]) -> Optional[list[int]]:
+    """``"0,1,2"`` -> ``[0, 1, 2]``.
 
-    extra = list(overrides)
-    if data is not None:
-        extra.append(f"data.path={data}")
-    for key, value in named.items():
-        if value is not None:
-            extra.append(f"{key}={value}")
-    return load_config(config, extra)
+    Raises:
+        ConfigError: a seed that is not an integer.
+    """
+    if text is None:
+        return None
+    from merkit.errors import ConfigError
+
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"--seeds must be comma-separated integers such as 0,1,2, got {text!r}") from None
 
 
 @app.command()
 def evaluate(
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML run config (configs/...)."),
+    config: Optional[Path] = CONFIG_OPTION,
     data: Optional[Path] = typer.Option(None, "--data", help="Data folder (overrides data.path)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default runs/<name>)."),
     epochs: Optional[int] = typer.Option(None, help="Override training.epochs."),
     seeds: Optional[str] = typer.Option(None, help="Comma-separated seeds, e.g. 0,1,2,3,4."),
     protocol: Optional[str] = typer.Option(None, help="'last' (honest, default) or 'paper' (test-selected)."),
     workers: Optional[int] = typer.Option(None, help="Parallel fold workers (Ray); 1 = sequential."),
-    set_: list[str] = typer.Option([], "--set", help="Any config override key.sub=value (repeatable)."),
+    set_: list[str] = SET_OPTION,
     quiet: bool = typer.Option(False, help="No progress bar."),
 ) -> None:
     """Leave-one-subject-out evaluation: predictions, pooled UF1/UAR, report (resumes a killed run)."""
     from merkit.api import evaluate as run
 
-    cfg = _config(config, data, set_, **{
-        "training.epochs": epochs, "protocol.selection": protocol, "protocol.workers": workers,
-        "protocol.seeds": f"[{seeds}]" if seeds else None})
+    cfg = run_config(config, set_, **{"data.path": data, "training.epochs": epochs, "protocol.selection": protocol,
+                                      "protocol.workers": workers, "protocol.seeds": _seeds(seeds)})
     result = run(cfg, out, progress=not quiet)
     typer.echo(result.summary_line())
     typer.echo(f"report: {result.report_path}")
@@ -47,16 +50,16 @@ def evaluate(
 
 @app.command()
 def train(
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML run config."),
+    config: Optional[Path] = CONFIG_OPTION,
     data: Optional[Path] = typer.Option(None, "--data", help="Data folder (overrides data.path)."),
     out: Path = typer.Option(..., "--out", "-o", help="Checkpoint folder to write."),
     epochs: Optional[int] = typer.Option(None, help="Override training.epochs."),
-    set_: list[str] = typer.Option([], "--set", help="Any config override key.sub=value (repeatable)."),
+    set_: list[str] = SET_OPTION,
 ) -> None:
-    """Train on every subject and write a self-contained checkpoint (weights, config, class names)."""
+    """Train on every subject and write a self-contained checkpoint (weights, config, classes, preprocessing)."""
     from merkit.api import train as run
 
-    typer.echo(f"checkpoint: {run(_config(config, data, set_, **{'training.epochs': epochs}), out)}")
+    typer.echo(f"checkpoint: {run(run_config(config, set_, **{'data.path': data, 'training.epochs': epochs}), out)}")
 
 
 @app.command()

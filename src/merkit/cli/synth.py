@@ -1,4 +1,4 @@
-"""``merkit synth`` and ``merkit demo``: thin wrappers over :mod:`merkit.datasets.synthetic` and :mod:`merkit.demo`."""
+"""``merkit synth`` and ``merkit demo``: thin wrappers over :mod:`merkit.synthetic` and :mod:`merkit.demo`."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def synth(
     amplitude_scale: float = typer.Option(1.0, help="Multiplies the expression amplitude (0 = control set)."),
 ) -> None:
     """Write a synthetic micro-expression dataset made from real face photos."""
-    from merkit.datasets.synthetic import SHEET_NAME, TABLE_NAME, generate
+    from merkit.synthetic import SHEET_NAME, TABLE_NAME, generate
 
     table = generate(out, subjects=subjects, clips_per_class=clips_per_class, seed=seed, faces=faces or None,
                      amplitude_scale=amplitude_scale)
@@ -41,7 +41,7 @@ def demo(
     epochs: int = typer.Option(60, help="Training epochs per fold."),
     quiet: bool = typer.Option(False, help="No progress bar."),
 ) -> None:
-    """End to end on synthetic micro-expressions: data -> TV-L1 flow -> LOSO with STSTNet -> report."""
+    """End to end on synthetic micro-expressions: data -> face -> TV-L1 flow -> LOSO with STSTNet -> report."""
     from rich.console import Console
     from rich.table import Table
 
@@ -60,4 +60,4 @@ def demo(
         console.print(run.summary_line())
         console.print(f"report: {run.report_path}")
     console.print(f"took {result.seconds['total']:.0f} s (data {result.seconds['dataset']:.0f} s, "
-                  f"flow {result.seconds['features']:.0f} s, LOSO {result.seconds['loso']:.0f} s)")
+                  f"inputs and LOSO {result.seconds['loso']:.0f} s)")

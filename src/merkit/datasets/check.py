@@ -86,7 +86,7 @@ def check_dataset(name: str, root: str | Path, sheet: str | Path | None = None, 
         options: passed to the loader (``layout``, ``variant``, ...); ``missing`` and ``invalid`` are set here.
 
     Raises:
-        KeyError: unknown dataset. DataError: the release or sheet cannot be found or parsed at all.
+        ConfigError: unknown dataset. DataError: the release or sheet cannot be found or parsed at all.
     """
     entry = get_dataset(name)
     diagnostics = Diagnostics()

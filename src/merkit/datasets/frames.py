@@ -1,9 +1,6 @@
-"""Frame discovery shared by the raw-dataset loaders: find a release on disk, list a sample's frames in order.
+"""Frame discovery shared by the raw-dataset loaders: find a release on disk, attach each sample's frames in order.
 
-The official releases name their frames in several ways (``img46.jpg``, ``reg_img46.jpg``, ``006_05562.jpg``,
-``image559740.bmp``, ``175.jpg``). In every one of them the frame number is the **last integer in the file stem**,
-and it is padded inconsistently (SAMM uses 4 or 5 digits within one dataset), so frames are always sorted by that
-integer, never by name.
+Frame files are listed and numbered by :mod:`merkit.media` (the number is the last integer in the file stem).
 
 Each dataset ships a *raw* release and, for most, a *cropped* one (faces cut out and registered; CASME II prefixes
 those files with ``reg_`` and puts them under ``Cropped/``). :func:`find_release` accepts either and says which it
@@ -22,51 +19,11 @@ import pandas as pd
 
 from merkit.datasets.table import new_sample_table
 from merkit.errors import DataError, Diagnostics, Where
+from merkit.media import frame_number, is_image, list_frames
 
-IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
 CROPPED_PREFIX = "reg_"
-_LAST_INTEGER = re.compile(r"(\d+)(?!.*\d)")
 
 LayoutChoice = Literal["auto", "raw", "cropped"]
-
-
-def frame_number(path: str | Path) -> int:
-    """The frame number of a frame file: the last integer in its stem (``006_05562.jpg`` -> 5562).
-
-    Raises:
-        DataError: the file name holds no integer.
-    """
-    stem = Path(path).stem
-    match = _LAST_INTEGER.search(stem)
-    if match is None:
-        raise DataError(f"frame file name {Path(path).name!r} holds no frame number", Where(frame=str(path)))
-    return int(match.group(1))
-
-
-def is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
-
-
-def list_frames(folder: str | Path, where: Where | None = None) -> list[Path]:
-    """All image files of ``folder``, sorted by :func:`frame_number`.
-
-    Raises:
-        DataError: the folder does not exist or holds no images, or two files carry the same frame number
-            (``006_5562.jpg`` beside ``006_05562.jpg``), which would make the order ambiguous.
-    """
-    folder = Path(folder)
-    where = where or Where()
-    if not folder.is_dir():
-        raise DataError(f"frame folder not found: {folder}", where,
-                        hint="check --root, and --layout if both raw and cropped releases are present")
-    numbered = sorted((frame_number(p), p) for p in folder.iterdir() if p.is_file() and is_image(p))
-    if not numbered:
-        raise DataError(f"no image frames in {folder}", where)
-    numbers = [n for n, _ in numbered]
-    repeated = sorted({n for n in numbers if numbers.count(n) > 1})
-    if repeated:
-        raise DataError(f"frame numbers {repeated[:5]} occur twice in {folder}", where)
-    return [p for _, p in numbered]
 
 
 def frames_between(frames: Sequence[Path], first: int, last: int) -> list[Path]:

@@ -1,13 +1,17 @@
 """One registry of the raw-dataset loaders: ``load_dataset("casme2", root)`` and friends.
 
-Each entry names the module that parses the dataset's official release; every module has the same API:
-``load(root, sheet=None, *, diagnostics=None, **options) -> sample table`` and ``read_sheet(path) -> rows``
-(the annotation rows alone, without frames), plus its ``EMOTIONS`` vocabulary.
+Most datasets are a :class:`~merkit.datasets.loader.DatasetSpec` (``SPEC`` in their module) that the shared
+:func:`merkit.datasets.loader.load` runs. SMIC (no coding sheet of its own; its tree is scanned), the MEGC2019
+composite and ``merkit synth`` output keep a ``load`` of their own. Every entry gives the same API:
+``load(root, sheet=None, *, diagnostics=None, **options) -> sample table``, ``read_sheet(path) -> rows`` (the
+annotation rows alone, without frames) and ``emotions``; all but the MEGC2019 composite (whose parts bring
+their own) give their default annotation ``fixes``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from importlib import import_module
 from pathlib import Path
 from types import ModuleType
@@ -15,15 +19,20 @@ from typing import Callable
 
 import pandas as pd
 
-from merkit.errors import Diagnostics
+from merkit.datasets import casme2, casme3, fourdme, mmew, samm
+from merkit.datasets import loader as shared_loader
+from merkit.datasets.fixes import Fix
+from merkit.datasets.loader import DatasetSpec
+from merkit.errors import ConfigError, Diagnostics
 
 
 @dataclass(frozen=True)
 class DatasetEntry:
     """A registered dataset: its name, its module and the class schemes made for it.
 
-    ``module`` provides ``read_sheet`` and ``EMOTIONS``; ``load`` comes from ``module`` too unless ``load_path``
-    (``"package.module:function"``) names another function with the same signature.
+    With ``spec`` set, loading and sheet reading run :mod:`merkit.datasets.loader` over it. Otherwise ``module``
+    provides ``read_sheet``, ``EMOTIONS`` and ``FIXES``, and ``load`` comes from ``module`` too unless
+    ``load_path`` (``"package.module:function"``) names another function with the same signature.
     """
 
     name: str
@@ -31,6 +40,13 @@ class DatasetEntry:
     title: str
     schemes: tuple[str, ...] = ()
     load_path: str | None = None
+    spec: DatasetSpec | None = None
+
+    @classmethod
+    def described(cls, module: ModuleType) -> DatasetEntry:
+        """The entry of a dataset module that declares its release as ``SPEC``."""
+        spec: DatasetSpec = module.SPEC
+        return cls(spec.name, module.__name__, spec.title, spec.schemes, spec=spec)
 
     @property
     def loader(self) -> ModuleType:
@@ -38,6 +54,8 @@ class DatasetEntry:
 
     @property
     def load(self) -> Callable[..., pd.DataFrame]:
+        if self.spec is not None:
+            return partial(shared_loader.load, self.spec)
         if self.load_path is None:
             return self.loader.load
         module, function = self.load_path.split(":")
@@ -45,12 +63,31 @@ class DatasetEntry:
 
     @property
     def emotions(self) -> frozenset[str]:
-        return self.loader.EMOTIONS
+        return self.spec.emotions if self.spec is not None else self.loader.EMOTIONS
+
+    @property
+    def fixes(self) -> tuple[Fix, ...]:
+        """The annotation fixes the loader applies by default.
+
+        Raises:
+            AttributeError: ``megc2019``, which has none of its own (each part applies its own).
+        """
+        return self.spec.fixes if self.spec is not None else self.loader.FIXES
+
+    def read_sheet(self, path: str | Path) -> pd.DataFrame:
+        """The dataset's annotation rows from its sheet at ``path``.
+
+        Raises:
+            DataError: the sheet is missing or malformed; the message names the dataset and file.
+        """
+        if self.spec is not None:
+            return shared_loader.read_sheet(self.spec, path)
+        return self.loader.read_sheet(path)
 
 
 def load_synthetic_release(root: str | Path, sheet: str | Path | None = None, *,
                            diagnostics: Diagnostics | None = None, **options: object) -> pd.DataFrame:
-    """A synthetic set written by ``merkit synth`` (:mod:`merkit.datasets.synthetic`), read as what it is: a
+    """A synthetic set written by ``merkit synth`` (:mod:`merkit.synthetic`), read as what it is: a
     CASME II-layout release, through :func:`merkit.datasets.casme2.load` unchanged.
 
     The rows are renamed to dataset ``"synthetic"`` (so ids never pass for CASME II) and, when the generator's
@@ -59,7 +96,6 @@ def load_synthetic_release(root: str | Path, sheet: str | Path | None = None, *,
     Raises:
         DataError: as :func:`merkit.datasets.casme2.load`.
     """
-    from merkit.datasets import casme2
     from merkit.datasets.table import new_sample_table
 
     table = casme2.load(root, sheet, diagnostics=diagnostics, **options)
@@ -77,14 +113,13 @@ def load_synthetic_release(root: str | Path, sheet: str | Path | None = None, *,
 DATASETS: dict[str, DatasetEntry] = {
     e.name: e
     for e in (
-        DatasetEntry("casme2", "merkit.datasets.casme2", "CASME II",
-                     ("casme2-5class", "casme2-4class", "casme2-3class", "megc2019-3class")),
-        DatasetEntry("samm", "merkit.datasets.samm", "SAMM", ("samm-5class", "megc2019-3class")),
+        DatasetEntry.described(casme2),
+        DatasetEntry.described(samm),
         DatasetEntry("smic", "merkit.datasets.smic", "SMIC (HS; VIS/NIR with variant=)",
                      ("smic-3class", "megc2019-3class")),
-        DatasetEntry("casme3", "merkit.datasets.casme3", "CAS(ME)^3 part A", ("casme3-4class", "casme3-7class")),
-        DatasetEntry("mmew", "merkit.datasets.mmew", "MMEW", ("mmew-4class",)),
-        DatasetEntry("4dme", "merkit.datasets.fourdme", "4DME", ()),
+        DatasetEntry.described(casme3),
+        DatasetEntry.described(mmew),
+        DatasetEntry.described(fourdme),
         DatasetEntry("megc2019", "merkit.datasets.megc2019", "MEGC2019 composite (CASME II + SAMM + SMIC-HS)",
                      ("megc2019-3class",)),
         DatasetEntry("synthetic", "merkit.datasets.casme2", "merkit synth output (CASME II layout)",
@@ -97,12 +132,12 @@ def get_dataset(name: str) -> DatasetEntry:
     """Look up a dataset by name.
 
     Raises:
-        KeyError: unknown name; the message lists the known ones.
+        ConfigError: unknown name; the message lists the known ones.
     """
     try:
         return DATASETS[name.lower()]
     except KeyError:
-        raise KeyError(f"unknown dataset {name!r}; known: {sorted(DATASETS)}") from None
+        raise ConfigError(f"unknown dataset {name!r} (data.dataset); known: {sorted(DATASETS)}") from None
 
 
 def load_dataset(name: str, root: str | Path, sheet: str | Path | None = None, *,
@@ -110,14 +145,18 @@ def load_dataset(name: str, root: str | Path, sheet: str | Path | None = None, *
     """Load a raw dataset release as a sample table; ``options`` go to the dataset's ``load``.
 
     Raises:
-        KeyError: unknown dataset name. DataError: from the loader (missing release, sheet or frames, ...).
+        ConfigError: unknown dataset name. DataError: from the loader (missing release, sheet or frames, ...).
     """
     return get_dataset(name).load(root, sheet, diagnostics=diagnostics, **options)
 
 
 def read_sheet(name: str, path: str | Path) -> pd.DataFrame:
-    """Parse a dataset's annotation sheet alone (no frames needed)."""
-    return get_dataset(name).loader.read_sheet(path)
+    """Parse a dataset's annotation sheet alone (no frames needed).
+
+    Raises:
+        ConfigError: unknown dataset name. DataError: the sheet is missing or malformed.
+    """
+    return get_dataset(name).read_sheet(path)
 
 
 def sheet_table(name: str, path: str | Path, *, diagnostics: Diagnostics | None = None,
@@ -141,9 +180,8 @@ def sheet_table(name: str, path: str | Path, *, diagnostics: Diagnostics | None 
     if entry.name in ("megc2019", "synthetic"):
         raise KeyError(f"{entry.name} has no sheet reader of its own (megc2019: use megc2019.select on the "
                        "parts' tables; synthetic: read its sheet as casme2)")
-    module = entry.loader
     fixes = options.pop("fixes", None)
-    rows = module.read_sheet(path)
-    rows = prepare(rows, module.DATASET, module.FIXES if fixes is None else fixes,  # type: ignore[arg-type]
+    rows = entry.read_sheet(path)
+    rows = prepare(rows, entry.name, entry.fixes if fixes is None else fixes,  # type: ignore[arg-type]
                    diagnostics=diagnostics, **options)  # type: ignore[arg-type]
-    return sample_table(rows, module.DATASET, None)
+    return sample_table(rows, entry.name, None)

@@ -7,47 +7,40 @@ clip with that single transform. merkit does the same by default (``mode="clip"`
 every frame: it follows large head movements, at the price of that jitter, and is never the default.
 
 The entry points are :func:`fit_face` (one image -> transform and aligned landmarks), :func:`align_image` and
-:func:`align_frames` (arrays in, aligned arrays out) and :func:`align_sample` (one sample-table row -> an
-:class:`AlignedClip`), which :mod:`merkit.face.cache` runs over a whole table.
+:func:`align_frames` (frames in, an :class:`AlignedClip` out). Which frames a sample contributes, and caching, are
+the inputs stage's business (:mod:`merkit.inputs`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Sequence
 
 import cv2
 import numpy as np
-import pandas as pd
 
-from merkit.datasets.frames import frame_number
 from merkit.errors import DataError, Where
 from merkit.face.align import (ALIGNMENTS, SIMILARITY_POINTS, TEMPLATE_68, FaceTransform, apply_matrix,
                                piecewise_affine, similarity_to_template)
 from merkit.face.crop import CROPS, crop_box, crop_matrix
 from merkit.face.landmarks import detect_landmarks
 
-# Bump when a change in this package changes the cached output for an unchanged FaceConfig.
-FACE_CACHE_VERSION = 1
-
 REFERENCES = ("onset", "apex", "first")
 SPANS = ("all", "onset-offset", "onset-apex")
 MODES = ("clip", "per-frame")
 COLORS = ("rgb", "grey")
 STABILISERS = ("none", "ecc")
-#: Options added after face caches and checkpoint records existed, with their "off" value: left out of
-#: :meth:`FaceConfig.to_dict` when off, so that those caches keep their hash and those records still load.
-ADDED_OPTIONS: dict[str, Any] = {"stabilise": "none", "freeze_eyes": False}
 
 
 @dataclass(frozen=True)
 class FaceConfig:
-    """Everything that decides the aligned output; its :meth:`config_hash` keys the cache.
+    """Everything that decides the aligned output: the face half of the preprocessing record
+    (:class:`merkit.inputs.Preprocessing`).
+
+    The defaults are the MEGC2019 composite's kind of crop: a 224 px grey similarity-aligned face, fitted once per
+    clip on the onset frame.
 
     Attributes:
         detector: dlib detector, ``hog`` (default, frontal) or ``cnn`` (mmod).
@@ -57,7 +50,8 @@ class FaceConfig:
         crop: ``slstt`` (default), ``eyes`` or ``landmarks`` (see :mod:`merkit.face.crop`).
         margin: ``landmarks`` crop margin, a fraction of the box side on each side.
         size: output side in pixels (square).
-        color: ``rgb`` (H, W, 3) or ``grey`` (H, W) output frames.
+        color: ``grey`` (H, W; default) or ``rgb`` (H, W, 3) output frames. Frames are always decoded and warped
+            in RGB and converted after warping.
         reference: frame the face is fitted on: ``onset`` (default), ``apex`` or ``first``. A sample without that
             annotation falls back to its first frame.
         span: frames kept: ``all`` the sample's frames, ``onset-offset`` or ``onset-apex`` (inclusive).
@@ -78,7 +72,7 @@ class FaceConfig:
     crop: str = "slstt"
     margin: float = 0.1
     size: int = 224
-    color: str = "rgb"
+    color: str = "grey"
     reference: str = "onset"
     span: str = "all"
     mode: str = "clip"
@@ -98,13 +92,7 @@ class FaceConfig:
             raise ValueError(f"FaceConfig.stabilise and freeze_eyes need mode='clip', got {self.mode!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in dataclasses.asdict(self).items()
-                if k not in ADDED_OPTIONS or v != ADDED_OPTIONS[k]}
-
-    def config_hash(self) -> str:
-        """12 hex digits identifying the output: the config, and :data:`FACE_CACHE_VERSION`."""
-        payload = json.dumps({"version": FACE_CACHE_VERSION, **self.to_dict()}, sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -123,7 +111,6 @@ class AlignedClip:
         face_box: (left, top, right, bottom) of the detected face in the reference frame, source pixels.
         n_faces: faces found on the reference frame (the largest is used).
         transforms: one :class:`FaceTransform` in ``clip`` mode; one per frame in ``per-frame`` mode.
-        config_hash: :meth:`FaceConfig.config_hash` of the config that made it.
         frame_landmarks: (T, 68, 2) float32 per-frame landmarks in output pixels (``per-frame`` mode only).
         stabilisation: (T, 2, 3) float64 rigid maps from reference-crop pixels to each frame's unstabilised crop
             pixels (identity for the reference frame), as estimated by :func:`stabilise_frames`; ``None`` when
@@ -141,7 +128,6 @@ class AlignedClip:
     face_box: tuple[int, int, int, int]
     n_faces: int
     transforms: list[FaceTransform]
-    config_hash: str
     frame_landmarks: np.ndarray | None = field(default=None)
     stabilisation: np.ndarray | None = field(default=None)
     notes: list[str] = field(default_factory=list)
@@ -201,53 +187,6 @@ def align_image(image: np.ndarray, config: FaceConfig = FaceConfig(), where: Whe
     landmarks, _, _ = detect_landmarks(image, config.detector, where, config.upsample)
     transform, aligned = fit_face(landmarks, config)
     return _colour(transform.warp(image), config.color), aligned, transform
-
-
-def read_frame(path: str | Path, where: Where | None = None) -> np.ndarray:
-    """Read one frame as (H, W, 3) RGB uint8.
-
-    Raises:
-        DataError: missing or unreadable file; the message names ``where`` and the frame.
-    """
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        where = dataclasses.replace(where or Where(), frame=Path(path).name)
-        raise DataError("cannot read frame", where, hint=f"check that {path} exists and is an image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def _annotated_index(numbers: Sequence[int], row: Any, name: str, where: Where) -> int | None:
-    """Position among ``numbers`` of the row's ``name`` frame (onset, apex, offset); None when not annotated.
-
-    Raises:
-        DataError: the frame is annotated but is not among the sample's frames.
-    """
-    value = getattr(row, name, None)
-    if value is None or pd.isna(value):
-        return None
-    if int(value) not in numbers:
-        raise DataError(f"the {name} frame {int(value)} is not among the sample's frames "
-                        f"({numbers[0]}..{numbers[-1]})", where, hint="check the annotation or the frame folder")
-    return list(numbers).index(int(value))
-
-
-def _select(numbers: list[int], row: Any, config: FaceConfig, where: Where) -> tuple[list[int], int, list[str]]:
-    """Indices of the kept frames, the position of the reference frame among them, and notes for the report."""
-    onset, apex, offset = (_annotated_index(numbers, row, name, where) for name in ("onset", "apex", "offset"))
-    start, stop = 0, len(numbers) - 1
-    if config.span != "all":
-        end = offset if config.span == "onset-offset" else apex
-        if onset is None or end is None:
-            raise DataError(f"span {config.span!r} needs the onset and the {config.span.split('-')[1]} frame",
-                            where, hint="use span='all' or fix the annotation")
-        start, stop = onset, end
-    reference = {"onset": onset, "apex": apex, "first": start}[config.reference]
-    notes = []
-    if reference is None or not start <= reference <= stop:
-        # SMIC has no apex, some sheets no onset: fit on the first kept frame, and say so in the run's report.
-        notes.append(f"reference-fallback: no usable {config.reference} frame, fitted on the first kept frame")
-        reference = start
-    return list(range(start, stop + 1)), reference - start, notes
 
 
 #: ECC stops after this many iterations or once the update is below this many pixels.
@@ -429,39 +368,7 @@ def align_frames(frames: Sequence[np.ndarray], config: FaceConfig = FaceConfig()
         face_box=tuple(int(v) for v in box),
         n_faces=int(n_faces),
         transforms=transforms,
-        config_hash=config.config_hash(),
         frame_landmarks=frame_landmarks,
         stabilisation=stabilisation,
         notes=notes,
     )
-
-
-def align_sample(row: Any, config: FaceConfig = FaceConfig()) -> AlignedClip:
-    """Align one sample-table row (a namedtuple from ``itertuples`` or a ``pd.Series``) into an :class:`AlignedClip`.
-
-    Frames are the row's ``frames`` (sorted by frame number), cut to ``config.span``; the reference frame is
-    ``config.reference`` (the onset by default; the first kept frame when the sample lacks that annotation).
-
-    Raises:
-        DataError: no frames, unreadable frames, frame numbers missing from the file names, an annotated onset,
-            apex or offset that is not among the frames, or a span that needs an annotation the sample lacks;
-            FaceNotFoundError (a DataError) when the reference frame has no face.
-    """
-    if isinstance(row, pd.Series):
-        # Series.sample is a pandas method: read the fields as attributes of a plain namespace instead.
-        row = SimpleNamespace(**row.to_dict())
-    where = Where(row.dataset, row.subject, row.sample)
-    paths = list(row.frames)
-    if not paths:
-        raise DataError("the sample has no frames", where, hint="is the dataset root right?")
-    try:
-        numbers = [frame_number(p) for p in paths]
-    except DataError as error:
-        raise DataError(f"{error}", where, hint="frame files must carry their frame number") from error
-    keep, reference, notes = _select(numbers, row, config, where)
-    kept_paths = [paths[i] for i in keep]
-    frames = [read_frame(p, where) for p in kept_paths]
-    clip = align_frames(frames, config, reference, where, sample_id=row.sample_id, frame_paths=kept_paths,
-                        frame_numbers=[numbers[i] for i in keep])
-    clip.notes.extend(notes)
-    return clip

@@ -4,43 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from merkit.errors import DataError, Where
+from merkit.errors import Where
 from merkit.face.clip import FaceConfig, align_image
 from merkit.face.landmarks import detect_landmarks
 from merkit.face.regions import AU_REGION_NAMES, au_regions, crop_au_regions, region_side
+from merkit.media import read_image_or_frame
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 _LABEL_BOX = {"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 0.8}
-
-
-def read_image_or_frame(source: str | Path, frame: int = 0) -> np.ndarray:
-    """An (H, W, 3) RGB uint8 image: the file itself, or frame ``frame`` (0-based) of a video.
-
-    Raises:
-        DataError: the file cannot be read, or the video has fewer frames.
-    """
-    source = Path(source)
-    where = Where(sample=source.name, frame=frame if source.suffix.lower() in VIDEO_SUFFIXES else None)
-    if not source.is_file():
-        raise DataError("file not found", where, hint=str(source))
-    if source.suffix.lower() in VIDEO_SUFFIXES:
-        capture = cv2.VideoCapture(str(source))
-        try:
-            capture.set(cv2.CAP_PROP_POS_FRAMES, frame)
-            ok, image = capture.read()
-        finally:
-            capture.release()
-        if not ok:
-            raise DataError(f"cannot read frame {frame} of the video", where,
-                            hint="the video may be shorter, or its codec unsupported by OpenCV")
-    else:
-        image = cv2.imread(str(source), cv2.IMREAD_COLOR)
-        if image is None:
-            raise DataError("cannot read the image", where, hint="is it an image or a video OpenCV can open?")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def _show(ax, image: np.ndarray, title: str) -> None:

@@ -48,10 +48,9 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from merkit.features import require_inputs
 from merkit.models.attention import AttentionBackbone, conv_output_side
-from merkit.models.base import MerModel, ModelOutput
-from merkit.models.mmnet import MOTION_KEYS, prepare_motion, prepare_position, resolve_config
+from merkit.models.base import MerModel, preset_config
+from merkit.models.mmnet import MOTION_KEYS, prepare_motion, prepare_position
 
 AU_SOURCES = ("none", "annotation")
 FPF_BACKBONES = ("swin", "vit", "none")
@@ -179,8 +178,8 @@ class ViTFPF(nn.Module):
 class CVAFPF(MerModel):
     """CVA + FPF (+ AU) on ``{motion_key, *fpf_frames[, "action_units"]}``; logits (B, num_classes).
 
-    ``forward_features`` returns F_M + sum of the FPF maps, (B, widths[-1], S, S) (512 x 14 x 14 for ``paper``);
-    ``forward_head(features, action_units)`` is the MLP with the optional AU concatenation.
+    ``spatial_features`` returns F_M + sum of the FPF maps, (B, widths[-1], S, S) (512 x 14 x 14 for ``paper``);
+    ``forward_features`` is fc1 of it with the optional AUs appended, and ``forward_head`` the rest of the MLP.
     """
 
     def __init__(self, num_classes: int, config: Config = Config()):
@@ -236,25 +235,27 @@ class CVAFPF(MerModel):
                 for k in self.config.fpf_frames]
         return torch.stack(maps).sum(0)
 
-    def forward_features(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def spatial_features(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """F_M + F_P (the main branch's map plus the FPF maps), (B, widths[-1], S, S)."""
         features = self.motion_features(inputs)
         position = self.position_features(inputs)
         return features if position is None else features + position
 
-    def forward_head(self, features: torch.Tensor, action_units: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, C, S, S) features [+ (B, au_dim) AUs] -> logits: fc1 -> [concat AU] -> BN -> ReLU -> fc2 -> BN -> fc3."""
-        h = self.fc1(features.flatten(1))
+    def forward_features(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """fc1 of the flattened :meth:`spatial_features`, with the (B, au_dim) action units appended when
+        ``au_source="annotation"``: (B, fc1_dim [+ au_dim]), the vector the paper's classifier consumes."""
+        h = self.fc1(self.spatial_features(inputs).flatten(1))
         if self.config.au_source == "annotation":
-            if action_units is None:
+            if "action_units" not in inputs:
                 raise KeyError("au_source='annotation' needs the 'action_units' input (B, au_dim)")
-            h = torch.cat([h, action_units.to(h.dtype)], dim=1)
-        return self.fc3(self.norm2(self.fc2(torch.relu(self.norm1(h)))))
+            h = torch.cat([h, inputs["action_units"].to(h.dtype)], dim=1)
+        return h
 
-    def forward(self, inputs: Mapping[str, torch.Tensor]) -> ModelOutput:
-        require_inputs(inputs, self.input_keys)
-        return ModelOutput(self.forward_head(self.forward_features(inputs), inputs.get("action_units")))
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward_features` -> logits: BN -> ReLU -> fc2 -> BN -> fc3."""
+        return self.fc3(self.norm2(self.fc2(torch.relu(self.norm1(features)))))
 
 
 def build(num_classes: int, preset: str | None = None, **params) -> CVAFPF:
     """CVA+FPF(+AU) with preset ``paper`` (default) or ``cpu``, overridden by ``params``."""
-    return CVAFPF(num_classes, resolve_config(PRESETS, preset, params, "CVA+FPF"))
+    return CVAFPF(num_classes, preset_config(PRESETS, preset, params, "CVA+FPF"))

@@ -83,8 +83,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from merkit.features import require_inputs
-from merkit.models.base import MerModel, ModelOutput
-from merkit.models.mmnet import resolve_config
+from merkit.models.base import MerModel, ModelOutput, preset_config
 
 DISPLACEMENTS = ("dgm", "flow", "flow_norm", "dynamic_image")
 REGION_KINDS = ("au-template", "au-input", "grid")
@@ -635,4 +634,4 @@ class FRLDGT(MerModel):
 
 def build(num_classes: int, preset: str | None = None, **params) -> FRLDGT:
     """FRL-DGT with preset ``paper`` (default) or ``cpu``, overridden by ``params`` (Config fields)."""
-    return FRLDGT(num_classes, resolve_config(PRESETS, preset, params, "FRL-DGT"))
+    return FRLDGT(num_classes, preset_config(PRESETS, preset, params, "FRL-DGT"))

@@ -45,7 +45,7 @@ Departures from the paper and its code:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Mapping
 
 import torch
@@ -53,7 +53,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from merkit.models.attention import AttentionBackbone, conv_output_side
-from merkit.models.base import MerModel
+from merkit.models.base import MerModel, preset_config
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -245,22 +245,6 @@ class MMNet(MerModel):
         return self.fc(self.dropout(features.flatten(1)))
 
 
-def resolve_config(presets: Mapping, preset: str | None, params: dict, name: str):
-    """The preset's config with ``params`` applied (YAML lists become tuples).
-
-    Raises:
-        KeyError: unknown preset or parameter; the message lists the known ones.
-    """
-    if preset is not None and preset not in presets:
-        raise KeyError(f"unknown {name} preset {preset!r}; known: {sorted(presets)}")
-    base = presets[preset or "paper"]
-    unknown = sorted(set(params) - set(base.__dataclass_fields__))
-    if unknown:
-        raise KeyError(f"unknown {name} parameters {unknown}; known: {sorted(base.__dataclass_fields__)}")
-    params = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
-    return replace(base, **params)
-
-
 def build(num_classes: int, preset: str | None = None, **params) -> MMNet:
     """MMNet with preset ``paper`` (default), ``paper-3class`` or ``cpu``, overridden by ``params``."""
-    return MMNet(num_classes, resolve_config(PRESETS, preset, params, "MMNet"))
+    return MMNet(num_classes, preset_config(PRESETS, preset, params, "MMNet"))

@@ -57,7 +57,7 @@ Departures from the paper and its code, and why:
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
@@ -66,7 +66,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from merkit.errors import ConfigError
-from merkit.models.base import MerModel
+from merkit.models.base import MerModel, preset_config
 
 AGGREGATORS: tuple[str, ...] = ("lstm", "mean")
 INPUT_KEYS: tuple[str, ...] = ("long_term_flow", "flow")
@@ -308,12 +308,6 @@ def build(num_classes: int, preset: str | None = None, **params) -> SLSTT:
     """SLSTT with ``preset`` (``paper`` by default, or ``cpu``) and parameter overrides.
 
     Raises:
-        KeyError: unknown preset. ConfigError: unknown parameter or invalid value.
+        ConfigError: unknown preset or parameter, or an invalid value.
     """
-    if preset is not None and preset not in PRESETS:
-        raise KeyError(f"unknown SLSTT preset {preset!r}; known: {sorted(PRESETS)}")
-    known = {f.name for f in fields(Config)}
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise ConfigError(f"unknown SLSTT parameters {unknown}; known: {sorted(known)}")
-    return SLSTT(num_classes, replace(PRESETS[preset or "paper"], **params))
+    return SLSTT(num_classes, preset_config(PRESETS, preset, params, "SLSTT"))

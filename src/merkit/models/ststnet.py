@@ -24,14 +24,14 @@ original MATLAB model).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Mapping
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from merkit.models.base import MerModel
+from merkit.models.base import MerModel, preset_config
 
 
 @dataclass(frozen=True)
@@ -82,8 +82,5 @@ class STSTNet(MerModel):
 
 
 def build(num_classes: int, preset: str | None = None, **params) -> STSTNet:
-    if preset is not None and preset not in PRESETS:
-        raise KeyError(f"unknown STSTNet preset {preset!r}; known: {sorted(PRESETS)}")
-    params = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
-    config = replace(PRESETS[preset or "paper"], **params)
-    return STSTNet(num_classes, config).to(memory_format=torch.channels_last)
+    model = STSTNet(num_classes, preset_config(PRESETS, preset, params, "STSTNet"))
+    return model.to(memory_format=torch.channels_last)

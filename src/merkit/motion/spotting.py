@@ -21,18 +21,22 @@ over the mask) is subtracted before scoring, which removes rigid translation, ro
 face and keeps the local, non-rigid facial motion. A margin of ``border`` (10 % of the side) is left out of the fit
 and the scores, since flow at the edges of a crop is unreliable. Blinks (AU45) remain a source of error: they are
 local motion too. ``benchmarks/bench_flow.py --spotting`` measures the accuracy of each measure on clips of
-:mod:`merkit.datasets.synthetic` (``docs/benchmarks.md``).
+:mod:`merkit.synthetic` (``docs/benchmarks.md``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from typing import Callable, Sequence
 
 import cv2
 import numpy as np
 
 from merkit.motion.flow import compute_flow, flow_magnitude, optical_strain
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SPOTTING_MEASURES: tuple[str, ...] = ("flow", "strain", "intensity")
 
@@ -182,3 +186,115 @@ def spot_apex(clip: Sequence[np.ndarray] | np.ndarray, onset: int = 0, offset: i
     smoothed = smooth_curve(curve, smooth)
     name = measure if isinstance(measure, str) else getattr(measure, "__name__", "custom")
     return ApexSpot(onset + int(np.argmax(smoothed)), onset, offset, curve, smoothed, name)
+
+
+#: How a clip's apex is chosen: ``annotated-or-spot`` takes the annotation and spots only where there is none,
+#: ``annotated`` requires the annotation, ``spot`` always spots.
+APEX_RULES: tuple[str, ...] = ("annotated-or-spot", "annotated", "spot")
+
+
+def choose_apex(clip: Sequence[np.ndarray] | np.ndarray, onset: int, offset: int, annotated: int | None,
+                rule: str = "annotated-or-spot", measure: str = "flow", where=None) -> tuple[int, str]:
+    """The one apex rule of merkit: the apex position of a clip and where it came from.
+
+    A spotted apex is :func:`spot_apex` over [onset, offset], except that it is never the onset itself when the
+    clip has a later frame: the onset scores zero against itself, and a still clip could otherwise tie there, which
+    would make every onset->apex representation empty. The strongest later frame is taken instead.
+
+    Args:
+        clip: the aligned clip, (T, H, W[, 3]).
+        onset, offset: positions in the clip.
+        annotated: the annotated (or user-given) apex position, or ``None``.
+        rule: one of :data:`APEX_RULES`.
+        measure: the spotting measure.
+        where: a :class:`merkit.errors.Where` named in errors.
+
+    Returns:
+        ``(position, source)``, source ``annotated`` or ``spotted``.
+
+    Raises:
+        DataError: ``rule="annotated"`` and no annotation.
+        ValueError: an unknown rule.
+    """
+    from merkit.errors import DataError
+
+    if rule not in APEX_RULES:
+        raise ValueError(f"apex rule must be one of {APEX_RULES}, got {rule!r}")
+    if annotated is not None and rule != "spot":
+        return annotated, "annotated"
+    if rule == "annotated":
+        raise DataError("the sample has no apex frame number", where,
+                        hint="use apex 'annotated-or-spot' (data.motion.apex) to spot it")
+    found = spot_apex(clip, onset, offset, measure)
+    apex = found.apex
+    if apex == onset and offset > onset:
+        apex = onset + 1 + int(np.argmax(found.smoothed[1:]))
+    return apex, "spotted"
+
+
+@dataclass(frozen=True)
+class SpotConfig:
+    """Sliding-window spotting of a long video (:meth:`merkit.predict.Predictor.spot`).
+
+    Each window starts at a local onset; the face is fitted on it, the window's frames are warped with that one
+    transform, and every frame is scored by its motion relative to the local onset
+    (:func:`merkit.motion.spotting.motion_curve`: flow magnitude with the global affine (head) motion removed).
+    A window whose smoothed peak exceeds ``mean + p (max - mean)`` of all windows' peaks (the relative threshold
+    of Moilanen, Zhao and Pietikainen, "Spotting rapid facial movements from videos using appearance-based feature
+    difference analysis", ICPR 2014, which the MEGC spotting baselines reuse) becomes a candidate interval [local
+    onset, window end] with its apex at the peak;
+    overlapping candidates keep the strongest. With ``interior_peak`` a window whose motion is still rising at its
+    last frame is no candidate: a micro-expression (under 0.5 s) rises and falls within the window, while a head
+    turn or a macro-expression keeps growing past it.
+
+    Attributes:
+        window_s: window length, seconds (a micro-expression lasts under 0.5 s).
+        hop_s: step between window starts, seconds.
+        p: threshold fraction in [0, 1]; higher keeps fewer intervals.
+        min_score: absolute floor of the threshold, pixels of flow on the aligned crop.
+        measure, method: the spotting measure and flow backend (:func:`~merkit.motion.spotting.motion_curve`).
+        smooth: moving-average window (frames, odd) over each window's curve.
+        interior_peak: only windows whose peak lies before their last frame become candidates.
+        default_fps: frame rate assumed for a frame folder given without one.
+    """
+
+    window_s: float = 0.5
+    hop_s: float = 0.25
+    p: float = 0.5
+    min_score: float = 0.0
+    measure: str = "flow"
+    method: str = "farneback"
+    smooth: int = 3
+    interior_peak: bool = True
+    default_fps: float = 30.0
+
+    def frames(self, fps: float | None) -> tuple[int, int]:
+        """(window, hop) in frames at ``fps`` (at least 3 and 1 frames)."""
+        rate = fps or self.default_fps
+        return max(3, int(round(self.window_s * rate))), max(1, int(round(self.hop_s * rate)))
+
+
+def select_intervals(windows: "pd.DataFrame", config: SpotConfig) -> tuple[list[int], float]:
+    """The windows that become candidate intervals, and the threshold they had to pass.
+
+    Args:
+        windows: one row per window with ``onset``, ``offset`` (frame numbers), ``score`` (its smoothed peak
+            motion, pixels) and ``interior`` (the peak lies before the window's last frame).
+        config: the threshold fraction ``p``, its floor ``min_score`` and ``interior_peak``.
+
+    Returns:
+        ``(rows, threshold)``: row positions of the chosen windows in onset order, strongest first among
+        overlapping ones, and the threshold ``max(min_score, mean + p (max - mean))`` of the scores.
+    """
+    scores = windows["score"].to_numpy()
+    threshold = max(config.min_score, float(scores.mean() + config.p * (scores.max() - scores.mean())))
+    chosen: list[int] = []
+    for i in np.argsort(-scores, kind="stable"):
+        if scores[i] < threshold:
+            break
+        row = windows.iloc[i]
+        if config.interior_peak and not row.interior:
+            continue
+        if all(row.offset < windows.onset.iloc[j] or row.onset > windows.offset.iloc[j] for j in chosen):
+            chosen.append(int(i))
+    return sorted(chosen, key=lambda j: windows.onset.iloc[j]), threshold

@@ -1,4 +1,4 @@
-"""Composite-style flow export (merkit.motion.export, ``merkit export-flow``) and its round trip through the loader."""
+"""The composite format: writing it from raw clips (write_composite, ``merkit export-flow``) and reading it back."""
 
 from __future__ import annotations
 
@@ -11,17 +11,24 @@ import pandas as pd
 import pytest
 from skimage import data
 
-from merkit.datasets.flow_folder import load_flow_folder
 from merkit.datasets.table import new_sample_table
-from merkit.errors import DataError, Diagnostics
-from merkit.motion.export import MANIFEST_COLUMNS, FlowExportConfig, export_flow
+from merkit.errors import ConfigError, DataError, Diagnostics
+from merkit.face.clip import FaceConfig
+from merkit.inputs import Preprocessing
+from merkit.inputs.composite import MANIFEST_COLUMNS, read_composite, write_composite
+from merkit.motion.stage import MotionConfig
 
-FAST = FlowExportConfig(method="farneback", face_size=112)
+
+def record(size: int = 112, method: str = "farneback", **motion) -> Preprocessing:
+    return Preprocessing(FaceConfig(size=size), MotionConfig(method=method, **motion))
+
+
+FAST = record()
 
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory) -> pd.DataFrame:
-    from merkit.datasets.synthetic import generate
+    from merkit.synthetic import generate
 
     return generate(tmp_path_factory.mktemp("synthetic"), subjects=2, clips_per_class=1, duration=(15, 20), seed=3)
 
@@ -47,7 +54,7 @@ def _stretch_clip(folder: Path) -> pd.DataFrame:
 
 def test_exported_images_put_u_in_red_v_in_green_and_load_back_in_that_order(tmp_path):
     table = _stretch_clip(tmp_path / "raw")
-    export_flow(table, tmp_path / "out", FlowExportConfig(method="farneback", face_size=160))
+    write_composite(table, tmp_path / "out", record(160))
     bgr = cv2.imread(str(tmp_path / "out" / "flow" / "toy_s1_clip1.png"))
     assert bgr.shape == (28, 28, 3)
     inner = slice(4, 24)
@@ -55,18 +62,19 @@ def test_exported_images_put_u_in_red_v_in_green_and_load_back_in_that_order(tmp
     red, green = bgr[..., 2].astype(float), bgr[..., 1].astype(float)
     assert np.corrcoef(red[inner, inner].ravel(), xs[inner, inner].ravel())[0, 1] > 0.8
     assert np.corrcoef(green[inner, inner].ravel(), ys[inner, inner].ravel())[0, 1] < -0.8
-    features = load_flow_folder(tmp_path / "out")
+    features = read_composite(tmp_path / "out")
     np.testing.assert_allclose(features.inputs["flow"][0, 0].numpy() * 255, red, atol=1e-3)  # channel "u"
     np.testing.assert_allclose(features.inputs["flow"][0, 1].numpy() * 255, green, atol=1e-3)  # channel "v"
 
 
 def test_export_round_trips_through_the_flow_folder_loader(synthetic, tmp_path):
     diagnostics = Diagnostics()
-    manifest = export_flow(synthetic, tmp_path, FAST, diagnostics=diagnostics)
-    features = load_flow_folder(tmp_path, with_apex=True)
+    manifest = write_composite(synthetic, tmp_path, FAST, diagnostics=diagnostics)
+    features = read_composite(tmp_path, with_apex=True)
     assert len(features) == len(synthetic) == len(manifest)
     assert features.inputs["flow"].shape == (len(synthetic), 3, 28, 28)
-    assert features.inputs["apex"].shape == (len(synthetic), 1, 224, 224)
+    assert features.inputs["apex"].shape == (len(synthetic), 1, 112, 112)  # the aligned apex crop, face.size
+    assert features.meta["preprocessing"] == FAST.to_dict()  # the folder's own record, from export.json
     expected = {"happiness": "positive", "surprise": "surprise", "disgust": "negative", "repression": "negative"}
     by_id = dict(zip(synthetic["sample_id"], synthetic["emotion"]))
     for row in features.table.itertuples():
@@ -77,42 +85,52 @@ def test_export_round_trips_through_the_flow_folder_loader(synthetic, tmp_path):
 
 
 def test_export_writes_the_composites_manifest_and_file_format(synthetic, tmp_path, composite_dir):
-    export_flow(synthetic, tmp_path, FAST)
+    write_composite(synthetic, tmp_path, FAST)
     ours = pd.read_csv(tmp_path / "manifest.csv")
     theirs = pd.read_csv(composite_dir / "manifest.csv")
     assert list(ours.columns) == list(theirs.columns) == list(MANIFEST_COLUMNS)
     assert set(ours["emotion"]) <= set(theirs["emotion"])
     names = zip(ours.flow, ours.dataset, ours.subject, ours["sample"])
     assert all(f == f"flow/{d}_{s}_{n}.png" for f, d, s, n in names)
-    for column in ("flow", "apex"):
+    for column, side in (("flow", 28), ("apex", 112)):
         mine = cv2.imread(str(tmp_path / ours[column][0]), cv2.IMREAD_UNCHANGED)
         ref = cv2.imread(str(composite_dir / theirs[column][0]), cv2.IMREAD_UNCHANGED)
-        assert mine.shape == ref.shape and mine.dtype == ref.dtype
+        assert mine.shape[2:] == ref.shape[2:] and mine.dtype == ref.dtype and mine.shape[:2] == (side, side)
 
 
-def test_rerun_with_the_same_config_reuses_the_images_and_another_config_never_mixes(synthetic, tmp_path):
-    export_flow(synthetic, tmp_path, FAST)
+def test_rerun_with_the_same_record_reuses_the_images_and_another_record_never_mixes(synthetic, tmp_path):
+    write_composite(synthetic, tmp_path, FAST)
     png = next((tmp_path / "flow").glob("*.png"))
     stamp = png.stat().st_mtime_ns
-    export_flow(synthetic, tmp_path, FAST)
+    write_composite(synthetic, tmp_path, FAST)
     assert png.stat().st_mtime_ns == stamp
-    other = FlowExportConfig(method="dis", face_size=112)
-    with pytest.raises(DataError, match="another config"):
-        export_flow(synthetic, tmp_path, other)
-    export_flow(synthetic, tmp_path, other, overwrite=True)
-    assert json.loads((tmp_path / "export.json").read_text())["config_hash"] == other.config_hash()
+    other = record(method="dis")
+    with pytest.raises(DataError, match="other preprocessing"):
+        write_composite(synthetic, tmp_path, other)
+    with pytest.raises(DataError, match="exported with preprocessing"):
+        read_composite(tmp_path, record=other)  # a config that says otherwise than the folder is refused
+    write_composite(synthetic, tmp_path, other, overwrite=True)
+    assert json.loads((tmp_path / "export.json").read_text())["record_hash"] == other.config_hash()
+    assert read_composite(tmp_path, record=other).meta["preprocessing"] == other.to_dict()
+
+
+def test_only_min_max_onset_apex_flow_can_be_written_in_the_format(synthetic, tmp_path):
+    with pytest.raises(ConfigError, match="normalise minmax"):
+        write_composite(synthetic, tmp_path, record(normalise="none"))
+    with pytest.raises(ConfigError, match="onset_apex_flow"):
+        write_composite(synthetic, tmp_path, record(representations=("apex_minus_onset",)))
 
 
 def test_missing_apex_is_spotted_and_recorded(synthetic, tmp_path):
     table = synthetic.head(2).copy()
     table["apex"] = pd.array([None, None], dtype="Int64")
-    export_flow(table, tmp_path, FAST)
+    write_composite(table, tmp_path, FAST)
     provenance = pd.read_csv(tmp_path / "provenance.csv")
     assert list(provenance["apex_source"]) == ["spotted", "spotted"]
     for row, spotted in zip(synthetic.head(2).itertuples(), provenance["apex_frame"]):
         assert row.onset <= spotted <= row.offset
     with pytest.raises(DataError, match="no apex frame number"):
-        export_flow(table, tmp_path / "strict", FlowExportConfig(method="farneback", face_size=112, apex="annotated"))
+        write_composite(table, tmp_path / "strict", record(apex="annotated"), on_error="raise")
 
 
 def test_failed_samples_raise_naming_the_sample_or_are_skipped_and_counted(synthetic, tmp_path):
@@ -120,18 +138,18 @@ def test_failed_samples_raise_naming_the_sample_or_are_skipped_and_counted(synth
     broken = table["sample"].iloc[1]
     table.at[1, "frames"] = [p for p in table["frames"].iloc[1] if not p.endswith(f"img{table['apex'].iloc[1]}.jpg")]
     with pytest.raises(DataError, match=broken):
-        export_flow(table, tmp_path / "strict", FAST)
+        write_composite(table, tmp_path / "strict", FAST, on_error="raise")
     diagnostics = Diagnostics()
     with pytest.warns(UserWarning, match="flow-export-failed"):
-        manifest = export_flow(table, tmp_path / "lenient", FAST, diagnostics=diagnostics, skip_failed=True)
+        manifest = write_composite(table, tmp_path / "lenient", FAST, diagnostics=diagnostics)
     assert list(manifest["sample"]) == [table["sample"].iloc[0]]
     assert diagnostics.summary() == {"flow-export-failed": 1}
 
 
 def test_two_workers_write_the_same_images_as_one(synthetic, tmp_path):
     table = synthetic.head(3)
-    export_flow(table, tmp_path / "one", FAST)
-    export_flow(table, tmp_path / "two", FAST, workers=2)
+    write_composite(table, tmp_path / "one", FAST)
+    write_composite(table, tmp_path / "two", FAST, workers=2)
     for png in sorted((tmp_path / "one" / "flow").glob("*.png")):
         np.testing.assert_array_equal(cv2.imread(str(png)), cv2.imread(str(tmp_path / "two" / "flow" / png.name)))
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "one" / "manifest.csv"),
@@ -139,25 +157,24 @@ def test_two_workers_write_the_same_images_as_one(synthetic, tmp_path):
 
 
 def test_export_flow_command_writes_a_loadable_folder(synthetic, tmp_path):
-    pytest.importorskip("merkit.datasets.registry", reason="the dataset registry is not there yet")
     from typer.testing import CliRunner
 
     from merkit.cli import app
 
     root = Path(synthetic["frames"].iloc[0][0]).parents[2]
-    result = CliRunner().invoke(app, ["export-flow", "synthetic", "--root", str(root), "--out", str(tmp_path),
-                                      "--method", "farneback", "--face-size", "112"])
+    result = CliRunner().invoke(app, ["export-flow", "synthetic", "--data", str(root), "--out", str(tmp_path),
+                                      "--set", "data.motion.method=farneback", "--set", "data.face.size=112"])
     assert result.exit_code == 0, result.output
-    assert len(load_flow_folder(tmp_path)) == len(synthetic)
+    features = read_composite(tmp_path)
+    assert len(features) == len(synthetic) and features.meta["preprocessing"] == FAST.to_dict()
 
 
 def test_export_flow_command_reports_an_unknown_dataset_without_a_traceback(tmp_path):
-    pytest.importorskip("merkit.datasets.registry", reason="the dataset registry is not there yet")
     from typer.testing import CliRunner
 
     from merkit.cli import app
 
-    result = CliRunner().invoke(app, ["export-flow", "nosuchdataset", "--root", str(tmp_path), "--out",
+    result = CliRunner().invoke(app, ["export-flow", "nosuchdataset", "--data", str(tmp_path), "--out",
                                       str(tmp_path / "out")])
     assert result.exit_code == 2
     assert "nosuchdataset" in result.output

@@ -1,4 +1,4 @@
-"""Synthetic micro-expressions made from real face photos, with known ground truth.
+"""Synthetic micro-expressions made from real face photos, with known ground truth (``merkit synth``).
 
 A licensed micro-expression dataset cannot ship with merkit, yet a newcomer must see the pipeline work end to end
 and a method developer must be able to check a pipeline on known ground truth. This module animates real face
@@ -539,32 +539,8 @@ def generate(
     saved = table.copy()
     saved["frames"] = [";".join(Path(p).relative_to(out.resolve()).as_posix() for p in fr) for fr in table["frames"]]
     saved.to_csv(out / TABLE_NAME, index=False)
-    settings = {"generator": "merkit.datasets.synthetic", "version": GENERATOR_VERSION, "subjects": subjects,
+    settings = {"generator": "merkit.synthetic", "version": GENERATOR_VERSION, "subjects": subjects,
                 "clips_per_class": clips_per_class, "seed": seed, "faces": [n for n, _ in sources],
                 "amplitude_scale": amplitude_scale, "duration": list(duration), "jpeg_quality": jpeg_quality}
     (out / "generator.json").write_text(json.dumps(settings, indent=2))
     return table
-
-
-def load_synthetic(root: str | Path) -> pd.DataFrame:
-    """Read the sample table that :func:`generate` wrote to ``root/samples.csv`` (frame paths made absolute).
-
-    Raises:
-        DataError: ``samples.csv`` is missing, or a listed frame does not exist (the message names the sample).
-    """
-    root = Path(root).resolve()
-    path = root / TABLE_NAME
-    if not path.is_file():
-        raise DataError(f"no {TABLE_NAME} in {root}", hint="write the dataset with merkit synth OUT")
-    df = pd.read_csv(path, dtype={"subject": str, "sample": str, "action_units": str})
-    frames = []
-    for row in df.itertuples(index=False):
-        paths = [str(root / p) for p in str(row.frames).split(";") if p]
-        missing = [p for p in paths if not Path(p).is_file()]
-        if missing:
-            raise DataError(f"{len(missing)} frame(s) missing, first {missing[0]}",
-                            Where(row.dataset, row.subject, row.sample))
-        frames.append(paths)
-    df["frames"] = frames
-    rows = df.drop(columns=["sample_id", "subject_id"]).to_dict("records")
-    return new_sample_table(rows)

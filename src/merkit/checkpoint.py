@@ -1,0 +1,165 @@
+"""A trained model as a folder: :class:`Checkpoint`, written by :func:`merkit.api.train`, read by
+:class:`merkit.predict.Predictor`.
+
+Layout::
+
+    CKPT/model.safetensors   the weights, CPU tensors
+    CKPT/config.yaml         the run config that trained them
+    CKPT/checkpoint.json     model name, preset and params, classes, input keys, the preprocessing record, the seed,
+                             the device, a summary of the training data and the merkit version
+
+The folder is written whole under a temporary name beside ``CKPT`` and then moved into place, so a killed
+``merkit train`` leaves either the old checkpoint or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from merkit import __version__
+from merkit.errors import CheckpointError
+from merkit.inputs.record import Preprocessing, major_version
+
+FILES = ("checkpoint.json", "model.safetensors", "config.yaml")
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint folder holds besides the weights.
+
+    Attributes:
+        model, preset, params: :func:`merkit.models.build_model`'s arguments.
+        classes: class names; the model's logit ``k`` is ``classes[k]``.
+        input_keys: the model-input keys the model consumes.
+        preprocessing: how frames became those inputs; predict rebuilds them with it.
+        config: the run config (:class:`merkit.config.RunConfig`) that trained the weights.
+        seed: the training seed.
+        device: where it trained (``cpu`` or ``cuda:N (<name>)``).
+        training_data: samples, subjects, classes and datasets it saw, and the data fingerprint.
+        merkit_version: the version that wrote it; another major version is refused.
+    """
+
+    model: str
+    preset: str | None
+    params: dict[str, Any]
+    classes: tuple[str, ...]
+    input_keys: tuple[str, ...]
+    preprocessing: Preprocessing
+    config: Any
+    seed: int = 0
+    device: str = "cpu"
+    training_data: dict[str, Any] = field(default_factory=dict)
+    merkit_version: str = __version__
+
+    def build_model(self):
+        """The model, untrained, as :func:`merkit.models.build_model` builds it."""
+        from merkit.models import build_model
+
+        return build_model(self.model, len(self.classes), self.preset, **self.params)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"merkit_version": self.merkit_version, "model": self.model, "preset": self.preset,
+                "params": self.params, "classes": list(self.classes), "input_keys": list(self.input_keys),
+                "seed": self.seed, "device": self.device, "training_data": self.training_data,
+                "preprocessing": self.preprocessing.to_dict()}
+
+    def save(self, folder: str | Path, state_dict: dict) -> Path:
+        """Write the folder: ``state_dict`` (CPU tensors), ``config.yaml`` and ``checkpoint.json``, atomically.
+
+        Returns:
+            The folder.
+        """
+        from safetensors.torch import save_file
+
+        from merkit.config import dump_config
+        from merkit.files import write_json
+
+        folder = Path(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        try:
+            save_file(state_dict, str(tmp / "model.safetensors"))
+            dump_config(self.config, tmp / "config.yaml")
+            write_json(tmp / "checkpoint.json", self.to_dict())
+            old = folder.with_name(f".{folder.name}.{os.getpid()}.old")
+            if folder.exists():
+                os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, preprocessing: Preprocessing | None = None):
+        """Read a checkpoint folder and rebuild its model with the weights.
+
+        Args:
+            preprocessing: replaces the folder's record (you then vouch that it matches how the training inputs
+                were made).
+
+        Returns:
+            ``(checkpoint, model)``, the model in eval mode on the CPU.
+
+        Raises:
+            CheckpointError: a missing or damaged file of any kind (the message names it), another major merkit
+                version, a record the current code cannot reproduce, or weights that do not fit the model.
+        """
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        from merkit.config import load_config
+        from merkit.errors import MerkitError
+
+        folder = Path(folder)
+        for name in FILES:
+            if not (folder / name).is_file():
+                raise CheckpointError(f"{folder / name} not found: is {folder} a checkpoint folder written by "
+                                      "merkit train?")
+        path = folder / "checkpoint.json"
+        try:
+            meta = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise CheckpointError(f"{path} is not valid JSON ({error}): the checkpoint is damaged") from error
+        if not isinstance(meta, dict):
+            raise CheckpointError(f"{path} must hold a JSON object")
+        missing = [k for k in ("model", "classes", "input_keys", "preprocessing", "merkit_version") if k not in meta]
+        if missing:
+            raise CheckpointError(f"{path} lacks {missing}")
+        if major_version(meta["merkit_version"]) != major_version(__version__):
+            raise CheckpointError(f"{folder}: written by merkit {meta['merkit_version']}, this is merkit "
+                                  f"{__version__}; load it with merkit {major_version(meta['merkit_version'])}.x")
+        try:
+            config = load_config(folder / "config.yaml")
+        except MerkitError as error:
+            raise CheckpointError(f"{folder / 'config.yaml'} cannot be read: {error}") from error
+        record = preprocessing or Preprocessing.from_dict(meta["preprocessing"], str(path))
+        checkpoint = cls(meta["model"], meta.get("preset"), dict(meta.get("params") or {}), tuple(meta["classes"]),
+                         tuple(meta["input_keys"]), record, config, int(meta.get("seed", 0)),
+                         str(meta.get("device", "cpu")), dict(meta.get("training_data") or {}),
+                         meta["merkit_version"])
+        try:
+            model = checkpoint.build_model()
+        except MerkitError as error:
+            raise CheckpointError(f"{path}: cannot rebuild model {meta['model']!r}: {error}") from error
+        try:
+            state = load_file(str(folder / "model.safetensors"))
+        except (SafetensorError, OSError) as error:
+            raise CheckpointError(f"{folder / 'model.safetensors'} cannot be read ({error}): the checkpoint is "
+                                  "damaged") from error
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as error:
+            raise CheckpointError(f"{folder / 'model.safetensors'} does not fit model {meta['model']!r}: "
+                                  f"{str(error).splitlines()[0]}") from error
+        if tuple(model.input_keys) != checkpoint.input_keys:
+            raise CheckpointError(f"{path}: the model takes inputs {list(model.input_keys)}, the checkpoint says "
+                                  f"{list(checkpoint.input_keys)}")
+        return checkpoint, model.eval()

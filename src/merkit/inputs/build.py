@@ -1,0 +1,291 @@
+"""A sample table to model inputs: :func:`build_inputs`, cached per clip and parallel over clips, with one skip
+policy; and :func:`load_inputs`, what a run config's ``data`` section describes.
+
+Cache layout under the cache root ``CACHE`` (default :func:`release_cache_dir` of the release)::
+
+    CACHE/inputs-<record hash>/record.json                 the preprocessing record
+    CACHE/inputs-<record hash>/<dataset>/<subject>/<sample>/inputs.npz   model-input key -> array
+    CACHE/inputs-<record hash>/<dataset>/<subject>/<sample>/meta.json    written last: frames used, their
+                                                                           fingerprint, onset/apex/offset, notes
+
+A clip is reused only when its ``meta.json`` names the same source frames, unchanged (paths, sizes and modification
+times), and the same annotated onset, apex and offset; otherwise it is recomputed. Every file is written under a
+temporary name and moved into place, so a killed run leaves no half clip that looks finished.
+
+Workers are started with ``spawn``: OpenCV's thread pool does not survive ``fork`` (opencv/opencv#5150). A script
+calling :func:`build_inputs` with ``workers > 1`` needs the ``if __name__ == "__main__":`` guard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from merkit.errors import ConfigError, DataError, Diagnostics, Where
+from merkit.features import FeatureSet
+from merkit.files import write_atomic, write_json
+from merkit.inputs.clip import ClipInputs
+from merkit.inputs.record import ON_ERROR, Preprocessing
+
+def default_cache_dir() -> Path:
+    """Where merkit caches derived data: ``$MERKIT_CACHE``, else ``$XDG_CACHE_HOME/merkit``, else
+    ``~/.cache/merkit``."""
+    if os.environ.get("MERKIT_CACHE"):
+        return Path(os.environ["MERKIT_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "merkit"
+
+
+def release_cache_dir(path: str | Path) -> Path:
+    """The default inputs cache of one release: :func:`default_cache_dir` / ``preprocess`` /
+    ``<release folder name>-<8 hex digits of its absolute path>``.
+
+    One folder per release: two releases can share sample ids (every synthetic release, a dataset extracted twice),
+    and the cache would notice and recompute, but two runs on them would keep evicting each other's clips.
+    """
+    root = Path(path).expanduser().resolve()
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:8]
+    return default_cache_dir() / "preprocess" / f"{root.name}-{digest}"
+
+
+def _number(value: Any) -> int | None:
+    return None if value is None or pd.isna(value) else int(value)
+
+
+def source_fingerprint(paths: list[str]) -> str | None:
+    """16 hex digits over the frames' absolute paths, sizes and modification times; ``None`` when one is missing."""
+    digest = hashlib.sha256()
+    for path in paths:
+        try:
+            info = os.stat(path)
+        except OSError:
+            return None
+        digest.update(f"{os.path.abspath(path)}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def row_inputs(row: dict[str, Any], record: Preprocessing) -> ClipInputs:
+    """:func:`clip_inputs` of one sample-table row; only the frames it needs are decoded (:mod:`merkit.media`).
+
+    Raises:
+        DataError: no frames, an unreadable frame, or as :func:`clip_inputs`; messages name the sample.
+    """
+    from merkit.inputs.clip import clip_inputs  # looked up per call: the one per-clip function, also under test
+    from merkit.media import FrameFiles, frame_number
+
+    where = Where(row["dataset"], row["subject"], row["sample"])
+    paths = [str(p) for p in row["frames"]]
+    if not paths:
+        raise DataError("the sample has no frames", where, hint="load the raw release (frames column)")
+    marks = {k: _number(row.get(k)) for k in ("onset", "apex", "offset")}
+    return clip_inputs(FrameFiles(paths, where), [frame_number(p) for p in paths], record, where=where,
+                       sample_id=row["sample_id"], frame_paths=paths, **marks)
+
+
+class InputsCache:
+    """Cached :class:`ClipInputs` of one record under a cache root (see the module docstring)."""
+
+    def __init__(self, root: str | Path, record: Preprocessing):
+        self.record = record
+        self.dir = Path(root) / f"inputs-{record.config_hash()}"
+
+    def folder(self, sample_id: str) -> Path:
+        return self.dir / sample_id
+
+    def load(self, row: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict] | None:
+        """The cached inputs and meta of ``row``, or ``None`` when absent or made from other frames or marks."""
+        folder = self.folder(row["sample_id"])
+        meta_path = folder / "meta.json"
+        if not meta_path.is_file():
+            return None
+        meta = json.loads(meta_path.read_text())
+        marks = [_number(row.get(k)) for k in ("onset", "apex", "offset")]
+        paths = meta.get("frame_paths", [])
+        if (meta.get("marks") != marks or not set(paths) <= {str(p) for p in row["frames"]}
+                or source_fingerprint(paths) != meta.get("source_fingerprint")):
+            return None
+        with np.load(folder / "inputs.npz") as data:
+            return {k: data[k] for k in data.files}, meta
+
+    def save(self, row: dict[str, Any], result: ClipInputs) -> dict:
+        folder = self.folder(row["sample_id"])
+        if not (self.dir / "record.json").is_file():
+            write_json(self.dir / "record.json", self.record.to_dict())
+
+        def savez(path: Path) -> None:
+            with open(path, "wb") as handle:  # a handle: np.savez appends ".npz" to a path
+                np.savez(handle, **result.inputs)
+
+        write_atomic(folder / "inputs.npz", savez)
+        meta = {"sample_id": row["sample_id"], "marks": [_number(row.get(k)) for k in ("onset", "apex", "offset")],
+                "frame_paths": list(result.clip.frame_paths),
+                "source_fingerprint": source_fingerprint(list(result.clip.frame_paths)),
+                "onset_frame": result.onset, "apex_frame": result.apex, "offset_frame": result.offset,
+                "apex_source": result.apex_source, "face_box": list(result.clip.face_box), "notes": result.notes}
+        write_json(folder / "meta.json", meta)
+        return meta
+
+
+def _compute(row: dict[str, Any], record: Preprocessing, cache_root: str | None) -> tuple[dict, dict] | DataError:
+    """One clip in a worker: its inputs and meta (saved to the cache when there is one), or the DataError."""
+    try:
+        result = row_inputs(row, record)
+    except DataError as error:
+        return error
+    if cache_root is not None:
+        meta = InputsCache(cache_root, record).save(row, result)
+    else:
+        meta = {"onset_frame": result.onset, "apex_frame": result.apex, "apex_source": result.apex_source,
+                "notes": result.notes}
+    return result.inputs, meta
+
+
+def _worker_init() -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # one process per core already: OpenCV's own threads would oversubscribe the CPU
+
+
+def build_inputs(table: pd.DataFrame, record: Preprocessing, scheme: str = "megc2019-3class",
+                 cache: str | Path | None = None, workers: int = 1, on_error: str = "skip",
+                 diagnostics: Diagnostics | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> FeatureSet:
+    """The model inputs of every sample of a raw sample table, as a :class:`~merkit.features.FeatureSet`.
+
+    Args:
+        table: a sample table with ``frames`` and onset/apex/offset frame numbers (a dataset loader's output).
+        record: the face and motion settings.
+        scheme: the class scheme that labels the rows; rows it drops are counted.
+        cache: cache root (``None``: no cache).
+        workers: processes computing clips in parallel (1 computes in this process).
+        on_error: ``skip`` (default) leaves out a clip that fails on bad data (no face, unreadable or missing
+            frames), with a counted warning naming it; ``raise`` stops at the first such clip.
+        diagnostics: receives the counted warnings (also in ``meta["diagnostics"]``).
+        progress: called with ``(done, total)`` after each clip.
+
+    Returns:
+        FeatureSet with one input per key of ``record.input_keys`` (float32, first dimension = samples),
+        ``meta["preprocessing"]`` (the record), ``meta["diagnostics"]``, ``meta["clips"]`` (computed, cached and
+        failed counts, seconds, workers) and, for ``onset_apex_flow``, ``meta["flow_channels"]``.
+
+    Raises:
+        DataError: a clip fails and ``on_error="raise"``, or no clip is left.
+        ConfigError: an unknown ``on_error`` or ``workers < 1``.
+    """
+    from merkit.datasets.schemes import get_scheme
+    from merkit.face.landmarks import FaceNotFoundError
+
+    if on_error not in ON_ERROR:
+        raise ConfigError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+    if workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
+    start = time.perf_counter()
+    diagnostics = diagnostics if diagnostics is not None else Diagnostics()
+    classes = get_scheme(scheme)
+    labelled = classes.apply(table, diagnostics)
+    rows = labelled.to_dict("records")
+    store = InputsCache(cache, record) if cache is not None else None
+    results: dict[int, tuple[dict, dict] | DataError] = {}
+    for i, row in enumerate(rows):
+        found = store.load(row) if store is not None else None
+        if found is not None:
+            results[i] = found
+    cached, todo = len(results), [i for i in range(len(rows)) if i not in results]
+    cache_root = str(cache) if cache is not None else None
+
+    def collect(i: int, result: tuple[dict, dict] | DataError) -> None:
+        if isinstance(result, DataError) and on_error == "raise":
+            raise result
+        results[i] = result
+        if progress is not None:
+            progress(len(results), len(rows))
+
+    if workers == 1 or len(todo) < 2:
+        for i in todo:
+            collect(i, _compute(rows[i], record, cache_root))
+    else:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                                 initializer=_worker_init) as pool:
+            futures = {pool.submit(_compute, rows[i], record, cache_root): i for i in todo}
+            try:
+                for future in as_completed(futures):
+                    collect(futures[future], future.result())
+            except BaseException:
+                pool.shutdown(cancel_futures=True)  # stop at the first failure instead of finishing the queue
+                raise
+    keep, arrays = [], {key: [] for key in record.input_keys}
+    failed = 0
+    for i, row in enumerate(rows):
+        where = Where(row["dataset"], row["subject"], row["sample"])
+        result = results[i]
+        if isinstance(result, DataError):
+            failed += 1
+            kind = "face-not-found" if isinstance(result, FaceNotFoundError) else "clip-failed"
+            diagnostics.warn(kind, f"skipped: {str(result).split(' [')[0]}", where)
+            continue
+        inputs, meta = result
+        for note in meta.get("notes", []):
+            kind, _, message = note.partition(": ")
+            diagnostics.warn(kind, message, where)
+        for key in record.input_keys:
+            arrays[key].append(inputs[key])
+        keep.append(i)
+    if not keep:
+        raise DataError("no sample left to build inputs from", hint="check the class scheme, the frames and the faces")
+    import torch
+
+    tensors = {key: torch.from_numpy(np.stack(values)) for key, values in arrays.items()}
+    notes = [f"inputs: {record.describe()}"]
+    if "onset_apex_frames" in record.motion.representations:
+        notes.append(f"onset/apex crops with windows of +-{record.motion.jitter} frames for temporal jitter "
+                     "(training only)")
+    if "ss_pairs" in record.motion.representations:
+        notes.append(f"{record.motion.ss_pairs} self-supervised frame pairs per clip, drawn once at preprocessing")
+    meta = {"preprocessing": record.to_dict(), "diagnostics": diagnostics.summary(),
+            "clips": {"clips": len(rows), "computed": len(todo) - failed, "cached": cached, "failed": failed,
+                      "seconds": round(time.perf_counter() - start, 3), "workers": workers}}
+    if "flow" in tensors:
+        meta["flow_channels"] = ["u", "v", "strain"]
+    return FeatureSet(labelled.iloc[keep].reset_index(drop=True), tensors, classes.classes, notes, meta)
+
+
+def load_inputs(data, diagnostics: Diagnostics | None = None, progress=None) -> FeatureSet:
+    """The FeatureSet that a run config's ``data`` section (:class:`merkit.config.DataConfig`) describes.
+
+    ``flow_folder``: the composite-format folder in ``data.path`` (:func:`merkit.inputs.composite.read_composite`).
+    ``raw``: the release in ``data.path`` loaded by name (``data.dataset``), then :func:`build_inputs` with
+    ``data.preprocessing``, cached under ``data.cache`` (default :func:`release_cache_dir`).
+
+    Raises:
+        ConfigError: unknown ``data.kind``, or a missing ``data.path`` / ``data.dataset``.
+        DataError: the data cannot be loaded, or no sample yields inputs.
+    """
+    diagnostics = diagnostics if diagnostics is not None else Diagnostics()
+    if not data.path:
+        raise ConfigError("data.path must name the data folder (a flow folder, or a raw release)")
+    if data.kind == "flow_folder":
+        from merkit.inputs.composite import read_composite
+
+        return read_composite(data.path, data.scheme, data.channels, data.file_channels, data.with_apex,
+                              data.apex_size, data.with_au_boxes, diagnostics, record=data.preprocessing)
+    if data.kind != "raw":
+        raise ConfigError(f"unknown data.kind {data.kind!r}; known: flow_folder, raw")
+    if not data.dataset:
+        raise ConfigError("data.kind 'raw' needs data.dataset (casme2, samm, smic, synthetic, ...)")
+    from merkit.datasets.registry import load_dataset
+
+    table = load_dataset(data.dataset, data.path, diagnostics=diagnostics)
+    cache = Path(data.cache) if data.cache else release_cache_dir(data.path)
+    features = build_inputs(table, data.preprocessing, data.scheme, cache, data.preprocess_workers, data.on_error,
+                            diagnostics, progress)
+    features.notes.insert(0, f"{data.dataset} release at {data.path}")
+    return features

@@ -1,0 +1,367 @@
+"""The MEGC2019 composite's format, read and written in one place.
+
+The composite's inputs (STSTNet, FG 2019; reused by HTNet) are a folder with ``manifest.csv`` (columns ``dataset,
+subject, sample, label, emotion, flow[, apex]``, paths relative to the folder), 28x28 RGB flow PNGs and 224x224 grey
+apex crops. **Channel order in the files:** R = horizontal flow u (positive to the right), G = vertical flow v
+(positive downwards), B = optical strain, each min-max stretched to 0..255 per image. ``cv2.imread`` returns BGR,
+i.e. (strain, v, u); :func:`read_composite` converts to the file's RGB order before selecting channels.
+
+:func:`write_composite` writes that format from a raw sample table, through :func:`merkit.inputs.clip.clip_inputs`
+with a preprocessing record, so a user holding the raw releases can rebuild the benchmark's kind of inputs, or
+build them for another dataset. Besides the composite's files the folder gets ``export.json`` (the record, its
+hash and the counts) and ``provenance.csv`` (per sample the onset and apex frame numbers used and where the apex
+came from). A rerun with the same record reuses the images already written; another record refuses to mix with
+them. :func:`read_composite` takes the folder's own record from ``export.json`` when it has one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+
+from merkit.errors import ConfigError, DataError, Diagnostics, Where
+from merkit.features import FeatureSet
+from merkit.files import write_atomic, write_json
+from merkit.inputs.record import ON_ERROR, Preprocessing
+
+FLOW_FILE_CHANNELS: tuple[str, ...] = ("u", "v", "strain")
+MANIFEST_COLUMNS: tuple[str, ...] = ("dataset", "subject", "sample", "label", "emotion", "flow", "apex")
+REQUIRED_COLUMNS: tuple[str, ...] = MANIFEST_COLUMNS[:-1]
+
+
+# ---------------------------------------------------------------------------------------------------- reading
+
+def read_manifest(root: str | Path) -> pd.DataFrame:
+    """Read and check ``root/manifest.csv``.
+
+    Raises:
+        DataError: the folder or manifest is missing, or required columns are absent.
+    """
+    root = Path(root)
+    path = root / "manifest.csv"
+    if not path.is_file():
+        raise DataError(f"no manifest.csv in {root}", hint="a flow folder needs manifest.csv with columns "
+                        + ", ".join(REQUIRED_COLUMNS))
+    df = pd.read_csv(path, dtype={"subject": str, "sample": str})
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataError(f"{path} lacks columns {missing}")
+    return df
+
+
+def folder_record(root: str | Path) -> Preprocessing | None:
+    """The preprocessing record an exported folder was written with (``export.json``), or ``None``.
+
+    Raises:
+        DataError: ``export.json`` exists but holds no readable record.
+    """
+    path = Path(root) / "export.json"
+    if not path.is_file():
+        return None
+    from merkit.errors import CheckpointError
+
+    try:
+        return Preprocessing.from_dict(json.loads(path.read_text())["preprocessing"], str(path))
+    except (json.JSONDecodeError, KeyError, CheckpointError) as error:
+        raise DataError(f"{path} holds no readable preprocessing record: {error}",
+                        hint="re-export the folder with merkit export-flow") from error
+
+
+def _read_rgb(path: Path, where: Where) -> np.ndarray:
+    if not path.is_file():
+        raise DataError(f"file not found: {path}", where)
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise DataError(f"cannot decode image {path}", where)
+    if img.ndim != 3 or img.shape[2] != 3:
+        channels = 1 if img.ndim == 2 else img.shape[2]
+        raise DataError(f"flow image {path} has {channels} channels, expected 3 (u, v, strain)", where)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def read_composite(
+    root: str | Path,
+    scheme: str = "megc2019-3class",
+    channels: Sequence[str] = FLOW_FILE_CHANNELS,
+    file_channels: Sequence[str] = FLOW_FILE_CHANNELS,
+    with_apex: bool = False,
+    apex_size: int | None = None,
+    with_au_boxes: bool = False,
+    diagnostics: Diagnostics | None = None,
+    record: Preprocessing | None = None,
+) -> FeatureSet:
+    """Load a composite-format folder as a :class:`~merkit.features.FeatureSet`.
+
+    Args:
+        root: folder with ``manifest.csv`` and the images it names.
+        scheme: class scheme name (:mod:`merkit.datasets.schemes`); labels must agree with it.
+        channels: order in which the channels are fed to the model, from ``{"u", "v", "strain"}``.
+        file_channels: the channel order stored in the files' RGB planes (default u, v, strain).
+        with_apex: also load the ``apex`` column as an ``"apex"`` input (grey, (N, 1, S, S)).
+        apex_size: resize apex crops to this side (pixels); ``None`` keeps the stored size.
+        with_au_boxes: also fit dlib's 68 landmarks on each stored apex crop (before resizing) and give FRL-DGT's
+            nine AU boxes as an ``"au_boxes"`` input, float32 (N, 9, 4) in units of the crop side
+            (:func:`merkit.face.regions.image_au_boxes`; a crop where the detector finds no face is counted).
+        diagnostics: receives those warnings; their counts also go to ``meta["diagnostics"]``.
+        record: how the images were made, for ``meta["preprocessing"]`` (checkpoints keep it, and ``merkit
+            predict`` rebuilds such images from videos with it): the folder's own (``export.json``) when it has
+            one, else this, else the default record (the composite's recipe).
+
+    Returns:
+        FeatureSet with input ``"flow"``: float32 (N, len(channels), H, W) in [0, 1], and optionally ``"apex"``
+        and ``"au_boxes"``.
+
+    Raises:
+        DataError: a file is missing or unreadable, has the wrong channel count or size, a sample id repeats, a
+            label disagrees with the class scheme, or the folder's record differs from ``record``. Messages name
+            the dataset, subject and sample.
+    """
+    from merkit.datasets.schemes import get_scheme
+    from merkit.datasets.table import new_sample_table
+
+    root = Path(root)
+    cls = get_scheme(scheme)
+    man = read_manifest(root)
+    unknown = [c for c in list(channels) + list(file_channels) if c not in FLOW_FILE_CHANNELS]
+    if unknown or len(file_channels) != 3 or len(set(file_channels)) != 3:
+        raise DataError(f"channels must be drawn from {FLOW_FILE_CHANNELS}; got channels={list(channels)}, "
+                        f"file_channels={list(file_channels)}")
+    own = folder_record(root)
+    if own is not None and record is not None and own != record:
+        raise DataError(f"{root} was exported with preprocessing {own.config_hash()} ({own.describe()}), the config "
+                        f"says {record.config_hash()} ({record.describe()})",
+                        hint="give the config the export's data.face / data.motion, or re-export with this config")
+    record = own or record or Preprocessing()
+    # The manifest's 'apex' column is an image path; the sample table's 'apex' is a frame number.
+    man = man.rename(columns={"apex": "apex_path"})
+    table = new_sample_table(man.to_dict("records"))  # raises on duplicate sample ids
+    for row in table.itertuples(index=False):
+        where = Where(row.dataset, row.subject, row.sample)
+        expected = cls.label_of(row.emotion)
+        if expected is None or not 0 <= int(row.label) < cls.num_classes:
+            raise DataError(f"label {row.label} / emotion {row.emotion!r} is not a class of {cls.name}", where)
+        if int(row.label) != expected:
+            raise DataError(f"label {row.label} disagrees with emotion {row.emotion!r} "
+                            f"({cls.name} gives {expected})", where)
+    order = [list(file_channels).index(c) for c in channels]
+    diagnostics = diagnostics if diagnostics is not None else Diagnostics()
+    missed_before = diagnostics.summary().get("face-not-detected", 0)
+    flows, apexes, boxes, shape = [], [], [], None
+    for row in table.itertuples(index=False):
+        where = Where(row.dataset, row.subject, row.sample)
+        img = _read_rgb(root / row.flow, where)
+        if shape is None:
+            shape = img.shape
+        elif img.shape != shape:
+            raise DataError(f"flow image is {img.shape}, the first was {shape}", where)
+        flows.append(img[:, :, order])
+        if with_apex or with_au_boxes:
+            if "apex_path" not in table.columns or pd.isna(row.apex_path):
+                raise DataError("with_apex and with_au_boxes need an 'apex' column in the manifest", where)
+            path = root / row.apex_path
+            grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+            if grey is None:
+                raise DataError(f"cannot read apex image {path}", where)
+            if with_au_boxes:
+                from merkit.face.regions import image_au_boxes
+
+                boxes.append(image_au_boxes(grey, where, diagnostics))
+            if apex_size:
+                grey = cv2.resize(grey, (apex_size, apex_size), interpolation=cv2.INTER_AREA)
+            apexes.append(grey[None])
+    flow = torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
+    inputs = {"flow": flow}
+    notes = [f"onset->apex flow images from {root.name}, channels {list(channels)}"]
+    if with_apex:
+        inputs["apex"] = torch.from_numpy(np.stack(apexes)).float().div_(255.0)
+    if with_au_boxes:
+        inputs["au_boxes"] = torch.from_numpy(np.stack(boxes))
+        missed = diagnostics.summary().get("face-not-detected", 0) - missed_before
+        notes.append(f"AU regions from dlib landmarks fitted on each apex crop (in {missed} of {len(table)} crops "
+                     "the detector found no face and the whole crop was the face box)")
+    table = table.drop(columns=[c for c in ("apex_path",) if c in table.columns])
+    return FeatureSet(table, inputs, cls.classes, notes,
+                      {"flow_channels": list(channels), "diagnostics": diagnostics.summary(),
+                       "preprocessing": record.to_dict()})
+
+
+# ---------------------------------------------------------------------------------------------------- writing
+
+def file_stem(dataset: str, subject: str, sample: str) -> str:
+    """The composite's file stem, ``<dataset>_<subject>_<sample>`` (``casme2_sub01_EP02_01f``)."""
+    return f"{dataset}_{subject}_{sample}".replace("/", "-")
+
+
+def flow_to_rgb8(maps: np.ndarray) -> np.ndarray:
+    """(3, S, S) maps u, v, strain, each min-max stretched to [0, 1] -> uint8 (S, S, 3) RGB, 0..255."""
+    return np.stack([np.rint(255.0 * m) for m in maps], axis=-1).astype(np.uint8)
+
+
+def write_flow_png(path: str | Path, rgb: np.ndarray) -> None:
+    """Write an (S, S, 3) uint8 RGB flow image atomically; ``cv2.imwrite`` takes BGR, so the planes are reversed.
+
+    Raises:
+        OSError: the file could not be written.
+    """
+    write_image(path, np.ascontiguousarray(rgb[..., ::-1]))
+
+
+def write_image(path: str | Path, image: np.ndarray) -> None:
+    """Write an image with OpenCV (BGR or grey, format by suffix) atomically.
+
+    Raises:
+        OSError: the file could not be written.
+    """
+    def write(tmp: Path) -> None:
+        if not cv2.imwrite(str(tmp), image):
+            raise OSError(f"could not write {path}")
+
+    write_atomic(path, write)
+
+
+def _export_task(row: dict, record: Preprocessing):
+    from merkit.inputs.build import row_inputs
+
+    try:
+        result = row_inputs(row, record)
+    except DataError as error:
+        return error
+    return result.inputs["flow"], result.crop(result.apex), result.onset, result.apex, result.apex_source
+
+
+def _check_record(out: Path, record: Preprocessing, overwrite: bool) -> None:
+    previous = out / "export.json"
+    if not previous.is_file():
+        return
+    old = json.loads(previous.read_text()).get("record_hash")
+    if old == record.config_hash():
+        return
+    if not overwrite:
+        raise DataError(f"{out} holds an export made with other preprocessing (hash {old}, now "
+                        f"{record.config_hash()})", hint="choose another output folder or pass overwrite=True "
+                        "(--overwrite)")
+    for name in ("flow", "apex"):
+        shutil.rmtree(out / name, ignore_errors=True)
+    for name in ("manifest.csv", "provenance.csv", "export.json"):
+        (out / name).unlink(missing_ok=True)
+
+
+def write_composite(table: pd.DataFrame, out: str | Path, record: Preprocessing = Preprocessing(),
+                    scheme: str = "megc2019-3class", workers: int = 1, on_error: str = "skip",
+                    diagnostics: Diagnostics | None = None, overwrite: bool = False,
+                    progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+    """Write a composite-format folder from a raw sample table.
+
+    Args:
+        table: sample table with ``frames`` and onset/apex/offset frame numbers (a raw dataset loader's output).
+        out: output folder; gets ``flow/*.png``, ``apex/*.jpg``, ``manifest.csv``, ``provenance.csv`` and
+            ``export.json``.
+        record: the preprocessing; it must compute ``onset_apex_flow`` with ``normalise: minmax`` (the format).
+            The apex crop is the aligned apex frame, ``record.face.size`` pixels.
+        scheme: class scheme giving ``label`` and ``emotion`` (the class name); rows it drops are counted.
+        workers: processes computing samples in parallel (1 computes in this process).
+        on_error: ``skip`` (default; counted, named) or ``raise`` for samples that fail (no face, missing frames).
+        diagnostics: collects counted warnings (dropped and failed samples).
+        overwrite: replace an export made with another record instead of raising.
+        progress: called with ``(done, total)`` after each sample.
+
+    Returns:
+        The manifest as written (columns :data:`MANIFEST_COLUMNS`).
+
+    Raises:
+        ConfigError: the record does not make composite images, ``workers < 1`` or an unknown ``on_error``.
+        DataError: a sample fails (with ``on_error="raise"``), no sample is left, or ``out`` holds an export with
+            another record (unless ``overwrite``).
+    """
+    from merkit.datasets.schemes import get_scheme
+
+    if record.motion.representations != ("onset_apex_flow",) or record.motion.normalise != "minmax":
+        raise ConfigError("the composite format holds min-max stretched onset->apex flow: data.motion needs "
+                          f"representations [onset_apex_flow] and normalise minmax, not "
+                          f"{list(record.motion.representations)} / {record.motion.normalise}")
+    if workers < 1 or on_error not in ON_ERROR:
+        raise ConfigError(f"workers must be >= 1 and on_error one of {ON_ERROR}; got {workers}, {on_error!r}")
+    classes = get_scheme(scheme)
+    diagnostics = diagnostics if diagnostics is not None else Diagnostics()
+    out = Path(out)
+    _check_record(out, record, overwrite)
+    (out / "flow").mkdir(parents=True, exist_ok=True)
+    (out / "apex").mkdir(parents=True, exist_ok=True)
+    rows = classes.apply(table, diagnostics).to_dict("records")
+    stems = [file_stem(r["dataset"], r["subject"], r["sample"]) for r in rows]
+    previous = _read_provenance(out)
+    todo = [i for i, stem in enumerate(stems)
+            if not ((out / "flow" / f"{stem}.png").is_file() and (out / "apex" / f"{stem}.jpg").is_file()
+                    and rows[i]["sample_id"] in previous)]
+    pending = set(todo)
+    provenance = {i: previous[rows[i]["sample_id"]] for i in range(len(rows)) if i not in pending}
+    done = len(rows) - len(todo)
+
+    def record_result(i: int, result) -> None:
+        nonlocal done
+        row = rows[i]
+        if isinstance(result, DataError):
+            if on_error == "raise":
+                raise result
+            diagnostics.warn("flow-export-failed", str(result), Where(row["dataset"], row["subject"], row["sample"]))
+        else:
+            flow, apex, onset, apex_frame, source = result
+            write_flow_png(out / "flow" / f"{stems[i]}.png", flow_to_rgb8(flow))
+            # The composite stores its grey apex crops as 3-channel JPEGs.
+            grey = apex if apex.ndim == 2 else cv2.cvtColor(apex, cv2.COLOR_RGB2GRAY)
+            write_image(out / "apex" / f"{stems[i]}.jpg", cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR))
+            provenance[i] = {"sample_id": row["sample_id"], "onset_frame": onset, "apex_frame": apex_frame,
+                             "apex_source": source}
+        done += 1
+        if progress is not None:
+            progress(done, len(rows))
+
+    if workers == 1 or len(todo) < 2:
+        for i in todo:
+            record_result(i, _export_task(rows[i], record))
+    else:
+        from merkit.inputs.build import _worker_init
+
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                                 initializer=_worker_init) as pool:
+            futures = {i: pool.submit(_export_task, rows[i], record) for i in todo}
+            try:
+                for i, future in futures.items():
+                    record_result(i, future.result())
+            except BaseException:
+                pool.shutdown(cancel_futures=True)  # stop at the first failure instead of finishing the queue
+                raise
+    keep = sorted(provenance)
+    if not keep:
+        raise DataError("no sample left to export", hint="check the class scheme, the frames and the faces")
+    manifest = pd.DataFrame({
+        "dataset": [rows[i]["dataset"] for i in keep],
+        "subject": [rows[i]["subject"] for i in keep],
+        "sample": [rows[i]["sample"] for i in keep],
+        "label": [int(rows[i]["label"]) for i in keep],
+        "emotion": [classes.classes[int(rows[i]["label"])] for i in keep],
+        "flow": [f"flow/{stems[i]}.png" for i in keep],
+        "apex": [f"apex/{stems[i]}.jpg" for i in keep],
+    }, columns=list(MANIFEST_COLUMNS))
+    write_atomic(out / "manifest.csv", lambda p: manifest.to_csv(p, index=False))
+    write_atomic(out / "provenance.csv", lambda p: pd.DataFrame([provenance[i] for i in keep]).to_csv(p, index=False))
+    summary = {"preprocessing": record.to_dict(), "record_hash": record.config_hash(), "scheme": classes.name,
+               "samples": len(keep), "skipped": len(rows) - len(keep), "diagnostics": diagnostics.summary()}
+    write_json(out / "export.json", summary)
+    return manifest
+
+
+def _read_provenance(out: Path) -> dict[str, dict]:
+    path = out / "provenance.csv"
+    if not path.is_file() or not (out / "export.json").is_file():
+        return {}
+    return {r["sample_id"]: r for r in pd.read_csv(path, dtype={"sample_id": str}).to_dict("records")}

@@ -1,0 +1,239 @@
+"""Reading frames: image files named by frame number, video files, and single images.
+
+This is the one place where merkit decodes pictures. Every stage reads through it: the dataset loaders list a
+sample's frames (:func:`list_frames`), the inputs stage decodes them (:func:`read_frame`), ``merkit predict`` reads
+a video or a folder of frames (:func:`read_video`) and ``merkit show-face`` one image or video frame
+(:func:`read_image_or_frame`). Frames are always RGB uint8; a stage that needs grey converts after its own warping.
+
+The official releases name their frames in several ways (``img46.jpg``, ``reg_img46.jpg``, ``006_05562.jpg``,
+``image559740.bmp``, ``175.jpg``). In every one of them the frame number is the **last integer in the file stem**,
+and it is padded inconsistently (SAMM uses 4 or 5 digits within one dataset), so frames are always sorted by that
+integer, never by name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from merkit.errors import DataError, Where
+
+IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
+VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+_LAST_INTEGER = re.compile(r"(\d+)(?!.*\d)")
+
+
+def frame_number(path: str | Path) -> int:
+    """The frame number of a frame file: the last integer in its stem (``006_05562.jpg`` -> 5562).
+
+    Raises:
+        DataError: the file name holds no integer.
+    """
+    stem = Path(path).stem
+    match = _LAST_INTEGER.search(stem)
+    if match is None:
+        raise DataError(f"frame file name {Path(path).name!r} holds no frame number", Where(frame=str(path)))
+    return int(match.group(1))
+
+
+def is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def list_frames(folder: str | Path, where: Where | None = None) -> list[Path]:
+    """All image files of ``folder``, sorted by :func:`frame_number`.
+
+    Raises:
+        DataError: the folder does not exist or holds no images, or two files carry the same frame number
+            (``006_5562.jpg`` beside ``006_05562.jpg``), which would make the order ambiguous.
+    """
+    folder = Path(folder)
+    where = where or Where()
+    if not folder.is_dir():
+        raise DataError(f"frame folder not found: {folder}", where,
+                        hint="check --root, and --layout if both raw and cropped releases are present")
+    numbered = sorted((frame_number(p), p) for p in folder.iterdir() if p.is_file() and is_image(p))
+    if not numbered:
+        raise DataError(f"no image frames in {folder}", where)
+    numbers = [n for n, _ in numbered]
+    repeated = sorted({n for n in numbers if numbers.count(n) > 1})
+    if repeated:
+        raise DataError(f"frame numbers {repeated[:5]} occur twice in {folder}", where)
+    return [p for _, p in numbered]
+
+
+def read_frame(path: str | Path, where: Where | None = None) -> np.ndarray:
+    """One frame file as (H, W, 3) RGB uint8.
+
+    Raises:
+        DataError: missing or unreadable file; the message names ``where`` and the frame.
+    """
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        where = dataclasses.replace(where or Where(), frame=Path(path).name)
+        raise DataError("cannot read frame", where, hint=f"check that {path} exists and is an image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+class FrameFiles(Sequence[np.ndarray]):
+    """A clip's frame files as a sequence of frames decoded on indexing (:func:`read_frame`), so that a stage that
+    needs two frames of a 300-frame clip decodes two."""
+
+    def __init__(self, paths: Sequence[str | Path], where: Where | None = None):
+        self.paths = list(paths)
+        self.where = where
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return FrameFiles(self.paths[index], self.where)
+        return read_frame(self.paths[index], self.where)
+
+
+@dataclass
+class VideoFrames:
+    """Frames of a video or a frame folder, in temporal order.
+
+    Attributes:
+        frames: T frames, (H, W, 3) RGB uint8.
+        numbers: T frame numbers (0-based index in a video file; the number in the file name in a folder).
+        fps: frames per second of the frame numbers (from the video container; ``None`` for a folder unless
+            given).
+        source: what was read (a path, or ``"<arrays>"``).
+    """
+
+    frames: list[np.ndarray]
+    numbers: list[int]
+    fps: float | None = None
+    source: str = "<arrays>"
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def where(self, frame: int | None = None) -> Where:
+        """The location of this input (and one of its frames) for errors and warnings."""
+        return Where("video", sample=self.source, frame=frame)
+
+    def position(self, number: int, what: str) -> int:
+        """Index of frame ``number``.
+
+        Raises:
+            DataError: no frame carries that number.
+        """
+        if number not in self.numbers:
+            raise DataError(f"{what} frame {number} is not among the input's frames "
+                            f"{self.numbers[0]}..{self.numbers[-1]}", self.where(number),
+                            hint="frame numbers are 0-based indices in a video file, the file names' numbers in "
+                                 "a frame folder")
+        return self.numbers.index(number)
+
+
+def read_video(source: str | Path, first: int | None = None, last: int | None = None, step: int = 1,
+               fps: float | None = None) -> VideoFrames:
+    """Read a video file (OpenCV/FFmpeg) or a folder of frames (sorted by the number in their names).
+
+    Args:
+        source: a video file or a folder of image frames (``img46.jpg``, ``006_05562.jpg``, ...).
+        first, last: keep frames whose number lies in ``[first, last]`` (inclusive; video frames are numbered
+            from 0).
+        step: keep every ``step``-th of those frames (subsampling a long video).
+        fps: frames per second of a frame folder (a video file's own rate is read from the container). It stays
+            the rate of the frame numbers when ``step`` > 1.
+
+    Returns:
+        :class:`VideoFrames` with RGB uint8 frames.
+
+    Raises:
+        DataError: the input does not exist, cannot be opened or decoded, or holds no frame in the range.
+    """
+    path = Path(source)
+    where = VideoFrames([], [], source=str(path)).where()
+    if step < 1:
+        raise DataError(f"step must be >= 1, got {step}", where)
+    lo, hi = (first if first is not None else 0), (last if last is not None else np.inf)
+    if not path.exists():
+        raise DataError(f"input not found: {path}", where, hint="give a video file or a folder of frames")
+    frames, numbers = [], []
+    if path.is_dir():
+        for p in [p for p in list_frames(path, where) if lo <= frame_number(p) <= hi][::step]:
+            frames.append(read_frame(p, where))
+            numbers.append(frame_number(p))
+        rate = fps
+    else:
+        capture = cv2.VideoCapture(str(path))
+        try:
+            if not capture.isOpened():
+                raise DataError(f"cannot open {path} as a video", where,
+                                hint="give a video file FFmpeg can decode (mp4, avi, ...) or a folder of frames")
+            rate = fps or (capture.get(cv2.CAP_PROP_FPS) or None)
+            index = -1
+            if lo > 0 and capture.set(cv2.CAP_PROP_POS_FRAMES, lo):
+                # FFmpeg seeks to the keyframe before ``lo`` and decodes forward, so the frame index stays exact
+                # and a clip late in a long video is not decoded from the start.
+                index = int(capture.get(cv2.CAP_PROP_POS_FRAMES)) - 1
+            while index < hi:
+                ok, image = capture.read()
+                if not ok:
+                    break
+                index += 1
+                if index >= lo and (index - lo) % step == 0:
+                    frames.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+                    numbers.append(index)
+        finally:
+            capture.release()
+        if index < 0:
+            raise DataError(f"no frame could be decoded from {path}", where,
+                            hint="the file is empty, truncated or not a video")
+    if not frames:
+        raise DataError(f"no frame of {path} lies in [{first}, {last}]", where,
+                        hint="check --first/--last (or onset/offset) against the input's frame numbers")
+    return VideoFrames(frames, numbers, rate, str(path))
+
+
+def as_video(video: "str | Path | VideoFrames | Sequence[np.ndarray]", first: int | None = None,
+             last: int | None = None, step: int = 1, fps: float | None = None) -> VideoFrames:
+    """``video`` as :class:`VideoFrames`: read a path (:func:`read_video`), or wrap arrays (RGB uint8, numbered
+    0..T-1), keeping the frames numbered in ``[first, last]``.
+
+    Raises:
+        DataError: as :func:`read_video`, or no frame lies in the range.
+    """
+    if isinstance(video, (str, Path)):
+        return read_video(video, first, last, step, fps)
+    if not isinstance(video, VideoFrames):
+        frames = [np.asarray(f) for f in video]
+        video = VideoFrames(frames, list(range(len(frames))), fps)
+    lo, hi = (first if first is not None else -np.inf), (last if last is not None else np.inf)
+    keep = [i for i, n in enumerate(video.numbers) if lo <= n <= hi][::step]
+    if not keep:
+        raise DataError(f"no frame lies in [{first}, {last}]", video.where())
+    return VideoFrames([video.frames[i] for i in keep], [video.numbers[i] for i in keep], video.fps, video.source)
+
+
+def read_image_or_frame(source: str | Path, frame: int = 0) -> np.ndarray:
+    """An (H, W, 3) RGB uint8 image: the file itself, or frame ``frame`` (0-based) of a video.
+
+    Raises:
+        DataError: the file cannot be read, or the video has fewer frames.
+    """
+    source = Path(source)
+    if source.suffix.lower() in VIDEO_SUFFIXES:
+        where = Where(sample=source.name, frame=frame)
+        if not source.is_file():
+            raise DataError("file not found", where, hint=str(source))
+        video = read_video(source, frame, frame)
+        if video.numbers != [frame]:
+            raise DataError(f"cannot read frame {frame} of the video", where,
+                            hint="the video may be shorter, or its codec unsupported by OpenCV")
+        return video.frames[0]
+    if not source.is_file():
+        raise DataError("file not found", Where(sample=source.name), hint=str(source))
+    return read_frame(source, Where(sample=source.name))

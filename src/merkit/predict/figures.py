@@ -1,0 +1,126 @@
+"""Figures of ``merkit predict``: one clip (:func:`prediction_figure`) and a spotting timeline
+(:func:`timeline_figure`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from merkit.files import write_atomic
+
+from merkit.predict.results import Prediction, SpotResult
+
+
+def _motion_image(inputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, str]:
+    """A displayable (H, W[, 3]) image of the first motion input, and its caption."""
+    for key in ("flow", "apex_minus_onset", "dynamic_image", "long_term_flow"):
+        if key in inputs:
+            a = np.asarray(inputs[key], dtype=np.float32)
+            if key == "long_term_flow":
+                a = a[len(a) // 2]
+            if key == "apex_minus_onset":
+                a = 0.5 + 0.5 * a / max(float(np.abs(a).max()), 1e-6)
+            image = a[0] if a.shape[0] == 1 else a[:3].transpose(1, 2, 0)
+            caption = "flow (R u, G v, B strain)" if key == "flow" else key.replace("_", " ")
+            return np.clip(image, 0, 1), caption
+    return np.zeros((8, 8)), "no motion input"
+
+
+def prediction_figure(prediction: Prediction, path: str | Path) -> Path:
+    """Write the figure of one :class:`Prediction`: onset and apex crops, the motion map, the model's feature map
+    (channel-mean of |features|, upsampled over the apex crop) where the model has a spatial one, and the class
+    probabilities."""
+    import cv2
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    has_map = prediction.feature_map is not None
+    panels = 4 + int(has_map)
+    fig, axes = plt.subplots(1, panels, figsize=(2.6 * panels, 2.9),
+                             gridspec_kw={"width_ratios": [1] * (panels - 1) + [1.3]})
+    grey = {"cmap": "gray", "vmin": 0, "vmax": 255}
+    for ax, key in zip(axes, ("onset", "apex")):
+        number = prediction.onset if key == "onset" else prediction.apex
+        ax.imshow(prediction.crops[key], **(grey if prediction.crops[key].ndim == 2 else {}))
+        ax.set_title(f"{key} (frame {number})", fontsize=9)
+    motion, caption = _motion_image(prediction.inputs)
+    axes[2].imshow(motion, cmap="gray" if motion.ndim == 2 else None, interpolation="nearest")
+    axes[2].set_title(caption, fontsize=9)
+    if has_map:
+        apex = prediction.crops["apex"]
+        heat = np.abs(prediction.feature_map).mean(axis=0)
+        heat = cv2.resize(heat.astype(np.float32), apex.shape[1::-1], interpolation=cv2.INTER_CUBIC)
+        axes[3].imshow(apex, **(grey if apex.ndim == 2 else {}))
+        axes[3].imshow(heat, cmap="inferno", alpha=0.55)
+        axes[3].set_title("model feature map", fontsize=9)
+    for ax in axes[:-1]:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    bars = axes[-1]
+    names = list(prediction.probabilities)
+    values = [prediction.probabilities[n] for n in names]
+    colours = ["tab:orange" if n == prediction.label else "tab:grey" for n in names]
+    bars.barh(names, values, color=colours)
+    bars.set_xlim(0, 1)
+    bars.invert_yaxis()
+    bars.set_title(f"prediction: {prediction.label}", fontsize=9)
+    bars.tick_params(labelsize=8)
+    for y, v in enumerate(values):
+        bars.text(min(v + 0.02, 0.8), y, f"{v:.2f}", va="center", fontsize=8)
+    t = prediction.timing
+    fig.suptitle(f"{Path(prediction.source).name}: onset {prediction.onset}, apex {prediction.apex} "
+                 f"({prediction.apex_source}); face {t.face:.2f} s, motion {t.motion:.2f} s, model {t.model:.3f} s",
+                 fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    write_atomic(path, lambda p: fig.savefig(p, dpi=90))
+    plt.close(fig)
+    return path
+
+
+def timeline_figure(result: SpotResult, path: str | Path) -> Path:
+    """Write the timeline of a :class:`SpotResult`: each window's peak motion score at its peak frame, the
+    threshold, and the candidate intervals shaded and labelled with their predicted class."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scale = (1.0 / result.fps) if result.fps else 1.0
+    unit = "s" if result.fps else "frame"
+    fig, ax = plt.subplots(figsize=(10, 2.8))
+    curve = result.curve
+    ax.plot(curve["peak"] * scale, curve["score"], "o-", ms=3, lw=1, color="tab:blue",
+            label="peak motion vs local onset")
+    ax.axhline(result.threshold, color="tab:red", ls="--", lw=1, label=f"threshold {result.threshold:.2f} px")
+    rising = curve[(curve["score"] >= result.threshold) & ~curve["interior"].astype(bool)]
+    ax.plot(rising["peak"] * scale, rising["score"], "x", ms=6, color="black",
+            label="still rising at window end (not a candidate)")
+    colours = dict(zip(result.classes, plt.rcParams["axes.prop_cycle"].by_key()["color"][1:]))
+    top = float(curve["score"].max()) if len(curve) else 1.0
+    for k, row in enumerate(result.intervals.itertuples(index=False)):
+        ax.axvspan(row.onset * scale, row.offset * scale, color=colours.get(row.label, "tab:grey"), alpha=0.3)
+        # Neighbouring intervals can be a fraction of a second apart: stagger their labels.
+        ax.text(row.apex * scale, top * (1.03 + 0.1 * (k % 2)), row.label, ha="center", va="bottom", fontsize=7)
+    for skipped in result.skipped_frames:
+        ax.axvline(skipped * scale, color="black", alpha=0.15, lw=0.8)
+    ax.set_xlim(result.frame_numbers[0] * scale, result.frame_numbers[-1] * scale)
+    ax.set_ylim(0, top * 1.25 if top > 0 else 1)
+    ax.set_xlabel(unit)
+    ax.set_ylabel("motion (px)")
+    ax.set_title(f"{Path(result.source).name}: {len(result.intervals)} candidate interval(s) from "
+                 f"{len(curve)} windows", fontsize=9)
+    from matplotlib.patches import Patch
+
+    handles = ax.get_legend_handles_labels()[0] + [Patch(color=colours[c], alpha=0.3, label=c)
+                                                   for c in result.classes if c in colours]
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.tight_layout()
+    path = Path(path)
+    write_atomic(path, lambda p: fig.savefig(p, dpi=90))
+    plt.close(fig)
+    return path

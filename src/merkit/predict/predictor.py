@@ -1,0 +1,289 @@
+"""Micro-expression recognition on new videos: a checkpoint, a video of a face, a typed answer.
+
+Practitioners do not run LOSO. They hold a trained model and a video, and ask: is there a micro-expression here,
+when, and which? :class:`Predictor` answers with a checkpoint (:class:`merkit.checkpoint.Checkpoint`):
+
+* :meth:`Predictor.predict` (one clip, onset and apex given or spotted) -> :class:`~merkit.predict.Prediction`;
+* :meth:`Predictor.spot` (a long video: sliding windows, candidate intervals from peaks of motion relative to a
+  local onset, each interval recognised) -> :class:`~merkit.predict.SpotResult`, the spot-then-recognise setting
+  of the MEGC challenges.
+
+Like a Hugging Face pipeline it runs three steps: :meth:`Predictor.preprocess` (the inputs stage,
+:func:`merkit.inputs.clip_inputs`, with the checkpoint's preprocessing record: the code and settings that built the
+training inputs), :meth:`Predictor.forward` (the model, whichever it is) and :meth:`Predictor.postprocess`
+(probabilities and the answer).
+
+Robustness: an onset frame without a face is skipped with a counted warning and the next frame becomes the onset;
+several faces use the largest, with a warning; a missing, unreadable, empty or too short input raises
+:class:`merkit.errors.DataError` with a hint.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from merkit.errors import CheckpointError, DataError, Diagnostics, Where
+from merkit.inputs.clip import ClipInputs
+from merkit.inputs.record import Preprocessing
+from merkit.media import VideoFrames, as_video
+from merkit.motion.spotting import SpotConfig
+from merkit.predict.results import Prediction, SpotResult, Timing
+
+VideoLike = "str | Path | VideoFrames | Sequence[np.ndarray]"
+
+
+class Predictor:
+    """A trained model and the preprocessing that built its inputs, ready for new videos.
+
+    Build it with :meth:`from_checkpoint`; then :meth:`predict` one clip or :meth:`spot` a long video.
+
+    Raises:
+        CheckpointError: the model needs inputs the preprocessing record does not build.
+    """
+
+    def __init__(self, model, classes: Sequence[str], preprocessing: Preprocessing, checkpoint=None,
+                 notes: Sequence[str] = ()):
+        self.model = model.eval()
+        self.classes = tuple(classes)
+        self.preprocessing = preprocessing
+        self.checkpoint = checkpoint
+        self.notes = list(notes)
+        missing = [k for k in model.input_keys if k not in preprocessing.input_keys]
+        if missing:
+            raise CheckpointError(f"the model needs inputs {missing}, which preprocessing "
+                                  f"{list(preprocessing.motion.representations)} does not build (it builds "
+                                  f"{list(preprocessing.input_keys)})")
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, preprocessing: Preprocessing | None = None) -> "Predictor":
+        """Load a checkpoint folder written by :func:`merkit.api.train` (:meth:`Checkpoint.load`).
+
+        Args:
+            preprocessing: replaces the checkpoint's record; you then vouch that it matches how the training
+                inputs were made.
+
+        Raises:
+            CheckpointError: see :meth:`merkit.checkpoint.Checkpoint.load`.
+        """
+        from merkit.checkpoint import Checkpoint
+
+        checkpoint, model = Checkpoint.load(path, preprocessing)
+        notes = ["preprocessing given by the caller, not read from the checkpoint"] if preprocessing else []
+        predictor = cls(model, checkpoint.classes, checkpoint.preprocessing, checkpoint, notes)
+        predictor.load_face_models()
+        return predictor
+
+    def load_face_models(self) -> None:
+        """Load dlib's detector and 68-point model now (about 1-2 s, once per process), so that the first clip's
+        ``timing.face`` measures the face stage rather than reading a 100 MB model file."""
+        from merkit.face.landmarks import detect_faces, landmarks_in_box
+
+        blank = np.zeros((16, 16), np.uint8)
+        detect_faces(blank, self.preprocessing.face.detector, 0)
+        landmarks_in_box(blank, (0, 0, 15, 15))
+
+    # ------------------------------------------------------------------ the three steps
+
+    def preprocess(self, frames: VideoFrames, begin: int, end: int, apex: int | None, diagnostics: Diagnostics,
+                   stop: int) -> tuple[ClipInputs, list[int]]:
+        """The model inputs of ``frames[begin:end]``, fitted on the first of them that shows a face (tried up to
+        position ``stop``, exclusive); the frames without a face before it are skipped and counted.
+
+        Returns:
+            ``(ClipInputs, skipped frame numbers)``.
+
+        Raises:
+            FaceNotFoundError: no frame up to ``stop`` shows a face.
+            DataError: as :func:`merkit.inputs.clip_inputs`.
+        """
+        from merkit.face.landmarks import FaceNotFoundError
+        from merkit.inputs.clip import clip_inputs
+
+        face = self.preprocessing.face
+        skipped: list[int] = []
+        for ref in range(begin, max(stop, begin + 1)):
+            number = frames.numbers[ref]
+            where = frames.where(number)
+            if apex is not None and apex not in frames.numbers[ref:end]:
+                raise DataError(f"apex frame {apex} comes before the first frame with a face", frames.where(apex),
+                                hint="choose a later apex or a clip where the face is visible")
+            try:
+                result = clip_inputs(frames.frames[ref:end], frames.numbers[ref:end], self.preprocessing, onset=number,
+                                     apex=apex, where=where, sample_id=f"video/input/{number}",
+                                     apex_rule="annotated-or-spot")
+            except FaceNotFoundError:
+                diagnostics.warn("no-face", "no face on the frame; skipped", where)
+                skipped.append(number)
+                continue
+            for note in result.notes:
+                kind, _, message = note.partition(": ")
+                diagnostics.warn(kind, message, where)
+            return result, skipped
+        first, last = frames.numbers[begin], frames.numbers[max(stop, begin + 1) - 1]
+        raise FaceNotFoundError(f"no face found on frames {first}..{last}", frames.where(),
+                                hint=f"the face must be visible and frontal at the onset; the checkpoint's detector "
+                                     f"is {face.detector!r} with upsample={face.upsample} (small faces need a higher "
+                                     "upsample)")
+
+    def forward(self, inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """The model on one clip's inputs: class probabilities (float64, summing to 1) and its spatial feature map
+        ((C, h, w) float32, or ``None`` when its features are not spatial)."""
+        import torch
+
+        batch = {k: torch.from_numpy(np.ascontiguousarray(inputs[k]))[None] for k in self.model.input_keys}
+        with torch.no_grad():
+            features = self.model.forward_features(batch)
+            logits = self.model.forward_head(features)
+            probs = torch.softmax(logits.float(), dim=1)[0].numpy().astype(np.float64)
+        return probs, (features[0].float().numpy() if features.ndim == 4 else None)
+
+    def postprocess(self, result: ClipInputs, probs: np.ndarray, feature_map: np.ndarray | None, frames: VideoFrames,
+                    timing: Timing, diagnostics: Diagnostics, skipped: list[int]) -> Prediction:
+        """The :class:`Prediction` of one clip."""
+        clip = result.clip
+        return Prediction(
+            label=self.classes[int(np.argmax(probs))],
+            probabilities={c: float(p) for c, p in zip(self.classes, probs)},
+            onset=result.onset, apex=result.apex, offset=result.offset,
+            apex_source="given" if result.apex_source == "annotated" else result.apex_source,
+            face_box=tuple(int(v) for v in clip.face_box), n_faces=int(clip.n_faces), timing=timing,
+            skipped_frames=list(skipped), warnings=diagnostics.summary(), fps=frames.fps, source=frames.source,
+            crops={"onset": result.crop(result.onset), "apex": result.crop(result.apex)},
+            inputs={k: result.inputs[k] for k in self.model.input_keys}, feature_map=feature_map)
+
+    def _recognise(self, frames: VideoFrames, begin: int, end: int, apex: int | None, diagnostics: Diagnostics,
+                   timing: Timing, stop: int) -> Prediction:
+        result, skipped = self.preprocess(frames, begin, end, apex, diagnostics, stop)
+        timing.face += result.seconds["face"]
+        timing.motion += result.seconds["motion"]
+        t0 = time.perf_counter()
+        probs, feature_map = self.forward(result.inputs)
+        timing.model += time.perf_counter() - t0
+        return self.postprocess(result, probs, feature_map, frames, timing, diagnostics, skipped)
+
+    # ------------------------------------------------------------------ one clip
+
+    def predict(self, video: VideoLike, onset: int | None = None, apex: int | None = None,
+                offset: int | None = None, fps: float | None = None) -> Prediction:
+        """Recognise the micro-expression of one clip.
+
+        The clip runs from ``onset`` to ``offset`` (frame numbers; default the input's first and last frame, or
+        ``apex`` when only the apex is given). The face is fitted on the onset frame and that one transform warps
+        every frame, as in training. Without ``apex`` the apex follows merkit's apex rule
+        (:func:`merkit.motion.spotting.choose_apex`, with the checkpoint's ``spot_measure``). An onset frame
+        without a face is skipped (counted warning) and the next frame becomes the onset.
+
+        Args:
+            video: a video file, a folder of frames, :class:`VideoFrames`, or a sequence of RGB uint8 arrays.
+            onset, apex, offset: frame numbers (0-based in a video file; the file names' numbers in a folder).
+            fps: frame rate of a frame folder (for the times in the output).
+
+        Raises:
+            DataError: unreadable, empty or too short input, onset/apex/offset out of order or not among the
+                frames, or no face on any frame before the apex.
+        """
+        given = Where("video", sample=str(video) if isinstance(video, (str, Path)) else getattr(
+            video, "source", "<arrays>"))
+        if onset is not None and apex is not None and apex <= onset:
+            raise DataError(f"the apex ({apex}) must come after the onset ({onset})", given)
+        if offset is not None and apex is not None and offset < apex:
+            raise DataError(f"the offset ({offset}) comes before the apex ({apex})", given)
+        timing = Timing()
+        start = time.perf_counter()
+        frames = as_video(video, onset, offset if offset is not None else apex, fps=fps)
+        timing.read = time.perf_counter() - start
+        if len(frames) < 2:
+            raise DataError(f"the clip has {len(frames)} frame; recognition needs an onset and a later apex",
+                            frames.where(), hint="give at least two frames (check --onset/--apex/--offset)")
+        stop = frames.position(apex, "apex") if apex is not None else len(frames) - 1
+        return self._recognise(frames, 0, len(frames), apex, Diagnostics(), timing, stop)
+
+    # ------------------------------------------------------------------ long videos
+
+    def spot(self, video: VideoLike, config: SpotConfig = SpotConfig(), first: int | None = None,
+             last: int | None = None, step: int = 1, fps: float | None = None) -> SpotResult:
+        """Find candidate micro-expression intervals in a long video and recognise each (see
+        :class:`merkit.motion.spotting.SpotConfig`).
+
+        Args:
+            video: a video file, a folder of frames, :class:`VideoFrames` or a sequence of RGB uint8 arrays.
+            config: window, hop and threshold.
+            first, last: scan only frames numbered in ``[first, last]``.
+            step: keep every ``step``-th frame (the window and hop stay in seconds, so they span fewer kept frames).
+            fps: frame rate of a frame folder (default ``config.default_fps``).
+
+        Returns:
+            :class:`SpotResult`; its intervals may be empty.
+
+        Raises:
+            DataError: unreadable, empty or too short input (fewer frames than one window), or no face anywhere.
+        """
+        from merkit.face.clip import align_frames
+        from merkit.face.landmarks import FaceNotFoundError
+        from merkit.motion.spotting import motion_curve, select_intervals, smooth_curve
+
+        timing = Timing()
+        t0 = time.perf_counter()
+        frames = as_video(video, first, last, step, fps)
+        timing.read = time.perf_counter() - t0
+        # Frame numbers keep the source's rate; subsampling (step) spreads them, so windows count kept frames.
+        spacing = float(np.median(np.diff(frames.numbers))) if len(frames) > 1 else 1.0
+        window, hop = config.frames(frames.fps / spacing if frames.fps else None)
+        if len(frames) < window:
+            raise DataError(f"the input has {len(frames)} frames, fewer than one spotting window ({window})",
+                            frames.where(), hint="give a longer video, a smaller window_s, or use predict on a "
+                                                 "short clip")
+        diagnostics = Diagnostics()
+        rows, skipped = [], []
+        for begin in range(0, len(frames) - window + 1, hop):
+            end = begin + window
+            where = frames.where(frames.numbers[begin])
+            t1 = time.perf_counter()
+            try:
+                clip = align_frames(frames.frames[begin:end], self.preprocessing.face, 0, where,
+                                    frame_numbers=frames.numbers[begin:end])
+            except FaceNotFoundError:
+                diagnostics.warn("no-face", "no face on the frame; skipped", where)
+                skipped.append(frames.numbers[begin])
+                continue
+            finally:
+                timing.face += time.perf_counter() - t1
+            if clip.n_faces > 1:
+                diagnostics.warn("several-faces", f"{clip.n_faces} faces on the reference frame; the largest "
+                                 f"{clip.face_box} is used", where)
+            t1 = time.perf_counter()
+            curve = smooth_curve(motion_curve(clip.frames, 0, None, config.measure, config.method), config.smooth)
+            timing.motion += time.perf_counter() - t1
+            peak = int(np.argmax(curve[1:])) + 1
+            rows.append({"onset": frames.numbers[begin], "peak": clip.frame_numbers[peak],
+                         "offset": frames.numbers[end - 1], "score": float(curve[peak]),
+                         "interior": peak < len(curve) - 1})
+        if not rows:
+            raise DataError("no window had a face on its first frame", frames.where(),
+                            hint="the face must be visible and frontal; check the detector settings")
+        windows = pd.DataFrame(rows)
+        chosen, threshold = select_intervals(windows, config)
+        predictions, records = [], []
+        to_s = (lambda n: None if not frames.fps else round(n / frames.fps, 4))
+        for i in chosen:
+            row = windows.iloc[i]
+            begin = frames.numbers.index(int(row.onset))
+            pred = self._recognise(frames, begin, begin + window, int(row.peak), Diagnostics(), Timing(), begin + 1)
+            for stage in ("face", "motion", "model"):
+                setattr(timing, stage, getattr(timing, stage) + getattr(pred.timing, stage))
+            predictions.append(pred)
+            records.append({"onset": pred.onset, "apex": pred.apex, "offset": pred.offset,
+                            "onset_s": to_s(pred.onset), "apex_s": to_s(pred.apex), "offset_s": to_s(pred.offset),
+                            "score": round(float(row.score), 4), "label": pred.label,
+                            **{f"prob_{c}": round(p, 4) for c, p in pred.probabilities.items()}})
+        columns = ["onset", "apex", "offset", "onset_s", "apex_s", "offset_s", "score", "label"] + [
+            f"prob_{c}" for c in self.classes]
+        return SpotResult(pd.DataFrame(records, columns=columns), windows, threshold, predictions,
+                          list(frames.numbers), self.classes, timing, skipped, diagnostics.summary(), frames.fps,
+                          frames.source)
+

@@ -1,0 +1,141 @@
+"""What :class:`merkit.predict.Predictor` answers: :class:`Prediction` for one clip, :class:`SpotResult` for a long
+video, with the time spent per stage (:class:`Timing`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from merkit import __version__
+from merkit.files import write_atomic, write_text
+
+
+@dataclass
+class Timing:
+    """Seconds spent per stage: reading frames, face (detection, landmarks, warping), motion (apex spotting,
+    representations), model (forward pass)."""
+
+    read: float = 0.0
+    face: float = 0.0
+    motion: float = 0.0
+    model: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.read + self.face + self.motion + self.model
+
+    def to_dict(self) -> dict[str, float]:
+        return {**{k: round(v, 4) for k, v in dataclasses.asdict(self).items()}, "total": round(self.total, 4)}
+
+
+@dataclass
+class Prediction:
+    """The answer of :meth:`Predictor.predict` for one clip.
+
+    Attributes:
+        label: the predicted class name.
+        probabilities: class name -> softmax probability (they sum to 1).
+        onset, apex, offset: frame numbers used (video frames count from 0).
+        apex_source: ``given`` or ``spotted``.
+        face_box: (left, top, right, bottom) of the face on the onset frame, source pixels.
+        n_faces: faces found on the onset frame (the largest is used).
+        timing: seconds per stage.
+        skipped_frames: frame numbers skipped because they showed no face.
+        warnings: counted warnings by kind (``no-face``, ``several-faces``, ...).
+        fps: frames per second of the input, when known.
+        source: the input that was read.
+        crops: the aligned onset and apex crops, (S, S) or (S, S, 3) uint8 (for the figure).
+        inputs: the model inputs, name -> float32 array without the batch dimension.
+        feature_map: ``model.forward_features`` of the clip when it is spatial, (C, h, w) float32, else ``None``.
+    """
+
+    label: str
+    probabilities: dict[str, float]
+    onset: int
+    apex: int
+    offset: int
+    apex_source: str
+    face_box: tuple[int, int, int, int]
+    n_faces: int
+    timing: Timing
+    skipped_frames: list[int] = field(default_factory=list)
+    warnings: dict[str, int] = field(default_factory=dict)
+    fps: float | None = None
+    source: str = ""
+    crops: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    inputs: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    feature_map: np.ndarray | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON record: everything but the arrays."""
+        seconds = (lambda n: None if not self.fps else round(n / self.fps, 4))
+        return {"source": self.source, "label": self.label,
+                "probabilities": {k: float(v) for k, v in self.probabilities.items()},
+                "onset": self.onset, "apex": self.apex, "offset": self.offset, "apex_source": self.apex_source,
+                "onset_s": seconds(self.onset), "apex_s": seconds(self.apex), "fps": self.fps,
+                "face_box": list(self.face_box), "n_faces": self.n_faces, "timing": self.timing.to_dict(),
+                "skipped_frames": list(self.skipped_frames), "warnings": dict(self.warnings),
+                "merkit_version": __version__}
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        text = json.dumps(self.to_dict(), indent=2)
+        if path is not None:
+            write_text(path, text)
+        return text
+
+    def save_figure(self, path: str | Path) -> Path:
+        """Onset and apex crops, the motion map, the model's feature map (where spatial) and probability bars."""
+        from merkit.predict.figures import prediction_figure
+
+        return prediction_figure(self, path)
+
+
+@dataclass
+class SpotResult:
+    """The answer of :meth:`Predictor.spot` for a long video.
+
+    Attributes:
+        intervals: one row per candidate interval: ``onset, apex, offset`` (frame numbers), ``onset_s, apex_s,
+            offset_s`` (seconds, when the frame rate is known), ``score`` (peak motion relative to the local onset,
+            pixels), ``label`` and ``prob_<class>``.
+        curve: one row per window: ``onset`` (frame number of the local onset), ``peak`` (frame number of its
+            strongest motion), ``offset`` (its last frame), ``score`` and ``interior`` (the peak lies before the last
+            frame); windows skipped for want of a face are absent.
+        threshold: the score threshold (pixels) a window needed to become a candidate.
+        predictions: the :class:`Prediction` of each interval.
+        frame_numbers: all frame numbers scanned.
+    """
+
+    intervals: pd.DataFrame
+    curve: pd.DataFrame
+    threshold: float
+    predictions: list[Prediction]
+    frame_numbers: list[int]
+    classes: tuple[str, ...]
+    timing: Timing
+    skipped_frames: list[int] = field(default_factory=list)
+    warnings: dict[str, int] = field(default_factory=dict)
+    fps: float | None = None
+    source: str = ""
+
+    def to_csv(self, path: str | Path) -> Path:
+        return write_atomic(path, lambda p: self.intervals.to_csv(p, index=False))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "fps": self.fps, "frames": len(self.frame_numbers),
+                "first": self.frame_numbers[0], "last": self.frame_numbers[-1], "threshold": self.threshold,
+                "windows": len(self.curve), "intervals": self.intervals.to_dict("records"),
+                "timing": self.timing.to_dict(), "skipped_frames": list(self.skipped_frames),
+                "warnings": dict(self.warnings), "merkit_version": __version__}
+
+    def save_timeline(self, path: str | Path) -> Path:
+        """Motion score over time, the threshold, and the intervals coloured by predicted class."""
+        from merkit.predict.figures import timeline_figure
+
+        return timeline_figure(self, path)
