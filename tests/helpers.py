@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
+import pandas as pd
 import torch
 
 from merkit.datasets.table import new_sample_table
@@ -43,3 +45,18 @@ def adamw_losses(model: torch.nn.Module, inputs: dict[str, torch.Tensor], labels
         opt.step()
         losses.append(loss.item())
     return losses
+
+
+def write_flow_folder(root, subjects=3):
+    """The toy features as a flow folder on disk (manifest.csv + RGB PNGs), like the composite."""
+    fs = toy_flow_features(subjects=subjects, per_class=3)
+    (root / "flow").mkdir(parents=True)
+    rows = []
+    for r, img in zip(fs.table.itertuples(), fs.inputs["flow"].numpy()):
+        name = f"flow/{r.subject}_{r.sample}.png"
+        rgb = (np.clip(img / img.max(), 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
+        cv2.imwrite(str(root / name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        rows.append({"dataset": r.dataset, "subject": r.subject, "sample": r.sample, "label": r.label,
+                     "emotion": r.emotion, "flow": name})
+    pd.DataFrame(rows).to_csv(root / "manifest.csv", index=False)
+    return root

@@ -1,27 +1,9 @@
 import json
 
-import cv2
-import numpy as np
-import pandas as pd
 from typer.testing import CliRunner
 
 from merkit.cli import app
-from tests.helpers import toy_flow_features
-
-
-def write_flow_folder(root, subjects=3):
-    """The toy features as a flow folder on disk (manifest.csv + RGB PNGs), like the composite."""
-    fs = toy_flow_features(subjects=subjects, per_class=3)
-    (root / "flow").mkdir(parents=True)
-    rows = []
-    for r, img in zip(fs.table.itertuples(), fs.inputs["flow"].numpy()):
-        name = f"flow/{r.subject}_{r.sample}.png"
-        rgb = (np.clip(img / img.max(), 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
-        cv2.imwrite(str(root / name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        rows.append({"dataset": r.dataset, "subject": r.subject, "sample": r.sample, "label": r.label,
-                     "emotion": r.emotion, "flow": name})
-    pd.DataFrame(rows).to_csv(root / "manifest.csv", index=False)
-    return root
+from tests.helpers import write_flow_folder
 
 
 def test_evaluate_report_compare_and_train_from_the_command_line(tmp_path):

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from merkit.config import RunConfig, dump_config, load_config
+from merkit.errors import ConfigError, Diagnostics
 from merkit.features import FeatureSet
 from merkit.files import write_json
 
@@ -96,10 +97,14 @@ def evaluate(config: RunConfig, out_dir: str | Path | None = None, features: Fea
     run_dir.mkdir(parents=True, exist_ok=True)
     dump_config(config, run_dir / "config.yaml")
     total = len(plan_units(config, data, run_dir))
+    run_diagnostics = Diagnostics()
     with _progress(total, progress) as bar:
         task = bar.add_task("units", total=total)
-        preds = run_loso(config, data, run_dir, on_unit_done=lambda _plan: bar.advance(task))
-    diagnostics = data.meta.get("diagnostics", {})
+        preds = run_loso(config, data, run_dir, on_unit_done=lambda _plan: bar.advance(task),
+                         diagnostics=run_diagnostics)
+    diagnostics = dict(data.meta.get("diagnostics", {}))
+    for kind, count in run_diagnostics.summary().items():
+        diagnostics[kind] = diagnostics.get(kind, 0) + count
     model_gt, model_notes = model_facts(config, data)
     devices = f"trained on: {', '.join(run_provenance(run_dir))}"
     machines = f"machine and software: {'; '.join(run_provenance(run_dir, 'environments'))}"
@@ -115,22 +120,32 @@ def report(run_dir: str | Path) -> Path:
     """Regenerate ``metrics.json``, ``report.md``, ``confusion.png`` and logs from a run folder's predictions.
 
     Raises:
-        FileNotFoundError: the folder lacks ``config.yaml`` or ``predictions.csv``.
+        ConfigError: the folder lacks ``config.yaml`` or ``predictions.csv``, or one of them is damaged.
     """
     from merkit.evaluation.report import write_outputs
 
     run_dir = Path(run_dir)
     for name in ("config.yaml", "predictions.csv"):
         if not (run_dir / name).is_file():
-            raise FileNotFoundError(f"{run_dir / name} not found: is {run_dir} a merkit run folder?")
+            raise ConfigError(f"{run_dir / name} not found: is {run_dir} a merkit run folder?")
     config = load_config(run_dir / "config.yaml")
-    preds = pd.read_csv(run_dir / "predictions.csv", dtype={"subject": str, "sample": str})
+    preds = _read_saved(run_dir / "predictions.csv",
+                        lambda p: pd.read_csv(p, dtype={"subject": str, "sample": str}))
     classes = tuple(c[len("prob_"):] for c in preds.columns if c.startswith("prob_"))
     side = run_dir / "data_notes.json"
-    extra = json.loads(side.read_text()) if side.is_file() else {}
+    extra = _read_saved(side, lambda p: json.loads(p.read_text())) if side.is_file() else {}
     write_outputs(run_dir, config, preds, classes, extra.get("notes", []), extra.get("diagnostics", {}),
                   extra.get("ground_truth_inputs", []))
     return run_dir / "report.md"
+
+
+def _read_saved(path: Path, read):
+    """``read(path)`` of a file a run wrote, a damaged one reported as a :class:`ConfigError` naming it."""
+    try:
+        return read(path)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as error:  # JSONDecodeError is a ValueError
+        raise ConfigError(f"{path} is damaged ({str(error).splitlines()[0]}); rerun merkit evaluate with the same "
+                          "--out to rebuild it from the run's units") from error
 
 
 def compare(run_dirs: list[str | Path]) -> str:
@@ -140,8 +155,8 @@ def compare(run_dirs: list[str | Path]) -> str:
         d = Path(d)
         path = d / "metrics.json"
         if not path.is_file():
-            raise FileNotFoundError(f"{path} not found: run `merkit report {d}` first")
-        m = json.loads(path.read_text())
+            raise ConfigError(f"{path} not found: run `merkit report {d}` first")
+        m = _read_saved(path, lambda p: json.loads(p.read_text()))
         rows.append((d.name, m))
         parts += [p for p in m["summary"] if p not in parts]
     head = "| run | selection | seeds | " + " | ".join(f"{p} UF1 | {p} UAR" for p in parts) + " |"

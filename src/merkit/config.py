@@ -366,8 +366,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"config file not found: {path}")
         try:
             data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{path} is not valid YAML: {error}") from error
+        except (yaml.YAMLError, UnicodeDecodeError) as error:
+            raise ConfigError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from error
         if not isinstance(data, dict):
             raise ConfigError(f"{path} must hold a mapping of config sections, got {type(data).__name__}")
     for item in overrides or []:

@@ -1,9 +1,10 @@
 """Validate a dataset release on disk and report what is wrong with it, without stopping at the first problem.
 
 :func:`check_dataset` loads a release with permissive policies (samples without frames are kept, invalid
-annotations are dropped and counted), then lists: missing frames; onset, apex or offset that are not frames of
-their sample or are out of order; unknown emotions; duplicate ids; the repairs applied; and per-class and
-per-subject counts. ``merkit datasets check NAME --root PATH`` prints it.
+annotations are dropped and counted), then lists: missing frames; gaps in the frame numbering between onset and
+offset; onset, apex or offset that are not frames of their sample or are out of order; unknown emotions; duplicate
+ids; the repairs applied; and per-class and per-subject counts. ``merkit datasets check NAME --root PATH`` prints
+it.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from merkit.datasets.frames import frame_number
+from merkit.datasets.frames import describe_numbers, frame_number, missing_frames
 from merkit.datasets.registry import get_dataset, load_dataset
 from merkit.errors import Diagnostics
 
-PROBLEM_KINDS: tuple[str, ...] = ("missing frames", "annotation out of range", "annotation out of order",
-                                  "duplicate id", "unknown emotion")
+PROBLEM_KINDS: tuple[str, ...] = ("missing frames", "frame gap", "annotation out of range",
+                                  "annotation out of order", "duplicate id", "unknown emotion")
 
 
 @dataclass
@@ -109,6 +110,12 @@ def check_dataset(name: str, root: str | Path, sheet: str | Path | None = None, 
             continue
         numbers = {frame_number(f) for f in row.frames}
         first, last = min(numbers), max(numbers)
+        start = int(row.onset) if not pd.isna(row.onset) else first
+        stop = int(row.offset) if not pd.isna(row.offset) else last
+        gaps = missing_frames(row.frames, start, stop)
+        if gaps and start in numbers and stop in numbers:
+            problems.append(("frame gap", row.sample_id, f"frames {describe_numbers(gaps)} are missing between "
+                             f"onset {start} and offset {stop}"))
         for column in ("onset", "apex", "offset"):
             value = getattr(row, column)
             if not pd.isna(value) and int(value) not in numbers:

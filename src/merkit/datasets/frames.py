@@ -31,6 +31,30 @@ def frames_between(frames: Sequence[Path], first: int, last: int) -> list[Path]:
     return [p for p in frames if first <= frame_number(p) <= last]
 
 
+def missing_frames(frames: Sequence[str | Path], first: int | None = None, last: int | None = None) -> list[int]:
+    """The frame numbers absent from ``frames`` between ``first`` and ``last`` (inclusive; default the first and
+    last frame present): the gaps that would distort any multi-frame input (resampling, long-term flow, dynamic
+    images, spotting)."""
+    numbers = {frame_number(f) for f in frames}
+    if not numbers:
+        return []
+    lo = min(numbers) if first is None else int(first)
+    hi = max(numbers) if last is None else int(last)
+    return [n for n in range(lo, hi + 1) if n not in numbers]
+
+
+def describe_numbers(numbers: Sequence[int], limit: int = 8) -> str:
+    """``[5, 6, 7, 12]`` -> ``"5-7, 12"``, at most ``limit`` runs."""
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    text = ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in runs[:limit])
+    return text + (f", ... ({len(numbers)} frames)" if len(runs) > limit else "")
+
+
 def frame_at(frames: Sequence[Path], number: int, where: Where | None = None) -> Path:
     """The path of frame ``number`` in a sample's frame list.
 

@@ -23,7 +23,7 @@ from merkit.datasets import casme2, casme3, fourdme, mmew, samm
 from merkit.datasets import loader as shared_loader
 from merkit.datasets.fixes import Fix
 from merkit.datasets.loader import DatasetSpec
-from merkit.errors import ConfigError, Diagnostics
+from merkit.errors import ConfigError, DataError, Diagnostics, Where
 
 
 @dataclass(frozen=True)
@@ -148,6 +148,26 @@ def load_dataset(name: str, root: str | Path, sheet: str | Path | None = None, *
         ConfigError: unknown dataset name. DataError: from the loader (missing release, sheet or frames, ...).
     """
     return get_dataset(name).load(root, sheet, diagnostics=diagnostics, **options)
+
+
+def check_emotions(table: pd.DataFrame, name: str) -> pd.DataFrame:
+    """``table`` unchanged when every emotion is in dataset ``name``'s own vocabulary.
+
+    A class scheme maps emotions of several datasets (``anger`` is a SAMM emotion, not a CASME II one), so an
+    emotion outside the dataset's vocabulary would be labelled silently; ``merkit datasets check`` reports it too.
+
+    Raises:
+        DataError: an emotion outside the vocabulary; the message names the first samples that carry one.
+    """
+    known = get_dataset(name).emotions
+    bad = table[~table["emotion"].isin(known)]
+    if len(bad):
+        first = bad.iloc[0]
+        listed = ", ".join(f"{r.sample_id} ({r.emotion!r})" for r in bad.head(5).itertuples(index=False))
+        raise DataError(f"{len(bad)} sample(s) carry an emotion outside {name}'s vocabulary {sorted(known)}: "
+                        f"{listed}", Where(first["dataset"], first["subject"], first["sample"]),
+                        hint="fix the annotation sheet (merkit datasets check lists them all)")
+    return table
 
 
 def read_sheet(name: str, path: str | Path) -> pd.DataFrame:

@@ -80,17 +80,41 @@ def new_sample_table(rows: list[dict]) -> pd.DataFrame:
     return validate_sample_table(df)
 
 
+#: Characters an id part may not hold: ids name folders and files of runs and caches, and ``/`` joins the parts.
+FORBIDDEN_ID_CHARACTERS = ("/", "\\", "\0")
+
+
+def check_id_part(value: object, what: str, where: Where) -> None:
+    """Raise :class:`DataError` unless ``value`` is a non-empty id part without path separators.
+
+    Raises:
+        DataError: an empty (or blank) value, or one holding ``/``, ``\\`` or a NUL; the message names it.
+    """
+    text = str(value)
+    if not text.strip() or text in (".", ".."):
+        raise DataError(f"the {what} name {text!r} is empty or a path component", where,
+                        hint="every dataset, subject and sample needs a name")
+    bad = [c for c in FORBIDDEN_ID_CHARACTERS if c in text]
+    if bad:
+        raise DataError(f"the {what} name {text!r} holds {bad[0]!r}, a path separator", where,
+                        hint=f"ids name run and cache files; rename the {what} without {bad[0]!r}")
+
+
 def validate_sample_table(df: pd.DataFrame) -> pd.DataFrame:
     """Check the schema and the invariants of a sample table; return it unchanged.
 
     Raises:
-        DataError: a column is missing; a ``sample_id`` is duplicated; ``subject_id`` is not qualified by the
-            dataset; onset, apex and offset are out of order (``onset <= apex <= offset`` where all are known);
-            or a sample's frames are not sorted by frame number. The message names the offending sample.
+        DataError: a column is missing; a dataset, subject or sample name is empty or holds a path separator; a
+            ``sample_id`` is duplicated; ``subject_id`` is not qualified by the dataset; onset, apex and offset
+            are out of order (``onset <= apex <= offset`` where all are known). The message names the sample.
     """
     missing = [c for c in SAMPLE_COLUMNS if c not in df.columns]
     if missing:
         raise DataError(f"sample table lacks columns {missing}")
+    for row in df.itertuples(index=False):
+        where = Where(row.dataset, row.subject, row.sample)
+        for what in ("dataset", "subject", "sample"):
+            check_id_part(getattr(row, what), what, where)
     dup = df["sample_id"][df["sample_id"].duplicated()].tolist()
     if dup:
         raise DataError(f"duplicate sample ids: {dup[:5]}{' ...' if len(dup) > 5 else ''}")

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from merkit.files import write_text
+
 from merkit.datasets.table import sample_id, subject_id
 from merkit.errors import DataError
 
@@ -45,4 +47,4 @@ def write_megc_log(preds: pd.DataFrame, path: str | Path) -> None:
     for (dataset, subject), df in preds.groupby(["dataset", "subject"], sort=False):
         lines.append(f"{dataset} {subject}")
         lines.extend(f"{r.sample} {int(r.label)} {int(r.prediction)}" for r in df.itertuples(index=False))
-    Path(path).write_text("\n".join(lines) + "\n")
+    write_text(path, "\n".join(lines) + "\n")

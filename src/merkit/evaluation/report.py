@@ -6,7 +6,6 @@ a report can never disagree with the predictions it summarises. Every table stat
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from merkit.config import RunConfig
+from merkit.files import write_atomic, write_json, write_text
 
 PAPER_PROTOCOL_LABEL = "PAPER PROTOCOL: best epoch chosen on each test subject (test-selected, optimistic)"
 
@@ -64,7 +64,7 @@ def save_confusion_png(confusion: np.ndarray, classes: list[str], path: Path, ti
     ax.set_ylabel("ground truth")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
+    write_atomic(path, lambda p: fig.savefig(p))
     plt.close(fig)
 
 
@@ -90,7 +90,7 @@ def save_curve_png(curve: pd.DataFrame, path: Path, title: str) -> None:
     ax.legend()
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
+    write_atomic(path, lambda p: fig.savefig(p))
     plt.close(fig)
 
 
@@ -173,14 +173,15 @@ def write_outputs(run_dir: Path, config: RunConfig, preds: pd.DataFrame, classes
     from merkit.evaluation.metrics import summarize_run
 
     run_dir = Path(run_dir)
-    preds.to_csv(run_dir / "predictions.csv", index=False)
+    write_atomic(run_dir / "predictions.csv", lambda p: preds.to_csv(p, index=False))
     metrics = summarize_run(preds, classes)
     gt = list(ground_truth_inputs or [])
     metrics.update(selection=config.protocol.selection, protocol=protocol_label(config), notes=notes,
                    diagnostics=diagnostics, ground_truth_inputs=gt,
                    ground_truth_warning=ground_truth_warning(gt) if gt else None)
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    pd.DataFrame(metrics["per_class"]).T.rename_axis("class").to_csv(run_dir / "per_class.csv")
+    write_json(run_dir / "metrics.json", metrics)
+    per_class = pd.DataFrame(metrics["per_class"]).T.rename_axis("class")
+    write_atomic(run_dir / "per_class.csv", lambda p: per_class.to_csv(p))
     confusion = sum(np.asarray(m["full"]["confusion"]) for m in metrics["per_seed"].values())
     save_confusion_png(confusion, list(classes), run_dir / "confusion.png",
                        f"{config.name}: {protocol_label(config)}")
@@ -196,8 +197,8 @@ def write_outputs(run_dir: Path, config: RunConfig, preds: pd.DataFrame, classes
         curves = curves[curves["seed"].isin(preds["seed"].unique())]  # the folder may hold other seeds' units
         if len(curves):
             table = epoch_curve(curves, len(classes))
-            table.to_csv(run_dir / "epoch_curve.csv", index=False)
+            write_atomic(run_dir / "epoch_curve.csv", lambda p: table.to_csv(p, index=False))
             save_curve_png(table, run_dir / "epoch_curve.png", f"{config.name}: test-set learning curve (diagnostic)")
             curve = render_curve(table, preds["fold"].nunique())
-    (run_dir / "report.md").write_text(render_report(config, metrics, notes, diagnostics, gt, curve))
+    write_text(run_dir / "report.md", render_report(config, metrics, notes, diagnostics, gt, curve))
     return metrics

@@ -350,7 +350,8 @@ def align_frames(frames: Sequence[np.ndarray], config: FaceConfig = FaceConfig()
             warped = [_stabilised_transform(transform, m).warp(f) if i != reference_index else w
                       for i, (m, f, w) in enumerate(zip(stabilisation, frames, warped))]
         if config.freeze_eyes:
-            warped = list(blend_to_reference(np.stack(warped), reference_index, eye_mask(aligned_landmarks, config.size)))
+            mask = eye_mask(aligned_landmarks, config.size)
+            warped = list(blend_to_reference(np.stack(warped), reference_index, mask))
     else:
         fits = [fit_face(fit(i)[0], config) if i != reference_index else (transform, aligned_landmarks)
                 for i in range(len(frames))]

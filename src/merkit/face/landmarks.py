@@ -102,3 +102,55 @@ def detect_landmarks(image: np.ndarray, detector: str = "hog", where: Where | No
         raise FaceNotFoundError("no face detected", where,
                                 hint="check the frame, try detector='cnn' or a higher upsample")
     return landmarks_in_box(image, boxes[0]), boxes[0], len(boxes)
+
+
+class FaceLostError(FaceNotFoundError):
+    """A frame after the reference frame shows no face where the reference frame's face was, or the face moved
+    further than :data:`MAX_FACE_SHIFT` from it."""
+
+
+#: A face that moved by more than this fraction of its width from the reference frame is not the face the clip's
+#: one transform was fitted on: the clip no longer shows a still head with a facial movement.
+MAX_FACE_SHIFT = 0.25
+#: The check looks for the face in the reference box grown by this fraction of its width on every side, scaled so
+#: that the face is about CHECK_FACE_WIDTH pixels wide (dlib's HOG finds faces from about 80 px).
+CHECK_MARGIN = 0.5
+CHECK_FACE_WIDTH = 120
+
+
+def check_face(image: np.ndarray, box: tuple[int, int, int, int], detector: str = "hog",
+               where: Where | None = None) -> float:
+    """Check that ``image`` shows a face where ``box`` (the reference frame's face) was.
+
+    The detector runs on the region around ``box`` only, rescaled so that the face is about
+    :data:`CHECK_FACE_WIDTH` pixels wide: a few milliseconds a frame, whatever the video's resolution.
+
+    Returns:
+        How far the face moved: the distance between the two boxes' centres over the reference box's width.
+
+    Raises:
+        FaceLostError: no face in the region, or one that moved more than :data:`MAX_FACE_SHIFT` of its width;
+            the message names ``where``.
+    """
+    import cv2
+
+    left, top, right, bottom = (float(v) for v in box)
+    width = max(right - left, 1.0)
+    grow = CHECK_MARGIN * width
+    height, full = image.shape[:2]
+    x0, y0 = int(max(0, left - grow)), int(max(0, top - grow))
+    x1, y1 = int(min(full, right + grow)), int(min(height, bottom + grow))
+    scale = CHECK_FACE_WIDTH / width
+    region = cv2.resize(_as_uint8(image[y0:y1, x0:x1]), None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    found = detect_faces(region, detector, 0)
+    if not found:
+        raise FaceLostError("no face where the reference frame's face was", where,
+                            hint="the face left the frame or turned away; choose frames where it is visible")
+    centre = np.array([(left + right) / 2, (top + bottom) / 2])
+    centres = [np.array([x0 + (a + c) / (2 * scale), y0 + (b + d) / (2 * scale)]) for a, b, c, d in found]
+    shift = min(float(np.linalg.norm(c - centre)) / width for c in centres)
+    if shift > MAX_FACE_SHIFT:
+        raise FaceLostError(f"the face moved {shift:.2f} of its width from the reference frame (limit "
+                            f"{MAX_FACE_SHIFT})", where, hint="one transform per clip needs a still head; choose a "
+                                                             "shorter clip")
+    return shift

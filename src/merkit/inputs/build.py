@@ -77,8 +77,10 @@ def row_inputs(row: dict[str, Any], record: Preprocessing) -> ClipInputs:
     """:func:`clip_inputs` of one sample-table row; only the frames it needs are decoded (:mod:`merkit.media`).
 
     Raises:
-        DataError: no frames, an unreadable frame, or as :func:`clip_inputs`; messages name the sample.
+        DataError: no frames, a gap in the frame numbers between onset and offset, an unreadable frame, or as
+            :func:`clip_inputs`; messages name the sample.
     """
+    from merkit.datasets.frames import describe_numbers, missing_frames
     from merkit.inputs.clip import clip_inputs  # looked up per call: the one per-clip function, also under test
     from merkit.media import FrameFiles, frame_number
 
@@ -87,7 +89,15 @@ def row_inputs(row: dict[str, Any], record: Preprocessing) -> ClipInputs:
     if not paths:
         raise DataError("the sample has no frames", where, hint="load the raw release (frames column)")
     marks = {k: _number(row.get(k)) for k in ("onset", "apex", "offset")}
-    return clip_inputs(FrameFiles(paths, where), [frame_number(p) for p in paths], record, where=where,
+    numbers = [frame_number(p) for p in paths]
+    # An onset or offset that is not a frame at all is clip_inputs' error to report, by name.
+    bounds = [m if m in numbers else None for m in (marks["onset"], marks["offset"])]
+    gaps = missing_frames(paths, *bounds)
+    if gaps:
+        raise DataError(f"frames {describe_numbers(gaps)} are missing between onset and offset", where,
+                        hint="a gap distorts every multi-frame input; restore the frames (merkit datasets check "
+                             "lists every gap)")
+    return clip_inputs(FrameFiles(paths, where), numbers, record, where=where,
                        sample_id=row["sample_id"], frame_paths=paths, **marks)
 
 
@@ -182,7 +192,7 @@ def build_inputs(table: pd.DataFrame, record: Preprocessing, scheme: str = "megc
         ConfigError: an unknown ``on_error`` or ``workers < 1``.
     """
     from merkit.datasets.schemes import get_scheme
-    from merkit.face.landmarks import FaceNotFoundError
+    from merkit.face.landmarks import FaceLostError, FaceNotFoundError
 
     if on_error not in ON_ERROR:
         raise ConfigError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
@@ -229,7 +239,8 @@ def build_inputs(table: pd.DataFrame, record: Preprocessing, scheme: str = "megc
         result = results[i]
         if isinstance(result, DataError):
             failed += 1
-            kind = "face-not-found" if isinstance(result, FaceNotFoundError) else "clip-failed"
+            kind = ("face-lost" if isinstance(result, FaceLostError) else
+                    "face-not-found" if isinstance(result, FaceNotFoundError) else "clip-failed")
             diagnostics.warn(kind, f"skipped: {str(result).split(' [')[0]}", where)
             continue
         inputs, meta = result
@@ -267,7 +278,8 @@ def load_inputs(data, diagnostics: Diagnostics | None = None, progress=None) -> 
 
     Raises:
         ConfigError: unknown ``data.kind``, or a missing ``data.path`` / ``data.dataset``.
-        DataError: the data cannot be loaded, or no sample yields inputs.
+        DataError: the data cannot be loaded, an emotion lies outside the dataset's vocabulary, or no sample yields
+            inputs.
     """
     diagnostics = diagnostics if diagnostics is not None else Diagnostics()
     if not data.path:
@@ -281,9 +293,9 @@ def load_inputs(data, diagnostics: Diagnostics | None = None, progress=None) -> 
         raise ConfigError(f"unknown data.kind {data.kind!r}; known: flow_folder, raw")
     if not data.dataset:
         raise ConfigError("data.kind 'raw' needs data.dataset (casme2, samm, smic, synthetic, ...)")
-    from merkit.datasets.registry import load_dataset
+    from merkit.datasets.registry import check_emotions, load_dataset
 
-    table = load_dataset(data.dataset, data.path, diagnostics=diagnostics)
+    table = check_emotions(load_dataset(data.dataset, data.path, diagnostics=diagnostics), data.dataset)
     cache = Path(data.cache) if data.cache else release_cache_dir(data.path)
     features = build_inputs(table, data.preprocessing, data.scheme, cache, data.preprocess_workers, data.on_error,
                             diagnostics, progress)

@@ -13,6 +13,7 @@ frame (:func:`merkit.face.clip.align_frames`); the apex is chosen by the one ape
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -49,6 +50,10 @@ class ClipInputs:
     def crop(self, number: int) -> np.ndarray:
         """The aligned crop of frame ``number``, (S, S) or (S, S, 3) uint8."""
         return self.clip.frames[list(self.clip.frame_numbers).index(number)]
+
+
+def _at(where: Where | None, frame: int) -> Where:
+    return dataclasses.replace(where or Where(), frame=frame)
 
 
 def _position(numbers: Sequence[int], number: int | None, what: str, where: Where | None) -> int | None:
@@ -115,9 +120,12 @@ def clip_inputs(frames: Sequence[np.ndarray], frame_numbers: Sequence[int], reco
     Raises:
         DataError: no frames, frames of different sizes, an annotated frame not among ``frame_numbers``, an offset
             before the onset, a missing apex under the ``annotated`` rule; :class:`merkit.face.FaceNotFoundError`
-            when the reference frame shows no face. Messages name ``where``.
+            when the reference frame shows no face, and its subclass :class:`merkit.face.landmarks.FaceLostError`
+            when another frame the motion uses shows none where the reference frame's was, or one that moved more
+            than :data:`merkit.face.landmarks.MAX_FACE_SHIFT` of its width. Messages name ``where`` and the frame.
     """
     from merkit.face.clip import align_frames
+    from merkit.face.landmarks import check_face
     from merkit.motion.spotting import choose_apex
     from merkit.motion.stage import INPUT_KEYS, motion_inputs
 
@@ -140,8 +148,14 @@ def clip_inputs(frames: Sequence[np.ndarray], frame_numbers: Sequence[int], reco
         notes.append(f"reference-fallback: no usable {record.face.reference} frame, fitted on the first kept frame")
         reference = 0
     start_time = time.perf_counter()
-    clip = align_frames([frames[i] for i in keep], record.face, reference, where, sample_id=sample_id,
-                        frame_paths=paths, frame_numbers=numbers)
+    decoded = [frames[i] for i in keep]
+    clip = align_frames(decoded, record.face, reference, where, sample_id=sample_id, frame_paths=paths,
+                        frame_numbers=numbers)
+    if record.face.mode == "clip":
+        # One transform serves every frame only while the face stays where it was on the reference frame.
+        for i, frame in enumerate(decoded):
+            if i != reference:
+                check_face(frame, clip.face_box, record.face.detector, _at(where, numbers[i]))
     aligned = time.perf_counter()
     if clip.n_faces > 1:
         notes.append(f"several-faces: {clip.n_faces} faces on the reference frame; the largest {clip.face_box} is "

@@ -90,23 +90,27 @@ class Predictor:
     # ------------------------------------------------------------------ the three steps
 
     def preprocess(self, frames: VideoFrames, begin: int, end: int, apex: int | None, diagnostics: Diagnostics,
-                   stop: int) -> tuple[ClipInputs, list[int]]:
+                   stop: int | None = None) -> tuple[ClipInputs, list[int]]:
         """The model inputs of ``frames[begin:end]``, fitted on the first of them that shows a face (tried up to
-        position ``stop``, exclusive); the frames without a face before it are skipped and counted.
+        position ``stop``, exclusive); the frames without a face before it are skipped and counted. With ``stop``
+        ``None`` the onset is fixed at ``begin``: no face there is an error.
 
         Returns:
             ``(ClipInputs, skipped frame numbers)``.
 
         Raises:
             FaceNotFoundError: no frame up to ``stop`` shows a face.
+            FaceLostError: a later frame the motion uses shows no face where the onset's was, or the face moved
+                beyond :data:`merkit.face.landmarks.MAX_FACE_SHIFT`.
             DataError: as :func:`merkit.inputs.clip_inputs`.
         """
-        from merkit.face.landmarks import FaceNotFoundError
+        from merkit.face.landmarks import FaceLostError, FaceNotFoundError
         from merkit.inputs.clip import clip_inputs
 
         face = self.preprocessing.face
         skipped: list[int] = []
-        for ref in range(begin, max(stop, begin + 1)):
+        candidates = [begin] if stop is None else range(begin, max(stop, begin + 1))
+        for ref in candidates:
             number = frames.numbers[ref]
             where = frames.where(number)
             if apex is not None and apex not in frames.numbers[ref:end]:
@@ -116,7 +120,11 @@ class Predictor:
                 result = clip_inputs(frames.frames[ref:end], frames.numbers[ref:end], self.preprocessing, onset=number,
                                      apex=apex, where=where, sample_id=f"video/input/{number}",
                                      apex_rule="annotated-or-spot")
+            except FaceLostError:
+                raise
             except FaceNotFoundError:
+                if stop is None:
+                    raise
                 diagnostics.warn("no-face", "no face on the frame; skipped", where)
                 skipped.append(number)
                 continue
@@ -157,7 +165,7 @@ class Predictor:
             inputs={k: result.inputs[k] for k in self.model.input_keys}, feature_map=feature_map)
 
     def _recognise(self, frames: VideoFrames, begin: int, end: int, apex: int | None, diagnostics: Diagnostics,
-                   timing: Timing, stop: int) -> Prediction:
+                   timing: Timing, stop: int | None) -> Prediction:
         result, skipped = self.preprocess(frames, begin, end, apex, diagnostics, stop)
         timing.face += result.seconds["face"]
         timing.motion += result.seconds["motion"]
@@ -174,9 +182,10 @@ class Predictor:
 
         The clip runs from ``onset`` to ``offset`` (frame numbers; default the input's first and last frame, or
         ``apex`` when only the apex is given). The face is fitted on the onset frame and that one transform warps
-        every frame, as in training. Without ``apex`` the apex follows merkit's apex rule
-        (:func:`merkit.motion.spotting.choose_apex`, with the checkpoint's ``spot_measure``). An onset frame
-        without a face is skipped (counted warning) and the next frame becomes the onset.
+        every frame, as in training; every other frame the motion uses must show the face near where it was
+        (:func:`merkit.face.landmarks.check_face`). Without ``apex`` the apex follows merkit's apex rule
+        (:func:`merkit.motion.spotting.choose_apex`, with the checkpoint's ``spot_measure``). When no onset is given,
+        a first frame without a face is skipped (counted warning) and the next frame becomes the onset.
 
         Args:
             video: a video file, a folder of frames, :class:`VideoFrames`, or a sequence of RGB uint8 arrays.
@@ -184,8 +193,9 @@ class Predictor:
             fps: frame rate of a frame folder (for the times in the output).
 
         Raises:
-            DataError: unreadable, empty or too short input, onset/apex/offset out of order or not among the
-                frames, or no face on any frame before the apex.
+            DataError: unreadable, empty or too short input; onset, apex or offset out of order or not frames of the
+                input; no face on the given onset (or on any frame before the apex); FaceLostError when a frame the
+                motion uses shows no face where the onset's was, or one that moved too far.
         """
         given = Where("video", sample=str(video) if isinstance(video, (str, Path)) else getattr(
             video, "source", "<arrays>"))
@@ -195,12 +205,19 @@ class Predictor:
             raise DataError(f"the offset ({offset}) comes before the apex ({apex})", given)
         timing = Timing()
         start = time.perf_counter()
-        frames = as_video(video, onset, offset if offset is not None else apex, fps=fps)
+        last = offset if offset is not None else apex
+        frames = as_video(video, onset, last, fps=fps)
         timing.read = time.perf_counter() - start
+        for what, number in (("onset", onset), ("apex", apex), ("offset", offset)):
+            if number is not None and number not in frames.numbers:
+                raise DataError(f"the {what} ({number}) is not a frame of the input, which ends at frame "
+                                f"{frames.numbers[-1]}", frames.where(number),
+                                hint="frame numbers count from 0 in a video file; nothing is clipped silently")
         if len(frames) < 2:
             raise DataError(f"the clip has {len(frames)} frame; recognition needs an onset and a later apex",
                             frames.where(), hint="give at least two frames (check --onset/--apex/--offset)")
-        stop = frames.position(apex, "apex") if apex is not None else len(frames) - 1
+        # A given onset is the user's choice: no face on it is an error, not a reason to move the onset.
+        stop = None if onset is not None else frames.position(apex, "apex") if apex is not None else len(frames) - 1
         return self._recognise(frames, 0, len(frames), apex, Diagnostics(), timing, stop)
 
     # ------------------------------------------------------------------ long videos
@@ -217,14 +234,18 @@ class Predictor:
             step: keep every ``step``-th frame (the window and hop stay in seconds, so they span fewer kept frames).
             fps: frame rate of a frame folder (default ``config.default_fps``).
 
+        A window whose first frame shows no face, or whose later frames lose the face or see it move beyond
+        :data:`merkit.face.landmarks.MAX_FACE_SHIFT`, is skipped with a counted warning (``no-face``, ``face-lost``).
+
         Returns:
             :class:`SpotResult`; its intervals may be empty.
 
         Raises:
-            DataError: unreadable, empty or too short input (fewer frames than one window), or no face anywhere.
+            DataError: unreadable, empty or too short input (fewer frames than one window), or no window with a
+                face.
         """
         from merkit.face.clip import align_frames
-        from merkit.face.landmarks import FaceNotFoundError
+        from merkit.face.landmarks import FaceLostError, FaceNotFoundError, check_face
         from merkit.motion.spotting import motion_curve, select_intervals, smooth_curve
 
         timing = Timing()
@@ -239,6 +260,9 @@ class Predictor:
                             frames.where(), hint="give a longer video, a smaller window_s, or use predict on a "
                                                  "short clip")
         diagnostics = Diagnostics()
+        if last is not None and last - frames.numbers[-1] >= step:  # the input ended before --last
+            diagnostics.warn("clipped", f"--last {last} lies past the input's last frame {frames.numbers[-1]}; "
+                             "scanned to the end", frames.where())
         rows, skipped = [], []
         for begin in range(0, len(frames) - window + 1, hop):
             end = begin + window
@@ -247,6 +271,13 @@ class Predictor:
             try:
                 clip = align_frames(frames.frames[begin:end], self.preprocessing.face, 0, where,
                                     frame_numbers=frames.numbers[begin:end])
+                for k in range(begin + 1, end):
+                    check_face(frames.frames[k], clip.face_box, self.preprocessing.face.detector,
+                               frames.where(frames.numbers[k]))
+            except FaceLostError as error:
+                diagnostics.warn("face-lost", f"window skipped: {str(error).split(' [')[0]}", where)
+                skipped.append(frames.numbers[begin])
+                continue
             except FaceNotFoundError:
                 diagnostics.warn("no-face", "no face on the frame; skipped", where)
                 skipped.append(frames.numbers[begin])
@@ -264,7 +295,7 @@ class Predictor:
                          "offset": frames.numbers[end - 1], "score": float(curve[peak]),
                          "interior": peak < len(curve) - 1})
         if not rows:
-            raise DataError("no window had a face on its first frame", frames.where(),
+            raise DataError("no window kept a face on all its frames", frames.where(),
                             hint="the face must be visible and frontal; check the detector settings")
         windows = pd.DataFrame(rows)
         chosen, threshold = select_intervals(windows, config)
@@ -273,7 +304,7 @@ class Predictor:
         for i in chosen:
             row = windows.iloc[i]
             begin = frames.numbers.index(int(row.onset))
-            pred = self._recognise(frames, begin, begin + window, int(row.peak), Diagnostics(), Timing(), begin + 1)
+            pred = self._recognise(frames, begin, begin + window, int(row.peak), Diagnostics(), Timing(), None)
             for stage in ("face", "motion", "model"):
                 setattr(timing, stage, getattr(timing, stage) + getattr(pred.timing, stage))
             predictions.append(pred)

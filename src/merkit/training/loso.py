@@ -6,6 +6,7 @@ One fold per subject. Subjects are the dataset-qualified ``subject_id`` of the s
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,8 +26,11 @@ class Fold:
 
     @property
     def slug(self) -> str:
-        """File-name-safe id, e.g. ``casme2_sub01``."""
-        return self.subject_id.replace("/", "_")
+        """File-name-safe id, e.g. ``casme2_sub01-3f9a1c``: the subject id with ``_`` for ``/``, and 6 hex digits
+        of the exact id, so that two subjects whose flattened names coincide (``a/b_c`` and ``a_b/c``) never share
+        a file."""
+        digest = hashlib.sha256(self.subject_id.encode()).hexdigest()[:6]
+        return f"{self.subject_id.replace('/', '_')}-{digest}"
 
 
 def loso_folds(table: pd.DataFrame) -> list[Fold]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -25,7 +24,8 @@ import pandas as pd
 import torch
 
 from merkit.config import RunConfig, config_from_dict
-from merkit.errors import ConfigError
+from merkit.errors import ConfigError, DataError, Diagnostics, Where
+from merkit.files import write_atomic, write_json
 from merkit.features import FeatureSet
 from merkit.models import build_model
 from merkit.training.engine import (cpu_state_dict, describe_device, describe_environment, fit, predict_proba,
@@ -100,8 +100,8 @@ def run_unit(config: RunConfig, data: FeatureSet, fold: Fold, seed: int,
         if checkpoint is not None:
             from safetensors.torch import save_file
 
-            checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            save_file(cpu_state_dict(model), str(checkpoint))
+            state = cpu_state_dict(model)
+            write_atomic(checkpoint, lambda p: save_file(state, str(p)))
         return prediction_frame(test, proba, fold.subject_id, seed, epoch)
     finally:
         torch.set_num_threads(previous_threads)
@@ -114,10 +114,7 @@ def _run_unit_remote(config_dict: dict, data: FeatureSet, fold: Fold, seed: int,
 
 
 def _write_atomic(df: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    write_atomic(path, lambda p: df.to_csv(p, index=False))
 
 
 @dataclass
@@ -130,6 +127,13 @@ class UnitPlan:
 
 
 def plan_units(config: RunConfig, data: FeatureSet, run_dir: Path) -> list[UnitPlan]:
+    """One unit per (seed, fold), each with its own files.
+
+    Raises:
+        LeakageError: a fold is not subject-disjoint (:func:`merkit.training.loso.check_fold`).
+        DataError: two units would write the same file (cannot happen with validated ids; asserted all the same,
+            since a collision would silently merge two folds' predictions).
+    """
     folds = loso_folds(data.table)
     plans = []
     for seed in config.protocol.seeds:
@@ -140,7 +144,65 @@ def plan_units(config: RunConfig, data: FeatureSet, run_dir: Path) -> list[UnitP
             plans.append(UnitPlan(seed, fold, unit_dir / f"{fold.slug}.csv",
                                   ckpt if config.protocol.save_checkpoints else None,
                                   curve if config.protocol.record_epochs else None))
+    paths = [p.path for p in plans]
+    if len(set(paths)) != len(paths):
+        clash = sorted({str(p) for p in paths if paths.count(p) > 1})
+        raise DataError(f"two LOSO units would write the same file: {clash[:3]}")
     return plans
+
+
+def unit_problem(path: Path, plan: UnitPlan, data: FeatureSet, config: RunConfig) -> str | None:
+    """Why the unit file at ``path`` cannot be trusted for ``plan``, or ``None`` when it can.
+
+    A unit file is trusted when it parses, has the prediction columns and one ``prob_<class>`` per class, holds
+    exactly the fold's test samples once each with their labels, the plan's seed and fold, finite probabilities
+    that sum to 1 with the prediction at their maximum, and an epoch in ``1..training.epochs``; and when the fold
+    checkpoint and the learning curve that the run keeps (``protocol.save_checkpoints``, ``record_epochs``) are
+    there and readable.
+    """
+    try:
+        df = pd.read_csv(path, dtype={"subject": str, "sample": str, "sample_id": str, "fold": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        return f"it does not parse ({str(error).splitlines()[0]})"
+    probs = [f"prob_{c}" for c in data.classes]
+    missing = [c for c in (*PREDICTION_COLUMNS, *probs) if c not in df.columns]
+    if missing:
+        return f"it lacks the columns {missing}"
+    test = data.table.iloc[plan.fold.test_index]
+    expected = dict(zip(test["sample_id"], test["label"].astype(int)))
+    if len(df) != len(expected) or set(df["sample_id"]) != set(expected) or df["sample_id"].duplicated().any():
+        return f"it holds {len(df)} rows for samples other than the fold's {len(expected)}"
+    if (df["seed"] != plan.seed).any() or (df["fold"] != plan.fold.subject_id).any():
+        return f"its seed or fold is not seed {plan.seed}, fold {plan.fold.subject_id}"
+    if [expected[s] for s in df["sample_id"]] != df["label"].astype(int).tolist():
+        return "its labels differ from the data's"
+    values = df[probs].to_numpy(dtype=float)
+    if not np.isfinite(values).all() or not np.allclose(values.sum(axis=1), 1.0, atol=1e-4):
+        return "its probabilities are not finite or do not sum to 1"
+    if (values.argmax(axis=1) != df["prediction"].to_numpy()).any():
+        return "its predictions are not the most probable classes"
+    if not df["epoch"].between(1, config.training.epochs).all():
+        return f"its epochs lie outside 1..{config.training.epochs}"
+    if plan.checkpoint is not None and not _readable_weights(plan.checkpoint):
+        return f"its fold checkpoint {plan.checkpoint} is missing or damaged"
+    if plan.curve is not None:
+        try:
+            curve = pd.read_csv(plan.curve)
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+            return f"its learning curve {plan.curve} is missing or damaged"
+        if sorted(set(curve.get("epoch", []))) != list(range(1, config.training.epochs + 1)):
+            return f"its learning curve {plan.curve} does not hold every epoch"
+    return None
+
+
+def _readable_weights(path: Path) -> bool:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return len(list(handle.keys())) > 0
+    except (SafetensorError, OSError):
+        return False
 
 
 def check_run_dir(config: RunConfig, data: FeatureSet, run_dir: Path) -> None:
@@ -160,7 +222,14 @@ def check_run_dir(config: RunConfig, data: FeatureSet, run_dir: Path) -> None:
             "environments": describe_environment()}
     path = run_dir / "run.json"
     if path.is_file():
-        old = json.loads(path.read_text())
+        try:
+            old = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ConfigError(f"{path} is damaged ({error}); it ties the folder to one config and dataset, so the "
+                              "folder cannot be resumed: delete the folder (or choose another --out) and run "
+                              "again") from error
+        if not isinstance(old, dict):
+            raise ConfigError(f"{path} is damaged (not a JSON object); delete the folder and run again")
         if {k: old.get(k) for k in stamp} != stamp:
             raise ConfigError(
                 f"{run_dir} holds results of another config or dataset ({old} vs {stamp}); "
@@ -173,7 +242,7 @@ def check_run_dir(config: RunConfig, data: FeatureSet, run_dir: Path) -> None:
         if value not in record.get(key, []):
             record[key] = [*record.get(key, []), value]
     if record != old:
-        path.write_text(json.dumps(record, indent=2))
+        write_json(path, record)
 
 
 def run_provenance(run_dir: str | Path, key: str = "devices") -> list[str]:
@@ -193,19 +262,35 @@ def gpus_per_unit(config: RunConfig) -> float:
 
 
 def run_loso(config: RunConfig, data: FeatureSet, run_dir: str | Path,
-             on_unit_done: Callable[[UnitPlan], None] | None = None) -> pd.DataFrame:
+             on_unit_done: Callable[[UnitPlan], None] | None = None,
+             diagnostics: Diagnostics | None = None) -> pd.DataFrame:
     """Run every (seed, fold) unit not yet finished in ``run_dir`` and return all predictions.
 
-    Units run sequentially when ``protocol.workers == 1``, else in that many Ray worker processes (install
-    ``merkit[distributed]``). Finished units already in ``run_dir`` are reused, after :func:`check_run_dir`.
+    Units run sequentially when ``protocol.workers == 1``, else in that many Ray worker processes. Finished units
+    already in ``run_dir`` are reused after :func:`check_run_dir`, each only when :func:`unit_problem` finds
+    nothing wrong with it; a unit file that fails is recomputed, with a counted warning (``unit-recomputed``) in
+    ``diagnostics`` that names it.
 
     Returns:
         The predictions table (:data:`PREDICTION_COLUMNS` plus ``prob_<class>``), sorted by seed and sample id.
+
+    Raises:
+        ConfigError: ``run_dir`` holds another config's or dataset's run, or a damaged ``run.json``.
     """
     run_dir = Path(run_dir)
+    diagnostics = diagnostics if diagnostics is not None else Diagnostics()
     check_run_dir(config, data, run_dir)
     plans = plan_units(config, data, run_dir)
-    todo = [p for p in plans if not p.path.is_file()]
+    todo = []
+    for plan in plans:
+        if not plan.path.is_file():
+            todo.append(plan)
+            continue
+        problem = unit_problem(plan.path, plan, data, config)
+        if problem is not None:
+            diagnostics.warn("unit-recomputed", f"{plan.path} was not trusted: {problem}",
+                             Where(sample=f"seed {plan.seed}, fold {plan.fold.subject_id}"))
+            todo.append(plan)
     pending = {p.path for p in todo}
     for plan in plans:
         if plan.path not in pending and on_unit_done is not None:
@@ -225,15 +310,11 @@ def run_loso(config: RunConfig, data: FeatureSet, run_dir: str | Path,
 
 def _run_on_ray(config: RunConfig, data: FeatureSet, todo: list[UnitPlan],
                 on_unit_done: Callable[[UnitPlan], None] | None) -> None:
-    try:
+    from merkit.training.cluster import ray_session
+
+    with ray_session(config.protocol.workers * config.protocol.threads_per_fold):
         import ray
-    except ImportError as err:
-        raise ConfigError("protocol.workers > 1 needs Ray: pip install 'merkit[distributed]'") from err
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=config.protocol.workers * config.protocol.threads_per_fold,
-                 include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    try:
+
         # With a GPU share Ray sets each worker's CUDA_VISIBLE_DEVICES, so "cuda" there is the GPU Ray assigned.
         remote = ray.remote(num_cpus=config.protocol.threads_per_fold,
                             num_gpus=gpus_per_unit(config))(_run_unit_remote)
@@ -250,6 +331,3 @@ def _run_on_ray(config: RunConfig, data: FeatureSet, todo: list[UnitPlan],
             _write_atomic(ray.get(done[0]), plan.path)
             if on_unit_done is not None:
                 on_unit_done(plan)
-    finally:
-        if started:
-            ray.shutdown()
