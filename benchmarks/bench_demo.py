@@ -2,7 +2,8 @@
 
     python benchmarks/bench_demo.py
 
-Prints the seconds of each step (dataset generation, flow, LOSO) and the demo's UF1 and per-class F1.
+Prints the seconds of each step (dataset generation; LOSO, which includes building the model inputs through
+the inputs stage) and the demo's UF1 and per-class F1.
 """
 
 from __future__ import annotations

@@ -3,9 +3,11 @@
 1. Pairs per second of each backend (TV-L1, Farneback, DIS with their merkit defaults) on grey face pairs at
    224x224 and 28x28: the astronaut's face (``skimage.data.astronaut()``) and a copy moved by a sub-pixel shift.
    Single process, OpenCV's default thread count.
-2. A whole synthetic dataset (:func:`merkit.datasets.synthetic.generate`) run through
-   :func:`merkit.motion.stage.preprocess_motion` (face alignment + onset->apex TV-L1 flow, the default configs)
-   with 1 and with 2 worker processes, each into a fresh cache; the ratio of the wall times.
+2. A whole synthetic dataset (:func:`merkit.synthetic.generate`) run through the inputs stage,
+   :func:`merkit.inputs.build_inputs`, with the default record (the face fitted on the onset, 224 px grey crops of
+   the onset and apex frames, onset->apex TV-L1 flow and strain at 28 px), with 1 and with 2 worker processes, each
+   into a fresh cache; the ratio of the wall times. Only the onset and apex frames are decoded and aligned (the
+   ``preprocess_motion`` that docs/benchmarks.md measured before merkit.inputs aligned and cached every frame).
 
 3. With ``--spotting``: apex spotting accuracy (:func:`merkit.motion.spotting.spot_apex`) on the aligned clips of
    a synthetic dataset (drift, blinks, flicker, noise, JPEG), per measure: how many clips are spotted within 2
@@ -50,19 +52,31 @@ def pairs_per_second(method: str, size: int, repeats: int) -> float:
 
 
 def worker_ratio(subjects: int, clips_per_class: int) -> tuple[int, float, float]:
-    from merkit.datasets.synthetic import generate
-    from merkit.motion.stage import preprocess_motion
+    from merkit.inputs import Preprocessing, build_inputs
+    from merkit.synthetic import generate
 
     with tempfile.TemporaryDirectory() as tmp:
         table = generate(Path(tmp) / "data", subjects=subjects, clips_per_class=clips_per_class, seed=0)
         times = []
         for workers in (1, 2):
             start = time.perf_counter()
-            report = preprocess_motion(table, Path(tmp) / f"cache{workers}", workers=workers)
+            build_inputs(table, Preprocessing(), cache=Path(tmp) / f"cache{workers}", workers=workers,
+                         on_error="raise")
             times.append(time.perf_counter() - start)
-            if report.count("failed"):
-                raise RuntimeError(f"{report.count('failed')} clips failed: {report.failures}")
         return len(table), times[0], times[1]
+
+
+def aligned_clip(row: dict, face):
+    """The aligned face clip of one sample from its onset to its offset, fitted on the onset, as the inputs stage
+    aligns it (``resample_clip`` reads every frame, so the stage decodes and aligns them all)."""
+    import dataclasses
+
+    from merkit.inputs import Preprocessing, row_inputs
+    from merkit.motion.stage import MotionConfig
+
+    record = Preprocessing(dataclasses.replace(face, span="onset-offset"),
+                           MotionConfig(representations=("resample_clip",)))
+    return row_inputs(row, record).clip
 
 
 SPOTTING_VARIANTS = (
@@ -71,16 +85,16 @@ SPOTTING_VARIANTS = (
 
 
 def spotting_accuracy(subjects: int, clips_per_class: int, seed: int = 1) -> list[tuple[str, int, int, float]]:
-    from merkit.datasets.synthetic import generate
-    from merkit.face.clip import FaceConfig, align_sample
+    from merkit.face.clip import FaceConfig
     from merkit.motion.spotting import spot_apex
+    from merkit.synthetic import generate
 
     with tempfile.TemporaryDirectory() as tmp:
         table = generate(tmp, subjects=subjects, clips_per_class=clips_per_class, seed=seed)
         clips = []
-        for row in table.itertuples(index=False):
-            clip = align_sample(row, FaceConfig(size=112, color="grey", span="onset-offset"))
-            clips.append((clip.frames, list(clip.frame_numbers).index(int(row.apex))))
+        for row in table.to_dict("records"):
+            clip = aligned_clip(row, FaceConfig(size=112, color="grey"))
+            clips.append((clip.frames, list(clip.frame_numbers).index(int(row["apex"]))))
     rows = []
     for measure, compensate in SPOTTING_VARIANTS:
         errors = np.array([spot_apex(frames, measure=measure, compensate=compensate).apex - apex
@@ -112,7 +126,7 @@ def main() -> None:
         print(f"| {method} | {speeds[0]:.1f} | {speeds[1]:.0f} |")
     if not args.skip_workers:
         n, one, two = worker_ratio(args.subjects, args.clips_per_class)
-        print(f"\nsynthetic dataset, {n} clips, preprocess_motion (align + TV-L1 onset->apex flow): "
+        print(f"\nsynthetic dataset, {n} clips, build_inputs (align onset and apex + TV-L1 onset->apex flow): "
               f"1 worker {one:.1f} s, 2 workers {two:.1f} s, speed-up {one / two:.2f}x")
         print(f"load average after: {os.getloadavg()[0]:.1f}")
 

@@ -1,11 +1,12 @@
 """End-to-end latency of ``merkit predict`` per clip, split into face, motion and model.
 
 The checkpoint is STSTNet's ``cpu`` preset trained on the demo's synthetic set with the demo's preprocessing
-(:data:`merkit.demo.FLOW_SETTINGS`: a 160 px grey similarity-aligned crop, TV-L1 with 3 scales and 2 warps, 28x28
-u/v/strain), unless ``--checkpoint`` names another. Clips are cut from the Pexels video of the shared data
-(``../shared/data/faces/WolfgangLanger_Pexels.mp4``, 640x360, 24 fps), ``--clips`` of them at evenly spaced onsets,
-each 12 frames (0.5 s): once with the apex given (onset + 6) and once with the apex spotted. Each clip is one
-:meth:`merkit.predict.Predictor.predict` call, single process, 1 torch thread; the first call is a warm-up.
+(:data:`merkit.demo.DEMO_FACE` and :data:`merkit.demo.DEMO_MOTION`: a 160 px grey similarity-aligned crop, TV-L1
+with 3 scales and 2 warps, 28x28 u/v/strain), unless ``--checkpoint`` names another. Clips are cut from the Pexels
+video of the shared data (``../shared/data/faces/WolfgangLanger_Pexels.mp4``, 640x360, 24 fps), ``--clips`` of them
+at evenly spaced onsets, each 12 frames (0.5 s): once with the apex given (onset + 6) and once with the apex
+spotted. Each clip is one :meth:`merkit.predict.Predictor.predict` call, single process, 1 torch thread; the first
+call is a warm-up.
 
 Run: ``python benchmarks/bench_predict.py [--clips 10] [--face-size 112] [--checkpoint DIR]``. Prints Markdown.
 """
@@ -25,27 +26,21 @@ VIDEO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces"
 
 def demo_checkpoint(out: Path, cache: Path | None = None, face_size: int | None = None) -> Path:
     """Train STSTNet (cpu preset, 60 epochs) on the demo's synthetic set (5 subjects x 3 classes x 4 clips) with
-    the demo's preprocessing; the set and its flow images are cached in ``cache`` (default
-    ``~/.cache/merkit/predict``, apart from the demo's own cache so that a concurrent demo run cannot collide).
-    ``face_size`` replaces the demo's 160 px crop (the flow images are then recomputed)."""
+    the demo's run config (:func:`merkit.demo.demo_config`: the raw path with the demo's preprocessing); the set and
+    its inputs are cached in ``cache`` (default ``~/.cache/merkit/predict``, apart from the demo's own cache so
+    that a concurrent demo run cannot collide). ``face_size`` replaces the demo's 160 px crop (the inputs are then
+    recomputed, under another record)."""
     from merkit import api
-    from merkit.demo import FLOW_SETTINGS, cached_dataset, cached_features, default_cache_dir, demo_config
-    from merkit.predict import Preprocessing
+    from merkit.demo import cached_dataset, demo_config
+    from merkit.inputs.build import default_cache_dir
 
     cache = cache or default_cache_dir() / "predict"
     cache.mkdir(parents=True, exist_ok=True)
     root = cached_dataset(cache, subjects=5, clips_per_class=4, seed=0)
-    settings = dict(FLOW_SETTINGS)
-    if face_size is None:
-        features = cached_features(root)
-    else:
-        from merkit.datasets.synthetic import load_synthetic
-        from merkit.pipeline import build_flow_features
-
-        settings["face"] = dataclasses.replace(settings["face"], size=face_size)
-        features = build_flow_features(load_synthetic(root), **settings)
-    preprocessing = Preprocessing.onset_apex_flow(**settings)
-    return api.train(demo_config("ststnet"), out, features=features, preprocessing=preprocessing.to_dict())
+    config = demo_config("ststnet", release=root.resolve(), cache=(cache / "inputs").resolve())
+    if face_size is not None:
+        config.data.face = dataclasses.replace(config.data.face, size=face_size)
+    return api.train(config, out)
 
 
 def main() -> None:

@@ -2,8 +2,9 @@
 
 Run from the repository root: ``python docs/scripts/motion_representations.py [--out PATH] [--seed S]``.
 A small synthetic dataset (one subject, one clip per class) is generated in a temporary folder; its positive clip
-(AU6 + AU12) is aligned by the face stage and every representation of :mod:`merkit.motion.representations` is drawn,
-with the apex-spotting curve.
+(AU6 + AU12) is aligned from onset to offset by the inputs stage (:func:`merkit.inputs.row_inputs`: the face fitted
+on the onset, 224 px grey) and every representation of :mod:`merkit.motion.representations` is drawn, with the
+apex-spotting curve.
 """
 
 from __future__ import annotations
@@ -18,10 +19,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from merkit.datasets.synthetic import generate  # noqa: E402
-from merkit.face.clip import FaceConfig, align_sample  # noqa: E402
+from merkit.face.clip import FaceConfig  # noqa: E402
+from merkit.inputs import Preprocessing, row_inputs  # noqa: E402
 from merkit.motion import representations as rep  # noqa: E402
 from merkit.motion.spotting import spot_apex  # noqa: E402
+from merkit.motion.stage import MotionConfig  # noqa: E402
+from merkit.synthetic import generate  # noqa: E402
+
+# Every frame from the onset to the offset, aligned with the onset's transform: resample_clip reads them all, so the
+# inputs stage decodes and aligns the whole span.
+ALIGN = Preprocessing(FaceConfig(size=224, color="grey", span="onset-offset"),
+                      MotionConfig(representations=("resample_clip",)))
 
 
 def main() -> None:
@@ -32,7 +40,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         table = generate(tmp, subjects=1, clips_per_class=1, seed=args.seed)
         row = next(r for r in table.itertuples(index=False) if r.label_class == "positive")
-        clip = align_sample(row, FaceConfig(size=224, color="grey", span="onset-offset"))
+        clip = row_inputs(row._asdict(), ALIGN).clip
     frames = clip.frames
     numbers = list(clip.frame_numbers)
     onset, apex, offset = 0, numbers.index(int(row.apex)), len(frames) - 1

@@ -1,13 +1,13 @@
 """Regenerate the figures of ``docs/predict.md``: ``docs/img/predict_timeline.png`` (``--spot`` on the Pexels video)
 and ``docs/img/predict_example.png`` (one clip: the strongest spotted interval).
 
-The checkpoint is STSTNet's ``cpu`` preset trained on the demo's synthetic set with the demo's preprocessing
+The checkpoint is STSTNet's ``cpu`` preset trained on the demo's synthetic set with the demo's run config
 (``benchmarks/bench_predict.py: demo_checkpoint``); it is written to ``--checkpoint`` (default
-``~/.cache/merkit/predict-docs/ckpt``) and reused. The video is ``../shared/data/faces/WolfgangLanger_Pexels.mp4``
-(Pexels license). About 1-2 minutes on a 2-core CPU the first time (the synthetic set is generated), then about
-30 s.
+``~/.cache/merkit/predict-docs/ckpt``, or under ``$MERKIT_CACHE``) and reused. The video is
+``../shared/data/faces/WolfgangLanger_Pexels.mp4`` (Pexels license). About 1-2 minutes on a 2-core CPU the first
+time (the synthetic set is generated), then about 30 s.
 
-Run: ``python docs/scripts/predict_figures.py``
+Run: ``python docs/scripts/predict_figures.py [--checkpoint DIR] [--video PATH] [--out docs/img]``
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ VIDEO = REPO.parent / "shared" / "data" / "faces" / "WolfgangLanger_Pexels.mp4"
 
 
 def main() -> None:
-    from merkit.demo import default_cache_dir
+    from merkit.inputs.build import default_cache_dir
     from merkit.predict import Predictor, SpotConfig
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -2,9 +2,10 @@
 
     python docs/scripts/synthetic_figure.py [--out docs/img/synthetic_clips.png] [--seed 0]
 
-The clips come from ``merkit.datasets.synthetic.generate`` (one pseudo-subject, one clip per class, default
-settings); the face crop, TV-L1 flow and strain are the ones ``merkit demo`` feeds to STSTNet, before the resize
-to 28x28.
+The clips come from ``merkit.synthetic.generate`` (one pseudo-subject, one clip per class, default
+settings). The face crops are the inputs stage's (:func:`merkit.inputs.row_inputs` with the demo's record,
+:data:`merkit.demo.DEMO_FACE` and :data:`merkit.demo.DEMO_MOTION`), and the TV-L1 flow and strain are computed
+on them with the demo's flow parameters: what ``merkit demo`` feeds to STSTNet, before the resize to 28x28.
 """
 
 from __future__ import annotations
@@ -13,19 +14,16 @@ import argparse
 import tempfile
 from pathlib import Path
 
-import cv2
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from merkit.datasets.synthetic import CLASSES, generate  # noqa: E402
-from merkit.demo import FAST_TVL1, FLOW_SETTINGS  # noqa: E402
-from merkit.face.landmarks import detect_landmarks  # noqa: E402
-from merkit.motion.flow import optical_strain, tvl1_flow  # noqa: E402
-from merkit.face.clip import fit_face  # noqa: E402
-from merkit.pipeline import onset_apex_paths  # noqa: E402
+from merkit.demo import DEMO_FACE, DEMO_MOTION  # noqa: E402
+from merkit.inputs import Preprocessing, row_inputs  # noqa: E402
+from merkit.motion.flow import compute_flow, optical_strain  # noqa: E402
+from merkit.synthetic import CLASSES, generate  # noqa: E402
 
 
 def main() -> None:
@@ -33,20 +31,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "img" / "synthetic_clips.png")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    face = FLOW_SETTINGS["face"]
-    crop = face.size
+    record = Preprocessing(DEMO_FACE, DEMO_MOTION)
+    crop = DEMO_FACE.size
     with tempfile.TemporaryDirectory() as tmp:
         table = generate(tmp, subjects=1, clips_per_class=1, seed=args.seed)
         fig, axes = plt.subplots(len(CLASSES), 4, figsize=(8.4, 2.3 * len(CLASSES)))
         for r, label_class in enumerate(CLASSES):
             row = table[table["label_class"] == label_class].iloc[0]
-            onset_path, apex_path = onset_apex_paths(row)
-            onset = cv2.imread(onset_path, cv2.IMREAD_GRAYSCALE)
-            apex = cv2.imread(apex_path, cv2.IMREAD_GRAYSCALE)
-            landmarks, _, _ = detect_landmarks(onset, face.detector, None, face.upsample)
-            transform, _ = fit_face(landmarks, face)
-            on, ap = transform.warp(onset), transform.warp(apex)
-            flow = tvl1_flow(on, ap, **FAST_TVL1)
+            inputs = row_inputs(row.to_dict(), record)
+            on, ap = inputs.crop(inputs.onset), inputs.crop(inputs.apex)
+            flow = compute_flow(on, ap, DEMO_MOTION.method, **DEMO_MOTION.flow_params)
             strain = optical_strain(flow)
             ax = axes[r]
             ax[0].imshow(on, cmap="gray")

@@ -84,25 +84,18 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    """Optimisation: a fixed number of epochs, always; the trainer never looks at test data (see protocol).
+    """Optimisation, for a fixed number of epochs; the trainer never sees test data.
 
-    ``device``: where the model trains and predicts: ``cpu`` (default), ``cuda``, ``cuda:N``, or ``auto`` (CUDA when
-    available, else CPU). Inputs stay on the CPU and move batch by batch. CPU runs are bit-reproducible for a
-    given seed and thread count; CUDA runs are not (cuDNN picks kernels, some of them non-deterministic, and
-    convolutions may use TF32), and differ from CPU runs in the low digits. The device is not part of
-    :meth:`RunConfig.result_hash`: a run records the devices it used in ``run.json`` instead.
-
-    ``param_groups``: per-module optimizer settings, ``{parameter-name prefix: {key: value}}`` with keys
-    ``lr``, ``weight_decay``, ``momentum`` (SGD only) and ``schedule`` (``false`` keeps the group's lr constant
-    while the scheduler moves the others), e.g. ``{"dgm.": {"lr": 0.002}}`` for FRL-DGT's displacement generator.
-    A parameter joins the group of the longest prefix its name starts with, else the default group
-    (``lr``, ``weight_decay``); see :func:`merkit.training.engine.make_optimizer`.
-
-    ``ema_decay``: ``0`` (default) trains and evaluates the weights as they are after the last step. A value
-    ``d`` in ``(0, 1)`` keeps an exponential moving average of the weights and batch-norm statistics, updated
-    after every optimiser step (``avg = d * avg + (1 - d) * weights``, Polyak averaging, with
-    :class:`torch.optim.swa_utils.AveragedModel`); the average is what the model predicts with, after every epoch
-    and at the end. Its horizon is about ``1 / (1 - d)`` steps. Not in any of the four papers.
+    Attributes:
+        optimizer: ``adam``, ``adamw`` or ``sgd``; scheduler: ``none``, ``cosine``, ``exponential`` or ``step``
+            (:func:`merkit.training.engine.make_scheduler`).
+        augment: training hooks by name (:mod:`merkit.training.augment`).
+        device: ``cpu`` (default, bit-reproducible per machine), ``cuda``, ``cuda:N`` or ``auto``; not part of
+            :meth:`RunConfig.result_hash` (``run.json`` records it).
+        param_groups: ``{parameter-name prefix: {lr, weight_decay, momentum, schedule}}``, per-module optimiser
+            settings (:func:`merkit.training.engine.make_optimizer`).
+        ema_decay: ``0`` (default) or ``d`` in (0, 1): predict with an exponential moving average of the weights,
+            updated after every step (:class:`torch.optim.swa_utils.AveragedModel`); in none of the papers.
     """
 
     epochs: int = 100
@@ -126,20 +119,15 @@ class TrainConfig:
 class ProtocolConfig:
     """Leave-one-subject-out protocol.
 
-    ``selection``:
-      * ``last`` (default, honest): train for ``training.epochs`` and evaluate the last epoch.
-      * ``paper``: evaluate the test subject after every epoch and keep the best epoch *per test subject*, as the
-        papers' code does. It is optimistic, and every output of such a run says so.
-
-    ``gpus_per_fold``: the GPU share each Ray fold worker requests when ``training.device`` resolves to CUDA and
-    ``workers > 1`` (Ray then sets the worker's visible GPU, so the device must be ``cuda`` or ``auto``, not
-    ``cuda:N``). ``0`` (default) means ``1 / workers``: the workers share one GPU. ``1`` gives each fold a GPU of
-    its own. Ignored on the CPU and when ``workers == 1``.
-
-    ``record_epochs``: a diagnostic. Also write the held-out subject's predictions after every epoch to
-    ``<run>/epochs/seed<S>/<fold>.csv``; ``merkit report`` then adds the pooled test-set learning curve. The
-    reported figures do not change, and the curve is never used for them: an epoch count read off it is chosen on
-    the test subjects, so a recipe picked that way must be reported on seeds it was not picked on.
+    Attributes:
+        selection: ``last`` (default, honest: the model after ``training.epochs``) or ``paper`` (the best epoch
+            per test subject, as the papers' code does: optimistic, and labelled so in every output).
+        seeds: one LOSO run per seed. workers: fold processes (Ray); threads_per_fold: torch threads per fold.
+        save_checkpoints: keep each fold's weights.
+        gpus_per_fold: GPU share of a Ray fold on CUDA; ``0`` means ``1 / workers``.
+        record_epochs: a diagnostic: also save the held-out subject's predictions after every epoch, which
+            ``merkit report`` plots as the test-set learning curve. The curve never enters the reported figures,
+            and an epoch count read off it was chosen on the test subjects.
     """
 
     selection: str = "last"

@@ -36,7 +36,9 @@ class DataError(MerkitError, ValueError):
     def __init__(self, message: str, where: Where | None = None, hint: str | None = None):
         self.where = where or Where()
         self.hint = hint
-        text = f"{message} [{self.where}]"
+        located = any(v is not None for v in (self.where.dataset, self.where.subject, self.where.sample,
+                                                self.where.frame))
+        text = f"{message} [{self.where}]" if located else message
         if hint:
             text += f" -- {hint}"
         super().__init__(text)

@@ -489,7 +489,9 @@ def generate(
     Returns:
         The sample table (:mod:`merkit.datasets.table`; dataset ``"synthetic"``, frame paths absolute) with the
         ground-truth columns ``label_class``, ``amplitude_px``, ``blink`` and ``face``. It is also written to
-        ``out_dir/samples.csv`` (frame paths relative, ``;``-separated); read it back with :func:`load_synthetic`.
+        ``out_dir/samples.csv`` (frame paths relative, ``;``-separated). Load the release back with
+        ``merkit.datasets.registry.load_dataset("synthetic", out_dir)``, which reads it as the CASME II release it
+        imitates and adds that ground truth.
 
     Raises:
         ValueError: a size, duration or amplitude out of range.
