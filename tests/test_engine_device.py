@@ -21,7 +21,7 @@ from merkit.training.augment import AUGMENTATIONS
 from merkit.training.engine import (describe_environment, fit, make_optimizer, make_scheduler, predict_proba,
                                     resolve_device)
 from merkit.training.loso import loso_folds
-from merkit.training.runner import check_run_dir, gpus_per_unit, run_provenance, run_loso, run_unit
+from merkit.training.runner import compute_unit, gpus_per_unit, run_provenance, run_loso, run_unit
 from tests.helpers import toy_flow_features
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -104,6 +104,10 @@ def test_device_and_gpu_share_do_not_change_the_result_hash_but_param_groups_do(
     assert load_config(None, ["training.param_groups={fc.: {lr: 0.01}}"]).result_hash() != base
 
 
+def _drop_a_unit(run_dir):
+    next((run_dir / "units").rglob("*.csv")).unlink()
+
+
 def test_run_json_records_the_device_and_a_resume_on_another_device_adds_it(tmp_path, monkeypatch):
     fs = toy_flow_features(subjects=2)
     cfg = load_config(None, FAST)
@@ -111,7 +115,8 @@ def test_run_json_records_the_device_and_a_resume_on_another_device_adds_it(tmp_
     assert run_provenance(tmp_path) == ["cpu"]
     stamp = json.loads((tmp_path / "run.json").read_text())
     monkeypatch.setattr("merkit.training.runner.describe_device", lambda device: "cuda:0 (test GPU)")
-    check_run_dir(cfg, fs, tmp_path)
+    _drop_a_unit(tmp_path)
+    run_loso(cfg, fs, tmp_path)  # the unit it recomputes records where it trained
     resumed = json.loads((tmp_path / "run.json").read_text())
     assert resumed["devices"] == ["cpu", "cuda:0 (test GPU)"]
     assert resumed["environments"] == stamp["environments"]  # same machine: recorded once
@@ -120,13 +125,14 @@ def test_run_json_records_the_device_and_a_resume_on_another_device_adds_it(tmp_
 
 
 def test_checkpoint_is_written_from_cpu_tensors_and_reproduces_the_fold_predictions(tmp_path):
-    from safetensors.torch import load_file
+    from safetensors.torch import load
 
     fs = toy_flow_features(subjects=2, per_class=3)
     cfg = load_config(None, FAST)
     fold = loso_folds(fs.table)[0]
-    preds = run_unit(cfg, fs, fold, seed=0, checkpoint=tmp_path / "fold.safetensors")
-    state = load_file(str(tmp_path / "fold.safetensors"), device="cpu")
+    result = compute_unit(cfg.with_overrides(["protocol.save_checkpoints=true"]), fs, fold, seed=0)
+    preds = result.predictions
+    state = load(result.weights)
     assert {t.device.type for t in state.values()} == {"cpu"}
     model = build_model("ststnet", 3, None)
     model.load_state_dict(state)
@@ -188,7 +194,7 @@ def test_augmentation_hook_keeps_a_device_batch_on_its_device(name):
 
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
 def test_cuda_training_matches_cpu_training_and_its_checkpoint_predicts_on_cpu(tmp_path, monkeypatch):
-    from safetensors.torch import load_file
+    from safetensors.torch import load
 
     # TF32 convolutions (PyTorch's default on Ampere and later) differ from float32 by about 1e-3.
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
@@ -196,12 +202,13 @@ def test_cuda_training_matches_cpu_training_and_its_checkpoint_predicts_on_cpu(t
     fs = toy_flow_features(subjects=2, per_class=3)
     fold = loso_folds(fs.table)[0]
     cpu = run_unit(load_config(None, FAST), fs, fold, seed=0)
-    cuda = run_unit(load_config(None, FAST + ["training.device=cuda"]), fs, fold, seed=0,
-                    checkpoint=tmp_path / "fold.safetensors")
+    result = compute_unit(load_config(None, FAST + ["training.device=cuda", "protocol.save_checkpoints=true"]), fs,
+                          fold, seed=0)
+    cuda = result.predictions
     columns = [f"prob_{c}" for c in fs.classes]
     np.testing.assert_allclose(cuda[columns].to_numpy(), cpu[columns].to_numpy(), rtol=0, atol=1e-4)
     model = build_model("ststnet", 3, None)
-    model.load_state_dict(load_file(str(tmp_path / "fold.safetensors"), device="cpu"))
+    model.load_state_dict(load(result.weights))
     on_cpu = predict_proba(model, fs.subset(fold.test_index))
     np.testing.assert_allclose(on_cpu, cuda[columns].to_numpy(), rtol=0, atol=1e-4)
 
@@ -335,10 +342,11 @@ def test_run_json_records_the_machine_and_a_resume_on_another_machine_adds_it(tm
     assert f"torch {torch.__version__}" in here and torch.backends.cpu.get_cpu_capability() in here
     fs = toy_flow_features(subjects=2)
     cfg = load_config(None, FAST)
-    check_run_dir(cfg, fs, tmp_path)
+    run_loso(cfg, fs, tmp_path)
     assert run_provenance(tmp_path, "environments") == [here]
     monkeypatch.setattr("merkit.training.runner.describe_environment", lambda: "other host (AVX2), torch 0")
-    check_run_dir(cfg, fs, tmp_path)
-    check_run_dir(cfg, fs, tmp_path)
+    _drop_a_unit(tmp_path)
+    run_loso(cfg, fs, tmp_path)
+    run_loso(cfg, fs, tmp_path)  # nothing left to run: nothing added
     assert run_provenance(tmp_path, "environments") == [here, "other host (AVX2), torch 0"]
     assert run_provenance(tmp_path) == ["cpu"]

@@ -15,17 +15,17 @@ FAST = ["training.epochs=4", "training.batch_size=16", "protocol.save_checkpoint
 def test_one_fold_per_subject_and_folds_are_subject_disjoint():
     fs = toy_flow_features(subjects=4)
     folds = loso_folds(fs.table)
-    assert [f.subject_id for f in folds] == ["toy/s00", "toy/s01", "toy/s02", "toy/s03"]
+    assert [f.name for f in folds] == ["toy/s00", "toy/s01", "toy/s02", "toy/s03"]
     for f in folds:
-        assert set(fs.table["subject_id"].iloc[f.test_index]) == {f.subject_id}
-        assert f.subject_id not in set(fs.table["subject_id"].iloc[f.train_index])
+        assert set(fs.table["subject_id"].iloc[f.test_index]) == {f.name}
+        assert f.name not in set(fs.table["subject_id"].iloc[f.train_index])
     assert sorted(np.concatenate([f.test_index for f in folds])) == list(range(len(fs)))
 
 
 def test_fold_with_leaked_subject_raises():
     fs = toy_flow_features(subjects=3)
     good = loso_folds(fs.table)[0]
-    leaked = Fold(0, good.subject_id, np.concatenate([good.train_index, good.test_index[:1]]), good.test_index)
+    leaked = Fold(0, good.name, np.concatenate([good.train_index, good.test_index[:1]]), good.test_index)
     with pytest.raises(LeakageError, match="toy/s00"):
         run_unit(load_config(None, FAST), fs, leaked, seed=0)
 

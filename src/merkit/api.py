@@ -47,7 +47,7 @@ def load_features(config: RunConfig) -> FeatureSet:
     """
     from merkit.inputs import load_inputs
 
-    return load_inputs(config.data)
+    return load_inputs(config.data, address=config.protocol.address)
 
 
 def model_facts(config: RunConfig, data: FeatureSet) -> tuple[list[str], list[str]]:
@@ -171,11 +171,36 @@ def compare(run_dirs: list[str | Path]) -> str:
     return "\n".join(lines)
 
 
+def train_model(config_dict: dict, data: FeatureSet, seed: int) -> tuple[bytes, str, tuple[str, ...]]:
+    """Train one model on every row of ``data`` (``config_dict``: :meth:`RunConfig.to_dict`): its weights as
+    safetensors bytes (CPU tensors), the device it trained on and its input keys. Pure, so that it runs the same in
+    this process or as a Ray task on a cluster node."""
+    import torch
+    from safetensors.torch import save
+
+    from merkit.config import config_from_dict
+    from merkit.models import build_model
+    from merkit.training.engine import cpu_state_dict, describe_device, fit, module_device
+    from merkit.training.runner import unit_seed
+
+    config = config_from_dict(config_dict)
+    torch.set_num_threads(max(1, config.protocol.threads_per_fold))
+    s = unit_seed(seed, "all-subjects")
+    torch.manual_seed(s)
+    model = build_model(config.model.name, len(data.classes), config.model.preset, **config.model.params)
+    fit(model, data, config.training, torch.Generator().manual_seed(s))
+    return save(cpu_state_dict(model)), describe_device(module_device(model)), tuple(model.input_keys)
+
+
 def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = None, seed: int | None = None
           ) -> Path:
     """Train one model on every sample (no held-out subject) and save a self-contained checkpoint folder
     (:class:`merkit.checkpoint.Checkpoint`: weights, config, classes and the preprocessing record that
     ``merkit predict`` reproduces on new videos).
+
+    With ``protocol.address`` (or ``$RAY_ADDRESS``) the preprocessing and the training run on that Ray cluster
+    (the training as one task asking for ``threads_per_fold`` CPUs and, on CUDA, one GPU); this process writes the
+    checkpoint.
 
     Args:
         features: train on these instead of loading ``config.data``; their ``meta["preprocessing"]`` is recorded.
@@ -185,24 +210,22 @@ def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = 
         The checkpoint folder.
 
     Raises:
-        ConfigError, DataError: as :func:`evaluate`.
+        ConfigError, DataError: as :func:`evaluate`. UnitError: the training task failed on the cluster.
     """
-    import torch
+    from safetensors.torch import load
 
     from merkit.checkpoint import Checkpoint
+    from merkit.cluster import cluster_address
     from merkit.inputs import Preprocessing
-    from merkit.models import build_model
-    from merkit.training.engine import cpu_state_dict, describe_device, fit, resolve_device
-    from merkit.training.runner import unit_seed
 
     config.validate()
     data = features if features is not None else load_features(config)
     seed = config.protocol.seeds[0] if seed is None else seed
-    torch.set_num_threads(max(1, config.protocol.threads_per_fold))
-    s = unit_seed(seed, "all-subjects")
-    torch.manual_seed(s)
-    model = build_model(config.model.name, len(data.classes), config.model.preset, **config.model.params)
-    fit(model, data, config.training, torch.Generator().manual_seed(s))
+    address = cluster_address(config.protocol.address)
+    if address is None:
+        weights, device, keys = train_model(config.to_dict(), data, seed)
+    else:
+        weights, device, keys = _train_on_cluster(config, data, seed, address)
     summary = {
         "samples": len(data), "subjects": int(data.table["subject_id"].nunique()),
         "per_class": {c: int((data.table["label"] == i).sum()) for i, c in enumerate(data.classes)},
@@ -212,6 +235,23 @@ def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = 
     record = Preprocessing.from_dict(data.meta["preprocessing"], "training data") if data.meta.get(
         "preprocessing") else config.data.preprocessing
     checkpoint = Checkpoint(config.model.name, config.model.preset, dict(config.model.params), tuple(data.classes),
-                            tuple(model.input_keys), record, config, seed,
-                            describe_device(resolve_device(config.training.device)), summary)
-    return checkpoint.save(out_dir, cpu_state_dict(model))
+                            keys, record, config, seed, device, summary)
+    return checkpoint.save(out_dir, load(weights))
+
+
+def _train_on_cluster(config: RunConfig, data: FeatureSet, seed: int, address: str):
+    import ray
+
+    from merkit.cluster import ray_session, run_tasks
+    from merkit.errors import UnitError
+    from merkit.training.runner import gpus_per_unit
+
+    got = []
+    with ray_session(config.protocol.threads_per_fold, address):
+        gpus = min(1.0, gpus_per_unit(config, ray.cluster_resources().get("GPU", 0.0)) * config.protocol.workers)
+        failures = run_tasks(train_model, [(config.to_dict(), data, seed)], ["training"],
+                             lambda i, result, node: got.append(result), num_cpus=config.protocol.threads_per_fold,
+                             num_gpus=gpus, max_retries=config.protocol.max_retries)
+    if failures:
+        raise UnitError(f"training failed on the cluster at {address}: {failures[0][1]}")
+    return got[0]

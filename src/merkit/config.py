@@ -23,7 +23,7 @@ from merkit.face.clip import FaceConfig
 from merkit.inputs.record import ON_ERROR, Preprocessing
 from merkit.motion.stage import MotionConfig
 
-SELECTIONS = ("last", "paper")
+SELECTIONS = ("last", "inner", "paper")
 DATA_KINDS = ("flow_folder", "raw")
 #: ``training.device`` values: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
 DEVICE_PATTERN = re.compile(r"cpu|auto|cuda(:\d+)?")
@@ -117,25 +117,42 @@ class TrainConfig:
 
 @dataclass
 class ProtocolConfig:
-    """Leave-one-subject-out protocol.
+    """The evaluation protocol: folds, model selection, seeds, and where units run.
 
     Attributes:
-        selection: ``last`` (default, honest: the model after ``training.epochs``) or ``paper`` (the best epoch
-            per test subject, as the papers' code does: optimistic, and labelled so in every output).
-        seeds: one LOSO run per seed. workers: fold processes (Ray); threads_per_fold: torch threads per fold.
-        save_checkpoints: keep each fold's weights.
-        gpus_per_fold: GPU share of a Ray fold on CUDA; ``0`` means ``1 / workers``.
+        split: ``loso`` (default; one fold per subject), ``lodo`` (one fold per dataset, trained on the others) or
+            ``train-test`` (train on ``train_on``'s datasets, test on ``test_on``'s); :mod:`merkit.training.loso`.
+        selection: ``last`` (default, honest: the model after ``training.epochs``); ``inner`` (honest: the epoch
+            count, and the recipe among ``recipes``, chosen by the pooled UF1 of ``inner_folds`` subject-disjoint
+            folds of the training subjects, :mod:`merkit.training.selection`); or ``paper`` (the best epoch per test
+            subject, as the papers' code does: optimistic, and labelled so in every output).
+        inner_folds: k of ``inner`` selection. recipes: named recipes for ``inner``, ``{name: [key=value, ...]}``
+            overrides of this config (``training.*`` and ``model.params.*``); empty: the config's own recipe.
+        ensemble: K: each unit averages the class probabilities of K models trained with K seeds.
+        seeds: one run per seed. workers: parallel units (Ray); threads_per_fold: torch threads (and Ray CPUs) per
+            unit; gpus_per_fold: GPU share per unit on CUDA (``0``: ``1 / workers``).
+        address: a Ray cluster to run units and preprocessing on (also ``--address`` or ``$RAY_ADDRESS``);
+            ``None`` runs locally. max_retries: times a unit is rerun after its worker or node dies.
+        save_checkpoints: keep each unit's weights.
         record_epochs: a diagnostic: also save the held-out subject's predictions after every epoch, which
             ``merkit report`` plots as the test-set learning curve. The curve never enters the reported figures,
             and an epoch count read off it was chosen on the test subjects.
     """
 
+    split: str = "loso"
+    train_on: list[str] = field(default_factory=list)
+    test_on: list[str] = field(default_factory=list)
     selection: str = "last"
+    inner_folds: int = 5
+    recipes: dict[str, list[str]] = field(default_factory=dict)
+    ensemble: int = 1
     seeds: list[int] = field(default_factory=lambda: [0])
     workers: int = 1
     threads_per_fold: int = 1
-    save_checkpoints: bool = True
     gpus_per_fold: float = 0.0
+    address: str | None = None
+    max_retries: int = 3
+    save_checkpoints: bool = True
     record_epochs: bool = False
 
 
@@ -169,9 +186,42 @@ class RunConfig:
             raise ConfigError(f"protocol.seeds lists a seed twice: {self.protocol.seeds}")
         if self.protocol.workers < 1 or self.protocol.threads_per_fold < 1:
             raise ConfigError("protocol.workers and protocol.threads_per_fold must be >= 1")
+        self._validate_protocol()
         self._validate_device()
         self.training.param_groups = _checked_param_groups(self.training.param_groups, self.training.optimizer)
         return self
+
+    def _validate_protocol(self) -> None:
+        from merkit.training.loso import SPLITS
+
+        p = self.protocol
+        if p.split not in SPLITS:
+            raise ConfigError(f"protocol.split must be one of {SPLITS}, got {p.split!r}")
+        if (p.split == "train-test") != bool(p.train_on or p.test_on):
+            raise ConfigError("protocol.train_on and protocol.test_on go with protocol.split train-test, and it "
+                              "needs both")
+        if p.ensemble < 1 or p.inner_folds < 2 or p.max_retries < 0:
+            raise ConfigError("protocol.ensemble must be >= 1, protocol.inner_folds >= 2, protocol.max_retries >= 0")
+        if p.recipes and p.selection != "inner":
+            raise ConfigError("protocol.recipes are chosen by protocol.selection inner; set it, or drop the recipes")
+        if p.selection == "paper" and (p.ensemble > 1):
+            raise ConfigError("protocol.ensemble > 1 averages fixed-epoch models; it does not go with selection paper")
+        for name, overrides in p.recipes.items():
+            bad = [o for o in overrides if not o.startswith(("training.", "model.params."))]
+            if bad:
+                raise ConfigError(f"protocol.recipes[{name!r}] may override training.* and model.params.* only, "
+                                  f"got {bad}")
+            self.with_overrides(overrides)  # every recipe must make a valid config
+
+    def with_overrides(self, overrides: list[str]) -> "RunConfig":
+        """A copy of this config with ``key.sub=value`` overrides applied, validated.
+
+        Raises:
+            ConfigError: as :func:`load_config`.
+        """
+        data = self.to_dict()
+        data["protocol"]["recipes"] = {}
+        return config_from_dict(_apply_overrides(data, overrides))
 
     def _validate_device(self) -> None:
         device, gpus = self.training.device, self.protocol.gpus_per_fold
@@ -195,14 +245,16 @@ class RunConfig:
         Excluded: ``name``; ``data.path`` (the data fingerprint checks the data instead), ``data.cache``,
         ``data.preprocess_workers`` and ``data.on_error`` (where and how inputs are computed; skipped clips change
         the fingerprint); ``protocol.seeds`` (each seed is its own unit), ``protocol.workers``,
-        ``protocol.save_checkpoints``, ``protocol.gpus_per_fold``, ``protocol.record_epochs`` and
-        ``training.device`` (where a unit runs; ``run.json`` records the devices).
+        ``protocol.save_checkpoints``, ``protocol.gpus_per_fold``, ``protocol.address``,
+        ``protocol.max_retries``, ``protocol.record_epochs`` and ``training.device`` (where a unit runs;
+        ``run.json`` records the devices and machines).
         """
         d = self.to_dict()
         d.pop("name")
         for k in ("path", "cache", "preprocess_workers", "on_error"):
             d["data"].pop(k)
-        for k in ("seeds", "workers", "save_checkpoints", "gpus_per_fold", "record_epochs"):
+        for k in ("seeds", "workers", "save_checkpoints", "gpus_per_fold", "record_epochs", "address",
+                  "max_retries"):
             d["protocol"].pop(k)
         d["training"].pop("device")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
@@ -358,7 +410,16 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from error
         if not isinstance(data, dict):
             raise ConfigError(f"{path} must hold a mapping of config sections, got {type(data).__name__}")
-    for item in overrides or []:
+    return config_from_dict(_apply_overrides(data, overrides or []))
+
+
+def _apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``data`` with each ``key.sub=value`` override set (the value parsed as YAML).
+
+    Raises:
+        ConfigError: a malformed override, a key under a value that is not a section, or a value that is not YAML.
+    """
+    for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like key.sub=value")
         key, raw = item.split("=", 1)
@@ -372,7 +433,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             node[parts[-1]] = yaml.safe_load(raw)
         except yaml.YAMLError as error:
             raise ConfigError(f"override {item!r}: the value is not valid YAML ({error})") from error
-    return config_from_dict(data)
+    return data
 
 
 def dump_config(config: RunConfig, path: str | Path) -> None:

@@ -52,6 +52,10 @@ class CheckpointError(MerkitError, ValueError):
     """A checkpoint that cannot be loaded, or whose preprocessing the current code cannot reproduce."""
 
 
+class UnitError(MerkitError, RuntimeError):
+    """Units of an evaluation failed for good (after their retries); the message names each and its error."""
+
+
 class LeakageError(MerkitError, AssertionError):
     """Train and test sets of a fold share a subject (or a sample)."""
 

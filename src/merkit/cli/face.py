@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from merkit.cli.app import CONFIG_OPTION, SET_OPTION, app, run_config
+from merkit.cli.app import ADDRESS_OPTION, CONFIG_OPTION, SET_OPTION, app, run_config
 
 
 @app.command()
@@ -19,7 +19,8 @@ def preprocess(
     config: Optional[Path] = CONFIG_OPTION,
     cache: Optional[Path] = typer.Option(None, "--cache", help="Cache root (data.cache; default "
                                          "~/.cache/merkit/preprocess/<release>)."),
-    workers: Optional[int] = typer.Option(None, help="Parallel processes (data.preprocess_workers)."),
+    workers: Optional[int] = typer.Option(None, help="Parallel Ray workers (data.preprocess_workers)."),
+    address: Optional[str] = ADDRESS_OPTION,
     set_: list[str] = SET_OPTION,
 ) -> None:
     """Compute the model inputs the config describes (face fitted once per clip, then its motion representations)
@@ -28,11 +29,12 @@ def preprocess(
     from merkit.inputs import load_inputs
 
     cfg = run_config(config, set_, **{"data.kind": "raw", "data.dataset": dataset, "data.path": data,
-                                      "data.cache": cache, "data.preprocess_workers": workers})
+                                      "data.cache": cache, "data.preprocess_workers": workers,
+                                      "protocol.address": address})
     if not cfg.data.dataset:
         raise ConfigError("name the dataset (merkit preprocess NAME ...) or set data.dataset in the config")
     diagnostics = Diagnostics()
-    features = load_inputs(cfg.data, diagnostics)
+    features = load_inputs(cfg.data, diagnostics, address=cfg.protocol.address)
     clips = features.meta["clips"]
     typer.echo(f"{len(features)} samples: {clips['computed']} computed, {clips['cached']} from the cache, "
                f"{clips['failed']} failed, in {clips['seconds']:.1f} s with {clips['workers']} worker(s)")

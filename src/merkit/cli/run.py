@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from merkit.cli.app import CONFIG_OPTION, SET_OPTION, app, run_config
+from merkit.cli.app import ADDRESS_OPTION, CONFIG_OPTION, SET_OPTION, app, run_config
 
 
 def _seeds(text: Optional[str]) -> Optional[list[int]]:
@@ -33,16 +33,24 @@ def evaluate(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default runs/<name>)."),
     epochs: Optional[int] = typer.Option(None, help="Override training.epochs."),
     seeds: Optional[str] = typer.Option(None, help="Comma-separated seeds, e.g. 0,1,2,3,4."),
-    protocol: Optional[str] = typer.Option(None, help="'last' (honest, default) or 'paper' (test-selected)."),
+    protocol: Optional[str] = typer.Option(None, help="Selection: 'last' (honest, default), 'inner' (honest, "
+                                           "chosen on inner folds) or 'paper' (test-selected)."),
     workers: Optional[int] = typer.Option(None, help="Parallel fold workers (Ray); 1 = sequential."),
+    address: Optional[str] = ADDRESS_OPTION,
     set_: list[str] = SET_OPTION,
     quiet: bool = typer.Option(False, help="No progress bar."),
 ) -> None:
-    """Leave-one-subject-out evaluation: predictions, pooled UF1/UAR, report (resumes a killed run)."""
+    """Evaluation: predictions, pooled UF1/UAR per dataset, report (resumes a killed run).
+
+    Protocols (--set protocol.split=... / protocol.selection=...): split loso (one subject out, default), lodo (one
+    dataset out) or train-test (protocol.train_on / test_on); selection last (honest, default), inner (epochs and
+    recipes chosen on inner folds of the training subjects, honest) or paper (best epoch per test subject,
+    optimistic); protocol.ensemble=K averages K seeds per fold."""
     from merkit.api import evaluate as run
 
     cfg = run_config(config, set_, **{"data.path": data, "training.epochs": epochs, "protocol.selection": protocol,
-                                      "protocol.workers": workers, "protocol.seeds": _seeds(seeds)})
+                                      "protocol.workers": workers, "protocol.seeds": _seeds(seeds),
+                                      "protocol.address": address})
     result = run(cfg, out, progress=not quiet)
     typer.echo(result.summary_line())
     typer.echo(f"report: {result.report_path}")
@@ -54,12 +62,14 @@ def train(
     data: Optional[Path] = typer.Option(None, "--data", help="Data folder (overrides data.path)."),
     out: Path = typer.Option(..., "--out", "-o", help="Checkpoint folder to write."),
     epochs: Optional[int] = typer.Option(None, help="Override training.epochs."),
+    address: Optional[str] = ADDRESS_OPTION,
     set_: list[str] = SET_OPTION,
 ) -> None:
     """Train on every subject and write a self-contained checkpoint (weights, config, classes, preprocessing)."""
     from merkit.api import train as run
 
-    typer.echo(f"checkpoint: {run(run_config(config, set_, **{'data.path': data, 'training.epochs': epochs}), out)}")
+    cfg = run_config(config, set_, **{"data.path": data, "training.epochs": epochs, "protocol.address": address})
+    typer.echo(f"checkpoint: {run(cfg, out)}")
 
 
 @app.command()

@@ -12,8 +12,8 @@ A clip is reused only when its ``meta.json`` names the same source frames, uncha
 times), and the same annotated onset, apex and offset; otherwise it is recomputed. Every file is written under a
 temporary name and moved into place, so a killed run leaves no half clip that looks finished.
 
-Workers are started with ``spawn``: OpenCV's thread pool does not survive ``fork`` (opencv/opencv#5150). A script
-calling :func:`build_inputs` with ``workers > 1`` needs the ``if __name__ == "__main__":`` guard.
+With ``workers > 1`` or a Ray cluster, clips are Ray tasks (:mod:`merkit.cluster`): the workers compute, and this
+process alone writes the cache as results arrive.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ import hashlib
 import json
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable
 
@@ -126,61 +124,57 @@ class InputsCache:
         with np.load(folder / "inputs.npz") as data:
             return {k: data[k] for k in data.files}, meta
 
-    def save(self, row: dict[str, Any], result: ClipInputs) -> dict:
+    def save(self, row: dict[str, Any], inputs: dict[str, np.ndarray], meta: dict) -> None:
+        """Write one clip's inputs, then its ``meta.json`` (:func:`clip_meta`), each atomically."""
         folder = self.folder(row["sample_id"])
         if not (self.dir / "record.json").is_file():
             write_json(self.dir / "record.json", self.record.to_dict())
 
         def savez(path: Path) -> None:
             with open(path, "wb") as handle:  # a handle: np.savez appends ".npz" to a path
-                np.savez(handle, **result.inputs)
+                np.savez(handle, **inputs)
 
         write_atomic(folder / "inputs.npz", savez)
-        meta = {"sample_id": row["sample_id"], "marks": [_number(row.get(k)) for k in ("onset", "apex", "offset")],
-                "frame_paths": list(result.clip.frame_paths),
-                "source_fingerprint": source_fingerprint(list(result.clip.frame_paths)),
-                "onset_frame": result.onset, "apex_frame": result.apex, "offset_frame": result.offset,
-                "apex_source": result.apex_source, "face_box": list(result.clip.face_box), "notes": result.notes}
         write_json(folder / "meta.json", meta)
-        return meta
 
 
-def _compute(row: dict[str, Any], record: Preprocessing, cache_root: str | None) -> tuple[dict, dict] | DataError:
-    """One clip in a worker: its inputs and meta (saved to the cache when there is one), or the DataError."""
+def clip_meta(row: dict[str, Any], result: ClipInputs) -> dict:
+    """What the cache keeps about one clip besides its inputs: the annotation it was made from, its source frames
+    and their fingerprint, the frames used, the face box and the notes."""
+    return {"sample_id": row["sample_id"], "marks": [_number(row.get(k)) for k in ("onset", "apex", "offset")],
+            "frame_paths": list(result.clip.frame_paths),
+            "source_fingerprint": source_fingerprint(list(result.clip.frame_paths)),
+            "onset_frame": result.onset, "apex_frame": result.apex, "offset_frame": result.offset,
+            "apex_source": result.apex_source, "face_box": list(result.clip.face_box), "notes": result.notes}
+
+
+def _compute(row: dict[str, Any], record: Preprocessing) -> tuple[dict, dict] | DataError:
+    """One clip, anywhere (this process or a Ray worker): its inputs and meta, or the DataError; it writes nothing."""
     try:
         result = row_inputs(row, record)
     except DataError as error:
         return error
-    if cache_root is not None:
-        meta = InputsCache(cache_root, record).save(row, result)
-    else:
-        meta = {"onset_frame": result.onset, "apex_frame": result.apex, "apex_source": result.apex_source,
-                "notes": result.notes}
-    return result.inputs, meta
-
-
-def _worker_init() -> None:
-    import cv2
-
-    cv2.setNumThreads(1)  # one process per core already: OpenCV's own threads would oversubscribe the CPU
+    return result.inputs, clip_meta(row, result)
 
 
 def build_inputs(table: pd.DataFrame, record: Preprocessing, scheme: str = "megc2019-3class",
                  cache: str | Path | None = None, workers: int = 1, on_error: str = "skip",
                  diagnostics: Diagnostics | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> FeatureSet:
+                 progress: Callable[[int, int], None] | None = None, address: str | None = None) -> FeatureSet:
     """The model inputs of every sample of a raw sample table, as a :class:`~merkit.features.FeatureSet`.
 
     Args:
         table: a sample table with ``frames`` and onset/apex/offset frame numbers (a dataset loader's output).
         record: the face and motion settings.
         scheme: the class scheme that labels the rows; rows it drops are counted.
-        cache: cache root (``None``: no cache).
-        workers: processes computing clips in parallel (1 computes in this process).
+        cache: cache root (``None``: no cache). Only this process writes it.
+        workers: Ray workers computing clips in parallel (1 computes in this process).
         on_error: ``skip`` (default) leaves out a clip that fails on bad data (no face, unreadable or missing
             frames), with a counted warning naming it; ``raise`` stops at the first such clip.
         diagnostics: receives the counted warnings (also in ``meta["diagnostics"]``).
         progress: called with ``(done, total)`` after each clip.
+        address: a Ray cluster to compute the clips on (or ``$RAY_ADDRESS``; :func:`merkit.cluster.ray_session`).
+            Its workers must see the release's frame files at the same paths (a shared file system).
 
     Returns:
         FeatureSet with one input per key of ``record.input_keys`` (float32, first dimension = samples),
@@ -210,28 +204,30 @@ def build_inputs(table: pd.DataFrame, record: Preprocessing, scheme: str = "megc
         if found is not None:
             results[i] = found
     cached, todo = len(results), [i for i in range(len(rows)) if i not in results]
-    cache_root = str(cache) if cache is not None else None
 
-    def collect(i: int, result: tuple[dict, dict] | DataError) -> None:
-        if isinstance(result, DataError) and on_error == "raise":
-            raise result
+    def collect(i: int, result: tuple[dict, dict] | DataError, node: str = "") -> None:
+        if isinstance(result, DataError):
+            if on_error == "raise":
+                raise result
+        elif store is not None:
+            store.save(rows[i], *result)  # the driver alone writes the cache
         results[i] = result
         if progress is not None:
             progress(len(results), len(rows))
 
-    if workers == 1 or len(todo) < 2:
+    from merkit.cluster import cluster_address
+
+    if (workers == 1 and cluster_address(address) is None) or len(todo) < 2:
         for i in todo:
-            collect(i, _compute(rows[i], record, cache_root))
+            collect(i, _compute(rows[i], record))
     else:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                                 initializer=_worker_init) as pool:
-            futures = {pool.submit(_compute, rows[i], record, cache_root): i for i in todo}
-            try:
-                for future in as_completed(futures):
-                    collect(futures[future], future.result())
-            except BaseException:
-                pool.shutdown(cancel_futures=True)  # stop at the first failure instead of finishing the queue
-                raise
+        from merkit.cluster import ray_session, run_tasks
+
+        with ray_session(workers, address):
+            failures = run_tasks(_compute, [(rows[i], record) for i in todo], [rows[i]["sample_id"] for i in todo],
+                                 lambda k, result, node: collect(todo[k], result, node), max_retries=2)
+        if failures:  # a crash that is not bad data, twice: a bug, not a clip to skip
+            raise RuntimeError(f"preprocessing crashed on {failures[0][0]}: {failures[0][1]}")
     keep, arrays = [], {key: [] for key in record.input_keys}
     failed = 0
     for i, row in enumerate(rows):
@@ -269,12 +265,13 @@ def build_inputs(table: pd.DataFrame, record: Preprocessing, scheme: str = "megc
     return FeatureSet(labelled.iloc[keep].reset_index(drop=True), tensors, classes.classes, notes, meta)
 
 
-def load_inputs(data, diagnostics: Diagnostics | None = None, progress=None) -> FeatureSet:
+def load_inputs(data, diagnostics: Diagnostics | None = None, progress=None, address: str | None = None) -> FeatureSet:
     """The FeatureSet that a run config's ``data`` section (:class:`merkit.config.DataConfig`) describes.
 
     ``flow_folder``: the composite-format folder in ``data.path`` (:func:`merkit.inputs.composite.read_composite`).
     ``raw``: the release in ``data.path`` loaded by name (``data.dataset``), then :func:`build_inputs` with
-    ``data.preprocessing``, cached under ``data.cache`` (default :func:`release_cache_dir`).
+    ``data.preprocessing``, cached under ``data.cache`` (default :func:`release_cache_dir`), on the Ray cluster at
+    ``address`` when one is given.
 
     Raises:
         ConfigError: unknown ``data.kind``, or a missing ``data.path`` / ``data.dataset``.
@@ -298,6 +295,6 @@ def load_inputs(data, diagnostics: Diagnostics | None = None, progress=None) -> 
     table = check_emotions(load_dataset(data.dataset, data.path, diagnostics=diagnostics), data.dataset)
     cache = Path(data.cache) if data.cache else release_cache_dir(data.path)
     features = build_inputs(table, data.preprocessing, data.scheme, cache, data.preprocess_workers, data.on_error,
-                            diagnostics, progress)
+                            diagnostics, progress, address)
     features.notes.insert(0, f"{data.dataset} release at {data.path}")
     return features

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -268,7 +266,7 @@ def write_composite(table: pd.DataFrame, out: str | Path, record: Preprocessing 
         record: the preprocessing; it must compute ``onset_apex_flow`` with ``normalise: minmax`` (the format).
             The apex crop is the aligned apex frame, ``record.face.size`` pixels.
         scheme: class scheme giving ``label`` and ``emotion`` (the class name); rows it drops are counted.
-        workers: processes computing samples in parallel (1 computes in this process).
+        workers: Ray workers computing samples in parallel (1 computes in this process); this process alone writes.
         on_error: ``skip`` (default; counted, named) or ``raise`` for samples that fail (no face, missing frames).
         diagnostics: collects counted warnings (dropped and failed samples).
         overwrite: replace an export made with another record instead of raising.
@@ -329,17 +327,13 @@ def write_composite(table: pd.DataFrame, out: str | Path, record: Preprocessing 
         for i in todo:
             record_result(i, _export_task(rows[i], record))
     else:
-        from merkit.inputs.build import _worker_init
+        from merkit.cluster import ray_session, run_tasks
 
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                                 initializer=_worker_init) as pool:
-            futures = {i: pool.submit(_export_task, rows[i], record) for i in todo}
-            try:
-                for i, future in futures.items():
-                    record_result(i, future.result())
-            except BaseException:
-                pool.shutdown(cancel_futures=True)  # stop at the first failure instead of finishing the queue
-                raise
+        with ray_session(workers):
+            failures = run_tasks(_export_task, [(rows[i], record) for i in todo], [rows[i]["sample_id"] for i in todo],
+                                 lambda k, result, node: record_result(todo[k], result), max_retries=2)
+        if failures:  # a crash that is not bad data, twice: a bug, not a sample to skip
+            raise RuntimeError(f"export crashed on {failures[0][0]}: {failures[0][1]}")
     keep = sorted(provenance)
     if not keep:
         raise DataError("no sample left to export", hint="check the class scheme, the frames and the faces")

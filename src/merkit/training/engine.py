@@ -214,6 +214,7 @@ def fit(
     generator: torch.Generator,
     on_epoch_end: Callable[[int, MerModel], None] | None = None,
     progress: Callable[[int], None] | None = None,
+    stop_after: int | None = None,
 ) -> MerModel:
     """Train ``model`` on ``train`` for exactly ``cfg.epochs`` epochs, on ``cfg.device``.
 
@@ -226,6 +227,8 @@ def fit(
             unit is reproducible.
         on_epoch_end: called as ``on_epoch_end(epoch, model)`` after each epoch (1-based), model in eval mode.
         progress: called with the finished epoch number, for progress displays.
+        stop_after: stop after this many epochs of the ``cfg.epochs`` schedule (the learning-rate schedule still
+            spans ``cfg.epochs``), so the model equals the full run's model at that epoch (inner selection).
 
     Loss: cross-entropy on ``ModelOutput.logits`` (class-weighted if ``cfg.class_weighted``) plus the sum of
     ``ModelOutput.aux_losses``.
@@ -260,7 +263,7 @@ def fit(
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
     n = len(train)
     steps = max(1, math.ceil(n / cfg.batch_size))
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(1, (stop_after or cfg.epochs) + 1):
         model.train()
         order = torch.randperm(n, generator=generator)
         optimizer.zero_grad(set_to_none=True)

@@ -1,7 +1,13 @@
-"""Leave-one-subject-out (LOSO) folds, with the subject-disjointness the whole protocol rests on asserted in code.
+"""Evaluation folds, with the subject-disjointness the whole protocol rests on asserted in code.
 
-One fold per subject. Subjects are the dataset-qualified ``subject_id`` of the sample table, so that
-``casme2/sub01`` and ``smic/s01`` are different subjects.
+* ``loso`` (default): leave one subject out, one fold per dataset-qualified ``subject_id`` (``casme2/sub01`` and
+  ``smic/s01`` are different subjects).
+* ``lodo``: leave one dataset out, the field's holdout-database evaluation: one fold per dataset, trained on all the
+  others (on the MEGC2019 composite: train on two parts, test on the third).
+* ``train-test``: one fold, trained on the datasets of ``protocol.train_on`` and tested on those of
+  ``protocol.test_on``.
+
+Every fold is checked by :func:`check_fold` when it is made and again when a unit trains on it.
 """
 
 from __future__ import annotations
@@ -12,25 +18,28 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from merkit.errors import LeakageError
+from merkit.errors import ConfigError, LeakageError
+
+SPLITS = ("loso", "lodo", "train-test")
 
 
 @dataclass(frozen=True)
 class Fold:
-    """One LOSO fold: ``subject_id`` is the test subject; indices are row positions in the sample table."""
+    """One fold: ``name`` is the held-out subject id (LOSO), ``dataset:<name>`` (LODO) or ``train-test``; indices
+    are row positions in the sample table."""
 
     index: int
-    subject_id: str
+    name: str
     train_index: np.ndarray
     test_index: np.ndarray
 
     @property
     def slug(self) -> str:
-        """File-name-safe id, e.g. ``casme2_sub01-3f9a1c``: the subject id with ``_`` for ``/``, and 6 hex digits
-        of the exact id, so that two subjects whose flattened names coincide (``a/b_c`` and ``a_b/c``) never share
-        a file."""
-        digest = hashlib.sha256(self.subject_id.encode()).hexdigest()[:6]
-        return f"{self.subject_id.replace('/', '_')}-{digest}"
+        """File-name-safe id, e.g. ``casme2_sub01-3f9a1c``: the name with ``_`` for ``/`` and ``:``, and 6 hex
+        digits of the exact name, so that two folds whose flattened names coincide (``a/b_c`` and ``a_b/c``) never
+        share a file."""
+        digest = hashlib.sha256(self.name.encode()).hexdigest()[:6]
+        return f"{self.name.replace('/', '_').replace(':', '_')}-{digest}"
 
 
 def loso_folds(table: pd.DataFrame) -> list[Fold]:
@@ -38,28 +47,82 @@ def loso_folds(table: pd.DataFrame) -> list[Fold]:
     subjects = table["subject_id"].to_numpy()
     folds = []
     for i, subject in enumerate(sorted(set(subjects))):
-        test = np.flatnonzero(subjects == subject)
-        train = np.flatnonzero(subjects != subject)
-        fold = Fold(i, subject, train, test)
+        fold = Fold(i, subject, np.flatnonzero(subjects != subject), np.flatnonzero(subjects == subject))
         check_fold(table, fold)
         folds.append(fold)
     return folds
 
 
-def check_fold(table: pd.DataFrame, fold: Fold) -> None:
-    """Assert that a fold's train and test rows share no subject and no sample.
+def lodo_folds(table: pd.DataFrame) -> list[Fold]:
+    """One fold per dataset, trained on every other dataset.
 
     Raises:
-        LeakageError: a test subject (or sample) also appears in training, or the test set holds a subject other
-            than the fold's.
+        ConfigError: the table holds fewer than two datasets.
+    """
+    datasets = table["dataset"].to_numpy()
+    names = sorted(set(datasets))
+    if len(names) < 2:
+        raise ConfigError(f"protocol.split lodo needs at least two datasets in the data, it has {names}")
+    folds = []
+    for i, name in enumerate(names):
+        fold = Fold(i, f"dataset:{name}", np.flatnonzero(datasets != name), np.flatnonzero(datasets == name))
+        check_fold(table, fold)
+        folds.append(fold)
+    return folds
+
+
+def train_test_fold(table: pd.DataFrame, train_on: list[str], test_on: list[str]) -> list[Fold]:
+    """The one fold of ``train-test``: train on ``train_on``'s datasets, test on ``test_on``'s.
+
+    Raises:
+        ConfigError: an empty or overlapping list, or a dataset the data does not hold.
+    """
+    if not train_on or not test_on or set(train_on) & set(test_on):
+        raise ConfigError(f"protocol.train_on and protocol.test_on must be non-empty and disjoint, got {train_on} "
+                          f"and {test_on}")
+    held = set(table["dataset"])
+    missing = sorted((set(train_on) | set(test_on)) - held)
+    if missing:
+        raise ConfigError(f"protocol.train_on / test_on name datasets {missing} that the data does not hold "
+                          f"({sorted(held)})")
+    datasets = table["dataset"]
+    fold = Fold(0, "train-test", np.flatnonzero(datasets.isin(train_on)), np.flatnonzero(datasets.isin(test_on)))
+    check_fold(table, fold)
+    return [fold]
+
+
+def make_folds(table: pd.DataFrame, split: str = "loso", train_on: list[str] | None = None,
+               test_on: list[str] | None = None) -> list[Fold]:
+    """The folds of ``split`` (:data:`SPLITS`).
+
+    Raises:
+        ConfigError: an unknown split, or a split the data cannot make.
+    """
+    if split == "loso":
+        return loso_folds(table)
+    if split == "lodo":
+        return lodo_folds(table)
+    if split == "train-test":
+        return train_test_fold(table, list(train_on or []), list(test_on or []))
+    raise ConfigError(f"protocol.split must be one of {SPLITS}, got {split!r}")
+
+
+def check_fold(table: pd.DataFrame, fold: Fold) -> None:
+    """Assert that a fold's train and test rows share no subject and no sample (and, for a LOSO fold, that the
+    test rows are the fold's subject's).
+
+    Raises:
+        LeakageError: a test subject (or sample) also appears in training, or a LOSO test set holds another
+            subject.
     """
     train, test = table.iloc[fold.train_index], table.iloc[fold.test_index]
     leaked = sorted(set(train["subject_id"]) & set(test["subject_id"]))
     if leaked:
-        raise LeakageError(f"fold {fold.subject_id}: subjects {leaked} are in both train and test")
+        raise LeakageError(f"fold {fold.name}: subjects {leaked} are in both train and test")
     shared = sorted(set(train["sample_id"]) & set(test["sample_id"]))
     if shared:
-        raise LeakageError(f"fold {fold.subject_id}: samples {shared[:5]} are in both train and test")
-    others = sorted(set(test["subject_id"]) - {fold.subject_id})
-    if others:
-        raise LeakageError(f"fold {fold.subject_id}: test set holds other subjects {others}")
+        raise LeakageError(f"fold {fold.name}: samples {shared[:5]} are in both train and test")
+    if ":" not in fold.name and fold.name != "train-test":
+        others = sorted(set(test["subject_id"]) - {fold.name})
+        if others:
+            raise LeakageError(f"fold {fold.name}: test set holds other subjects {others}")

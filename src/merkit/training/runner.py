@@ -1,14 +1,14 @@
-"""Runs leave-one-subject-out units of work: (config, fold, seed) -> predictions, resumably, sequentially or on Ray.
+"""Runs the units of an evaluation: (config, fold, seed) -> predictions, resumably, in this process or on Ray.
 
-Each unit trains one model from scratch on every subject but one and predicts the held-out subject. A finished
-unit is written at once to ``<run>/units/seed<S>/<fold>.csv`` (atomically), so a killed run resumes from its
-finished folds and loses nothing. Units are deterministic functions of (config, data, fold, seed): the seed of a
-unit is derived from the run seed and the fold's subject, and the number of intra-op threads is fixed by
-``protocol.threads_per_fold``, so running them in Ray worker processes gives the same predictions as running them
-in sequence. That holds on the CPU of one machine. Another host can round differently (its CPU model and vector
-instructions, or the versions of torch and numpy), and on CUDA (``training.device``) units are not
-bit-reproducible at all, so ``run.json`` records which devices and which machines trained a folder's units.
-Checkpoints are always written from CPU tensors.
+Each unit trains on a fold's training rows and predicts its held-out rows (one subject under LOSO, one dataset
+under LODO; :mod:`merkit.training.loso`). :func:`compute_unit` is pure: it returns the predictions and, as the run
+asks, the fold's weights, its learning curve and its inner-selection choice, and writes nothing. The driver alone
+writes them into the run folder, each file atomically and the unit's predictions last, so a killed run, whether
+its driver or a worker died, resumes from the finished units and loses nothing (:func:`run_loso`). Units are
+deterministic functions of (config, data, fold, seed): the unit's seed comes from the run seed and the fold's
+name, and ``protocol.threads_per_fold`` fixes the intra-op threads, so Ray workers give the predictions of a
+sequential run. That holds on the CPU of one machine; another host can round differently, and CUDA units are not
+bit-reproducible, so ``run.json`` records the devices, machines and Ray nodes that trained a folder's units.
 """
 
 from __future__ import annotations
@@ -24,13 +24,14 @@ import pandas as pd
 import torch
 
 from merkit.config import RunConfig, config_from_dict
-from merkit.errors import ConfigError, DataError, Diagnostics, Where
-from merkit.files import write_atomic, write_json
+from merkit.errors import ConfigError, DataError, Diagnostics, UnitError, Where
 from merkit.features import FeatureSet
+from merkit.files import write_atomic, write_json
 from merkit.models import build_model
-from merkit.training.engine import (cpu_state_dict, describe_device, describe_environment, fit, predict_proba,
-                                    resolve_device)
-from merkit.training.loso import Fold, check_fold, loso_folds
+from merkit.training.engine import (cpu_state_dict, describe_device, describe_environment, fit, module_device,
+                                    predict_proba, resolve_device)
+from merkit.cluster import cluster_address
+from merkit.training.loso import Fold, check_fold, make_folds
 
 PREDICTION_COLUMNS = ("sample_id", "dataset", "subject", "subject_id", "sample", "fold", "seed", "epoch",
                       "label", "prediction")
@@ -53,17 +54,46 @@ def prediction_frame(data: FeatureSet, proba: np.ndarray, fold: str, seed: int, 
     return df
 
 
-def run_unit(config: RunConfig, data: FeatureSet, fold: Fold, seed: int,
-             checkpoint: Path | None = None, curve: Path | None = None) -> pd.DataFrame:
-    """Train on ``fold.train_index``, predict ``fold.test_index``; return the fold's predictions table.
+@dataclass
+class UnitResult:
+    """What one unit computed; the driver writes it (:func:`write_unit`).
 
-    With ``protocol.selection == "last"`` the model after the last epoch predicts. With ``"paper"`` the test
-    subject is scored after every epoch and the epoch with the best test accuracy is kept (the earliest on ties):
-    the optimistic selection of the papers' code, labelled as such in every report.
+    Attributes:
+        predictions: the held-out rows' predictions table (:data:`PREDICTION_COLUMNS` + ``prob_<class>``).
+        weights: the trained weights as safetensors bytes (with ``protocol.ensemble`` K > 1, member k's tensors
+            are prefixed ``member<k>.``), or ``None`` when the run keeps no checkpoints.
+        curve: the held-out rows' predictions after every epoch (``protocol.record_epochs``), or ``None``.
+        choice: what inner selection chose (``protocol.selection: inner``), or ``None``.
+        device, environment: where the unit trained (:func:`merkit.training.engine.describe_device`,
+            :func:`~merkit.training.engine.describe_environment`).
+    """
 
-    ``curve``: with ``protocol.record_epochs``, the held-out subject's predictions after every epoch (the
-    predictions table, one block per epoch) are written there. They are a diagnostic: the returned predictions
-    are the same with or without them (scoring runs in eval mode under ``no_grad`` and draws no random numbers).
+    predictions: pd.DataFrame
+    weights: bytes | None = None
+    curve: pd.DataFrame | None = None
+    choice: dict | None = None
+    device: str = "cpu"
+    environment: str = ""
+
+
+def member_seed(seed: int, fold: str, member: int) -> int:
+    """The seed of ensemble member ``member`` of a unit; member 0's is :func:`unit_seed`, so a single model and an
+    ensemble's first member are the same model."""
+    return unit_seed(seed, fold if member == 0 else f"{fold}#member{member}")
+
+
+def compute_unit(config: RunConfig, data: FeatureSet, fold: Fold, seed: int) -> UnitResult:
+    """Train on ``fold.train_index``, predict ``fold.test_index``; write nothing.
+
+    Selection (``protocol.selection``): ``last`` predicts with the model after the last epoch; ``inner`` first
+    chooses the recipe and epoch count on the training subjects alone (:func:`merkit.training.selection.choose`),
+    then trains on all of them with that recipe and stops at that epoch; ``paper`` scores the test subject after
+    every epoch and keeps the epoch with the best test accuracy (the earliest on ties): the optimistic selection of
+    the papers' code, labelled as such in every report. With ``protocol.ensemble`` K the unit trains K models
+    (:func:`member_seed`) and averages their class probabilities.
+
+    The test rows enter only the final prediction (and, under ``paper`` or ``record_epochs``, the per-epoch
+    scoring that those options exist for); training and inner selection see the training rows alone.
 
     Raises:
         LeakageError: the fold's train and test rows share a subject or sample.
@@ -72,78 +102,103 @@ def run_unit(config: RunConfig, data: FeatureSet, fold: Fold, seed: int,
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.protocol.threads_per_fold)
     try:
-        s = unit_seed(seed, fold.subject_id)
-        torch.manual_seed(s)
-        generator = torch.Generator().manual_seed(s)
-        train, test = data.subset(fold.train_index), data.subset(fold.test_index)
-        model = build_model(config.model.name, len(data.classes), config.model.preset, **config.model.params)
-        best: dict = {}
+        protocol = config.protocol
+        train = data.subset(fold.train_index)
+        test_rows = lambda: data.subset(fold.test_index)  # noqa: E731  built only where the test is scored
+        recipe, stop, choice = config, None, None
+        if protocol.selection == "inner":
+            from merkit.training.selection import choose
+
+            chosen = choose(config, train, seed, fold.name, set(data.table["sample_id"].iloc[fold.test_index]))
+            recipe = config.with_overrides(protocol.recipes.get(chosen.recipe, []))
+            stop, choice = chosen.epochs, chosen.to_dict()
+        paper, record = protocol.selection == "paper", protocol.record_epochs
+        test = test_rows() if paper or record else None
         epochs: list[pd.DataFrame] = []
-        paper = config.protocol.selection == "paper"
-        record = config.protocol.record_epochs and curve is not None
+        best: dict = {}
 
         def score_test(epoch: int, m) -> None:
-            proba = predict_proba(m, test, config.training.eval_batch_size)
+            proba = predict_proba(m, test, recipe.training.eval_batch_size)
             if record:
-                epochs.append(prediction_frame(test, proba, fold.subject_id, seed, epoch))
+                epochs.append(prediction_frame(test, proba, fold.name, seed, epoch))
             acc = float((proba.argmax(1) == test.labels.numpy()).mean())
             if paper and (not best or acc > best["acc"]):
                 best.update(acc=acc, epoch=epoch, proba=proba)
 
-        fit(model, train, config.training, generator, on_epoch_end=score_test if paper or record else None)
-        if record:
-            _write_atomic(pd.concat(epochs, ignore_index=True), curve)
+        states, probas = {}, []
+        for member in range(protocol.ensemble):
+            s = member_seed(seed, fold.name, member)
+            torch.manual_seed(s)
+            model = build_model(recipe.model.name, len(data.classes), recipe.model.preset, **recipe.model.params)
+            fit(model, train, recipe.training, torch.Generator().manual_seed(s),
+                on_epoch_end=score_test if (paper or record) and member == 0 else None, stop_after=stop)
+            if protocol.save_checkpoints:
+                prefix = f"member{member}." if protocol.ensemble > 1 else ""
+                states.update({prefix + k: v for k, v in cpu_state_dict(model).items()})
+            if not paper:
+                probas.append(predict_proba(model, test if test is not None else test_rows(),
+                                            recipe.training.eval_batch_size))
+            device = describe_device(module_device(model))
         if paper:
             proba, epoch = best["proba"], best["epoch"]
         else:
-            proba, epoch = predict_proba(model, test, config.training.eval_batch_size), config.training.epochs
-        if checkpoint is not None:
-            from safetensors.torch import save_file
+            proba, epoch = np.mean(probas, axis=0), stop or recipe.training.epochs
+        weights = None
+        if states:
+            from safetensors.torch import save
 
-            state = cpu_state_dict(model)
-            write_atomic(checkpoint, lambda p: save_file(state, str(p)))
-        return prediction_frame(test, proba, fold.subject_id, seed, epoch)
+            weights = save(states)
+        return UnitResult(prediction_frame(test if test is not None else test_rows(), proba, fold.name, seed,
+                                           epoch),
+                          weights, pd.concat(epochs, ignore_index=True) if record else None, choice, device,
+                          describe_environment())
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def _run_unit_remote(config_dict: dict, data: FeatureSet, fold: Fold, seed: int, checkpoint: str | None,
-                     curve: str | None):
-    return run_unit(config_from_dict(config_dict), data, fold, seed, Path(checkpoint) if checkpoint else None,
-                    Path(curve) if curve else None)
+def run_unit(config: RunConfig, data: FeatureSet, fold: Fold, seed: int) -> pd.DataFrame:
+    """The predictions table of one unit (:func:`compute_unit` without the rest)."""
+    return compute_unit(config, data, fold, seed).predictions
 
 
-def _write_atomic(df: pd.DataFrame, path: Path) -> None:
-    write_atomic(path, lambda p: df.to_csv(p, index=False))
+def _unit_task(config_dict: dict, data: FeatureSet, fold: Fold, seed: int) -> UnitResult:
+    return compute_unit(config_from_dict(config_dict), data, fold, seed)
 
 
 @dataclass
 class UnitPlan:
+    """One (seed, fold) unit and its files: ``path`` (the predictions, written last), and the checkpoint, curve
+    and choice files the run keeps (``None`` when it keeps none)."""
+
     seed: int
     fold: Fold
     path: Path
     checkpoint: Path | None
     curve: Path | None = None
+    choice: Path | None = None
 
 
 def plan_units(config: RunConfig, data: FeatureSet, run_dir: Path) -> list[UnitPlan]:
     """One unit per (seed, fold), each with its own files.
 
     Raises:
+        ConfigError: the split cannot be made from the data (e.g. ``lodo`` with one dataset).
         LeakageError: a fold is not subject-disjoint (:func:`merkit.training.loso.check_fold`).
         DataError: two units would write the same file (cannot happen with validated ids; asserted all the same,
             since a collision would silently merge two folds' predictions).
     """
-    folds = loso_folds(data.table)
+    protocol = config.protocol
+    folds = make_folds(data.table, protocol.split, protocol.train_on, protocol.test_on)
     plans = []
-    for seed in config.protocol.seeds:
+    for seed in protocol.seeds:
         for fold in folds:
-            unit_dir = run_dir / "units" / f"seed{seed}"
-            ckpt = run_dir / "checkpoints" / f"seed{seed}" / f"{fold.slug}.safetensors"
-            curve = run_dir / "epochs" / f"seed{seed}" / f"{fold.slug}.csv"
-            plans.append(UnitPlan(seed, fold, unit_dir / f"{fold.slug}.csv",
-                                  ckpt if config.protocol.save_checkpoints else None,
-                                  curve if config.protocol.record_epochs else None))
+            where = f"seed{seed}/{fold.slug}"
+            keep = {"checkpoints": (protocol.save_checkpoints, "safetensors"),
+                    "epochs": (protocol.record_epochs, "csv"), "choices": (protocol.selection == "inner", "json")}
+            files = {folder: run_dir / folder / f"{where}.{suffix}" if wanted else None
+                     for folder, (wanted, suffix) in keep.items()}
+            plans.append(UnitPlan(seed, fold, run_dir / "units" / f"{where}.csv", files["checkpoints"],
+                                  files["epochs"], files["choices"]))
     paths = [p.path for p in plans]
     if len(set(paths)) != len(paths):
         clash = sorted({str(p) for p in paths if paths.count(p) > 1})
@@ -172,8 +227,8 @@ def unit_problem(path: Path, plan: UnitPlan, data: FeatureSet, config: RunConfig
     expected = dict(zip(test["sample_id"], test["label"].astype(int)))
     if len(df) != len(expected) or set(df["sample_id"]) != set(expected) or df["sample_id"].duplicated().any():
         return f"it holds {len(df)} rows for samples other than the fold's {len(expected)}"
-    if (df["seed"] != plan.seed).any() or (df["fold"] != plan.fold.subject_id).any():
-        return f"its seed or fold is not seed {plan.seed}, fold {plan.fold.subject_id}"
+    if (df["seed"] != plan.seed).any() or (df["fold"] != plan.fold.name).any():
+        return f"its seed or fold is not seed {plan.seed}, fold {plan.fold.name}"
     if [expected[s] for s in df["sample_id"]] != df["label"].astype(int).tolist():
         return "its labels differ from the data's"
     values = df[probs].to_numpy(dtype=float)
@@ -181,10 +236,19 @@ def unit_problem(path: Path, plan: UnitPlan, data: FeatureSet, config: RunConfig
         return "its probabilities are not finite or do not sum to 1"
     if (values.argmax(axis=1) != df["prediction"].to_numpy()).any():
         return "its predictions are not the most probable classes"
-    if not df["epoch"].between(1, config.training.epochs).all():
-        return f"its epochs lie outside 1..{config.training.epochs}"
+    longest = max([config.training.epochs] + [config.with_overrides(o).training.epochs
+                                               for o in config.protocol.recipes.values()])
+    if not df["epoch"].between(1, longest).all():
+        return f"its epochs lie outside 1..{longest}"
     if plan.checkpoint is not None and not _readable_weights(plan.checkpoint):
         return f"its fold checkpoint {plan.checkpoint} is missing or damaged"
+    if plan.choice is not None:
+        try:
+            chosen = json.loads(plan.choice.read_text())
+        except (OSError, ValueError):
+            return f"its inner-selection choice {plan.choice} is missing or damaged"
+        if not isinstance(chosen, dict) or chosen.get("epochs") not in set(df["epoch"]):
+            return f"its inner-selection choice {plan.choice} does not match its epochs"
     if plan.curve is not None:
         try:
             curve = pd.read_csv(plan.curve)
@@ -208,41 +272,58 @@ def _readable_weights(path: Path) -> bool:
 def check_run_dir(config: RunConfig, data: FeatureSet, run_dir: Path) -> None:
     """Create or verify ``run.json``, which ties a run folder to one config and one dataset.
 
-    ``run.json`` also lists under ``devices`` every device that trained units in the folder (``cpu``, or
-    ``cuda:0 (<GPU name>)``), and under ``environments`` every host and software stack that did
-    (:func:`merkit.training.engine.describe_environment`). A run resumed on another device or machine adds its
-    own, so a folder whose units came from two places says so.
+    ``run.json`` also lists the ``devices``, ``environments`` (hosts and software stacks) and Ray ``nodes`` that
+    trained the folder's units, as :func:`write_unit` adds them, so a folder whose units came from two places says
+    so.
 
     Raises:
-        ConfigError: the folder already holds units of a different config or dataset; resuming would mix them,
-            or ``training.device`` is unavailable here.
+        ConfigError: the folder already holds units of a different config or dataset (resuming would mix them),
+            or its ``run.json`` is damaged.
     """
     stamp = {"result_hash": config.result_hash(), "data_fingerprint": data.fingerprint()}
-    here = {"devices": describe_device(resolve_device(config.training.device)),
-            "environments": describe_environment()}
     path = run_dir / "run.json"
     if path.is_file():
-        try:
-            old = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ConfigError(f"{path} is damaged ({error}); it ties the folder to one config and dataset, so the "
-                              "folder cannot be resumed: delete the folder (or choose another --out) and run "
-                              "again") from error
-        if not isinstance(old, dict):
-            raise ConfigError(f"{path} is damaged (not a JSON object); delete the folder and run again")
+        old = _read_run_json(path)
         if {k: old.get(k) for k in stamp} != stamp:
             raise ConfigError(
                 f"{run_dir} holds results of another config or dataset ({old} vs {stamp}); "
                 "choose another --out, or delete the folder to start over")
     else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        old = stamp
-    record = dict(old)
+        write_json(path, stamp)
+
+
+def _read_run_json(path: Path) -> dict:
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path} is damaged ({error}); it ties the folder to one config and dataset, so the "
+                          "folder cannot be resumed: delete the folder (or choose another --out) and run "
+                          "again") from error
+    if not isinstance(record, dict):
+        raise ConfigError(f"{path} is damaged (not a JSON object); delete the folder and run again")
+    return record
+
+
+def write_unit(plan: UnitPlan, result: UnitResult, run_dir: Path, node: str | None = None) -> None:
+    """Write one unit's files into the run folder, each atomically, its predictions last; add where it trained to
+    ``run.json``."""
+    if plan.checkpoint is not None and result.weights is not None:
+        write_atomic(plan.checkpoint, lambda p: p.write_bytes(result.weights))
+    if plan.curve is not None and result.curve is not None:
+        write_atomic(plan.curve, lambda p: result.curve.to_csv(p, index=False))
+    if plan.choice is not None and result.choice is not None:
+        write_json(plan.choice, {"seed": plan.seed, "fold": plan.fold.name, **result.choice})
+    path = run_dir / "run.json"
+    record = _read_run_json(path)
+    here = {"devices": result.device, "environments": result.environment, "nodes": node}
+    changed = False
     for key, value in here.items():
-        if value not in record.get(key, []):
+        if value and value not in record.get(key, []):
             record[key] = [*record.get(key, []), value]
-    if record != old:
+            changed = True
+    if changed:
         write_json(path, record)
+    write_atomic(plan.path, lambda p: result.predictions.to_csv(p, index=False))
 
 
 def run_provenance(run_dir: str | Path, key: str = "devices") -> list[str]:
@@ -253,10 +334,19 @@ def run_provenance(run_dir: str | Path, key: str = "devices") -> list[str]:
     return list(json.loads(path.read_text()).get(key, [])) if path.is_file() else []
 
 
-def gpus_per_unit(config: RunConfig) -> float:
-    """The GPU share a Ray unit requests: 0 unless ``training.device`` resolves to CUDA; then
-    ``protocol.gpus_per_fold``, or ``1 / workers`` when that is 0 (the workers share one GPU)."""
-    if resolve_device(config.training.device).type != "cuda":
+def gpus_per_unit(config: RunConfig, cluster_gpus: float | None = None) -> float:
+    """The GPU share a Ray unit asks for: 0 on the CPU; else ``protocol.gpus_per_fold``, or ``1 / workers`` when
+    that is 0 (the workers share one GPU).
+
+    Args:
+        cluster_gpus: the GPUs of the Ray cluster the units run on; ``None`` for a local run, where
+            ``training.device`` is resolved on this machine. ``auto`` asks for GPUs only where there are some.
+    """
+    device = config.training.device
+    if device == "cpu":
+        return 0.0
+    has_gpu = (cluster_gpus or 0) > 0 if cluster_gpus is not None else resolve_device(device).type == "cuda"
+    if device == "auto" and not has_gpu:
         return 0.0
     return config.protocol.gpus_per_fold or 1.0 / config.protocol.workers
 
@@ -266,16 +356,19 @@ def run_loso(config: RunConfig, data: FeatureSet, run_dir: str | Path,
              diagnostics: Diagnostics | None = None) -> pd.DataFrame:
     """Run every (seed, fold) unit not yet finished in ``run_dir`` and return all predictions.
 
-    Units run sequentially when ``protocol.workers == 1``, else in that many Ray worker processes. Finished units
-    already in ``run_dir`` are reused after :func:`check_run_dir`, each only when :func:`unit_problem` finds
-    nothing wrong with it; a unit file that fails is recomputed, with a counted warning (``unit-recomputed``) in
+    Units run in this process when ``protocol.workers == 1`` and no cluster is named, else on Ray (a local instance
+    with that many workers, or the cluster at ``protocol.address`` / ``$RAY_ADDRESS``). Finished units already in
+    ``run_dir`` are reused after :func:`check_run_dir`, each only when :func:`unit_problem` finds nothing wrong
+    with it; a unit file that fails is recomputed, with a counted warning (``unit-recomputed``) in
     ``diagnostics`` that names it.
 
     Returns:
         The predictions table (:data:`PREDICTION_COLUMNS` plus ``prob_<class>``), sorted by seed and sample id.
 
     Raises:
-        ConfigError: ``run_dir`` holds another config's or dataset's run, or a damaged ``run.json``.
+        ConfigError: ``run_dir`` holds another config's or dataset's run, or a damaged ``run.json``; the device
+            is unavailable.
+        UnitError: units that failed for good on Ray (the finished ones are saved).
     """
     run_dir = Path(run_dir)
     diagnostics = diagnostics if diagnostics is not None else Diagnostics()
@@ -289,45 +382,55 @@ def run_loso(config: RunConfig, data: FeatureSet, run_dir: str | Path,
         problem = unit_problem(plan.path, plan, data, config)
         if problem is not None:
             diagnostics.warn("unit-recomputed", f"{plan.path} was not trusted: {problem}",
-                             Where(sample=f"seed {plan.seed}, fold {plan.fold.subject_id}"))
+                             Where(sample=f"seed {plan.seed}, fold {plan.fold.name}"))
             todo.append(plan)
     pending = {p.path for p in todo}
     for plan in plans:
         if plan.path not in pending and on_unit_done is not None:
             on_unit_done(plan)
-    if config.protocol.workers <= 1:
+    address = cluster_address(config.protocol.address)
+    if config.protocol.workers <= 1 and address is None:
+        resolve_device(config.training.device)  # an unavailable device fails before the first unit
         for plan in todo:
-            df = run_unit(config, data, plan.fold, plan.seed, plan.checkpoint, plan.curve)
-            _write_atomic(df, plan.path)
+            write_unit(plan, compute_unit(config, data, plan.fold, plan.seed), run_dir)
             if on_unit_done is not None:
                 on_unit_done(plan)
     elif todo:
-        _run_on_ray(config, data, todo, on_unit_done)
+        _run_on_ray(config, data, todo, run_dir, on_unit_done, address)
     frames = [pd.read_csv(p.path, dtype={"subject": str, "sample": str}) for p in plans]
     preds = pd.concat(frames, ignore_index=True)
     return preds.sort_values(["seed", "sample_id"], kind="stable").reset_index(drop=True)
 
 
-def _run_on_ray(config: RunConfig, data: FeatureSet, todo: list[UnitPlan],
-                on_unit_done: Callable[[UnitPlan], None] | None) -> None:
-    from merkit.training.cluster import ray_session
+def _run_on_ray(config: RunConfig, data: FeatureSet, todo: list[UnitPlan], run_dir: Path,
+                on_unit_done: Callable[[UnitPlan], None] | None, address: str | None) -> None:
+    """The units on Ray (:func:`merkit.cluster.run_tasks`): the data goes into the object store once, each unit
+    asks for ``threads_per_fold`` CPUs and its GPU share, and the driver writes each result as it arrives.
 
-    with ray_session(config.protocol.workers * config.protocol.threads_per_fold):
-        import ray
+    Raises:
+        UnitError: units that failed for good, each named with its error; the others are written.
+    """
+    import ray
 
-        # With a GPU share Ray sets each worker's CUDA_VISIBLE_DEVICES, so "cuda" there is the GPU Ray assigned.
-        remote = ray.remote(num_cpus=config.protocol.threads_per_fold,
-                            num_gpus=gpus_per_unit(config))(_run_unit_remote)
+    from merkit.cluster import ray_session, run_tasks
+
+    protocol = config.protocol
+    with ray_session(protocol.workers * protocol.threads_per_fold, address):
+        cluster_gpus = ray.cluster_resources().get("GPU", 0.0) if address is not None else None
         data_ref = ray.put(data)
         config_dict = config.to_dict()
-        pending = {
-            remote.remote(config_dict, data_ref, p.fold, p.seed, str(p.checkpoint) if p.checkpoint else None,
-                          str(p.curve) if p.curve else None): p
-            for p in todo
-        }
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            plan = pending.pop(done[0])
-            _write_atomic(ray.get(done[0]), plan.path)
+
+        def done(i: int, result: UnitResult, node: str) -> None:
+            write_unit(todo[i], result, run_dir, node)
             if on_unit_done is not None:
-                on_unit_done(plan)
+                on_unit_done(todo[i])
+
+        failures = run_tasks(_unit_task, [(config_dict, data_ref, p.fold, p.seed) for p in todo],
+                             [f"seed {p.seed}, fold {p.fold.name}" for p in todo], done,
+                             num_cpus=protocol.threads_per_fold, num_gpus=gpus_per_unit(config, cluster_gpus),
+                             max_retries=protocol.max_retries)
+    if failures:
+        listed = "; ".join(f"{name}: {error}" for name, error in failures[:5])
+        raise UnitError(f"{len(failures)} unit(s) failed after {protocol.max_retries} retries: {listed}"
+                        f"{' ...' if len(failures) > 5 else ''}; the finished units are saved: run the same command "
+                        "again to resume")

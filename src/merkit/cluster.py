@@ -1,0 +1,145 @@
+"""Ray for merkit: one local instance per command, or an existing cluster; tasks whose results the driver writes.
+
+:func:`ray_session` is the one place merkit starts or joins Ray:
+
+* with an address (``--address``, ``protocol.address``, or Ray's own ``RAY_ADDRESS``) it connects to that cluster
+  and asks for no resources at connection time; the cluster's own nodes run the tasks;
+* without one it starts a local instance with ``num_cpus`` CPUs, and when the block ends it stops it and reaps
+  every process it started (raylet, GCS server, workers, dashboard and runtime-env agents and their children), so
+  that nothing outlives the command;
+* an instance already running in this process (a notebook's) is used and left alone.
+
+:func:`run_tasks` runs one function over many arguments as Ray tasks, each asking for its CPU and GPU share,
+retried on worker or node failure (``max_retries``), and hands each result to the driver as it arrives, so that the
+driver alone writes files (atomically). A task that fails for good does not stop the others; the failures come back
+by name, with their errors.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
+
+from merkit.errors import ConfigError
+
+#: Seconds Ray's processes get to exit by themselves after ``ray.shutdown()`` before they are terminated.
+EXIT_GRACE_S = 5.0
+
+
+def cluster_address(address: str | None = None) -> str | None:
+    """The Ray cluster to join: ``address``, else ``$RAY_ADDRESS``, else ``None`` (start a local instance)."""
+    return address or os.environ.get("RAY_ADDRESS") or None
+
+
+def _node_processes():
+    """The processes of the local Ray node this driver started, with all their descendants (psutil)."""
+    import psutil
+    import ray
+
+    node = getattr(ray._private.worker, "_global_node", None)
+    found = []
+    for infos in (getattr(node, "all_processes", None) or {}).values():
+        for info in infos:
+            try:
+                process = psutil.Process(info.process.pid)
+                found += [process, *process.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+    return found
+
+
+def _reap(processes) -> None:
+    """Wait for ``processes`` to exit; terminate, then kill, what is left."""
+    import psutil
+
+    _, alive = psutil.wait_procs(processes, timeout=EXIT_GRACE_S)
+    for process in alive:
+        try:
+            process.terminate()
+        except psutil.NoSuchProcess:
+            continue
+    _, alive = psutil.wait_procs(alive, timeout=EXIT_GRACE_S)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            continue
+
+
+@contextmanager
+def ray_session(num_cpus: int, address: str | None = None) -> Iterator[None]:
+    """Ray for the block: the cluster at ``address`` (or ``$RAY_ADDRESS``), else a local instance with
+    ``num_cpus`` CPUs, unless Ray is running in this process already.
+
+    Raises:
+        ConfigError: Ray is not installed, or the cluster cannot be reached (the message names the address).
+    """
+    try:
+        import ray
+    except ImportError as error:
+        raise ConfigError("running on several workers needs Ray, which is not installed: pip install ray") from error
+    if ray.is_initialized():
+        yield
+        return
+    address = cluster_address(address)
+    if address is not None:
+        try:
+            ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            raise ConfigError(f"cannot connect to the Ray cluster at {address!r}: {error}") from error
+        try:
+            yield
+        finally:
+            ray.shutdown()
+        return
+    ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    started = _node_processes()
+    try:
+        yield
+    finally:
+        # Workers and agents start after init too: take the node's process tree again before stopping it.
+        processes = {p.pid: p for p in started + _node_processes()}
+        ray.shutdown()
+        _reap(list(processes.values()))
+
+
+def _call(function, *args):
+    """``function(*args)`` on a worker, with the id of the node it ran on. The arguments arrive one by one, so Ray
+    resolves object references among them."""
+    import ray
+
+    return function(*args), ray.get_runtime_context().get_node_id()
+
+
+def run_tasks(function: Callable, calls: Sequence[tuple], names: Sequence[str],
+              on_result: Callable[[int, Any, str], None], num_cpus: float = 1, num_gpus: float = 0,
+              max_retries: int = 3) -> list[tuple[str, str]]:
+    """Run ``function(*calls[i])`` for every ``i`` as Ray tasks (inside :func:`ray_session`).
+
+    Args:
+        function: a module-level function (picklable); its arguments may hold ``ray.put`` references, which Ray
+            resolves on the worker, so shared data travels through the object store once.
+        names: one name per call, for errors.
+        on_result: called on the driver as ``on_result(i, result, node_id)`` when call ``i`` finishes.
+        num_cpus, num_gpus: the resources each task asks for (a fractional GPU share lets tasks share one GPU).
+        max_retries: times a task is rerun after its worker process or node dies.
+
+    Returns:
+        ``[(name, error)]`` of the calls that failed for good; the others have been handed to ``on_result``.
+    """
+    import ray
+
+    remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=max_retries)(_call)
+    pending = {remote.remote(function, *args): i for i, args in enumerate(calls)}
+    failures = []
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        i = pending.pop(done[0])
+        try:
+            result, node = ray.get(done[0])
+        except (ray.exceptions.RayError, OSError) as error:  # RayTaskError wraps the task's own exception
+            failures.append((names[i], str(error).strip().splitlines()[-1][:300]))
+            continue
+        on_result(i, result, node)
+    return failures
