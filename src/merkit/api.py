@@ -3,6 +3,7 @@
 * :func:`evaluate` (config) -> :class:`RunResult`: leave-one-subject-out evaluation into one run folder.
 * :func:`train` (config) -> checkpoint folder: one model on every subject.
 * :func:`report` (run folder) -> report path: regenerate metrics and report from saved predictions.
+* :func:`ensemble` (run folders) -> :class:`RunResult`: average finished runs into a new run folder.
 * :func:`compare` (run folders) -> Markdown table.
 """
 
@@ -137,6 +138,43 @@ def report(run_dir: str | Path) -> Path:
     write_outputs(run_dir, config, preds, classes, extra.get("notes", []), extra.get("diagnostics", {}),
                   extra.get("ground_truth_inputs", []))
     return run_dir / "report.md"
+
+
+def ensemble(run_dirs: list[str | Path], out_dir: str | Path, collapse_seeds: bool = False,
+             last_epochs: int | None = None) -> RunResult:
+    """Average finished runs' class probabilities (:mod:`merkit.evaluation.ensemble`) into a normal run folder:
+    ``config.yaml`` (the first run's, renamed), ``predictions.csv``, metrics and a report that says what was
+    averaged. Runs under the paper protocol make a test-selected ensemble, and its report says so.
+
+    Raises:
+        ConfigError: runs that cannot be averaged (another sample set, folds, labels, classes or seeds), or a
+            folder that is not a finished run.
+    """
+    from merkit.evaluation.ensemble import average_runs
+    from merkit.evaluation.report import write_outputs
+
+    start = time.perf_counter()
+    runs = [Path(r) for r in run_dirs]
+    preds = average_runs(runs, collapse_seeds, last_epochs)
+    configs = [load_config(r / "config.yaml") for r in runs]
+    config = configs[0]
+    config.name = f"ensemble-of-{len(runs)}"
+    if any(c.protocol.selection == "paper" for c in configs):
+        config.protocol.selection = "paper"  # a test-selected member makes the ensemble test-selected
+    classes = tuple(c[len("prob_"):] for c in preds.columns if c.startswith("prob_"))
+    how = ("over the runs' seeds, then over the runs" if collapse_seeds else "per seed, over the runs")
+    notes = [f"ensemble: class probabilities averaged {how}"
+             + (f", each run's last {last_epochs} recorded epochs first" if last_epochs else "")
+             + "; no label was read to form it",
+             *[f"member: {r} ({c.model.name}, {c.protocol.selection}, seeds {c.protocol.seeds})"
+               for r, c in zip(runs, configs)]]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dump_config(config, out / "config.yaml")
+    side = {"notes": notes, "diagnostics": {}, "ground_truth_inputs": []}
+    write_json(out / "data_notes.json", side)
+    metrics = write_outputs(out, config, preds, classes, **side)
+    return RunResult(out, config, preds, metrics, out / "report.md", time.perf_counter() - start)
 
 
 def _read_saved(path: Path, read):

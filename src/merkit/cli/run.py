@@ -42,10 +42,15 @@ def evaluate(
 ) -> None:
     """Evaluation: predictions, pooled UF1/UAR per dataset, report (resumes a killed run).
 
-    Protocols (--set protocol.split=... / protocol.selection=...): split loso (one subject out, default), lodo (one
-    dataset out) or train-test (protocol.train_on / test_on); selection last (honest, default), inner (epochs and
-    recipes chosen on inner folds of the training subjects, honest) or paper (best epoch per test subject,
-    optimistic); protocol.ensemble=K averages K seeds per fold."""
+    Splits (--set protocol.split=): loso, one subject out (default);
+    lodo, one dataset out; train-test, protocol.train_on -> protocol.test_on.
+
+    Selection (--protocol): last, fixed epochs (honest, default);
+    inner, epochs and recipes chosen on inner folds of the training subjects;
+    paper, best epoch per test subject (optimistic, labelled).
+
+    Ensembles: --set protocol.ensemble=K averages K seeds per fold;
+    merkit ensemble averages finished runs."""
     from merkit.api import evaluate as run
 
     cfg = run_config(config, set_, **{"data.path": data, "training.epochs": epochs, "protocol.selection": protocol,
@@ -86,3 +91,20 @@ def compare(run_dirs: list[Path] = typer.Argument(..., help="Run folders.")) -> 
     from merkit.api import compare as run
 
     typer.echo(run(run_dirs))
+
+
+@app.command()
+def ensemble(
+    run_dirs: list[Path] = typer.Argument(..., help="Finished run folders over the same samples."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder to write."),
+    collapse_seeds: bool = typer.Option(False, "--collapse-seeds", help="Average each run over its seeds first."),
+    last_epochs: Optional[int] = typer.Option(None, "--last-epochs", help="Average each run's last K recorded "
+                                              "epochs first (needs protocol.record_epochs)."),
+) -> None:
+    """Average finished runs' class probabilities (e.g. different models, or one run's seeds) into a new run folder
+    whose report says what was averaged."""
+    from merkit.api import ensemble as run
+
+    result = run(run_dirs, out, collapse_seeds, last_epochs)
+    typer.echo(result.summary_line())
+    typer.echo(f"report: {result.report_path}")

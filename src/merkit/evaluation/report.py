@@ -6,6 +6,7 @@ a report can never disagree with the predictions it summarises. Every table stat
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from pathlib import Path
 
@@ -19,9 +20,44 @@ PAPER_PROTOCOL_LABEL = "PAPER PROTOCOL: best epoch chosen on each test subject (
 
 
 def protocol_label(config: RunConfig) -> str:
-    if config.protocol.selection == "paper":
+    """The selection protocol in one line, as every table of a report states it."""
+    p = config.protocol
+    if p.selection == "paper":
         return PAPER_PROTOCOL_LABEL
-    return f"honest: fixed {config.training.epochs} epochs, last epoch evaluated"
+    if p.selection == "inner":
+        recipes = f" and the recipe among {list(p.recipes)}" if p.recipes else ""
+        label = (f"honest: epoch count{recipes} chosen on {p.inner_folds} inner folds of the training subjects "
+                 "(pooled inner UF1), outer test labels never read")
+    else:
+        label = f"honest: fixed {config.training.epochs} epochs, last epoch evaluated"
+    return label + (f"; mean of {p.ensemble} models (seeds) per fold" if p.ensemble > 1 else "")
+
+
+def split_label(config: RunConfig) -> str:
+    """The fold protocol in one line."""
+    p = config.protocol
+    if p.split == "lodo":
+        return ("leave-one-dataset-out: each dataset held out in turn, trained on the others (a part's row is "
+                "its held-out fold)")
+    if p.split == "train-test":
+        return f"cross-dataset: trained on {p.train_on}, tested on {p.test_on}"
+    return "leave-one-subject-out"
+
+
+def render_choices(choices: list[dict]) -> list[str]:
+    """The report section on what inner selection chose (``choices/seed<S>/<fold>.json``)."""
+    table = pd.DataFrame(choices)
+    lines = ["## Inner selection", "",
+             f"What the inner folds chose, over {len(table)} units (folds x seeds). The outer test subject's labels "
+             "were never read to choose.", "", "| chosen epochs | units |", "|---|---|"]
+    lines += [f"| {epochs} | {count} |" for epochs, count in table["epochs"].value_counts().sort_index().items()]
+    lines += ["", f"Median {int(table['epochs'].median())}, range {int(table['epochs'].min())}-"
+                  f"{int(table['epochs'].max())}.", ""]
+    if table["recipe"].nunique() > 1 or table["recipe"].iloc[0] != "config":
+        lines += ["| recipe | units |", "|---|---|"]
+        lines += [f"| {recipe} | {count} |" for recipe, count in table["recipe"].value_counts().items()]
+        lines.append("")
+    return lines
 
 
 def published_results(benchmark: str | None = None) -> pd.DataFrame:
@@ -109,8 +145,10 @@ def render_curve(curve: pd.DataFrame, units: int) -> list[str]:
 
 
 def render_report(config: RunConfig, metrics: dict, notes: list[str], diagnostics: dict[str, int],
-                  ground_truth_inputs: list[str] | None = None, curve: list[str] | None = None) -> str:
-    """The Markdown report of a run; ``curve`` is the optional :func:`render_curve` section."""
+                  ground_truth_inputs: list[str] | None = None, curve: list[str] | None = None,
+                  choices: list[str] | None = None) -> str:
+    """The Markdown report of a run; ``curve`` and ``choices`` are the optional :func:`render_curve` and
+    :func:`render_choices` sections."""
     summary = metrics["summary"]
     seeds = metrics["seeds"]
     lines = [f"# merkit run: {config.name}", ""]
@@ -121,7 +159,7 @@ def render_report(config: RunConfig, metrics: dict, notes: list[str], diagnostic
         + (f", params {config.model.params}" if config.model.params else ""),
         f"- data: `{config.data.kind}`" + (f" ({config.data.benchmark})" if config.data.benchmark else "")
         + f", class scheme `{config.data.scheme}` ({', '.join(metrics['classes'])})",
-        "- protocol: leave-one-subject-out, metrics pooled over all folds (MEGC2019 definitions)",
+        f"- protocol: {split_label(config)}, metrics pooled over all folds (MEGC2019 definitions)",
         f"- **selection: {protocol_label(config)}**",
         f"- seeds: {seeds} (figures are mean ± sample std over seeds)" if len(seeds) > 1 else f"- seed: {seeds[0]}",
     ]
@@ -156,6 +194,7 @@ def render_report(config: RunConfig, metrics: dict, notes: list[str], diagnostic
         lines.append(f"| {config.model.name} (merkit) | full | {_fmt(summary['full']['uf1'])} | "
                      f"{_fmt(summary['full']['uar'])} | {protocol_label(config)} | this run |")
         lines.append("")
+    lines += choices or []
     lines += curve or []
     lines += ["## Data problems", ""]
     if diagnostics:
@@ -176,9 +215,16 @@ def write_outputs(run_dir: Path, config: RunConfig, preds: pd.DataFrame, classes
     write_atomic(run_dir / "predictions.csv", lambda p: preds.to_csv(p, index=False))
     metrics = summarize_run(preds, classes)
     gt = list(ground_truth_inputs or [])
-    metrics.update(selection=config.protocol.selection, protocol=protocol_label(config), notes=notes,
+    metrics.update(selection=config.protocol.selection, protocol=protocol_label(config), split=config.protocol.split,
+                   ensemble=config.protocol.ensemble, notes=notes,
                    diagnostics=diagnostics, ground_truth_inputs=gt,
                    ground_truth_warning=ground_truth_warning(gt) if gt else None)
+    choices = None
+    kept = [c for c in (json.loads(f.read_text()) for f in sorted((run_dir / "choices").glob("seed*/*.json")))
+            if c.get("seed") in set(preds["seed"])]  # the folder may hold other seeds' units
+    if kept:
+        metrics["inner_selection"] = [{k: c[k] for k in ("seed", "fold", "recipe", "epochs")} for c in kept]
+        choices = render_choices(kept)
     write_json(run_dir / "metrics.json", metrics)
     per_class = pd.DataFrame(metrics["per_class"]).T.rename_axis("class")
     write_atomic(run_dir / "per_class.csv", lambda p: per_class.to_csv(p))
@@ -200,5 +246,5 @@ def write_outputs(run_dir: Path, config: RunConfig, preds: pd.DataFrame, classes
             write_atomic(run_dir / "epoch_curve.csv", lambda p: table.to_csv(p, index=False))
             save_curve_png(table, run_dir / "epoch_curve.png", f"{config.name}: test-set learning curve (diagnostic)")
             curve = render_curve(table, preds["fold"].nunique())
-    write_text(run_dir / "report.md", render_report(config, metrics, notes, diagnostics, gt, curve))
+    write_text(run_dir / "report.md", render_report(config, metrics, notes, diagnostics, gt, curve, choices))
     return metrics
