@@ -39,7 +39,7 @@ class DataConfig:
 
     * ``flow_folder``: precomputed onset->apex flow images in the MEGC2019 composite's format in ``path``
       (:func:`merkit.inputs.composite.read_composite`, with ``channels``, ``file_channels``, ``with_apex``,
-      ``apex_size`` and ``with_au_boxes``).
+      ``apex_size``, ``with_au_boxes`` and ``with_face_points``).
     * ``raw``: a release in ``path`` loaded by name (``dataset``: ``casme2``, ``samm``, ``smic``, ``synthetic``,
       ...), then :func:`merkit.inputs.build.build_inputs`, cached under ``cache`` (default
       :func:`merkit.inputs.build.release_cache_dir`) with ``preprocess_workers`` processes. A clip that fails on
@@ -60,6 +60,7 @@ class DataConfig:
     with_apex: bool = False
     apex_size: int | None = None
     with_au_boxes: bool = False
+    with_face_points: bool = False
     dataset: str | None = None
     face: FaceConfig = field(default_factory=FaceConfig)
     motion: MotionConfig = field(default_factory=MotionConfig)

@@ -15,6 +15,7 @@ key                    shape               meaning
 ``onset``              (B, C, H, W)        onset face crop, [0, 1]
 ``long_term_flow``     (B, F, 3, H, W)     flow from the onset to each of F frames, in temporal order
 ``action_units``       (B, A)              binary action-unit vector (flagged when it is ground truth)
+``face_points``        (B, 5, 2)           eye centres, nose tip, mouth corners, (x, y) / image side (HTNet)
 =====================  ==================  =================================================================
 """
 

@@ -20,6 +20,9 @@ R6      mouth and chin (AU17, AU23, AU24)         lower lip 57, upper lip 51 and
 L and R are the image's left and right (the subject's right and left). A box's side is ``90 / 224`` of the image
 side (90 pixels on merkit's default 224 crop); a box that would leave the image is shifted back inside, so every
 region is a full square.
+
+The module also gives HTNet's five face points (:func:`face_points`): the eye centres, the nose tip and the mouth
+corners, the points MTCNN (Zhang et al., IEEE SPL 2016) detects, here taken from the 68 landmarks.
 """
 
 from __future__ import annotations
@@ -122,22 +125,19 @@ def au_boxes(landmarks: np.ndarray, image_size: int) -> np.ndarray:
     return boxes / np.float32(image_size)
 
 
-def image_au_boxes(image: np.ndarray, where=None, diagnostics=None) -> np.ndarray:
-    """:func:`au_boxes` of a square face crop (e.g. the MEGC2019 composite's apex crops), from dlib's landmarks.
+def crop_landmarks(image: np.ndarray, where=None, diagnostics=None) -> np.ndarray:
+    """dlib's 68 landmarks of a square face crop (e.g. the MEGC2019 composite's apex crops), (68, 2) pixels.
 
     The landmarks are fitted in the largest detected face. dlib's HOG detector misses some tight crops (29 of the
     composite's 442 apex crops); the image then is the face box, and a counted ``face-not-detected`` warning says so.
     On 57 composite crops where the detector did find the face, fitting in the whole crop instead moved the
-    landmarks by 1.5 px on average and the boxes by 0.5 px (224 px crops; measured 2026-11-21).
+    landmarks by 1.5 px on average and the AU boxes by 0.5 px (224 px crops; measured 2026-11-21).
 
     Args:
         image: (S, S) grey or (S, S, 3) RGB uint8 face crop.
         where: the sample, named in the warning.
         diagnostics: a :class:`merkit.errors.Diagnostics` that counts the warning (it is emitted as a
             :class:`UserWarning` either way).
-
-    Returns:
-        float32 (9, 4) boxes in units of ``S``.
 
     Raises:
         DataError: the image is not square.
@@ -147,13 +147,62 @@ def image_au_boxes(image: np.ndarray, where=None, diagnostics=None) -> np.ndarra
 
     size = image.shape[0]
     if image.shape[1] != size:
-        raise DataError(f"AU boxes need a square face crop, got {image.shape[1]}x{size}", where)
+        raise DataError(f"face regions need a square face crop, got {image.shape[1]}x{size}", where)
     faces = detect_faces(image, "hog", 1)
     if not faces:
         (diagnostics if diagnostics is not None else Diagnostics()).warn(
             "face-not-detected", "no face detected in the face crop; landmarks fitted with the whole crop as the face "
             "box", where)
-    return au_boxes(landmarks_in_box(image, faces[0] if faces else (0, 0, size, size)), size)
+    return landmarks_in_box(image, faces[0] if faces else (0, 0, size, size))
+
+
+def image_au_boxes(image: np.ndarray, where=None, diagnostics=None) -> np.ndarray:
+    """:func:`au_boxes` of a square face crop, from the landmarks of :func:`crop_landmarks`: float32 (9, 4) boxes
+    in units of the crop side.
+
+    Raises:
+        DataError: the image is not square.
+    """
+    return au_boxes(crop_landmarks(image, where, diagnostics), image.shape[0])
+
+
+#: HTNet's five points, in MTCNN's order, each the mean of these landmarks (iBUG 68, 0-based). "left" and "right"
+#: are the image's: ``eye_left`` is the subject's right eye (36-41).
+FACE_POINTS: tuple[tuple[str, tuple[int, ...]], ...] = (
+    ("eye_left", tuple(range(36, 42))),
+    ("eye_right", tuple(range(42, 48))),
+    ("nose", (30,)),
+    ("mouth_left", (48,)),
+    ("mouth_right", (54,)),
+)
+FACE_POINT_NAMES: tuple[str, ...] = tuple(name for name, _ in FACE_POINTS)
+#: Index of each point's mirror image (left <-> right; the nose maps to itself).
+FACE_POINT_MIRROR: tuple[int, ...] = (1, 0, 2, 4, 3)
+
+
+def face_points(landmarks: np.ndarray, image_size: int) -> np.ndarray:
+    """The five :data:`FACE_POINTS` of a face, (x, y) in units of the image side.
+
+    Args:
+        landmarks: (68, 2) landmarks in pixels of a square image (pixel centres at integers), or (N, 68, 2).
+        image_size: side of that image in pixels.
+
+    Returns:
+        float32 (5, 2), or (N, 5, 2). The image spans [0, 1]: pixel ``i`` covers ``[i, i + 1) / image_size``, so a
+        landmark at pixel ``x`` is at ``(x + 0.5) / image_size`` and a left-right mirror maps ``x`` to ``1 - x``.
+    """
+    landmarks = np.asarray(landmarks, np.float64)
+    points = np.stack([landmarks[..., list(index), :].mean(axis=-2) for _, index in FACE_POINTS], axis=-2)
+    return ((points + 0.5) / image_size).astype(np.float32)
+
+
+def image_face_points(image: np.ndarray, where=None, diagnostics=None) -> np.ndarray:
+    """:func:`face_points` of a square face crop, from the landmarks of :func:`crop_landmarks`: float32 (5, 2).
+
+    Raises:
+        DataError: the image is not square.
+    """
+    return face_points(crop_landmarks(image, where, diagnostics), image.shape[0])
 
 
 def crop_au_regions(image: np.ndarray, landmarks: np.ndarray, side: int | None = None) -> np.ndarray:

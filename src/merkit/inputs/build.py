@@ -285,7 +285,8 @@ def load_inputs(data, diagnostics: Diagnostics | None = None, progress=None, add
         from merkit.inputs.composite import read_composite
 
         return read_composite(data.path, data.scheme, data.channels, data.file_channels, data.with_apex,
-                              data.apex_size, data.with_au_boxes, diagnostics, record=data.preprocessing)
+                              data.apex_size, data.with_au_boxes, diagnostics, record=data.preprocessing,
+                              with_face_points=data.with_face_points)
     if data.kind != "raw":
         raise ConfigError(f"unknown data.kind {data.kind!r}; known: flow_folder, raw")
     if not data.dataset:

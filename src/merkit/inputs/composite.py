@@ -96,6 +96,7 @@ def read_composite(
     with_au_boxes: bool = False,
     diagnostics: Diagnostics | None = None,
     record: Preprocessing | None = None,
+    with_face_points: bool = False,
 ) -> FeatureSet:
     """Load a composite-format folder as a :class:`~merkit.features.FeatureSet`.
 
@@ -109,14 +110,17 @@ def read_composite(
         with_au_boxes: also fit dlib's 68 landmarks on each stored apex crop (before resizing) and give FRL-DGT's
             nine AU boxes as an ``"au_boxes"`` input, float32 (N, 9, 4) in units of the crop side
             (:func:`merkit.face.regions.image_au_boxes`; a crop where the detector finds no face is counted).
+        with_face_points: likewise, HTNet's five face points (eye centres, nose tip, mouth corners) as a
+            ``"face_points"`` input, float32 (N, 5, 2), (x, y) in units of the crop side
+            (:func:`merkit.face.regions.face_points`). The landmarks are fitted once for both.
         diagnostics: receives those warnings; their counts also go to ``meta["diagnostics"]``.
         record: how the images were made, for ``meta["preprocessing"]`` (checkpoints keep it, and ``merkit
             predict`` rebuilds such images from videos with it): the folder's own (``export.json``) when it has
             one, else this, else the default record (the composite's recipe).
 
     Returns:
-        FeatureSet with input ``"flow"``: float32 (N, len(channels), H, W) in [0, 1], and optionally ``"apex"``
-        and ``"au_boxes"``.
+        FeatureSet with input ``"flow"``: float32 (N, len(channels), H, W) in [0, 1], and optionally ``"apex"``,
+        ``"au_boxes"`` and ``"face_points"``.
 
     Raises:
         DataError: a file is missing or unreadable, has the wrong channel count or size, a sample id repeats, a
@@ -153,7 +157,8 @@ def read_composite(
     order = [list(file_channels).index(c) for c in channels]
     diagnostics = diagnostics if diagnostics is not None else Diagnostics()
     missed_before = diagnostics.summary().get("face-not-detected", 0)
-    flows, apexes, boxes, shape = [], [], [], None
+    flows, apexes, boxes, points, shape = [], [], [], [], None
+    with_landmarks = with_au_boxes or with_face_points
     for row in table.itertuples(index=False):
         where = Where(row.dataset, row.subject, row.sample)
         img = _read_rgb(root / row.flow, where)
@@ -162,17 +167,22 @@ def read_composite(
         elif img.shape != shape:
             raise DataError(f"flow image is {img.shape}, the first was {shape}", where)
         flows.append(img[:, :, order])
-        if with_apex or with_au_boxes:
+        if with_apex or with_landmarks:
             if "apex_path" not in table.columns or pd.isna(row.apex_path):
-                raise DataError("with_apex and with_au_boxes need an 'apex' column in the manifest", where)
+                raise DataError("with_apex, with_au_boxes and with_face_points need an 'apex' column in the "
+                                "manifest", where)
             path = root / row.apex_path
             grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
             if grey is None:
                 raise DataError(f"cannot read apex image {path}", where)
-            if with_au_boxes:
-                from merkit.face.regions import image_au_boxes
+            if with_landmarks:
+                from merkit.face.regions import au_boxes, crop_landmarks, face_points
 
-                boxes.append(image_au_boxes(grey, where, diagnostics))
+                landmarks = crop_landmarks(grey, where, diagnostics)
+                if with_au_boxes:
+                    boxes.append(au_boxes(landmarks, grey.shape[0]))
+                if with_face_points:
+                    points.append(face_points(landmarks, grey.shape[0]))
             if apex_size:
                 grey = cv2.resize(grey, (apex_size, apex_size), interpolation=cv2.INTER_AREA)
             apexes.append(grey[None])
@@ -183,8 +193,12 @@ def read_composite(
         inputs["apex"] = torch.from_numpy(np.stack(apexes)).float().div_(255.0)
     if with_au_boxes:
         inputs["au_boxes"] = torch.from_numpy(np.stack(boxes))
+    if with_face_points:
+        inputs["face_points"] = torch.from_numpy(np.stack(points))
+    if with_landmarks:
         missed = diagnostics.summary().get("face-not-detected", 0) - missed_before
-        notes.append(f"AU regions from dlib landmarks fitted on each apex crop (in {missed} of {len(table)} crops "
+        what = " and ".join(n for n, on in (("AU regions", with_au_boxes), ("face points", with_face_points)) if on)
+        notes.append(f"{what} from dlib landmarks fitted on each apex crop (in {missed} of {len(table)} crops "
                      "the detector found no face and the whole crop was the face box)")
     table = table.drop(columns=[c for c in ("apex_path",) if c in table.columns])
     return FeatureSet(table, inputs, cls.classes, notes,

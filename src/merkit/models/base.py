@@ -31,6 +31,7 @@ MODEL_MODULES: dict[str, str] = {
     "cva_fpf": "merkit.models.cva_fpf",
     "slstt": "merkit.models.slstt",
     "frl_dgt": "merkit.models.frl_dgt",
+    "htnet": "merkit.models.htnet",
 }
 
 

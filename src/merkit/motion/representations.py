@@ -26,7 +26,7 @@ from merkit.motion.flow import FARNEBACK_SLSTT, compute_flow, flow_magnitude, op
 
 REPRESENTATIONS: tuple[str, ...] = (
     "onset_apex_flow", "apex_minus_onset", "long_term_flow", "dynamic_image", "resample_clip",
-    "onset_apex_frames", "au_boxes", "ss_pairs",
+    "onset_apex_frames", "au_boxes", "face_points", "ss_pairs",
 )
 
 

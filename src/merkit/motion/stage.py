@@ -17,6 +17,7 @@ output                 float32 shape               meaning
 ``onset_window``       (2J+1, C, S, S)             onset_apex_frames: crops temporal jitter draws from
 ``apex_window``        (2J+1, C, S, S)             (index J is the labelled frame)
 ``au_boxes``           (9, 4)                      AU boxes / crop side, from the reference landmarks
+``face_points``        (5, 2)                      HTNet's eye centres, nose tip, mouth corners / crop side
 ``ss_onset``           (P, C, S, S)                ss_pairs: FRL-DGT's self-supervised pairs
 ``ss_apex``            (P, C, S, S)
 =====================  ==========================  ===========================================================
@@ -47,6 +48,7 @@ OUTPUTS: dict[str, tuple[tuple[str, str], ...]] = {
     "onset_apex_frames": (("onset", "onset"), ("apex", "apex"), ("onset_window", "onset_window"),
                           ("apex_window", "apex_window")),
     "au_boxes": (("au_boxes", "au_boxes"),),
+    "face_points": (("face_points", "face_points"),),
     "ss_pairs": (("ss_onset", "ss_onset"), ("ss_apex", "ss_apex")),
 }
 
@@ -56,7 +58,8 @@ INPUT_KEYS: dict[str, str] = {name: key for outputs in OUTPUTS.values() for name
 
 #: Representations computed from the onset and apex frames alone; a clip whose representations are all of these
 #: and whose apex is annotated needs no other frame decoded or aligned.
-PAIR_REPRESENTATIONS: frozenset[str] = frozenset({"onset_apex_flow", "apex_minus_onset", "au_boxes"})
+PAIR_REPRESENTATIONS: frozenset[str] = frozenset({"onset_apex_flow", "apex_minus_onset", "au_boxes",
+                                                  "face_points"})
 
 
 def input_keys_of(representations: Sequence[str]) -> tuple[str, ...]:
@@ -178,6 +181,10 @@ def motion_inputs(clip, config: MotionConfig, onset: int, apex: int, offset: int
 
             # the reference frame's landmarks (the onset by default), also in per-frame mode
             out[name] = au_boxes(clip.landmarks, frames.shape[1])
+        elif name == "face_points":
+            from merkit.face.regions import face_points
+
+            out[name] = face_points(clip.landmarks, frames.shape[1])
         elif name == "ss_pairs":
             out["ss_onset"], out["ss_apex"] = rep.ss_pairs(frames, c.ss_pairs, clip.sample_id, c.size)
         else:

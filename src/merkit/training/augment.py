@@ -19,7 +19,8 @@ image and a 56 x 56 apex crop) get the same transform in relative coordinates.
 * ``apex_jitter``: the same for the apex only, the onset stays labelled (FRL-DGT's "random frame near the apex").
 * ``magnify``: linear Eulerian motion magnification of the apex by a random factor (FRL-DGT's MagNet
   augmentation, approximated; see :func:`magnify`). Reads ``onset`` and ``apex``.
-* ``hflip``: mirror half of the samples; the horizontal flow u changes sign; ``au_boxes`` are mirrored with them.
+* ``hflip``: mirror half of the samples; the horizontal flow u changes sign; ``au_boxes`` and ``face_points`` are
+  mirrored with them.
 * ``rotate3``: rotation by up to 3 degrees (MMNet's ``RandomRotation(3)``).
 * ``random_crop_pad15``: a random shift of up to 15/224 of the side (``RandomCrop(224, padding=15)``).
 
@@ -29,8 +30,8 @@ with window frames that the image hooks before it would not have transformed.
 Departures: pixels that a transform brings in from outside the image repeat the border instead of torchvision's
 zero fill, because zero means "strongest negative motion" in a min-max stretched flow image and "black" in a
 [0, 1] face crop. Rotating a flow image rotates its pixels but not the (u, v) vectors; at <= 3 degrees the vector
-error is below 5 %. ``rotate3`` and ``random_crop_pad15`` leave ``au_boxes`` where they are: the face moves by at
-most 15/224 of the side (7 % of it), under a fifth of a box side.
+error is below 5 %. ``rotate3`` and ``random_crop_pad15`` leave ``au_boxes`` and ``face_points`` where they are: the
+face moves by at most 15/224 of the side (7 % of it), under a fifth of a box side.
 """
 
 from __future__ import annotations
@@ -105,7 +106,8 @@ def hflip(inputs: dict[str, torch.Tensor], meta: Mapping, generator: torch.Gener
     Flow images are min-max stretched to [0, 1] per image, so negating u maps a value x to 1 - x; strain and v
     are mirrored spatially only. A difference image (``apex_minus_onset``) mirrors like an image. ``au_boxes``
     ((B, 9, 4), units of the side) are mirrored, ``x -> 1 - x``, and each L/R pair swapped, so that box R1L is
-    still the one on the image's left, as the template boxes are.
+    still the one on the image's left, as the template boxes are. ``face_points`` ((B, 5, 2), units of the side)
+    likewise: ``x -> 1 - x``, and the left and right points swapped.
     """
     flip = torch.rand(_batch_size(inputs), generator=generator) < 0.5
     if not flip.any():
@@ -127,6 +129,13 @@ def hflip(inputs: dict[str, torch.Tensor], meta: Mapping, generator: torch.Gener
         boxes[flip] = torch.stack([1.0 - mirrored[..., 2], mirrored[..., 1], 1.0 - mirrored[..., 0],
                                    mirrored[..., 3]], dim=-1)
         out["au_boxes"] = boxes
+    if "face_points" in inputs:
+        from merkit.face.regions import FACE_POINT_MIRROR
+
+        points = inputs["face_points"].clone()
+        mirrored = points[flip][:, list(FACE_POINT_MIRROR)]
+        points[flip] = torch.stack([1.0 - mirrored[..., 0], mirrored[..., 1]], dim=-1)
+        out["face_points"] = points
     return out
 
 
