@@ -37,3 +37,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def pexels_frames(shared_data) -> list:
+    """Frames 0, 6, ..., 36 of the Pexels video as RGB uint8 arrays: the head turns by about 40 px over them."""
+    from merkit.media import read_video
+
+    video = read_video(shared_data / "faces" / "WolfgangLanger_Pexels.mp4", 0, 36, step=6)
+    assert video.numbers == list(range(0, 37, 6))
+    return video.frames

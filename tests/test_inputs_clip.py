@@ -14,31 +14,17 @@ from merkit.inputs import Preprocessing, clip_inputs, row_inputs
 from merkit.media import FrameFiles
 from merkit.motion.stage import MotionConfig
 
-VIDEO_FRAMES = list(range(0, 37, 6))
 # resample_clip keeps every aligned frame of onset..offset: the clip's frames can be inspected.
 CLIP = MotionConfig(representations=("resample_clip",), size=32, resample_length=3)
 FLOW = MotionConfig(method="farneback", size=16)
 
 
-@pytest.fixture(scope="module")
-def video_frames(shared_data) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(shared_data / "faces" / "WolfgangLanger_Pexels.mp4"))
-    frames = []
-    for index in range(VIDEO_FRAMES[-1] + 1):
-        ok, frame = capture.read()
-        assert ok, f"cannot read frame {index}"
-        if index in VIDEO_FRAMES:
-            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    capture.release()
-    return frames
-
-
 @pytest.fixture()
-def row(tmp_path, video_frames) -> dict:
+def row(tmp_path, pexels_frames) -> dict:
     folder = tmp_path / "sub01" / "EP01_01"
     folder.mkdir(parents=True)
     paths = []
-    for number, frame in zip(range(40, 40 + len(video_frames)), video_frames):
+    for number, frame in zip(range(40, 40 + len(pexels_frames)), pexels_frames):
         path = folder / f"img{number}.jpg"
         cv2.imwrite(str(path), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
         paths.append(str(path))
@@ -74,8 +60,8 @@ def test_pair_representations_decode_only_the_onset_and_apex_frames(row, monkeyp
         np.testing.assert_array_equal(spotted.inputs["flow"], result.inputs["flow"])
 
 
-def test_the_apex_rule_spots_only_where_no_apex_is_given_and_never_returns_the_onset(video_frames):
-    still = [video_frames[0]] * 4  # no motion at all: every frame ties with the onset
+def test_the_apex_rule_spots_only_where_no_apex_is_given_and_never_returns_the_onset(pexels_frames):
+    still = [pexels_frames[0]] * 4  # no motion at all: every frame ties with the onset
     record = Preprocessing(FaceConfig(size=64), FLOW)
     result = clip_inputs(still, [0, 1, 2, 3], record)
     assert result.apex_source == "spotted" and result.apex > result.onset == 0

@@ -54,17 +54,13 @@ def _reap(processes) -> None:
     import psutil
 
     _, alive = psutil.wait_procs(processes, timeout=EXIT_GRACE_S)
-    for process in alive:
-        try:
-            process.terminate()
-        except psutil.NoSuchProcess:
-            continue
-    _, alive = psutil.wait_procs(alive, timeout=EXIT_GRACE_S)
-    for process in alive:
-        try:
-            process.kill()
-        except psutil.NoSuchProcess:
-            continue
+    for stop in (psutil.Process.terminate, psutil.Process.kill):
+        for process in alive:
+            try:
+                stop(process)
+            except psutil.NoSuchProcess:
+                continue
+        _, alive = psutil.wait_procs(alive, timeout=EXIT_GRACE_S)
 
 
 @contextmanager
