@@ -13,9 +13,10 @@ Every image hook draws once per sample and applies that draw to every image key 
 difference, move the same way (MMNet's code; CVA+FPF paper sec. 4.3). Inputs of different sizes (a 28 x 28 flow
 image and a 56 x 56 apex crop) get the same transform in relative coordinates.
 
-* ``temporal_jitter``: draw the onset and the apex among the frames near the labelled ones (MMNet: +-2 frames),
-  replace ``onset``, ``apex`` and ``apex_minus_onset``. Reads ``onset_window`` / ``apex_window`` (the motion
-  stage's ``onset_apex_frames``).
+* ``temporal_jitter``: draw the onset and the apex among the frames near the labelled ones, replace ``onset``,
+  ``apex`` and ``apex_minus_onset``. Reads ``onset_window`` / ``apex_window`` / ``jitter_bounds`` (the motion
+  stage's ``onset_apex_frames``). Which frames depends on ``data.motion.jitter_mode``: ``symmetric`` (the MMNet
+  report: +-2 frames), ``inward`` or ``mmnet-3class`` (the authors' scripts).
 * ``apex_jitter``: the same for the apex only, the onset stays labelled (FRL-DGT's "random frame near the apex").
 * ``magnify``: linear Eulerian motion magnification of the apex by a random factor (FRL-DGT's MagNet
   augmentation, approximated; see :func:`magnify`). Reads ``onset`` and ``apex``.
@@ -130,7 +131,20 @@ def hflip(inputs: dict[str, torch.Tensor], meta: Mapping, generator: torch.Gener
     return out
 
 
-def _jitter(inputs: dict[str, torch.Tensor], generator: torch.Generator, onset: bool, name: str) -> dict:
+def jitter_mode(meta: Mapping) -> str:
+    """The jitter mode of the preprocessing record in a FeatureSet's ``meta`` (``symmetric`` when there is none)."""
+    record = meta.get("preprocessing") or {}
+    return (record.get("motion") or {}).get("jitter_mode", "symmetric")
+
+
+def _uniform_index(low: torch.Tensor, high: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One index per sample, uniform over the inclusive ranges ``[low, high]`` (int64 (B,), on their device)."""
+    u = torch.rand(low.shape[0], generator=generator).to(device=low.device, dtype=torch.float64)
+    return torch.minimum(low + torch.floor(u * (high - low + 1)).long(), high)
+
+
+def _jitter(inputs: dict[str, torch.Tensor], meta: Mapping, generator: torch.Generator, onset: bool,
+            name: str) -> dict:
     """Replace onset / apex (and their difference) by frames drawn from the windows; see :func:`temporal_jitter`."""
     missing = [k for k in ("onset_window", "apex_window") if k not in inputs]
     if missing:
@@ -140,12 +154,24 @@ def _jitter(inputs: dict[str, torch.Tensor], generator: torch.Generator, onset: 
         raise ValueError(f"{name}: onset_window and apex_window must both be (B, 2J+1, C, H, W), got "
                          f"{tuple(onset_window.shape)} and {tuple(apex_window.shape)}")
     n, width = onset_window.shape[:2]
-    rows = torch.arange(n)
-    onset_at = (torch.randint(0, width, (n,), generator=generator) if onset
-                else torch.full((n,), width // 2, dtype=torch.long))
-    apex_at = torch.randint(0, width, (n,), generator=generator)
+    mode = jitter_mode(meta)
+    if mode == "symmetric":  # the whole window: the draws of every merkit version before jitter modes
+        rows = torch.arange(n)
+        onset_at = (torch.randint(0, width, (n,), generator=generator) if onset
+                    else torch.full((n,), width // 2, dtype=torch.long))
+        apex_at = torch.randint(0, width, (n,), generator=generator)
+    else:
+        if "jitter_bounds" not in inputs:
+            raise KeyError(f"{name} in jitter mode {mode!r} needs the input 'jitter_bounds' (onset_apex_frames)")
+        bounds = inputs["jitter_bounds"].to(device=onset_window.device, dtype=torch.long)
+        if bounds.shape != (n, 4):
+            raise ValueError(f"{name}: jitter_bounds must be (B, 4), got {tuple(bounds.shape)}")
+        rows = torch.arange(n, device=onset_window.device)
+        onset_at = (_uniform_index(bounds[:, 0], bounds[:, 1], generator) if onset
+                    else torch.full((n,), width // 2, dtype=torch.long, device=onset_window.device))
+        apex_at = _uniform_index(bounds[:, 2], bounds[:, 3], generator)
     drawn_onset, drawn_apex = onset_window[rows, onset_at], apex_window[rows, apex_at]
-    out = {k: v for k, v in inputs.items() if k not in ("onset_window", "apex_window")}
+    out = {k: v for k, v in inputs.items() if k not in ("onset_window", "apex_window", "jitter_bounds")}
     for key, value in (("onset", drawn_onset), ("apex", drawn_apex),
                        ("apex_minus_onset", drawn_apex - drawn_onset)):
         if key in inputs:
@@ -156,29 +182,39 @@ def _jitter(inputs: dict[str, torch.Tensor], generator: torch.Generator, onset: 
 def temporal_jitter(inputs: dict[str, torch.Tensor], meta: Mapping, generator: torch.Generator) -> dict:
     """Train on an onset and an apex drawn near the labelled ones, independently per sample (MMNet).
 
-    For each sample, a window index in [0, 2J] is drawn for the onset and one for the apex from ``generator``
-    (offsets in [-J, J] frames before clamping, see :func:`merkit.motion.representations.jitter_windows`). The
-    batch's ``onset`` and ``apex`` become those window frames and ``apex_minus_onset`` becomes their difference
-    ``apex - onset``, exactly as :func:`merkit.motion.representations.apex_minus_onset` computes it; keys the batch
-    lacks are not added, and the window keys are dropped. Evaluation runs no hook, so the test subject's samples
-    keep the labelled frames.
+    The jitter mode is the preprocessing record's ``motion.jitter_mode`` (``meta["preprocessing"]``;
+    :func:`merkit.motion.representations.jitter_bounds`):
 
-    Inputs: ``onset_window``, ``apex_window`` (B, 2J+1, C, H, W), index J the labelled frame.
+    * ``symmetric`` (default): for each sample a window index in [0, 2J] is drawn for the onset and one for the
+      apex, uniformly (offsets in [-J, J] frames before clamping, see
+      :func:`merkit.motion.representations.jitter_windows`). The MMNet reproduction report (sec. 5.2): one of
+      "the four frames around" the labelled frames, J = 2.
+    * ``inward`` and ``mmnet-3class``: the index is uniform over the sample's ``jitter_bounds`` range, the rule of
+      the authors' ``CASME2_5.py`` (onset later, apex earlier, by up to 3.75 % of the onset-apex span) or
+      ``CASME2_3.py``.
+
+    The batch's ``onset`` and ``apex`` become the drawn window frames and ``apex_minus_onset`` becomes their
+    difference ``apex - onset``, exactly as :func:`merkit.motion.representations.apex_minus_onset` computes it;
+    keys the batch lacks are not added, and the window keys and ``jitter_bounds`` are dropped. Evaluation runs no
+    hook, so the test subject's samples keep the labelled frames.
+
+    Inputs: ``onset_window``, ``apex_window`` (B, 2J+1, C, H, W), index J the labelled frame; ``jitter_bounds``
+    (B, 4) int64, read in the code-derived modes.
 
     Raises:
         KeyError: the window inputs are missing (the motion stage did not compute ``onset_apex_frames``).
-        ValueError: the windows' shapes disagree.
+        ValueError: the windows' or the bounds' shapes disagree.
     """
-    return _jitter(inputs, generator, onset=True, name="temporal_jitter")
+    return _jitter(inputs, meta, generator, onset=True, name="temporal_jitter")
 
 
 def apex_jitter(inputs: dict[str, torch.Tensor], meta: Mapping, generator: torch.Generator) -> dict:
     """:func:`temporal_jitter` for the apex only; the onset stays the labelled frame.
 
     FRL-DGT (Zhai et al., CVPR 2023, sec. 3.3) selects "a frame before or after the original apex frame" at random
-    when loading training data: this hook with ``data.motion.jitter: 1``.
+    when loading training data: this hook with ``data.motion.jitter: 1`` in the ``symmetric`` mode.
     """
-    return _jitter(inputs, generator, onset=False, name="apex_jitter")
+    return _jitter(inputs, meta, generator, onset=False, name="apex_jitter")
 
 
 #: ``magnify`` draws the magnification factor alpha per sample from this range: the apex's motion becomes
@@ -239,8 +275,8 @@ def magnify(inputs: dict[str, torch.Tensor], meta: Mapping, generator: torch.Gen
 
 
 magnify.extra_keys = ("onset", "apex")
-temporal_jitter.extra_keys = ("onset_window", "apex_window")
-apex_jitter.extra_keys = ("onset_window", "apex_window")
+temporal_jitter.extra_keys = ("onset_window", "apex_window", "jitter_bounds")
+apex_jitter.extra_keys = ("onset_window", "apex_window", "jitter_bounds")
 TEMPORAL_HOOKS = ("temporal_jitter", "apex_jitter")
 
 
