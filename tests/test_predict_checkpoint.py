@@ -69,6 +69,11 @@ def test_missing_or_unknown_settings_are_refused_naming_the_keys(tmp_path):
         Predictor.from_checkpoint(folder)
 
 
+def test_a_record_written_before_jitter_modes_reads_as_the_symmetric_mode(tmp_path):
+    folder = _edit(_train(tmp_path), lambda m: m["preprocessing"]["motion"].pop("jitter_mode"))
+    assert Predictor.from_checkpoint(folder).preprocessing.motion.jitter_mode == "symmetric"
+
+
 def test_another_major_version_is_refused(tmp_path):
     folder = _edit(_train(tmp_path), lambda m: m["preprocessing"].update(merkit_version="7.0.0"))
     with pytest.raises(CheckpointError, match="merkit 7.0.0"):

@@ -30,6 +30,10 @@ PREPROCESSING_SCHEMA = 1
 #: Bump when a change in the face or motion code changes the inputs of an unchanged record (cached inputs are
 #: keyed by :meth:`Preprocessing.config_hash`, which includes it).
 INPUTS_VERSION = 1
+#: Keys added to the record after it was written by earlier merkit versions of the same schema, each with the value
+#: that reproduces what those versions did. A record without such a key is read with that value; any other missing
+#: key is refused.
+ADDED_KEYS: dict[str, dict[str, Any]] = {"motion": {"jitter_mode": "symmetric"}}
 #: What the inputs stage does with a clip that fails on bad data: leave it out with a counted warning that names
 #: it, or stop.
 ON_ERROR: tuple[str, ...] = ("skip", "raise")
@@ -85,6 +89,8 @@ class Preprocessing:
     def from_dict(cls, record: Mapping[str, Any], source: str = "checkpoint") -> "Preprocessing":
         """Parse a record written by :meth:`to_dict`, refusing anything the current code cannot reproduce.
 
+        A key of :data:`ADDED_KEYS` that the record lacks takes the value that reproduces the older inputs.
+
         Raises:
             CheckpointError: another schema or major merkit version, missing or unknown keys, or values the face
                 or motion stage rejects. The message names ``source`` and what is wrong.
@@ -103,6 +109,7 @@ class Preprocessing:
             given = record.get(name)
             if not isinstance(given, Mapping):
                 raise CheckpointError(f"{source}: preprocessing has no {name!r} settings")
+            given = {**ADDED_KEYS.get(name, {}), **given}
             fields = {f.name for f in dataclasses.fields(kind)}
             missing, unknown = sorted(fields - set(given)), sorted(set(given) - fields)
             if missing or unknown:
