@@ -38,9 +38,10 @@ Departures from the paper and its code, and why:
   embeddings, where the official code has none; that site gets ``embedding_dropout``, 0 by default.
 * Position embeddings of a pretrained encoder are interpolated (bicubic, ``interpolate_pos_encoding``) when
   ``image_size`` differs from the checkpoint's, so one checkpoint serves any input size.
-* The official LSTM model ran its ViT under ``torch.no_grad`` (a frozen encoder taken from a trained mean-model
-  checkpoint, in a second training stage). Here the encoder is fine-tuned end to end by default; set
-  ``freeze_encoder=True`` to freeze it as the official code did.
+* The official code runs every encoder layer under ``torch.no_grad`` (``model/transformer.py`` l. 83), so with
+  either aggregator it never trains the encoder's layers, patch embedding, class token or position embedding. The
+  report initialises the encoder from ImageNet and says nothing of freezing it. Here the encoder is fine-tuned end
+  to end by default; ``freeze_encoder=True`` freezes it as the official code does.
 * Where the input is the single onset->apex flow image (the MEGC2019 composite, input key ``flow``), F = 1: the
   aggregators then see one frame, and the model is a ViT on one flow image, not the paper's spatio-temporal
   model. :attr:`SLSTT.notes` says so for the run report.
@@ -103,7 +104,7 @@ class Config:
             takes precedence over ``pretrained`` and must exist. With weights, the architecture (width, depth,
             heads, patch) is the checkpoint's.
         require_pretrained: raise instead of warning when no pretrained weights can be loaded.
-        freeze_encoder: do not train the encoder (the official LSTM stage did this).
+        freeze_encoder: do not train the encoder (the official code's behaviour, with either aggregator).
         input_mean, input_std: inputs are normalised as ``(x - mean) / std`` before the encoder. The defaults suit
             images in [0, 1] (HSV-encoded long-term flow, the composite's flow images); for ``raw`` long-term flow
             (u, v, magnitude in pixels) set ``input_mean: 0`` and ``input_std`` to a typical magnitude.
