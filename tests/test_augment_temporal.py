@@ -11,19 +11,24 @@ from merkit.training.augment import apex_jitter, get_augmentations, hflip, tempo
 J = 2
 
 
-def _windows(batch: int = 64, side: int = 4) -> dict[str, torch.Tensor]:
+def _windows(batch: int = 64, side: int = 4, j: int = J) -> dict[str, torch.Tensor]:
     """Windows whose frame k holds the value k - J everywhere (onset) or 10 + k - J (apex), so a drawn frame
-    tells its offset."""
-    offsets = torch.arange(-J, J + 1, dtype=torch.float32).view(1, -1, 1, 1, 1)
+    tells its offset; the bounds are the symmetric mode's whole window."""
+    offsets = torch.arange(-j, j + 1, dtype=torch.float32).view(1, -1, 1, 1, 1)
     onset_window = offsets.expand(batch, -1, 1, side, side).clone()
     apex_window = onset_window + 10.0
-    return {"onset_window": onset_window, "apex_window": apex_window, "onset": onset_window[:, J].clone(),
-            "apex": apex_window[:, J].clone(), "apex_minus_onset": (apex_window[:, J] - onset_window[:, J]).clone()}
+    return {"onset_window": onset_window, "apex_window": apex_window, "onset": onset_window[:, j].clone(),
+            "apex": apex_window[:, j].clone(), "apex_minus_onset": (apex_window[:, j] - onset_window[:, j]).clone(),
+            "jitter_bounds": torch.tensor([0, 2 * j, 0, 2 * j]).expand(batch, 4).clone()}
+
+
+def _meta(mode: str) -> dict:
+    return {"preprocessing": {"motion": {"jitter_mode": mode}}}
 
 
 def test_temporal_jitter_draws_offsets_within_j_and_recomputes_the_difference():
     out = temporal_jitter(_windows(), {}, torch.Generator().manual_seed(0))
-    assert "onset_window" not in out and "apex_window" not in out
+    assert "onset_window" not in out and "apex_window" not in out and "jitter_bounds" not in out
     onset_offset = out["onset"][:, 0, 0, 0]
     apex_offset = out["apex"][:, 0, 0, 0] - 10.0
     assert onset_offset.abs().max() <= J and apex_offset.abs().max() <= J
@@ -56,9 +61,63 @@ def test_apex_jitter_keeps_the_labelled_onset():
     torch.testing.assert_close(out["apex_minus_onset"], out["apex"] - out["onset"], rtol=0, atol=0)
 
 
+def test_the_symmetric_mode_draws_as_before_jitter_modes_existed():
+    """The default mode makes the same draws from the generator as the hook did before jitter modes, so runs
+    that do not set jitter_mode are unchanged: here the draws are spelled out."""
+    g = torch.Generator().manual_seed(5)
+    onset_at = torch.randint(0, 2 * J + 1, (64,), generator=g)
+    apex_at = torch.randint(0, 2 * J + 1, (64,), generator=g)
+    for meta in ({}, _meta("symmetric")):
+        out = temporal_jitter(_windows(), meta, torch.Generator().manual_seed(5))
+        assert torch.equal(out["onset"][:, 0, 0, 0], (onset_at - J).float())
+        assert torch.equal(out["apex"][:, 0, 0, 0], (apex_at - J + 10).float())
+
+
+def _bounded(bounds: list[list[int]], j: int = 3) -> dict[str, torch.Tensor]:
+    """Windows of half-width j for len(bounds) samples, each sample with its own bounds."""
+    inputs = _windows(batch=len(bounds), j=j)
+    inputs["jitter_bounds"] = torch.tensor(bounds)
+    return inputs
+
+
+@pytest.mark.parametrize("mode", ["inward", "mmnet-3class"])
+def test_code_derived_modes_draw_only_within_each_samples_bounds_and_reach_each_end(mode):
+    j = 3
+    per_sample = [[3, 3, 3, 3], [3, 4, 2, 3], [3, 6, 1, 3], [3, 5, 3, 5], [3, 4, 1, 6]]
+    bounds = per_sample * 80
+    out = temporal_jitter(_bounded(bounds, j), _meta(mode), torch.Generator().manual_seed(0))
+    onset_index = out["onset"][:, 0, 0, 0].long() + j
+    apex_index = out["apex"][:, 0, 0, 0].long() - 10 + j
+    b = torch.tensor(bounds)
+    assert ((onset_index >= b[:, 0]) & (onset_index <= b[:, 1])).all()
+    assert ((apex_index >= b[:, 2]) & (apex_index <= b[:, 3])).all()
+    for i, (lo, hi, alo, ahi) in enumerate(per_sample):
+        drawn_onset = set(onset_index[i::len(per_sample)].tolist())
+        drawn_apex = set(apex_index[i::len(per_sample)].tolist())
+        assert drawn_onset == set(range(lo, hi + 1)) and drawn_apex == set(range(alo, ahi + 1))
+    assert (onset_index[0::5] == j).all() and (apex_index[0::5] == j).all()  # reach 0: the labelled frames
+    torch.testing.assert_close(out["apex_minus_onset"], out["apex"] - out["onset"], rtol=0, atol=0)
+
+
+def test_apex_jitter_honours_the_mode_and_keeps_the_labelled_onset():
+    out = apex_jitter(_bounded([[3, 5, 1, 3]] * 50), _meta("inward"), torch.Generator().manual_seed(0))
+    assert (out["onset"] == 0).all()
+    assert set((out["apex"][:, 0, 0, 0] - 10).long().tolist()) == {-2, -1, 0}
+
+
+def test_a_code_derived_mode_needs_the_bounds():
+    inputs = _windows()
+    del inputs["jitter_bounds"]
+    with pytest.raises(KeyError, match="jitter_bounds"):
+        temporal_jitter(inputs, _meta("inward"), torch.Generator())
+    inputs["jitter_bounds"] = torch.zeros(3, 4, dtype=torch.long)
+    with pytest.raises(ValueError, match="jitter_bounds"):
+        temporal_jitter(inputs, _meta("inward"), torch.Generator())
+
+
 def test_a_temporal_hook_must_come_first_and_alone():
     assert get_augmentations(["temporal_jitter", "hflip"])[0] is temporal_jitter
-    assert temporal_jitter.extra_keys == ("onset_window", "apex_window")
+    assert temporal_jitter.extra_keys == ("onset_window", "apex_window", "jitter_bounds")
     with pytest.raises(ConfigError, match="first"):
         get_augmentations(["hflip", "temporal_jitter"])
     with pytest.raises(ConfigError, match="first"):

@@ -42,3 +42,42 @@ def test_every_shipped_config_parses():
     assert configs
     for path in configs:
         load_config(path)  # raises ConfigError on an unknown key or a mistyped value
+
+
+def _shipped(pattern: str):
+    from pathlib import Path
+
+    return {str(p.relative_to(Path(__file__).parents[1])): load_config(p)
+            for p in sorted((Path(__file__).parents[1] / "configs").glob(pattern))}
+
+
+def test_paper_network_configs_train_on_the_gpu_when_there_is_one():
+    """Every config of a paper-size network sets training.device auto, except STSTNet's, a tiny network whose
+    documented figures are CPU runs (its config says so)."""
+    paper = {p: c for p, c in _shipped("*/*.yaml").items() if c.model.preset in ("paper", "paper-3class")}
+    assert len(paper) == 21
+    for path, config in paper.items():
+        assert config.training.device == ("cpu" if config.model.name == "ststnet" else "auto"), path
+
+
+def test_mmnet_and_cva_raw_configs_use_the_alignment_closest_to_the_papers():
+    raw = {p: c for p, c in _shipped("*/*.yaml").items()
+           if c.data.kind == "raw" and c.model.name in ("mmnet", "cva_fpf") and c.model.preset != "cpu"}
+    assert len(raw) == 10
+    for path, config in raw.items():
+        face = config.data.face
+        assert (face.align, face.crop, face.mode, face.reference, face.stabilise) == (
+            "piecewise-affine", "eyes", "clip", "onset", "none"), path
+        jitter = "temporal_jitter" in config.training.augment
+        assert jitter == (config.model.name == "mmnet"), path  # the CVA paper lists no temporal jitter
+
+
+def test_the_mmnet_3class_config_is_the_authors_3class_script():
+    config = _shipped("casme2/mmnet-3class.yaml")["configs/casme2/mmnet-3class.yaml"]
+    t = config.training
+    assert (t.batch_size, t.epochs, t.lr, t.weight_decay, t.scheduler_params) == (
+        24, 99, 8e-4, 0.7, {"gamma": 0.987, "decay_epochs": 50})
+    assert t.augment == ["temporal_jitter", "hflip", "rotate", "random_crop"]
+    assert t.augment_params == {"rotate": {"degrees": 4}, "random_crop": {"padding": 4}}
+    assert (config.data.motion.jitter_mode, config.data.motion.jitter) == ("mmnet-3class", 4)
+    assert config.model.preset == "paper-3class"

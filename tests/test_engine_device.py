@@ -151,6 +151,7 @@ MODEL_INPUTS = {
     "frl_dgt": ({}, {"onset": (2, 3, 56, 56), "apex": (2, 3, 56, 56)}),
     "frl_dgt-au-input": ({"regions": "au-input"},
                          {"onset": (2, 3, 56, 56), "apex": (2, 3, 56, 56), "au_boxes": (2, 9, 4)}),
+    "htnet": ({}, {"flow": (2, 3, 28, 28), "face_points": (2, 5, 2)}),
 }
 
 
@@ -190,6 +191,18 @@ def test_augmentation_hook_keeps_a_device_batch_on_its_device(name):
     inputs = {k: torch.rand(shape).to("meta") for k, shape in shapes.items()}
     out = AUGMENTATIONS[name](inputs, {"flow_channels": ["u", "v", "strain"]}, torch.Generator().manual_seed(0))
     assert out and {v.device.type for v in out.values()} == {"meta"}
+
+
+@pytest.mark.parametrize("name", ["temporal_jitter", "apex_jitter"])
+def test_a_code_derived_jitter_mode_keeps_a_device_batch_on_its_device(name):
+    """In the inward mode the draws depend on the per-sample bounds, which stay on the batch's device."""
+    shapes = {"onset": (4, 1, 8, 8), "apex": (4, 1, 8, 8), "apex_minus_onset": (4, 1, 8, 8),
+              "onset_window": (4, 5, 1, 8, 8), "apex_window": (4, 5, 1, 8, 8)}
+    inputs = {k: torch.rand(shape).to("meta") for k, shape in shapes.items()}
+    inputs["jitter_bounds"] = torch.zeros(4, 4, dtype=torch.long).to("meta")
+    meta = {"preprocessing": {"motion": {"jitter_mode": "inward"}}}
+    out = AUGMENTATIONS[name](inputs, meta, torch.Generator().manual_seed(0))
+    assert set(out) == {"onset", "apex", "apex_minus_onset"} and {v.device.type for v in out.values()} == {"meta"}
 
 
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")

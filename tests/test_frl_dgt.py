@@ -235,12 +235,15 @@ def test_table2_ablations_and_the_sequence_variant_build_and_classify(params, ke
     assert set(out.aux_losses) == expected_aux
 
 
-def test_a_few_training_steps_reduce_the_loss():
+@pytest.mark.parametrize("depth, lr, steps", [(1, 2e-3, 12), (2, 1e-3, 20)])
+def test_a_few_training_steps_reduce_the_loss(depth, lr, steps):
+    """Depth 2 fits more slowly and, at lr 2e-3, noisily (its loss after 12 steps was above the first), hence
+    its smaller lr and more steps."""
     torch.manual_seed(0)
-    model = build_model("frl_dgt", 2, "cpu").train()
+    model = build_model("frl_dgt", 2, "cpu", depth=depth).train()
     inputs = pair_inputs(8)
     labels = torch.tensor([0, 1] * 4)
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
 
     def total_loss():
         out = model(inputs)
@@ -248,7 +251,7 @@ def test_a_few_training_steps_reduce_the_loss():
 
     with torch.no_grad():
         first = float(total_loss())
-    for _ in range(12):
+    for _ in range(steps):
         loss = total_loss()
         optimizer.zero_grad()
         loss.backward()
@@ -281,7 +284,35 @@ def test_cpu_preset_trains_through_one_loso_unit():
 
 
 def test_cpu_preset_parameter_count():
-    assert count_parameters(build_model("frl_dgt", 3, "cpu")) == 190_981
+    assert count_parameters(build_model("frl_dgt", 3, "cpu")) == 284_965  # depth 2, the default
+    assert count_parameters(build_model("frl_dgt", 3, "cpu", depth=1)) == 190_981
+
+
+def encoder_layer_parameters(dim: int, mlp_ratio: float) -> int:
+    """Parameters of one pre-norm nn.TransformerEncoderLayer: QKV and output projections 4C^2 + 4C, the MLP
+    2rC^2 + rC + C, two LayerNorms 4C, i.e. (4 + 2r) C^2 + (9 + r) C."""
+    r = int(mlp_ratio)
+    return (4 + 2 * r) * dim ** 2 + (9 + r) * dim
+
+
+@pytest.mark.parametrize("preset, dim, mlp_ratio", [("cpu", 32, 2.0), ("paper", 256, 4.0)])
+def test_attn_depth_defaults_to_two_and_each_layer_adds_one_encoder_layer_per_fusion_module(preset, dim, mlp_ratio):
+    """Sec. 3.2.2: the Attn block is "a stack of multiple Transformer layers". Depth is a config value: each added
+    layer adds one encoder layer to each of the 11 fusion modules (9 local, global, full face) and, in FRL-DGT-S,
+    to the temporal module, whose width is 2C."""
+    from merkit.models.frl_dgt import PRESETS
+
+    assert PRESETS[preset].depth == 2
+    per_layer = encoder_layer_parameters(dim, mlp_ratio)
+    assert encoder_layer_parameters(256, 4.0) == 789_760 and encoder_layer_parameters(32, 2.0) == 8_544
+    counts = {d: count_parameters(build_model("frl_dgt", 3, preset, depth=d)) for d in (1, 2, 3)}
+    assert counts[2] - counts[1] == counts[3] - counts[2] == 11 * per_layer
+    assert count_parameters(build_model("frl_dgt", 3, preset)) == counts[2]
+    seq = {d: count_parameters(build_model("frl_dgt", 3, preset, depth=d, sequence=True)) for d in (1, 2)}
+    assert seq[2] - seq[1] == 11 * per_layer + encoder_layer_parameters(2 * dim, mlp_ratio)
+    assert any("depth 1" in note for note in build_model("frl_dgt", 3, "cpu", depth=1).notes)
+    with pytest.raises(ValueError, match="depth"):
+        build_model("frl_dgt", 3, "cpu", depth=0)
 
 
 def test_flow_variant_labels_itself_as_the_table2_m0_ablation():

@@ -150,6 +150,20 @@ def test_run_folder_holds_all_outputs_and_report_regenerates(tmp_path):
     assert res.metrics["summary"]["full"]["uf1"]["mean"] > 0.9  # the toy blobs are easy
 
 
+def test_the_report_lists_the_recipe_and_every_augmentation_with_its_parameters(tmp_path):
+    """A recipe's augmentations (e.g. a random crop that the paper does not list) are visible in the report."""
+    from merkit.evaluation.report import training_recipe
+
+    config = load_config(None, FAST + ["training.augment=[hflip, random_crop]",
+                                       "training.augment_params={random_crop: {padding: 4}}"])
+    line = training_recipe(config)
+    assert "augmentation (training only): hflip, random_crop {'padding': 4}" in line
+    assert f"{config.training.epochs} epochs" in line and f"batch {config.training.batch_size}" in line
+    assert training_recipe(load_config(None, FAST)).endswith("augmentation (training only): none")
+    res = evaluate(config, tmp_path / "run", features=toy_flow_features(subjects=3), progress=False)
+    assert f"- training: {line}" in res.report_path.read_text()
+
+
 def test_ground_truth_inputs_are_flagged_in_every_report(tmp_path):
     import json
 

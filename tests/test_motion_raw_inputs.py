@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from merkit.face.regions import au_boxes, au_regions
-from merkit.motion.representations import (apex_minus_onset, jitter_windows, onset_apex_frames, ss_pair_positions,
-                                           ss_pairs)
+from merkit.motion.representations import (JITTER_MODES, apex_minus_onset, jitter_bounds, jitter_reaches,
+                                           jitter_windows, onset_apex_frames, ss_pair_positions, ss_pairs)
 from merkit.motion.stage import INPUT_KEYS, MotionConfig, input_keys_of, motion_inputs
 
 
@@ -44,6 +44,49 @@ def test_jitter_windows_are_centred_on_the_labels_clamped_to_the_clip_and_never_
                 assert onset.max() <= apex.min()
     with pytest.raises(ValueError):
         jitter_windows(10, 5, 20, 2)
+
+
+def drawable(onset: int, apex: int, offset: int, length: int, jitter: int, mode: str) -> tuple[set, set]:
+    """The clip positions a training sample can draw as its onset and as its apex under ``mode``."""
+    onset_at, apex_at = jitter_windows(onset, apex, length, jitter)
+    lo, hi, alo, ahi = jitter_bounds(onset, apex, offset, jitter, mode)
+    return set(onset_at[lo:hi + 1].tolist()), set(apex_at[alo:ahi + 1].tolist())
+
+
+def test_each_jitter_mode_draws_only_the_frames_of_its_own_rule():
+    """symmetric: the labelled frame +-J (the MMNet report); inward: the authors' CASME2_5.py, randint(onset,
+    onset + int(0.15*span/4)) and randint(apex - int(0.15*span/4), apex); mmnet-3class: their CASME2_3.py."""
+    length, j = 400, 12
+    for onset, apex, offset in [(20, 21, 30), (20, 50, 80), (20, 100, 150), (30, 230, 390), (20, 60, 60)]:
+        span = apex - onset
+        sym = drawable(onset, apex, offset, length, j, "symmetric")
+        cap = max(0, (span - 1) // 2)  # the windows keep every drawn onset before every drawn apex
+        assert sym == (set(range(onset - j, onset + min(j, cap) + 1)), set(range(apex - min(j, cap), apex + j + 1)))
+        r = int(0.15 * span / 4)
+        assert drawable(onset, apex, offset, length, j, "inward") == (set(range(onset, onset + r + 1)),
+                                                                       set(range(apex - r, apex + 1)))
+        assert drawable(onset, apex, offset, length, j, "mmnet-3class") == (
+            set(range(onset, onset + int(0.2 * span / 4) + 1)),
+            set(range(apex - int(0.15 * span / 4), apex + int(0.15 * (offset - apex) / 4) + 1)))
+    assert jitter_reaches(20, 100, 150, "inward") == (3, 3, 0)
+    assert jitter_reaches(20, 100, 150, "mmnet-3class") == (4, 3, 1)
+
+
+def test_a_jitter_reach_of_zero_always_gives_the_labelled_frame_and_reaches_are_capped_at_j():
+    for mode in JITTER_MODES:
+        assert drawable(5, 5, 5, 20, 0, mode) == ({5}, {5})
+    # span 20: int(0.15 * 20 / 4) = 0, so inward always gives the labelled frames; mmnet-3class moves the onset by
+    # int(0.2 * 20 / 4) = 1 and keeps the apex (offset 31: int(0.15 / 4) = 0)
+    assert jitter_bounds(10, 30, 31, 2, "inward").tolist() == [2, 2, 2, 2]
+    assert drawable(10, 30, 31, 40, 2, "inward") == ({10}, {30})
+    assert jitter_bounds(10, 30, 31, 2, "mmnet-3class").tolist() == [2, 3, 2, 2]
+    assert jitter_bounds(0, 200, 300, 2, "inward").tolist() == [2, 4, 0, 2]  # reach 7, capped at J = 2
+    assert jitter_bounds(3, 8, 9, 2, "symmetric").tolist() == [0, 4, 0, 4]
+    assert jitter_bounds(3, 8, 9, 2).dtype == np.int64
+    with pytest.raises(ValueError):
+        jitter_bounds(3, 8, 9, 2, "outward")
+    with pytest.raises(ValueError):
+        jitter_reaches(3, 8, 9, "symmetric")
 
 
 def test_onset_apex_frames_have_the_documented_shapes_and_the_labelled_frame_at_the_window_centre():
@@ -98,15 +141,27 @@ def test_the_stage_writes_every_new_input_from_an_aligned_clip():
                           size=24, jitter=1, ss_pairs=2)
     arrays = motion_inputs(clip, config, 1, 6, 9)
     assert {INPUT_KEYS[name] for name in arrays} == set(input_keys_of(config.representations))
+    assert arrays["jitter_bounds"].tolist() == [0, 2, 0, 2]  # symmetric, J = 1
     assert arrays["onset_window"].shape == (3, 1, 24, 24) and arrays["ss_apex"].shape == (2, 1, 24, 24)
     np.testing.assert_array_equal(arrays["apex_minus_onset"], arrays["apex"] - arrays["onset"])
     np.testing.assert_array_equal(arrays["onset"], onset_apex_frames(clip.frames, 1, 6, 0, 24)["onset"])
     np.testing.assert_array_equal(arrays["au_boxes"], au_boxes(clip.landmarks, 48))
 
 
+def test_the_stage_passes_the_jitter_mode_and_the_offset():
+    clip = SimpleNamespace(sample_id="synthetic/sub01/EP01_01", frames=_clip(length=120, side=16),
+                           frame_numbers=list(range(120)), reference_index=0, landmarks=_landmarks(16))
+    # onset 10, apex 60, offset 119: span 50 gives the inward reach int(1.875) = 1; mmnet-3class moves the onset by
+    # int(2.5) = 2, the apex earlier by 1 and later by int(0.15 * 59 / 4) = 2
+    for mode, expected in (("symmetric", [0, 8, 0, 8]), ("inward", [4, 5, 3, 4]), ("mmnet-3class", [4, 6, 3, 6])):
+        config = MotionConfig(representations=("onset_apex_frames",), size=8, jitter=4, jitter_mode=mode)
+        assert motion_inputs(clip, config, 10, 60, 119)["jitter_bounds"].tolist() == expected
+
+
 def test_motion_settings_are_validated():
     for bad in (dict(jitter=-1), dict(ss_pairs=0), dict(apex="guess"), dict(spot_measure="vibes"),
-                dict(normalise="zscore"), dict(representations=("optical_magic",)), dict(method="lucas-kanade")):
+                dict(normalise="zscore"), dict(representations=("optical_magic",)), dict(method="lucas-kanade"),
+                dict(jitter_mode="outward")):
         with pytest.raises(ValueError):
             MotionConfig(**bad)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from merkit.api import evaluate, load_features
 from merkit.config import load_config
@@ -34,11 +35,26 @@ def test_mmnet_runs_loso_on_raw_clips_with_temporal_jitter(release, tmp_path):
     features = load_features(cfg)
     n = len(features)
     assert features.inputs["onset_window"].shape == (n, 3, 1, 28, 28)
+    assert features.inputs["jitter_bounds"].dtype == torch.int64
+    assert features.inputs["jitter_bounds"].tolist() == [[0, 2, 0, 2]] * n  # symmetric, the default
     assert (features.inputs["apex_minus_onset"] == features.inputs["apex"] - features.inputs["onset"]).all()
     result = evaluate(cfg, tmp_path / "run", features=features, progress=False)
     assert len(result.predictions) == n == 9 and result.predictions["fold"].nunique() == 3
     assert np.isfinite(result.predictions.filter(like="prob_").to_numpy()).all()
     assert "temporal jitter" in result.report_path.read_text()
+
+
+def test_the_inward_jitter_mode_reaches_the_feature_set_and_the_report(release, tmp_path):
+    cfg = raw_config(release, tmp_path / "cache", "{representations: [apex_minus_onset, onset_apex_frames], "
+                     "size: 28, jitter: 1, jitter_mode: inward}", "model.name=mmnet", "model.preset=cpu",
+                     "training.epochs=1", "training.batch_size=4", "training.augment=[temporal_jitter]")
+    features = load_features(cfg)
+    assert features.meta["preprocessing"]["motion"]["jitter_mode"] == "inward"
+    spans = features.table["apex"] - features.table["onset"]
+    expected = [[1, 1 + min(1, int(0.15 * s / 4)), 1 - min(1, int(0.15 * s / 4)), 1] for s in spans]
+    assert features.inputs["jitter_bounds"].tolist() == expected
+    result = evaluate(cfg, tmp_path / "run", features=features, progress=False)
+    assert "jitter mode inward" in result.report_path.read_text()
 
 
 def test_face_stage_au_boxes_and_ss_pairs_reach_the_feature_set(release, tmp_path):

@@ -225,3 +225,45 @@ def test_weights_dir_may_hold_an_image_classification_checkpoint(tmp_path):
     loaded = model.encoder.state_dict()
     for name, tensor in classifier.vit.state_dict().items():
         assert torch.equal(loaded[name], tensor), name
+
+
+def test_dropout_defaults_to_the_official_codes_and_acts_in_training_mode_only():
+    """Official code: p = 0.1 on the attention probabilities and on both residual branches, none after the
+    embeddings (model/transformer.py). In eval mode the outputs are deterministic."""
+    assert (PRESETS["paper"].dropout, PRESETS["paper"].attention_dropout, PRESETS["paper"].embedding_dropout) == (
+        0.1, 0.1, 0.0)
+    assert (PRESETS["cpu"].dropout, PRESETS["cpu"].attention_dropout) == (0.1, 0.1)
+    model = tiny("mean")
+    assert model.encoder.config.hidden_dropout_prob == 0.1 and model.encoder.config.attention_probs_dropout_prob == 0.1
+    assert model.encoder.embeddings.dropout.p == 0.0
+    rates = {name: m.p for name, m in model.encoder.named_modules() if isinstance(m, torch.nn.Dropout)}
+    assert rates.pop("embeddings.dropout") == 0.0
+    assert rates and set(rates.values()) == {0.1}  # the residual-branch dropouts of the one layer
+    assert not any("dropout" in note for note in model.notes)
+    x = {"long_term_flow": clip()}
+    with torch.no_grad():
+        model.eval()
+        assert torch.equal(model(x).logits, model(x).logits)
+        model.train()
+        torch.manual_seed(0)
+        first = model(x).logits
+        assert not torch.equal(first, model(x).logits)
+        torch.manual_seed(0)
+        assert torch.equal(first, model(x).logits)  # the only randomness is dropout's, from the torch seed
+
+
+@pytest.mark.parametrize("params", [{"dropout": 0.0}, {"dropout": 0.0, "attention_dropout": 0.0,
+                                                       "embedding_dropout": 0.1}])
+def test_each_dropout_site_is_a_switch(params):
+    """Attention-probability dropout alone, and embedding dropout alone, each make training mode random; with
+    all three at 0 training mode is deterministic."""
+    model = tiny("mean", **params).train()
+    x = {"long_term_flow": clip()}
+    with torch.no_grad():
+        assert not torch.equal(model(x).logits, model(x).logits)
+    assert any("dropout" in note for note in model.notes)
+    silent = tiny("mean", dropout=0.0, attention_dropout=0.0).train()
+    with torch.no_grad():
+        assert torch.equal(silent(x).logits, silent(x).logits)
+    with pytest.raises(ConfigError, match="dropout"):
+        build_model("slstt", 3, "cpu", **{**TINY, "dropout": 1.0})

@@ -13,11 +13,15 @@ VARIANTS = [
     ("paper", {"fusion": "fu_a"}, "M4"),
     ("paper", {"local_fusion": False}, "M7"),
     ("paper", {"sequence": True}, "FRL-DGT-S"),
+    ("paper", {"depth": 1}, "full model (M9), Attn depth 1"),
     ("cpu", {}, "full model (M9)"),
     ("cpu", {"displacement": "flow", "frames": ["apex"], "image_channels": 1}, "M0 on the composite"),
     ("cpu", {"fusion": "fu_a"}, "M4"),
     ("cpu", {"local_fusion": False}, "M7"),
     ("cpu", {"sequence": True}, "FRL-DGT-S"),
+    ("cpu", {"depth": 1}, "full model (M9), Attn depth 1"),
+    ("cpu", {"displacement": "flow", "frames": ["apex"], "image_channels": 1, "depth": 1},
+     "M0 on the composite, Attn depth 1 (the runs before 2026-12-02)"),
 ]
 
 

@@ -91,6 +91,9 @@ class TrainConfig:
         optimizer: ``adam``, ``adamw`` or ``sgd``; scheduler: ``none``, ``cosine``, ``exponential`` or ``step``
             (:func:`merkit.training.engine.make_scheduler`).
         augment: training hooks by name (:mod:`merkit.training.augment`).
+        augment_params: ``{hook name: {parameter: value}}``, the keyword parameters of hooks listed in ``augment``
+            (``{rotate: {degrees: 4}, random_crop: {padding: 4}, color_jitter: {strength: 0.2}}``); checked when
+            the config loads (:func:`merkit.training.augment.get_augmentations`).
         device: ``cpu`` (default, bit-reproducible per machine), ``cuda``, ``cuda:N`` or ``auto``; not part of
             :meth:`RunConfig.result_hash` (``run.json`` records it).
         param_groups: ``{parameter-name prefix: {lr, weight_decay, momentum, schedule}}``, per-module optimiser
@@ -109,6 +112,7 @@ class TrainConfig:
     scheduler_params: dict[str, Any] = field(default_factory=dict)
     class_weighted: bool = False
     augment: list[str] = field(default_factory=list)
+    augment_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     grad_accumulation: int = 1
     eval_batch_size: int = 256
     device: str = "cpu"  # cpu | cuda | cuda:N | auto; see merkit.training.engine.resolve_device
@@ -189,6 +193,9 @@ class RunConfig:
             raise ConfigError("protocol.workers and protocol.threads_per_fold must be >= 1")
         self._validate_protocol()
         self._validate_device()
+        from merkit.training.augment import get_augmentations
+
+        get_augmentations(self.training.augment, self.training.augment_params)
         self.training.param_groups = _checked_param_groups(self.training.param_groups, self.training.optimizer)
         return self
 

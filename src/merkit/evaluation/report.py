@@ -60,6 +60,17 @@ def render_choices(choices: list[dict]) -> list[str]:
     return lines
 
 
+def training_recipe(config: RunConfig) -> str:
+    """One line for reports: the optimiser, schedule, batch, epochs and every training augmentation with its
+    parameters, so that a report says, for example, that a recipe adds a random crop its paper does not list."""
+    t = config.training
+    batch = f"batch {t.batch_size}" + (f" x {t.grad_accumulation} accumulated" if t.grad_accumulation > 1 else "")
+    hooks = [name + (f" {t.augment_params[name]}" if name in t.augment_params else "") for name in t.augment]
+    return (f"{t.optimizer} lr {t.lr:g}, weight decay {t.weight_decay:g}, scheduler {t.scheduler}, {batch}, "
+            f"{t.epochs} epochs" + (", class-weighted loss" if t.class_weighted else "")
+            + f"; augmentation (training only): {', '.join(hooks) if hooks else 'none'}")
+
+
 def published_results(benchmark: str | None = None) -> pd.DataFrame:
     """Published figures kept in the package (``resources/published_results.csv``), optionally for one benchmark.
 
@@ -159,6 +170,7 @@ def render_report(config: RunConfig, metrics: dict, notes: list[str], diagnostic
         + (f", params {config.model.params}" if config.model.params else ""),
         f"- data: `{config.data.kind}`" + (f" ({config.data.benchmark})" if config.data.benchmark else "")
         + f", class scheme `{config.data.scheme}` ({', '.join(metrics['classes'])})",
+        f"- training: {training_recipe(config)}",
         f"- protocol: {split_label(config)}, metrics pooled over all folds (MEGC2019 definitions)",
         f"- **selection: {protocol_label(config)}**",
         f"- seeds: {seeds} (figures are mean ± sample std over seeds)" if len(seeds) > 1 else f"- seed: {seeds[0]}",

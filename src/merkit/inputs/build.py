@@ -177,9 +177,10 @@ def build_inputs(table: pd.DataFrame, record: Preprocessing, scheme: str = "megc
             Its workers must see the release's frame files at the same paths (a shared file system).
 
     Returns:
-        FeatureSet with one input per key of ``record.input_keys`` (float32, first dimension = samples),
-        ``meta["preprocessing"]`` (the record), ``meta["diagnostics"]``, ``meta["clips"]`` (computed, cached and
-        failed counts, seconds, workers) and, for ``onset_apex_flow``, ``meta["flow_channels"]``.
+        FeatureSet with one input per key of ``record.input_keys`` (float32 except ``jitter_bounds``, int64;
+        first dimension = samples), ``meta["preprocessing"]`` (the record), ``meta["diagnostics"]``,
+        ``meta["clips"]`` (computed, cached and failed counts, seconds, workers) and, for ``onset_apex_flow``,
+        ``meta["flow_channels"]``.
 
     Raises:
         DataError: a clip fails and ``on_error="raise"``, or no clip is left.
@@ -253,8 +254,9 @@ def build_inputs(table: pd.DataFrame, record: Preprocessing, scheme: str = "megc
     tensors = {key: torch.from_numpy(np.stack(values)) for key, values in arrays.items()}
     notes = [f"inputs: {record.describe()}"]
     if "onset_apex_frames" in record.motion.representations:
+        mode = record.motion.jitter_mode
         notes.append(f"onset/apex crops with windows of +-{record.motion.jitter} frames for temporal jitter "
-                     "(training only)")
+                     "(training only)" + ("" if mode == "symmetric" else f", jitter mode {mode}"))
     if "ss_pairs" in record.motion.representations:
         notes.append(f"{record.motion.ss_pairs} self-supervised frame pairs per clip, drawn once at preprocessing")
     meta = {"preprocessing": record.to_dict(), "diagnostics": diagnostics.summary(),

@@ -29,7 +29,8 @@ class ClipInputs:
     """What :func:`clip_inputs` makes of one clip.
 
     Attributes:
-        inputs: model-input key -> float32 array without a batch dimension (:data:`merkit.motion.stage.OUTPUTS`).
+        inputs: model-input key -> array without a batch dimension (:data:`merkit.motion.stage.OUTPUTS`),
+            float32 except ``jitter_bounds`` (int64).
         onset, apex, offset: the frame numbers used.
         apex_source: ``annotated`` (annotated or given by the user) or ``spotted``.
         clip: the aligned face clip (:class:`merkit.face.clip.AlignedClip`); its frames are the ones decoded.

@@ -37,6 +37,14 @@ Departures from the paper:
 * Swin's drop path rate defaults to 0.1 (``SwinConfig``'s default); the paper does not give it.
 * The FPF frames are ImageNet-normalised like MMNet's inputs; the paper does not say.
 * Horizontal flip of the AU vector is not needed (AUs are not lateralised in the 21-d vector).
+
+Where the paper and the public code (github.com/Svardfox/FaceSleuth at e4eead4) differ, this module follows the
+paper. The code's ``CASME2_5.py`` trains the later ``SOA`` block (a learnable-orientation pooling, its own AdamW
+group), not CVA; the paper's CVA is the unused class ``CCA_Y`` of ``CA_block.py``. Against ``CCA_Y``: the bottleneck
+here is ``max(8, C/32)`` of the block's output channels (the code uses the input channels, 8 in every block), the
+pooling is over the width only (the code reduces the row and column profiles through one shared conv and uses the
+row map), and the continuous prior gets its 1x1 conv before every block from the second on (the code has none
+before block 2, where the channels do not change).
 """
 
 from __future__ import annotations

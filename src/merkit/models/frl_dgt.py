@@ -51,15 +51,18 @@ Departures and choices the paper leaves open (all documented switches live in :c
 * The paper gives the DGM its own Adam (lr 0.002) and the fusion Adam with cosine annealing. merkit uses one Adam
   with a parameter group for the DGM (``training.param_groups: {dgm.: {lr: 0.002}}``; the fusion uses
   ``training.lr``). Adam's state is per parameter, so this equals two Adams, except that the cosine schedule
-  scales both groups (``schedule: false`` keeps the DGM's lr constant; the paper does not say which). Under Adam, which is invariant to a gradient's scale, the
-  1e-6 factor matters only relative to the DGM's own losses: without L_DGM (no aux losses), Adam would undo it.
+  scales both groups (``schedule: false`` keeps the DGM's lr constant; the paper does not say which). Under
+  Adam, which is invariant to a gradient's scale, the 1e-6 factor matters only relative to the DGM's own losses:
+  without L_DGM (no aux losses), Adam would undo it.
 * Fusion-layer BN: one BatchNorm1d per layer over the heads (statistics over the batch and the key positions), so
   that it keeps the order of the keys within a sample; no ``1/sqrt(c)`` scaling (the BN sets the scale). Lin is a
   weight per head and query position plus a per-head bias, initialised to ``1/m`` and 0 (an average, see
   :class:`FusionLayer`).
 * Learned positional embeddings (ViT's, which the paper follows for patching) are added to each module's tokens.
-  The Attn block is ``depth`` pre-norm ``nn.TransformerEncoderLayer`` (LN, MHA, MLP, GELU); the paper gives no
-  depth. The patch projection is shared by the nine regions; the full face has its own, with patch
+  The Attn block is ``depth`` pre-norm ``nn.TransformerEncoderLayer`` (LN, MHA, MLP, GELU). Sec. 3.2.2 calls it
+  "a stack of multiple Transformer layers" without a number: ``depth = 2``, the smallest stack that is multiple,
+  is the default; ``depth = 1`` (merkit's setting before 2026-12-02) is a switch, and the report notes it. The
+  patch projection is shared by the nine regions; the full face has its own, with patch
   ``face_patch`` (not given by the paper; 16 at 224 gives 14 x 14 patches).
 * Ablations without a module: without local fusion (M7) a region's vector is the mean of its patch embeddings;
   without global fusion (M8) the nine local vectors are averaged; without full-face fusion (M6) only the global
@@ -113,7 +116,10 @@ class Config:
         template_crop: the face stage's crop kind (:mod:`merkit.face.crop`) the template boxes are placed in.
         region_side, patch_size: AU box side and patch side in pixels at ``input_size`` (90, 18 -> N = 25).
         face_patch: patch side of the full-face module.
-        dim, heads, depth, mlp_ratio, dropout: embedding C (256), heads h (8), Attn layers, MLP ratio, dropout.
+        dim, heads, mlp_ratio, dropout: embedding C (256), heads h (8), MLP ratio, dropout.
+        depth: Transformer layers per Attn block, in every fusion module (sec. 3.2.2: "a stack of multiple
+            Transformer layers", no number; 2, the smallest stack that is multiple). Each layer adds
+            (4 + 2r) C^2 + (9 + r) C parameters per module (r = ``mlp_ratio``). ``1`` is a switch.
         fusion: ``fu_b`` (Fu-B-Attn, paper) or ``fu_a`` (Fu-A-Attn, M4).
         local_fusion, global_fusion, face_fusion: the three modules (M7, M8, M6 switch one off).
         head_hidden: width of the hidden fully connected layer.
@@ -142,7 +148,7 @@ class Config:
     face_patch: int = 16
     dim: int = 256
     heads: int = 8
-    depth: int = 1
+    depth: int = 2
     mlp_ratio: float = 4.0
     dropout: float = 0.0
     fusion: str = "fu_b"
@@ -423,6 +429,8 @@ class FRLDGT(MerModel):
             raise ValueError("FRL-DGT needs at least one of local, global and full-face fusion")
         if c.sequence and c.displacement != "dgm":
             raise ValueError("FRL-DGT-S (sequence=True) generates its displacements with the DGM")
+        if c.depth < 1:
+            raise ValueError(f"FRL-DGT depth (Transformer layers per Attn block) must be >= 1, got {c.depth}")
         self.config = c
         self.input_keys = self._input_keys()
         self.notes = self._notes()
@@ -481,6 +489,9 @@ class FRLDGT(MerModel):
             notes.append("FRL-DGT ablation M4: Fu-A-Attn instead of Fu-B-Attn")
         if c.regions == "grid":
             notes.append("FRL-DGT ablation M5: 3 x 3 image patches instead of AU regions")
+        if c.depth < 2:
+            notes.append(f"FRL-DGT Attn blocks of depth {c.depth}: the paper stacks multiple Transformer layers "
+                         "(sec. 3.2.2; merkit's default is 2)")
         return notes
 
     # --- inputs -------------------------------------------------------------------------------------------------

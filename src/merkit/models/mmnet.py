@@ -31,16 +31,21 @@ the raw difference divided by the std (the mean cancels), a flow image is normal
 
 Departures from the paper and its code:
 
-* The PC drop path defaults to 0 (the authors' 5-class script); the ``paper-3class`` preset uses 0.3 as the
-  paper states. Drop path rates grow linearly over the blocks (timm's rule, as the authors' ViT).
+* The reproduction report calls the PC "a shallow ViT" without sizes. ``paper`` takes the authors' 5-class script
+  (``CASME2_5.py``: depth 2, 4 heads, MLP ratio 4, no drop path) and ``paper-3class`` their 3-class script
+  (``CASME2_3.py``: depth 3, 4 heads, MLP ratio 2, drop path 0.3). Drop path rates grow linearly over the blocks
+  (timm's rule, as the authors' ViT).
+* ``CASME2_3.py`` builds its stem convolution with ``groups=2`` on 3 input channels, which PyTorch refuses, so
+  ``paper-3class`` keeps the 5-class stem (``groups=1``). Both scripts' heads have 5 outputs; merkit's has one
+  per class.
 * ``dropout`` before the linear head (default 0): the authors' code creates a dropout there but never calls it.
 * The first CA block has an identity residual (authors' code); the paper's "1x1 residual projection" is used
   where shape changes.
 * Ablation switches beyond the paper: ``pc`` (PC on/off), ``attention`` (``spatial``: MMNet; ``y``/``x``/``xy``:
   the successor's CVA maps; ``none``) and ``continuous`` (continuous vs. independent attention).
-* Temporal jitter of onset / apex (training draws frames near the labelled ones) and the image augmentations
-  (flip, rotation <= 3 degrees, random crop with padding 15) belong to the data path and to the training hooks of
-  :mod:`merkit.training.augment`, not to the model.
+* Temporal jitter of onset / apex (training draws frames near the labelled ones; ``data.motion.jitter_mode``)
+  and the image augmentations (flip, rotation, random crop, colour jitter) belong to the data path and to the
+  training hooks of :mod:`merkit.training.augment`, not to the model.
 """
 
 from __future__ import annotations

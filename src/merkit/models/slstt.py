@@ -31,11 +31,17 @@ Departures from the paper and its code, and why:
 * Inputs in [0, 1] are resized to ``image_size`` (bilinear) inside the model and normalised with
   ``(x - input_mean) / input_std``, by default 0.5 / 0.5, the normalisation the Hugging Face ImageNet ViT weights
   were trained with. The official code normalised with the ImageNet mean and standard deviation.
+* Dropout follows the official code (``model/slstt.py`` ``dropout_rate=0.1``, applied in ``model/transformer.py``;
+  the paper does not mention dropout): p = 0.1 on the softmaxed attention probabilities (``attention_dropout``)
+  and on each residual branch, the attention output after its projection and the MLP output, before the
+  addition (``dropout``). Hugging Face's ViT also applies ``hidden_dropout_prob`` after the patch and position
+  embeddings, where the official code has none; that site gets ``embedding_dropout``, 0 by default.
 * Position embeddings of a pretrained encoder are interpolated (bicubic, ``interpolate_pos_encoding``) when
   ``image_size`` differs from the checkpoint's, so one checkpoint serves any input size.
-* The official LSTM model ran its ViT under ``torch.no_grad`` (a frozen encoder taken from a trained mean-model
-  checkpoint, in a second training stage). Here the encoder is fine-tuned end to end by default; set
-  ``freeze_encoder=True`` to freeze it as the official code did.
+* The official code runs every encoder layer under ``torch.no_grad`` (``model/transformer.py`` l. 83), so with
+  either aggregator it never trains the encoder's layers, patch embedding, class token or position embedding. The
+  report initialises the encoder from ImageNet and says nothing of freezing it. Here the encoder is fine-tuned end
+  to end by default; ``freeze_encoder=True`` freezes it as the official code does.
 * Where the input is the single onset->apex flow image (the MEGC2019 composite, input key ``flow``), F = 1: the
   aggregators then see one frame, and the model is a ViT on one flow image, not the paper's spatio-temporal
   model. :attr:`SLSTT.notes` says so for the run report.
@@ -86,7 +92,11 @@ class Config:
         frames: F, the number of flow frames per sample; inputs with another F are refused.
         image_size: side (pixels) at which frames enter the encoder; inputs of other sizes are resized to it.
         patch_size, hidden_size, num_layers, num_heads, mlp_size: the ViT (P, D, L_T, M, 4D in eq. 1-8).
-        dropout, attention_dropout: ViT dropout rates (Hugging Face ViT-B/16: 0).
+        dropout: dropout probability on the two residual branches of every encoder layer (after the attention
+            projection and after the MLP; official code 0.1; the paper gives none).
+        attention_dropout: dropout probability on the softmaxed attention probabilities (official code 0.1).
+        embedding_dropout: dropout probability after the patch and position embeddings (official code: none, 0).
+            Dropout acts in training mode only; in eval mode the model is deterministic.
         aggregator: ``lstm`` (eq. 9-14) or ``mean`` (average of per-frame logits).
         lstm_hidden, lstm_layers, head_hidden: the LSTM aggregator and its head (official code: 512, 3, 256).
         pretrained: Hugging Face hub id of ImageNet ViT weights, or ``None`` for a randomly initialised encoder.
@@ -94,7 +104,7 @@ class Config:
             takes precedence over ``pretrained`` and must exist. With weights, the architecture (width, depth,
             heads, patch) is the checkpoint's.
         require_pretrained: raise instead of warning when no pretrained weights can be loaded.
-        freeze_encoder: do not train the encoder (the official LSTM stage did this).
+        freeze_encoder: do not train the encoder (the official code's behaviour, with either aggregator).
         input_mean, input_std: inputs are normalised as ``(x - mean) / std`` before the encoder. The defaults suit
             images in [0, 1] (HSV-encoded long-term flow, the composite's flow images); for ``raw`` long-term flow
             (u, v, magnitude in pixels) set ``input_mean: 0`` and ``input_std`` to a typical magnitude.
@@ -108,8 +118,9 @@ class Config:
     num_layers: int = 12
     num_heads: int = 12
     mlp_size: int = 3072
-    dropout: float = 0.0
-    attention_dropout: float = 0.0
+    dropout: float = 0.1
+    attention_dropout: float = 0.1
+    embedding_dropout: float = 0.0
     aggregator: str = "lstm"
     lstm_hidden: int = 512
     lstm_layers: int = 3
@@ -133,6 +144,9 @@ class Config:
         if self.image_size % self.patch_size:
             raise ConfigError(f"SLSTT image_size {self.image_size} is not a multiple of patch_size "
                               f"{self.patch_size}")
+        for name in ("dropout", "attention_dropout", "embedding_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"SLSTT {name} must lie in [0, 1), got {getattr(self, name)}")
         if self.hidden_size % self.num_heads:
             raise ConfigError(f"SLSTT hidden_size {self.hidden_size} is not a multiple of num_heads "
                               f"{self.num_heads}")
@@ -140,7 +154,7 @@ class Config:
 
 PRESETS: dict[str, Config] = {
     # The paper: ViT-B/16 at 384 from ImageNet, F = 11, LSTM aggregator. For a GPU (about 86 M encoder
-    # parameters, 577 tokens per frame, 11 frames per sample).
+    # parameters, 577 tokens per frame, 11 frames per sample). Dropout 0.1 as the official code (both presets).
     "paper": Config(),
     # A small ViT for a 2-core CPU: 28 px frames (the composite's flow images), patch 4 -> 7x7 = 49 patches,
     # width 192, 2 layers of 3 heads, MLP 384; randomly initialised (no ImageNet ViT exists at this patch size).
@@ -236,6 +250,8 @@ class SLSTT(MerModel):
         self.config = config
         self.input_keys = (config.input_key,)
         self.encoder, self.weights_source = load_encoder(config)
+        # Hugging Face reuses hidden_dropout_prob after the embeddings; the official code has no dropout there.
+        self.encoder.embeddings.dropout = nn.Dropout(config.embedding_dropout)
         width = self.encoder.config.hidden_size
         # Position embeddings are interpolated only when frames enter at another size than the checkpoint's.
         self._interpolate = config.image_size != self.encoder.config.image_size
@@ -262,6 +278,9 @@ class SLSTT(MerModel):
         if c.input_key == "flow":
             notes.append("F = 1: one onset->apex flow image per sample, so SLSTT runs without its temporal "
                          "dimension (not the paper's F = 11 long-term flow)")
+        if (c.dropout, c.attention_dropout, c.embedding_dropout) != (0.1, 0.1, 0.0):
+            notes.append(f"SLSTT dropout {c.dropout} (residual branches), {c.attention_dropout} (attention), "
+                         f"{c.embedding_dropout} (embeddings); the official code's is 0.1, 0.1, 0")
         if self.weights_source.startswith("random"):
             notes.append("encoder not ImageNet-pretrained: not comparable with the published SLSTT results")
         return notes

@@ -9,8 +9,8 @@ order. Positions (``onset``, ``apex``, ``offset``) are 0-based indices into the 
 * :func:`long_term_flow`: flow from the onset to each of F frames around the apex (SLSTT).
 * :func:`dynamic_image`: approximate rank pooling of a clip (Bilen et al., CVPR 2016; compared in FRL-DGT).
 * :func:`resample_clip`: a clip resampled in time to T frames (FRL-DGT-S).
-* :func:`onset_apex_frames`: the onset and apex crops with temporal-jitter windows around each (MMNet, CVA+FPF,
-  FRL-DGT).
+* :func:`onset_apex_frames`: the onset and apex crops with temporal-jitter windows around each, and the part of
+  each window a jitter mode draws from (:func:`jitter_bounds`; MMNet, CVA+FPF, FRL-DGT).
 * :func:`ss_pairs`: random (earlier, later) frame pairs of a clip for FRL-DGT's self-supervised DGM loss.
 """
 
@@ -347,13 +347,89 @@ def jitter_windows(onset: int, apex: int, length: int, jitter: int) -> tuple[np.
     return np.clip(onset + steps, 0, onset + reach), np.clip(apex + steps, apex - reach, length - 1)
 
 
+#: How temporal jitter draws a training sample's onset and apex (:func:`jitter_bounds`): ``symmetric`` (the MMNet
+#: report's "four frames around", +-J), ``inward`` (the authors' ``CASME2_5.py``) and ``mmnet-3class`` (the
+#: authors' ``CASME2_3.py``).
+JITTER_MODES: tuple[str, ...] = ("symmetric", "inward", "mmnet-3class")
+
+
+def jitter_reaches(onset: int, apex: int, offset: int, mode: str) -> tuple[int, int, int]:
+    """How far, in frames, the code-derived jitter modes may move the onset later, the apex earlier and the apex
+    later: ``(onset_later, apex_earlier, apex_later)``, each ``>= 0``. With span = apex - onset:
+
+    * ``inward`` (muse1998/MMNet ``CASME2_5.py`` l. 148 and 157; FaceSleuth ``CASME2_5.py`` l. 161, 171-172):
+      ``r = int(0.15 * span / 4)`` for the onset and for the apex earlier, 0 for the apex later;
+    * ``mmnet-3class`` (muse1998/MMNet ``CASME2_3.py`` l. 137 and 146): onset ``int(0.2 * span / 4)``, apex
+      earlier ``int(0.15 * span / 4)``, apex later ``int(0.15 * (offset - apex) / 4)``.
+
+    The expressions are the scripts' own, floating point included, so the reaches match theirs frame for frame.
+    On CASME II (median span 30 frames) the ``inward`` reach is 0 for about a third of the clips and 1 for about
+    half.
+
+    Raises:
+        ValueError: ``mode`` is ``symmetric`` (its reach is J, not the span's) or unknown.
+    """
+    span = apex - onset
+    if mode == "inward":
+        reach = max(0, int(0.15 * span / 4))
+        return reach, reach, 0
+    if mode == "mmnet-3class":
+        return (max(0, int(0.2 * span / 4)), max(0, int(0.15 * span / 4)),
+                max(0, int(0.15 * (offset - apex) / 4)))
+    raise ValueError(f"jitter_reaches: mode must be inward or mmnet-3class, got {mode!r}")
+
+
+def jitter_bounds(onset: int, apex: int, offset: int, jitter: int, mode: str = "symmetric") -> np.ndarray:
+    """The window indices a training sample may draw its onset and apex from, under jitter ``mode``.
+
+    The windows of :func:`jitter_windows` hold the labelled frame moved by ``k - J`` frames at index ``k``. This
+    returns, per window, the inclusive index range ``[lo, hi]`` that temporal jitter draws from uniformly
+    (:func:`merkit.training.augment.temporal_jitter`):
+
+    * ``symmetric``: the whole window, ``[0, 2J]`` for both: the labelled frame moved by up to J frames either way
+      (the MMNet reproduction report, sec. 5.2: one of "the four frames around" the labelled onset and apex;
+      J = 2). Clamped positions repeat (see :func:`jitter_windows`).
+    * ``inward``, ``mmnet-3class``: ``[J, J + onset_later]`` for the onset and ``[J - apex_earlier,
+      J + apex_later]`` for the apex, with the reaches of :func:`jitter_reaches`. A reach is capped at J, since
+      the window holds no farther frame; set J (``data.motion.jitter``) to at least the largest reach of the
+      release (CASME II: 3 for ``inward``, 4 for ``mmnet-3class``). Within these ranges no window position is
+      clamped, so the draw is uniform over distinct frames, as the scripts' ``random.randint``.
+
+    A reach of 0 gives ``[J, J]``: the labelled frame, always.
+
+    Args:
+        onset, apex, offset: labelled positions in the clip (0-based), ``onset <= apex``.
+        jitter: J >= 0, the windows' half-width in frames.
+        mode: one of :data:`JITTER_MODES`.
+
+    Returns:
+        int64 (4,): ``onset_lo, onset_hi, apex_lo, apex_hi``, window indices in ``[0, 2J]``.
+
+    Raises:
+        ValueError: an unknown mode, ``jitter < 0`` or ``apex < onset``.
+    """
+    if mode not in JITTER_MODES:
+        raise ValueError(f"jitter mode must be one of {JITTER_MODES}, got {mode!r}")
+    if jitter < 0:
+        raise ValueError(f"jitter must be >= 0 frames, got {jitter}")
+    if apex < onset:
+        raise ValueError(f"need onset <= apex, got {onset}, {apex}")
+    if mode == "symmetric":
+        return np.array([0, 2 * jitter, 0, 2 * jitter], dtype=np.int64)
+    later, earlier, apex_later = (min(r, jitter) for r in jitter_reaches(onset, apex, offset, mode))
+    return np.array([jitter, jitter + later, jitter - earlier, jitter + apex_later], dtype=np.int64)
+
+
 def onset_apex_frames(clip: Sequence[np.ndarray] | np.ndarray, onset: int, apex: int, jitter: int = 2,
-                      size: int | None = None) -> dict[str, np.ndarray]:
-    """The onset and apex crops of a clip, and the windows of crops that temporal jitter draws from.
+                      size: int | None = None, mode: str = "symmetric",
+                      offset: int | None = None) -> dict[str, np.ndarray]:
+    """The onset and apex crops of a clip, the windows of crops that temporal jitter draws from, and the part of
+    each window it may draw from.
 
     The crops are :func:`face_crop` of the frames, so ``apex - onset`` equals :func:`apex_minus_onset` of the same
     frames bit for bit, and the training hook :func:`merkit.training.augment.temporal_jitter` recomputes the
-    difference from drawn window frames the same way. The windows follow :func:`jitter_windows`.
+    difference from drawn window frames the same way. The windows follow :func:`jitter_windows` in every mode;
+    the mode only sets ``jitter_bounds`` (:func:`jitter_bounds`).
 
     Memory per sample (float32): 2 (2J + 2) C S^2 x 4 bytes: at J = 2, grey, S = 28 about 37 KB; grey S = 56
     about 150 KB; RGB S = 224 about 7 MB (1.8 GB for CASME II's 255 clips).
@@ -363,21 +439,24 @@ def onset_apex_frames(clip: Sequence[np.ndarray] | np.ndarray, onset: int, apex:
         onset, apex: labelled positions in the clip (0-based).
         jitter: J, frames on each side.
         size: output side in pixels, or ``None``.
+        mode: the jitter mode, one of :data:`JITTER_MODES`.
+        offset: labelled offset position (``mmnet-3class`` reads it); ``None``: the clip's last frame.
 
     Returns:
         ``onset``, ``apex``: float32 (C, S, S) in [0, 1]; ``onset_window``, ``apex_window``: float32
-        (2J + 1, C, S, S), index J being ``onset`` / ``apex``.
+        (2J + 1, C, S, S), index J being ``onset`` / ``apex``; ``jitter_bounds``: int64 (4,).
 
     Raises:
-        ValueError: positions out of order or outside the clip, or a negative jitter.
+        ValueError: positions out of order or outside the clip, a negative jitter or an unknown mode.
     """
     arr = _as_clip(clip)
     onset_at, apex_at = jitter_windows(onset, apex, len(arr), jitter)
+    bounds = jitter_bounds(onset, apex, len(arr) - 1 if offset is None else offset, jitter, mode)
     crops = {int(i): face_crop(arr[i], size) for i in np.unique(np.concatenate([onset_at, apex_at]))}
     onset_window = np.stack([crops[int(i)] for i in onset_at])
     apex_window = np.stack([crops[int(i)] for i in apex_at])
     return {"onset": onset_window[jitter].copy(), "apex": apex_window[jitter].copy(),
-            "onset_window": onset_window, "apex_window": apex_window}
+            "onset_window": onset_window, "apex_window": apex_window, "jitter_bounds": bounds}
 
 
 def _key_seed(key: str) -> int:

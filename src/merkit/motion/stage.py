@@ -6,7 +6,7 @@ inputs stage (:mod:`merkit.inputs`) calls both for every clip, whether it comes 
 Arrays per clip, keyed by output name (:data:`OUTPUTS` gives the model-input key of each):
 
 =====================  ==========================  ===========================================================
-output                 float32 shape               meaning
+output                 shape (float32 unless said) meaning
 =====================  ==========================  ===========================================================
 ``onset_apex_flow``    (3, S, S)                   u, v, optical strain
 ``apex_minus_onset``   (C, S, S)                   apex - onset crops
@@ -16,6 +16,7 @@ output                 float32 shape               meaning
 ``onset``, ``apex``    (C, S, S)                   onset_apex_frames: the labelled crops
 ``onset_window``       (2J+1, C, S, S)             onset_apex_frames: crops temporal jitter draws from
 ``apex_window``        (2J+1, C, S, S)             (index J is the labelled frame)
+``jitter_bounds``      (4,) int64                  the window indices the jitter mode draws from
 ``au_boxes``           (9, 4)                      AU boxes / crop side, from the reference landmarks
 ``face_points``        (5, 2)                      HTNet's eye centres, nose tip, mouth corners / crop side
 ``ss_onset``           (P, C, S, S)                ss_pairs: FRL-DGT's self-supervised pairs
@@ -34,7 +35,7 @@ import numpy as np
 
 from merkit.errors import DataError, Where
 from merkit.motion.flow import FLOW_METHODS
-from merkit.motion.representations import REPRESENTATIONS
+from merkit.motion.representations import JITTER_MODES, REPRESENTATIONS
 from merkit.motion.spotting import APEX_RULES, SPOTTING_MEASURES
 
 #: The arrays each representation yields, each with the model-input key it is read into. Most yield one array
@@ -46,7 +47,7 @@ OUTPUTS: dict[str, tuple[tuple[str, str], ...]] = {
     "dynamic_image": (("dynamic_image", "dynamic_image"),),
     "resample_clip": (("resample_clip", "clip"),),
     "onset_apex_frames": (("onset", "onset"), ("apex", "apex"), ("onset_window", "onset_window"),
-                          ("apex_window", "apex_window")),
+                          ("apex_window", "apex_window"), ("jitter_bounds", "jitter_bounds")),
     "au_boxes": (("au_boxes", "au_boxes"),),
     "face_points": (("face_points", "face_points"),),
     "ss_pairs": (("ss_onset", "ss_onset"), ("ss_apex", "ss_apex")),
@@ -90,10 +91,16 @@ class MotionConfig:
         spot_measure: the apex spotting measure (:func:`merkit.motion.spotting.spot_apex`).
         jitter: J of ``onset_apex_frames``, frames on each side of the labelled onset and apex that temporal jitter
             may draw (MMNet: 2; :func:`merkit.motion.representations.jitter_windows`).
+        jitter_mode: which of those frames a training sample draws from
+            (:func:`merkit.motion.representations.jitter_bounds`): ``symmetric`` (default; up to J frames either
+            way, the MMNet report's "four frames around" with J = 2), ``inward`` (the onset later and the apex
+            earlier by up to ``int(0.15 * (apex - onset) / 4)`` frames, the authors' ``CASME2_5.py``) or
+            ``mmnet-3class`` (the authors' ``CASME2_3.py``). The code-derived modes cap their reach at J.
         ss_pairs: P of ``ss_pairs``, FRL-DGT's self-supervised frame pairs per clip.
 
     Raises:
-        ValueError: an unknown representation, flow method, apex rule or spotting measure, or a negative jitter.
+        ValueError: an unknown representation, flow method, apex rule, spotting measure or jitter mode, or a
+            negative jitter.
     """
 
     representations: tuple[str, ...] = ("onset_apex_flow",)
@@ -108,6 +115,7 @@ class MotionConfig:
     apex: str = "annotated-or-spot"
     spot_measure: str = "flow"
     jitter: int = 2
+    jitter_mode: str = "symmetric"
     ss_pairs: int = 4
 
     def __post_init__(self) -> None:
@@ -124,6 +132,8 @@ class MotionConfig:
             raise ValueError(f"spot_measure must be one of {SPOTTING_MEASURES}, got {self.spot_measure!r}")
         if self.normalise not in ("minmax", "none"):
             raise ValueError(f"normalise must be minmax or none, got {self.normalise!r}")
+        if self.jitter_mode not in JITTER_MODES:
+            raise ValueError(f"jitter_mode must be one of {JITTER_MODES}, got {self.jitter_mode!r}")
         if self.jitter < 0 or self.ss_pairs < 1:
             raise ValueError(f"jitter must be >= 0 and ss_pairs >= 1, got {self.jitter} and {self.ss_pairs}")
 
@@ -175,7 +185,7 @@ def motion_inputs(clip, config: MotionConfig, onset: int, apex: int, offset: int
             if apex < onset:
                 raise DataError(f"the apex (frame {clip.frame_numbers[apex]}) comes before the onset (frame "
                                 f"{clip.frame_numbers[onset]})", where, hint="check the annotation")
-            out.update(rep.onset_apex_frames(frames, onset, apex, c.jitter, c.size))
+            out.update(rep.onset_apex_frames(frames, onset, apex, c.jitter, c.size, c.jitter_mode, offset))
         elif name == "au_boxes":
             from merkit.face.regions import au_boxes
 

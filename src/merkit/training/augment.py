@@ -3,7 +3,9 @@
 A hook has the signature ``hook(inputs, meta, generator) -> inputs`` where ``inputs`` is the ``{key: tensor}``
 batch, ``meta`` the FeatureSet's metadata (e.g. ``meta["flow_channels"]``) and ``generator`` the fold's
 :class:`torch.Generator`, so that augmentation is reproducible per (seed, fold). Hooks are listed by name in
-``training.augment``.
+``training.augment``. A hook's keyword-only arguments are its parameters, set per hook in
+``training.augment_params`` (``{rotate: {degrees: 4}, random_crop: {padding: 4}}``; :func:`get_augmentations`
+checks them when the config loads).
 
 A hook may read inputs the model does not take: it lists them in an ``extra_keys`` attribute, and
 :func:`merkit.training.engine.fit` then fetches them for training batches too. Evaluation runs no hook.
@@ -13,31 +15,38 @@ Every image hook draws once per sample and applies that draw to every image key 
 difference, move the same way (MMNet's code; CVA+FPF paper sec. 4.3). Inputs of different sizes (a 28 x 28 flow
 image and a 56 x 56 apex crop) get the same transform in relative coordinates.
 
-* ``temporal_jitter``: draw the onset and the apex among the frames near the labelled ones (MMNet: +-2 frames),
-  replace ``onset``, ``apex`` and ``apex_minus_onset``. Reads ``onset_window`` / ``apex_window`` (the motion
-  stage's ``onset_apex_frames``).
+* ``temporal_jitter``: draw the onset and the apex among the frames near the labelled ones, replace ``onset``,
+  ``apex`` and ``apex_minus_onset``. Reads ``onset_window`` / ``apex_window`` / ``jitter_bounds`` (the motion
+  stage's ``onset_apex_frames``). Which frames depends on ``data.motion.jitter_mode``: ``symmetric`` (the MMNet
+  report: +-2 frames), ``inward`` or ``mmnet-3class`` (the authors' scripts).
 * ``apex_jitter``: the same for the apex only, the onset stays labelled (FRL-DGT's "random frame near the apex").
 * ``magnify``: linear Eulerian motion magnification of the apex by a random factor (FRL-DGT's MagNet
   augmentation, approximated; see :func:`magnify`). Reads ``onset`` and ``apex``.
 * ``hflip``: mirror half of the samples; the horizontal flow u changes sign; ``au_boxes`` and ``face_points`` are
   mirrored with them.
-* ``rotate3``: rotation by up to 3 degrees (MMNet's ``RandomRotation(3)``).
-* ``random_crop_pad15``: a random shift of up to 15/224 of the side (``RandomCrop(224, padding=15)``).
+* ``rotate`` (``degrees``, default 3): rotation by up to ``degrees`` (``RandomRotation(degrees)``); ``rotate3`` is
+  ``rotate`` at 3 degrees (MMNet's ``CASME2_5.py``, CVA+FPF).
+* ``random_crop`` (``padding``, default 15): a random shift of up to ``padding``/224 of the side
+  (``RandomCrop(224, padding=padding)``); ``random_crop_pad15`` is ``random_crop`` at padding 15.
+* ``color_jitter`` (``strength``, required): the same random brightness and contrast on the onset and apex
+  crops, the difference recomputed (listed in the MMNet report, used by no author's code; see
+  :func:`color_jitter`). Reads ``onset`` and ``apex``.
 
 A temporal hook must come first in ``training.augment`` (:func:`get_augmentations` checks): it replaces the frames
 with window frames that the image hooks before it would not have transformed.
 
 Departures: pixels that a transform brings in from outside the image repeat the border instead of torchvision's
 zero fill, because zero means "strongest negative motion" in a min-max stretched flow image and "black" in a
-[0, 1] face crop. Rotating a flow image rotates its pixels but not the (u, v) vectors; at <= 3 degrees the vector
-error is below 5 %. ``rotate3`` and ``random_crop_pad15`` leave ``au_boxes`` and ``face_points`` where they are: the
-face moves by at most 15/224 of the side (7 % of it), under a fifth of a box side.
+[0, 1] face crop. Rotating a flow image rotates its pixels but not the (u, v) vectors; at <= 4 degrees the vector
+error is below 7 %. ``rotate`` and ``random_crop`` leave ``au_boxes`` and ``face_points`` where they are: at
+padding 15 the face moves by at most 15/224 of the side (7 % of it), under a fifth of a box side.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from torch.nn import functional as F
@@ -67,28 +76,115 @@ def _batch_size(inputs: Mapping[str, torch.Tensor]) -> int:
     raise KeyError(f"image augmentation needs one of {IMAGE_KEYS}; got {sorted(inputs)}")
 
 
-def rotate3(inputs: dict[str, torch.Tensor], meta: Mapping, generator: torch.Generator) -> dict:
-    """Rotate each sample by an angle drawn uniformly from [-3, 3] degrees (``RandomRotation(3)``)."""
+def rotate(inputs: dict[str, torch.Tensor], meta: Mapping, generator: torch.Generator, *,
+           degrees: float = 3.0) -> dict:
+    """Rotate each sample by an angle drawn uniformly from [-degrees, degrees] (torchvision's
+    ``RandomRotation(degrees)``; MMNet's ``CASME2_5.py``: 3, ``CASME2_3.py``: 4).
+
+    Args:
+        degrees: the largest rotation, degrees (``training.augment_params: {rotate: {degrees: 4}}``).
+    """
     n = _batch_size(inputs)
-    angle = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(3.0)
+    angle = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(degrees)
     cos, sin = torch.cos(angle), torch.sin(angle)
     zero = torch.zeros(n)
     theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
     return _warp(inputs, theta)
 
 
-def random_crop_pad15(inputs: dict[str, torch.Tensor], meta: Mapping, generator: torch.Generator) -> dict:
-    """Shift each sample by an integer offset in [-15, 15] pixels at 224 (``RandomCrop(224, padding=15)``).
+def rotate3(inputs: dict[str, torch.Tensor], meta: Mapping, generator: torch.Generator) -> dict:
+    """:func:`rotate` by up to 3 degrees (``RandomRotation(3)``), the recipe of MMNet's ``CASME2_5.py`` and CVA+FPF."""
+    return rotate(inputs, meta, generator, degrees=3.0)
 
-    At other sizes the shift is the same fraction of the side, rounded to whole pixels of the smallest image.
+
+def random_crop(inputs: dict[str, torch.Tensor], meta: Mapping, generator: torch.Generator, *,
+                padding: int = 15) -> dict:
+    """Shift each sample by an integer offset in [-padding, padding] pixels at 224 (torchvision's
+    ``RandomCrop(224, padding=padding)``; MMNet's ``CASME2_5.py``: 15, ``CASME2_3.py``: 4).
+
+    At other sizes the shift is the same fraction of the side, rounded to whole pixels of the smallest image, and
+    at least one pixel.
+
+    Args:
+        padding: the largest shift in pixels of a 224 px image (``training.augment_params: {random_crop:
+            {padding: 4}}``).
     """
     n = _batch_size(inputs)
     side = min(inputs[k].shape[-1] for k in IMAGE_KEYS if k in inputs)
-    pad = max(1, round(15 * side / 224))
+    pad = max(1, round(padding * side / 224))
     shift = torch.randint(-pad, pad + 1, (n, 2), generator=generator).float() * (2.0 / side)
     eye = torch.eye(2).expand(n, 2, 2)
     theta = torch.cat([eye, shift[:, :, None]], dim=2)
     return _warp(inputs, theta)
+
+
+def random_crop_pad15(inputs: dict[str, torch.Tensor], meta: Mapping, generator: torch.Generator) -> dict:
+    """:func:`random_crop` with padding 15 (``RandomCrop(224, padding=15)``), as MMNet's ``CASME2_5.py``."""
+    return random_crop(inputs, meta, generator, padding=15)
+
+
+#: ITU-R 601 luma weights, torchvision's ``rgb_to_grayscale``; the contrast of ``color_jitter`` blends with this mean.
+LUMA = (0.2989, 0.587, 0.114)
+
+
+def _grey_mean(image: torch.Tensor) -> torch.Tensor:
+    """Mean grey level per sample of (B, C, H, W) images, C = 1 or 3, shape (B, 1, 1, 1)."""
+    if image.shape[1] == 3:
+        image = sum(w * image[:, i:i + 1] for i, w in enumerate(LUMA))
+    return image.mean(dim=(1, 2, 3), keepdim=True)
+
+
+def color_jitter(inputs: dict[str, torch.Tensor], meta: Mapping, generator: torch.Generator, *,
+                 strength: float = 0.0) -> dict:
+    """Random brightness and contrast of the onset and apex crops, one draw per sample for both frames.
+
+    The MMNet reproduction report (sec. 5.2) lists colour jitter ("颜色抖动") among its augmentations, with no
+    strength; the authors' scripts (``CASME2_5.py``, ``CASME2_3.py``) and the CVA+FPF code use none. So this hook
+    is off in every shipped config, and any strength is merkit's choice.
+
+    Per sample, with ``s = strength`` and factors drawn uniformly from ``[max(0, 1 - s), 1 + s]`` (torchvision's
+    ``ColorJitter(brightness=s, contrast=s)`` ranges), in this order:
+
+        x' = clamp(b * x, 0, 1)                                  brightness, both frames
+        x'' = clamp(c * x' + (1 - c) * mean(onset'), 0, 1)       contrast, both frames
+
+    ``mean(onset')`` is the onset's mean grey level after the brightness step (:data:`LUMA` weights for RGB). The
+    same factors and the same mean serve both frames, so a pixel that does not change between onset and apex
+    stays unchanged, and ``apex_minus_onset`` is recomputed as ``apex - onset`` from the jittered frames (a
+    brightness change applied to the difference itself would cancel; a contrast change would only rescale it).
+    ``flow`` is left alone: its channels are motion, not colour.
+
+    Args:
+        strength: s >= 0 (``training.augment_params: {color_jitter: {strength: 0.2}}``); 0 returns the batch
+            unchanged and draws nothing from ``generator``.
+
+    Inputs: ``onset``, ``apex`` (B, C, H, W) in [0, 1], C = 1 or 3.
+
+    Raises:
+        ValueError: a negative strength.
+        KeyError: ``onset`` or ``apex`` is missing (add ``onset_apex_frames`` to ``data.motion.representations``).
+    """
+    if strength < 0:
+        raise ValueError(f"color_jitter strength must be >= 0, got {strength}")
+    if strength == 0:
+        return inputs
+    missing = [k for k in ("onset", "apex") if k not in inputs]
+    if missing:
+        raise KeyError(f"color_jitter needs the inputs {missing}: add onset_apex_frames to "
+                       "data.motion.representations")
+    onset, apex = inputs["onset"], inputs["apex"]
+    n = onset.shape[0]
+    low, high = max(0.0, 1.0 - strength), 1.0 + strength
+    factors = low + (high - low) * torch.rand(2, n, generator=generator)
+    brightness, contrast = (f.to(device=onset.device, dtype=onset.dtype).view(n, 1, 1, 1) for f in factors)
+    onset, apex = (onset * brightness).clamp(0, 1), (apex * brightness).clamp(0, 1)
+    mean = _grey_mean(onset)
+    out = dict(inputs)
+    out["onset"] = (contrast * onset + (1 - contrast) * mean).clamp(0, 1)
+    out["apex"] = (contrast * apex + (1 - contrast) * mean).clamp(0, 1)
+    if "apex_minus_onset" in inputs:
+        out["apex_minus_onset"] = out["apex"] - out["onset"]
+    return out
 
 
 def _mirror_order() -> list[int]:
@@ -139,7 +235,20 @@ def hflip(inputs: dict[str, torch.Tensor], meta: Mapping, generator: torch.Gener
     return out
 
 
-def _jitter(inputs: dict[str, torch.Tensor], generator: torch.Generator, onset: bool, name: str) -> dict:
+def jitter_mode(meta: Mapping) -> str:
+    """The jitter mode of the preprocessing record in a FeatureSet's ``meta`` (``symmetric`` when there is none)."""
+    record = meta.get("preprocessing") or {}
+    return (record.get("motion") or {}).get("jitter_mode", "symmetric")
+
+
+def _uniform_index(low: torch.Tensor, high: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One index per sample, uniform over the inclusive ranges ``[low, high]`` (int64 (B,), on their device)."""
+    u = torch.rand(low.shape[0], generator=generator).to(device=low.device, dtype=torch.float64)
+    return torch.minimum(low + torch.floor(u * (high - low + 1)).long(), high)
+
+
+def _jitter(inputs: dict[str, torch.Tensor], meta: Mapping, generator: torch.Generator, onset: bool,
+            name: str) -> dict:
     """Replace onset / apex (and their difference) by frames drawn from the windows; see :func:`temporal_jitter`."""
     missing = [k for k in ("onset_window", "apex_window") if k not in inputs]
     if missing:
@@ -149,12 +258,24 @@ def _jitter(inputs: dict[str, torch.Tensor], generator: torch.Generator, onset: 
         raise ValueError(f"{name}: onset_window and apex_window must both be (B, 2J+1, C, H, W), got "
                          f"{tuple(onset_window.shape)} and {tuple(apex_window.shape)}")
     n, width = onset_window.shape[:2]
-    rows = torch.arange(n)
-    onset_at = (torch.randint(0, width, (n,), generator=generator) if onset
-                else torch.full((n,), width // 2, dtype=torch.long))
-    apex_at = torch.randint(0, width, (n,), generator=generator)
+    mode = jitter_mode(meta)
+    if mode == "symmetric":  # the whole window: the draws of every merkit version before jitter modes
+        rows = torch.arange(n)
+        onset_at = (torch.randint(0, width, (n,), generator=generator) if onset
+                    else torch.full((n,), width // 2, dtype=torch.long))
+        apex_at = torch.randint(0, width, (n,), generator=generator)
+    else:
+        if "jitter_bounds" not in inputs:
+            raise KeyError(f"{name} in jitter mode {mode!r} needs the input 'jitter_bounds' (onset_apex_frames)")
+        bounds = inputs["jitter_bounds"].to(device=onset_window.device, dtype=torch.long)
+        if bounds.shape != (n, 4):
+            raise ValueError(f"{name}: jitter_bounds must be (B, 4), got {tuple(bounds.shape)}")
+        rows = torch.arange(n, device=onset_window.device)
+        onset_at = (_uniform_index(bounds[:, 0], bounds[:, 1], generator) if onset
+                    else torch.full((n,), width // 2, dtype=torch.long, device=onset_window.device))
+        apex_at = _uniform_index(bounds[:, 2], bounds[:, 3], generator)
     drawn_onset, drawn_apex = onset_window[rows, onset_at], apex_window[rows, apex_at]
-    out = {k: v for k, v in inputs.items() if k not in ("onset_window", "apex_window")}
+    out = {k: v for k, v in inputs.items() if k not in ("onset_window", "apex_window", "jitter_bounds")}
     for key, value in (("onset", drawn_onset), ("apex", drawn_apex),
                        ("apex_minus_onset", drawn_apex - drawn_onset)):
         if key in inputs:
@@ -165,29 +286,39 @@ def _jitter(inputs: dict[str, torch.Tensor], generator: torch.Generator, onset: 
 def temporal_jitter(inputs: dict[str, torch.Tensor], meta: Mapping, generator: torch.Generator) -> dict:
     """Train on an onset and an apex drawn near the labelled ones, independently per sample (MMNet).
 
-    For each sample, a window index in [0, 2J] is drawn for the onset and one for the apex from ``generator``
-    (offsets in [-J, J] frames before clamping, see :func:`merkit.motion.representations.jitter_windows`). The
-    batch's ``onset`` and ``apex`` become those window frames and ``apex_minus_onset`` becomes their difference
-    ``apex - onset``, exactly as :func:`merkit.motion.representations.apex_minus_onset` computes it; keys the batch
-    lacks are not added, and the window keys are dropped. Evaluation runs no hook, so the test subject's samples
-    keep the labelled frames.
+    The jitter mode is the preprocessing record's ``motion.jitter_mode`` (``meta["preprocessing"]``;
+    :func:`merkit.motion.representations.jitter_bounds`):
 
-    Inputs: ``onset_window``, ``apex_window`` (B, 2J+1, C, H, W), index J the labelled frame.
+    * ``symmetric`` (default): for each sample a window index in [0, 2J] is drawn for the onset and one for the
+      apex, uniformly (offsets in [-J, J] frames before clamping, see
+      :func:`merkit.motion.representations.jitter_windows`). The MMNet reproduction report (sec. 5.2): one of
+      "the four frames around" the labelled frames, J = 2.
+    * ``inward`` and ``mmnet-3class``: the index is uniform over the sample's ``jitter_bounds`` range, the rule of
+      the authors' ``CASME2_5.py`` (onset later, apex earlier, by up to 3.75 % of the onset-apex span) or
+      ``CASME2_3.py``.
+
+    The batch's ``onset`` and ``apex`` become the drawn window frames and ``apex_minus_onset`` becomes their
+    difference ``apex - onset``, exactly as :func:`merkit.motion.representations.apex_minus_onset` computes it;
+    keys the batch lacks are not added, and the window keys and ``jitter_bounds`` are dropped. Evaluation runs no
+    hook, so the test subject's samples keep the labelled frames.
+
+    Inputs: ``onset_window``, ``apex_window`` (B, 2J+1, C, H, W), index J the labelled frame; ``jitter_bounds``
+    (B, 4) int64, read in the code-derived modes.
 
     Raises:
         KeyError: the window inputs are missing (the motion stage did not compute ``onset_apex_frames``).
-        ValueError: the windows' shapes disagree.
+        ValueError: the windows' or the bounds' shapes disagree.
     """
-    return _jitter(inputs, generator, onset=True, name="temporal_jitter")
+    return _jitter(inputs, meta, generator, onset=True, name="temporal_jitter")
 
 
 def apex_jitter(inputs: dict[str, torch.Tensor], meta: Mapping, generator: torch.Generator) -> dict:
     """:func:`temporal_jitter` for the apex only; the onset stays the labelled frame.
 
     FRL-DGT (Zhai et al., CVPR 2023, sec. 3.3) selects "a frame before or after the original apex frame" at random
-    when loading training data: this hook with ``data.motion.jitter: 1``.
+    when loading training data: this hook with ``data.motion.jitter: 1`` in the ``symmetric`` mode.
     """
-    return _jitter(inputs, generator, onset=False, name="apex_jitter")
+    return _jitter(inputs, meta, generator, onset=False, name="apex_jitter")
 
 
 #: ``magnify`` draws the magnification factor alpha per sample from this range: the apex's motion becomes
@@ -248,22 +379,81 @@ def magnify(inputs: dict[str, torch.Tensor], meta: Mapping, generator: torch.Gen
 
 
 magnify.extra_keys = ("onset", "apex")
-temporal_jitter.extra_keys = ("onset_window", "apex_window")
-apex_jitter.extra_keys = ("onset_window", "apex_window")
+color_jitter.extra_keys = ("onset", "apex")
+color_jitter.required_params = ("strength",)
+temporal_jitter.extra_keys = ("onset_window", "apex_window", "jitter_bounds")
+apex_jitter.extra_keys = ("onset_window", "apex_window", "jitter_bounds")
 TEMPORAL_HOOKS = ("temporal_jitter", "apex_jitter")
 
 
-AUGMENTATIONS: dict[str, Hook] = {"hflip": hflip, "rotate3": rotate3, "random_crop_pad15": random_crop_pad15,
+AUGMENTATIONS: dict[str, Hook] = {"hflip": hflip, "rotate": rotate, "rotate3": rotate3, "random_crop": random_crop,
+                                   "random_crop_pad15": random_crop_pad15, "color_jitter": color_jitter,
                                    "temporal_jitter": temporal_jitter, "apex_jitter": apex_jitter, "magnify": magnify}
 
 
-def get_augmentations(names: list[str]) -> list[Hook]:
-    """The hooks named in ``training.augment``, in order.
+def hook_parameters(hook: Hook) -> dict[str, Any]:
+    """A hook's parameters and their defaults: its keyword-only arguments (``rotate``: ``{"degrees": 3.0}``)."""
+    return {name: p.default for name, p in inspect.signature(hook).parameters.items()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def _with_parameters(hook: Hook, params: Mapping[str, Any]) -> Hook:
+    """``hook`` with its keyword parameters bound, keeping its name and ``extra_keys``."""
+    def bound(inputs: dict[str, torch.Tensor], meta: Mapping, generator: torch.Generator) -> dict:
+        return hook(inputs, meta, generator, **params)
+
+    bound.__name__ = hook.__name__
+    bound.__doc__ = hook.__doc__
+    bound.extra_keys = getattr(hook, "extra_keys", ())
+    bound.params = dict(params)
+    return bound
+
+
+def _checked_parameters(name: str, given: Any) -> dict[str, Any]:
+    """``training.augment_params[name]`` checked against the hook's keyword parameters and their types."""
+    known = hook_parameters(AUGMENTATIONS[name])
+    if not isinstance(given, Mapping):
+        raise ConfigError(f"training.augment_params[{name!r}] must map parameter names to values, got {given!r}")
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise ConfigError(f"training.augment_params[{name!r}]: unknown parameters {unknown}; {name} takes "
+                          f"{sorted(known) or 'none'}")
+    missing = [p for p in getattr(AUGMENTATIONS[name], "required_params", ()) if p not in given]
+    if missing:
+        raise ConfigError(f"augmentation {name} needs training.augment_params[{name!r}] to set {missing}")
+    checked = {}
+    for key, value in given.items():
+        kind = type(known[key])
+        try:
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise ValueError
+            number = float(value)
+            if kind is int and number != int(number):
+                raise ValueError
+            checked[key] = kind(number)
+        except ValueError:
+            raise ConfigError(f"training.augment_params[{name!r}][{key!r}] must be a {kind.__name__}, got "
+                              f"{value!r}") from None
+        if checked[key] < 0:
+            raise ConfigError(f"training.augment_params[{name!r}][{key!r}] must be >= 0, got {value!r}")
+    return checked
+
+
+def get_augmentations(names: list[str], params: Mapping[str, Mapping[str, Any]] | None = None) -> list[Hook]:
+    """The hooks named in ``training.augment``, in order, with the parameters of ``training.augment_params``.
+
+    Args:
+        names: hook names from :data:`AUGMENTATIONS`.
+        params: ``{hook name: {parameter: value}}``, keyword parameters of hooks in ``names``
+            (:func:`hook_parameters`); a hook without an entry keeps its defaults, and is returned itself.
 
     Raises:
         ConfigError: an unknown name, or a temporal hook (``temporal_jitter``, ``apex_jitter``) that is not the
-            first, or both of them.
+            first, or both of them; parameters for a hook that is not listed, an unknown parameter, a value that
+            is not a non-negative number of the parameter's type, or a required parameter left out
+            (``color_jitter``'s ``strength``).
     """
+    params = dict(params or {})
     unknown = [n for n in names if n not in AUGMENTATIONS]
     if unknown:
         raise ConfigError(f"unknown augmentations {unknown}; known: {sorted(AUGMENTATIONS)}")
@@ -271,4 +461,15 @@ def get_augmentations(names: list[str]) -> list[Hook]:
     if len(temporal) > 1 or temporal and temporal[0] != 0:
         raise ConfigError(f"training.augment {list(names)}: one temporal hook ({' or '.join(TEMPORAL_HOOKS)}) at "
                           "most, and it must come first: it swaps in frames that earlier hooks did not transform")
-    return [AUGMENTATIONS[n] for n in names]
+    unlisted = sorted(set(params) - set(names))
+    if unlisted:
+        raise ConfigError(f"training.augment_params sets {unlisted}, which training.augment {list(names)} does not "
+                          "list")
+    hooks = []
+    for name in names:
+        given = params.get(name)
+        if given is None and getattr(AUGMENTATIONS[name], "required_params", ()):
+            given = {}  # reported as missing by the check
+        hooks.append(AUGMENTATIONS[name] if given is None
+                     else _with_parameters(AUGMENTATIONS[name], _checked_parameters(name, given)))
+    return hooks

@@ -240,7 +240,7 @@ def fit(
         ConfigError: bad device, optimizer, scheduler, augmentation or parameter-group prefix.
     """
     device = resolve_device(cfg.device)
-    augment = get_augmentations(cfg.augment)
+    augment = get_augmentations(cfg.augment, cfg.augment_params)
     # A hook may read inputs the model does not (temporal jitter reads frame windows); it declares them.
     keys = tuple(dict.fromkeys([*model.input_keys, *(k for hook in augment for k in getattr(hook, "extra_keys", ()))]))
     for hook in augment:
