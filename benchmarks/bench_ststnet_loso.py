@@ -4,9 +4,10 @@
 
 For each worker count it runs the whole LOSO (seed 0) into a fresh temporary folder and prints the wall time
 and pooled UF1/UAR. ``--cluster`` also runs it on a two-node Ray cluster started on this machine
-(``ray.cluster_utils.Cluster``, one CPU per node), reached through its address as a lab's cluster would be. With ``--naive-folds K`` it also times a naive reference loop (the three branches as three
-convolutions in NCHW layout, a DataLoader, per-sample Python collation) on the first K folds and reports the
-per-fold time ratio measured in the same process, since absolute times on a shared machine drift.
+(``ray.cluster_utils.Cluster``, one CPU per node), reached through its address as a lab's cluster would be.
+With ``--naive-folds K`` it also times a naive reference loop (the three branches as three convolutions in NCHW
+layout, a DataLoader, per-sample Python collation) on the first K folds and reports the per-fold time ratio
+measured in the same process, since absolute times on a shared machine drift.
 """
 
 from __future__ import annotations
