@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from merkit.datasets.frames import (attach_frames, find_release, find_sheet, frame_at, frame_number,
-                                    frames_between, list_frames)
+from merkit.datasets.frames import (attach_frames, describe_numbers, find_release, find_sheet, frame_number,
+                                    frames_between, list_frames, missing_frames)
 from merkit.errors import DataError, Diagnostics, Where
 
 
@@ -63,13 +63,12 @@ def test_missing_or_empty_frame_folder_names_the_sample(tmp_path):
         list_frames(tmp_path / "empty", where)
 
 
-def test_frame_at_and_frames_between_use_frame_numbers(tmp_path):
+def test_frames_between_and_missing_frames_use_frame_numbers(tmp_path):
     frames = [touch_image(tmp_path / "v" / f"{n}.jpg") for n in (1, 2, 3, 10, 11)]
     frames = list_frames(tmp_path / "v")
-    assert frame_at(frames, 10).name == "10.jpg"
     assert [frame_number(p) for p in frames_between(frames, 2, 10)] == [2, 3, 10]
-    with pytest.raises(DataError, match="frame=4"):
-        frame_at(frames, 4, Where("casme3", "spNO.1", "b_1"))
+    assert missing_frames(frames) == [4, 5, 6, 7, 8, 9] and missing_frames(frames, 10, 11) == []
+    assert describe_numbers(missing_frames(frames, 1, 13)) == "4-9, 12-13"
 
 
 def test_release_kind_is_raw_for_plain_frames_and_cropped_for_reg_prefix(tmp_path):

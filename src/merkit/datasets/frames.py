@@ -55,20 +55,6 @@ def describe_numbers(numbers: Sequence[int], limit: int = 8) -> str:
     return text + (f", ... ({len(numbers)} frames)" if len(runs) > limit else "")
 
 
-def frame_at(frames: Sequence[Path], number: int, where: Where | None = None) -> Path:
-    """The path of frame ``number`` in a sample's frame list.
-
-    Raises:
-        DataError: no frame carries that number; the message names the sample and the frame.
-    """
-    for path in frames:
-        if frame_number(path) == number:
-            return path
-    base = where or Where()
-    raise DataError(f"frame {number} is not among the sample's {len(frames)} frames",
-                    Where(base.dataset, base.subject, base.sample, number))
-
-
 @dataclass(frozen=True)
 class Release:
     """Where a dataset release lies on disk and which kind it is.
