@@ -192,7 +192,7 @@ def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = 
     from merkit.checkpoint import Checkpoint
     from merkit.inputs import Preprocessing
     from merkit.models import build_model
-    from merkit.training.engine import cpu_state_dict, describe_device, fit, resolve_device
+    from merkit.training.engine import cpu_state_dict, describe_device, describe_environment, fit, resolve_device
     from merkit.training.runner import unit_seed
 
     config.validate()
@@ -213,5 +213,6 @@ def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = 
         "preprocessing") else config.data.preprocessing
     checkpoint = Checkpoint(config.model.name, config.model.preset, dict(config.model.params), tuple(data.classes),
                             tuple(model.input_keys), record, config, seed,
-                            describe_device(resolve_device(config.training.device)), summary)
+                            describe_device(resolve_device(config.training.device)), describe_environment(),
+                            summary)
     return checkpoint.save(out_dir, cpu_state_dict(model))
