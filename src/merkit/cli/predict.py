@@ -37,10 +37,12 @@ def predict_command(
     from merkit.predict import Predictor, SpotConfig
 
     predictor = Predictor.from_pretrained(checkpoint)
-    typer.echo(f"model: {_describe(predictor, default=checkpoint is None)}")
+    # Said once the work has succeeded, so that a failure stays the one line `error: ...`.
+    model_line = f"model: {_describe(predictor, default=checkpoint is None)}"
     out.mkdir(parents=True, exist_ok=True)
     if spot:
         result = predictor.spot(input, SpotConfig(window_s=window, hop_s=hop, p=p), first, last, step, fps)
+        typer.echo(model_line)
         result.to_csv(out / "intervals.csv")
         write_json(out / "spot.json", result.to_dict())
         if figure:
@@ -51,6 +53,7 @@ def predict_command(
             typer.echo(f"  frames {row.onset}-{row.offset} apex {row.apex}: {row.label}")
     else:
         result = predictor.predict(input, onset, apex, offset, fps)
+        typer.echo(model_line)
         result.to_json(out / "prediction.json")
         if figure:
             result.save_figure(out / "prediction.png")
