@@ -209,16 +209,17 @@ def compare(run_dirs: list[str | Path]) -> str:
     return "\n".join(lines)
 
 
-def train_model(config_dict: dict, data: FeatureSet, seed: int) -> tuple[bytes, str, tuple[str, ...]]:
+def train_model(config_dict: dict, data: FeatureSet, seed: int) -> tuple[bytes, str, tuple[str, ...], str]:
     """Train one model on every row of ``data`` (``config_dict``: :meth:`RunConfig.to_dict`): its weights as
-    safetensors bytes (CPU tensors), the device it trained on and its input keys. Pure, so that it runs the same in
+    safetensors bytes (CPU tensors), the device it trained on, its input keys and the machine and software that
+    trained it (:func:`merkit.training.engine.describe_environment`). Pure, so that it runs the same in
     this process or as a Ray task on a cluster node."""
     import torch
     from safetensors.torch import save
 
     from merkit.config import config_from_dict
     from merkit.models import build_model
-    from merkit.training.engine import cpu_state_dict, describe_device, fit, module_device
+    from merkit.training.engine import cpu_state_dict, describe_device, describe_environment, fit, module_device
     from merkit.training.runner import unit_seed
 
     config = config_from_dict(config_dict)
@@ -227,7 +228,8 @@ def train_model(config_dict: dict, data: FeatureSet, seed: int) -> tuple[bytes, 
     torch.manual_seed(s)
     model = build_model(config.model.name, len(data.classes), config.model.preset, **config.model.params)
     fit(model, data, config.training, torch.Generator().manual_seed(s))
-    return save(cpu_state_dict(model)), describe_device(module_device(model)), tuple(model.input_keys)
+    return (save(cpu_state_dict(model)), describe_device(module_device(model)), tuple(model.input_keys),
+            describe_environment())
 
 
 def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = None, seed: int | None = None
@@ -261,9 +263,9 @@ def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = 
     seed = config.protocol.seeds[0] if seed is None else seed
     address = cluster_address(config.protocol.address)
     if address is None:
-        weights, device, keys = train_model(config.to_dict(), data, seed)
+        weights, device, keys, environment = train_model(config.to_dict(), data, seed)
     else:
-        weights, device, keys = _train_on_cluster(config, data, seed, address)
+        weights, device, keys, environment = _train_on_cluster(config, data, seed, address)
     summary = {
         "samples": len(data), "subjects": int(data.table["subject_id"].nunique()),
         "per_class": {c: int((data.table["label"] == i).sum()) for i, c in enumerate(data.classes)},
@@ -273,7 +275,7 @@ def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = 
     record = Preprocessing.from_dict(data.meta["preprocessing"], "training data") if data.meta.get(
         "preprocessing") else config.data.preprocessing
     checkpoint = Checkpoint(config.model.name, config.model.preset, dict(config.model.params), tuple(data.classes),
-                            keys, record, config, seed, device, summary)
+                            keys, record, config, seed, device, environment, summary)
     return checkpoint.save(out_dir, load(weights))
 
 

@@ -6,7 +6,9 @@ Layout::
     CKPT/model.safetensors   the weights, CPU tensors
     CKPT/config.yaml         the run config that trained them
     CKPT/checkpoint.json     model name, preset and params, classes, input keys, the preprocessing record, the seed,
-                             the device, a summary of the training data and the merkit version
+                             the device and the machine, a summary of the training data and the merkit version
+    CKPT/MODEL_CARD.md       optional: what the model was trained on, how well it does, what it is for (the packaged
+                             models have one; see :mod:`merkit.pretrained`)
 
 The folder is written whole under a temporary name beside ``CKPT`` and then moved into place, so a killed
 ``merkit train`` leaves either the old checkpoint or the new one.
@@ -40,6 +42,9 @@ class Checkpoint:
         config: the run config (:class:`merkit.config.RunConfig`) that trained the weights.
         seed: the training seed.
         device: where it trained (``cpu`` or ``cuda:N (<name>)``).
+        environment: the machine and software that trained it (:func:`merkit.training.engine.describe_environment`;
+            empty in checkpoints written before merkit recorded it). A seed retrained elsewhere can round
+            differently.
         training_data: samples, subjects, classes and datasets it saw, and the data fingerprint.
         merkit_version: the version that wrote it; another major version is refused.
     """
@@ -53,6 +58,7 @@ class Checkpoint:
     config: Any
     seed: int = 0
     device: str = "cpu"
+    environment: str = ""
     training_data: dict[str, Any] = field(default_factory=dict)
     merkit_version: str = __version__
 
@@ -65,7 +71,8 @@ class Checkpoint:
     def to_dict(self) -> dict[str, Any]:
         return {"merkit_version": self.merkit_version, "model": self.model, "preset": self.preset,
                 "params": self.params, "classes": list(self.classes), "input_keys": list(self.input_keys),
-                "seed": self.seed, "device": self.device, "training_data": self.training_data,
+                "seed": self.seed, "device": self.device, "environment": self.environment,
+                "training_data": self.training_data,
                 "preprocessing": self.preprocessing.to_dict()}
 
     def save(self, folder: str | Path, state_dict: dict) -> Path:
@@ -143,8 +150,8 @@ class Checkpoint:
         record = preprocessing or Preprocessing.from_dict(meta["preprocessing"], str(path))
         checkpoint = cls(meta["model"], meta.get("preset"), dict(meta.get("params") or {}), tuple(meta["classes"]),
                          tuple(meta["input_keys"]), record, config, int(meta.get("seed", 0)),
-                         str(meta.get("device", "cpu")), dict(meta.get("training_data") or {}),
-                         meta["merkit_version"])
+                         str(meta.get("device", "cpu")), str(meta.get("environment", "")),
+                         dict(meta.get("training_data") or {}), meta["merkit_version"])
         try:
             model = checkpoint.build_model()
         except MerkitError as error:

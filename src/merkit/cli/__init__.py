@@ -6,7 +6,7 @@ from merkit.cli import datasets as _datasets  # noqa: F401  datasets list, datas
 from merkit.cli import face as _face  # noqa: F401  preprocess, show-face
 from merkit.cli import motion as _motion  # noqa: F401  export-flow
 from merkit.cli import synth as _synth  # noqa: F401  synth, demo
-from merkit.cli import predict as _predict  # noqa: F401  predict
+from merkit.cli import predict as _predict  # noqa: F401  predict, models
 from merkit.cli.app import app
 
 

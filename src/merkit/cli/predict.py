@@ -1,4 +1,5 @@
-"""``merkit predict``: a thin wrapper over :class:`merkit.predict.Predictor`."""
+"""``merkit predict`` and ``merkit models``: thin wrappers over :class:`merkit.predict.Predictor` and
+:mod:`merkit.pretrained`."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from merkit.cli.app import app
 @app.command("predict")
 def predict_command(
     input: Path = typer.Argument(..., help="A video file or a folder of frames (sorted by the number in the names)."),
-    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="Checkpoint folder written by merkit train."),
+    checkpoint: Optional[str] = typer.Option(
+        None, "--checkpoint", "-c", help="A packaged model's name (see `merkit models`), a checkpoint folder written "
+        "by merkit train, or a Hugging Face Hub repository id owner/name. Default: the packaged megc2019-ststnet."),
     onset: Optional[int] = typer.Option(None, help="Onset frame number (video frames count from 0)."),
     apex: Optional[int] = typer.Option(None, help="Apex frame number; spotted between onset and offset if not given."),
     offset: Optional[int] = typer.Option(None, help="Last frame of the clip (default: the apex, or the last frame)."),
@@ -33,10 +36,13 @@ def predict_command(
     from merkit.files import write_json
     from merkit.predict import Predictor, SpotConfig
 
-    predictor = Predictor.from_checkpoint(checkpoint)
+    predictor = Predictor.from_pretrained(checkpoint)
+    # Said once the work has succeeded, so that a failure stays the one line `error: ...`.
+    model_line = f"model: {_describe(predictor, default=checkpoint is None)}"
     out.mkdir(parents=True, exist_ok=True)
     if spot:
         result = predictor.spot(input, SpotConfig(window_s=window, hop_s=hop, p=p), first, last, step, fps)
+        typer.echo(model_line)
         result.to_csv(out / "intervals.csv")
         write_json(out / "spot.json", result.to_dict())
         if figure:
@@ -47,6 +53,7 @@ def predict_command(
             typer.echo(f"  frames {row.onset}-{row.offset} apex {row.apex}: {row.label}")
     else:
         result = predictor.predict(input, onset, apex, offset, fps)
+        typer.echo(model_line)
         result.to_json(out / "prediction.json")
         if figure:
             result.save_figure(out / "prediction.png")
@@ -55,3 +62,33 @@ def predict_command(
                    f"{result.timing.total:.2f} s) -> {out / 'prediction.json'}")
     for kind, count in result.warnings.items():
         typer.echo(f"  warning {kind}: {count}")
+
+
+def _describe(predictor, default: bool) -> str:
+    """Which model ``merkit predict`` runs: its source, and for a packaged model what it was trained on, its LOSO
+    figure and its licence."""
+    from merkit.pretrained import packaged_models
+
+    for model in packaged_models():
+        if predictor.source == f"{model.name} (packaged)":
+            return f"{model.name} (packaged{', the default' if default else ''}): {model.summary()}"
+    return predictor.source
+
+
+@app.command("models")
+def models_command() -> None:
+    """List the models that ship with merkit: what each was trained on, its honest LOSO figures, its licence."""
+    from merkit.pretrained import CARD_NAME, DEFAULT_MODEL, packaged_models
+
+    for model in packaged_models():
+        figures = model.figures
+        typer.echo(f"{model.name}{' (default)' if model.name == DEFAULT_MODEL else ''}: {model.meta.get('model')} "
+                   f"trained on {model.trained_on()}")
+        typer.echo(f"  classes: {', '.join(model.meta.get('classes', []))}")
+        typer.echo("  leave-one-subject-out, honest protocol, mean ± std over seeds (the card says how):")
+        for part, f in figures.items():
+            if {"uf1", "uar"} <= set(f):
+                typer.echo(f"    {part:<8} UF1 {f['uf1']:.4f} ± {f.get('uf1_std', 0):.4f}   UAR {f['uar']:.4f} ± "
+                           f"{f.get('uar_std', 0):.4f}")
+        typer.echo(f"  licence: {model.card.get('license_name') or model.card.get('license')}")
+        typer.echo(f"  card: {model.path / CARD_NAME}")

@@ -40,15 +40,18 @@ VideoLike = "str | Path | VideoFrames | Sequence[np.ndarray]"
 class Predictor:
     """A trained model and the preprocessing that built its inputs, ready for new videos.
 
-    Build it with :meth:`from_checkpoint`; then :meth:`predict` one clip or :meth:`spot` a long video.
+    Build it with :meth:`from_pretrained` (a packaged model's name, a checkpoint folder or a Hugging Face Hub id)
+    or :meth:`from_checkpoint` (a folder); then :meth:`predict` one clip or :meth:`spot` a long video.
+    ``source`` says where the model came from (``"megc2019-ststnet (packaged)"``, a folder, a Hub id).
 
     Raises:
         CheckpointError: the model needs inputs the preprocessing record does not build.
     """
 
     def __init__(self, model, classes: Sequence[str], preprocessing: Preprocessing, checkpoint=None,
-                 notes: Sequence[str] = ()):
+                 notes: Sequence[str] = (), source: str = ""):
         self.model = model.eval()
+        self.source = source
         self.classes = tuple(classes)
         self.preprocessing = preprocessing
         self.checkpoint = checkpoint
@@ -74,8 +77,33 @@ class Predictor:
 
         checkpoint, model = Checkpoint.load(path, preprocessing)
         notes = ["preprocessing given by the caller, not read from the checkpoint"] if preprocessing else []
-        predictor = cls(model, checkpoint.classes, checkpoint.preprocessing, checkpoint, notes)
+        predictor = cls(model, checkpoint.classes, checkpoint.preprocessing, checkpoint, notes, str(path))
         predictor.load_face_models()
+        return predictor
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path | None = None, preprocessing: Preprocessing | None = None,
+                        revision: str | None = None, cache_dir: str | Path | None = None) -> "Predictor":
+        """Load a trained model by name: a packaged model (``merkit models`` lists them; works offline), a
+        checkpoint folder, or a Hugging Face Hub repository id ``owner/name`` holding a checkpoint folder's files
+        (:func:`merkit.pretrained.resolve_checkpoint`).
+
+        Args:
+            name_or_path: ``None`` is :data:`merkit.pretrained.DEFAULT_MODEL`, STSTNet trained on the 442 real samples
+                of the MEGC2019 composite (research use only: see its ``MODEL_CARD.md``).
+            preprocessing: as :meth:`from_checkpoint`.
+            revision: Hub branch, tag or commit.
+            cache_dir: Hub cache folder.
+
+        Raises:
+            CheckpointError: an unknown name, a Hub download that fails (offline and not cached, no such
+                repository), or a folder :meth:`merkit.checkpoint.Checkpoint.load` refuses.
+        """
+        from merkit.pretrained import DEFAULT_MODEL, resolve_checkpoint
+
+        folder, source = resolve_checkpoint(name_or_path or DEFAULT_MODEL, revision, cache_dir)
+        predictor = cls.from_checkpoint(folder, preprocessing)
+        predictor.source = source
         return predictor
 
     def load_face_models(self) -> None:
