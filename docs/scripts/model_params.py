@@ -20,7 +20,8 @@ ROWS = [
 
 
 def main() -> None:
-    print("| model | preset | overrides | input side | fused features | parameters (3 classes) | parameters (5 classes) |")
+    print("| model | preset | overrides | input side | fused features | parameters (3 classes) "
+          "| parameters (5 classes) |")
     print("|---|---|---|---|---|---|---|")
     for name, preset, params in ROWS:
         m3, m5 = build_model(name, 3, preset, **params), build_model(name, 5, preset, **params)

@@ -5,8 +5,9 @@ The samples are chosen by the **official ground-truth list** ``combined_3class_g
 ``db, subject, video, label``; label 0 negative, 1 positive, 2 surprise): 442 samples, 145 CASME II + 133 SAMM +
 164 SMIC-HS, 68 subjects. Mapping rules (e.g. "disgust and repression are negative") are *not* used to select,
 because they disagree with the official list on CASME II (the usual rule selects 156 samples of the 20190701
-sheet, not 145: it adds 2 disgust, 3 surprise, 4 sadness and 2 fear samples the organisers excluded). The rules are only used as a cross-check: every selected sample's
-emotion must map, under the ``megc2019-3class`` scheme, to the label the list gives.
+sheet, not 145: it adds 2 disgust, 3 surprise, 4 sadness and 2 fear samples the organisers excluded). The rules
+are only used as a cross-check: every selected sample's emotion must map, under the ``megc2019-3class`` scheme, to
+the label the list gives.
 
 The list spells SAMM subjects ``6`` and SMIC subjects ``s01``; the table uses each release's spelling (``006``,
 ``s1``, ``s1_ne_01``) and keeps each part's ``dataset`` name, so LOSO folds stay per subject of each dataset.

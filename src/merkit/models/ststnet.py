@@ -14,8 +14,8 @@ Architecture (paper, Fig. 2):
 
 Implementation notes: the three branches are evaluated as one convolution over their stacked filters (the
 concatenation of three convolutions of the same input is exactly that), and activations are kept in
-channels-last memory layout. Both cut the CPU time of a training step several-fold at this size (measured in ``benchmarks/bench_ststnet_loso.py``); the
-arithmetic is the paper's.
+channels-last memory layout. Both cut the CPU time of a training step several-fold at this size (measured in
+``benchmarks/bench_ststnet_loso.py``); the arithmetic is the paper's.
 
 Departures from the paper: the optional dropout before the fully connected layer (``dropout``, default 0, i.e.
 none, as in the paper) is merkit's; the max pool uses padding 1 so that 28 -> 10 ("same" pooling in the
