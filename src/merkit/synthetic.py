@@ -56,7 +56,7 @@ import zipfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -355,56 +355,91 @@ def draw_clip(rng: np.random.Generator, label_class: str, sample: str, amplitude
     )
 
 
-def render_clip(subject: Subject, spec: ClipSpec, rng: np.random.Generator) -> list[np.ndarray]:
-    """The clip's frames, onset to offset: a list of (H, W, 3) uint8 RGB images."""
+def expression_field(subject: Subject, aus: Sequence[int], shares: Sequence[float], amplitude_px: float,
+                     shape: tuple[int, int]) -> np.ndarray:
+    """The displacement field of an expression at its apex: the AUs' fields weighted by ``shares``, scaled so that
+    the largest displacement is ``amplitude_px`` on a face :data:`FACE_WIDTH` wide (proportionally on the subject's
+    own face width). Returns float32 (H, W, 2) (dx, dy) pixels for an image of ``shape`` (height, width)."""
+    scale = FaceFrame.from_landmarks(subject.landmarks).width / FACE_WIDTH
+    expression = sum(share * au_field(au, subject.landmarks, shape) for au, share in zip(aus, shares))
+    peak = max(float(np.linalg.norm(expression, axis=-1).max()), 1e-9)
+    return (expression * (amplitude_px * scale / peak)).astype(np.float32)
+
+
+def blink_field(subject: Subject, amount: float, shape: tuple[int, int]) -> np.ndarray:
+    """AU45 (blink) at ``amount`` (fraction of the eye opening closed): float32 (H, W, 2) pixels."""
+    lm = subject.landmarks
+    opening = float(np.mean(np.linalg.norm(lm[[37, 38, 43, 44]] - lm[[41, 40, 47, 46]], axis=1)))
+    return au_field(45, lm, shape) * np.float32(amount * opening)
+
+
+def render_frames(subject: Subject, layers: Sequence[tuple[np.ndarray, np.ndarray]], pose: Sequence[Sequence[float]],
+                  noise_sigma: float, flicker: tuple[float, float, float], fps: float,
+                  rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Render frames of a subject's face, one at a time: the one renderer of clips and long videos.
+
+    Frame k shows the face displaced by ``sum_i weights_i[k] * field_i`` over ``layers`` (expressions, blinks),
+    moved rigidly by ``pose[k]``, with an illumination gain and luminance noise.
+
+    Args:
+        subject: the pseudo-subject (its neutral face and landmarks).
+        layers: ``(field, weights)`` pairs: a float32 (H, W, 2) displacement field (pixels) and its float (T,)
+            weight per frame; a layer is skipped on frames where its weight is 0.
+        pose: T rows ``(dx, dy, degrees)``: the head's translation (pixels) and rotation about the face centre.
+        noise_sigma: standard deviation of the luminance noise, grey levels.
+        flicker: ``(amplitude, frequency in Hz, phase)`` of the illumination gain, which also jitters by
+            ``amplitude / 3`` per frame.
+        fps: frames per second (for the flicker).
+        rng: draws the gain jitter and the noise, frame by frame.
+
+    Yields:
+        T frames, (H, W, 3) uint8 RGB.
+    """
     face = subject.face.astype(np.float32)
     h, w = face.shape[:2]
-    scale = FaceFrame.from_landmarks(subject.landmarks).width / FACE_WIDTH
-    expression = sum(share * au_field(au, subject.landmarks, (h, w)) for au, share in zip(spec.aus, spec.au_share))
-    peak = max(float(np.linalg.norm(expression, axis=-1).max()), 1e-9)
-    expression = (expression * (spec.amplitude_px * scale / peak)).astype(np.float32)
-    intensity = intensity_profile(spec.n_frames, spec.apex_index, spec.residual)
-    blink_field, blink_t = None, np.zeros(spec.n_frames)
-    if spec.blink is not None:
-        centre, duration, amount = spec.blink
-        lm = subject.landmarks
-        opening = float(np.mean(np.linalg.norm(lm[[37, 38, 43, 44]] - lm[[41, 40, 47, 46]], axis=1)))
-        blink_field = au_field(45, lm, (h, w)) * np.float32(amount * opening)
-        t = np.arange(spec.n_frames)
-        bump = 0.5 * (1 + np.cos(2 * np.pi * (t - centre) / duration))
-        blink_t = np.where(np.abs(t - centre) < duration / 2, bump, 0)
     xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    ex, ey = np.ascontiguousarray(expression[..., 0]), np.ascontiguousarray(expression[..., 1])
-    if blink_field is not None:
-        bx, by = np.ascontiguousarray(blink_field[..., 0]), np.ascontiguousarray(blink_field[..., 1])
+    split = [(np.ascontiguousarray(f[..., 0]), np.ascontiguousarray(f[..., 1]), weights) for f, weights in layers]
     cx, cy = FaceFrame.from_landmarks(subject.landmarks).centre
-    amp, freq, phase = spec.flicker
-    frames = []
-    for k in range(spec.n_frames):
-        progress = k / max(spec.n_frames - 1, 1)
+    amp, freq, phase = flicker
+    for k, (dx, dy, degrees) in enumerate(pose):
         # inverse rigid motion: output pixel x samples the still face at R^-1 (x - c - t) + c, written as
         # cos*x - sin*y + const so that OpenCV does it in one pass per axis
-        theta = -np.radians(spec.drift_deg * progress)
+        theta = -np.radians(degrees)
         cos, sin = np.cos(theta), np.sin(theta)
-        tx, ty = cx + spec.drift_px[0] * progress, cy + spec.drift_px[1] * progress
+        tx, ty = cx + dx, cy + dy
         map_x = cv2.addWeighted(xs, cos, ys, -sin, cx - cos * tx + sin * ty)
         map_y = cv2.addWeighted(xs, sin, ys, cos, cy - sin * tx - cos * ty)
-        map_x = cv2.scaleAdd(ex, -float(intensity[k]), map_x)
-        map_y = cv2.scaleAdd(ey, -float(intensity[k]), map_y)
-        if blink_field is not None and blink_t[k] > 0:
-            map_x = cv2.scaleAdd(bx, -float(blink_t[k]), map_x)
-            map_y = cv2.scaleAdd(by, -float(blink_t[k]), map_y)
+        for fx, fy, weights in split:
+            if weights[k] != 0:
+                map_x = cv2.scaleAdd(fx, -float(weights[k]), map_x)
+                map_y = cv2.scaleAdd(fy, -float(weights[k]), map_y)
         frame = cv2.remap(face, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
-        gain = 1 + amp * np.sin(2 * np.pi * freq * k / FPS + phase) + rng.normal(0, amp / 3)
+        gain = 1 + amp * np.sin(2 * np.pi * freq * k / fps + phase) + rng.normal(0, amp / 3)
         # luminance noise, shared by the colour channels: a third of the cost of independent channels, and the
         # flow sees grey frames anyway
         noise = rng.standard_normal((h, w, 1), dtype=np.float32)
-        noise *= np.float32(spec.noise_sigma)
+        noise *= np.float32(noise_sigma)
         frame *= np.float32(gain)
         frame += noise
         frame += np.float32(0.5)
-        frames.append(np.clip(frame, 0, 255, out=frame).astype(np.uint8))
-    return frames
+        yield np.clip(frame, 0, 255, out=frame).astype(np.uint8)
+
+
+def render_clip(subject: Subject, spec: ClipSpec, rng: np.random.Generator) -> list[np.ndarray]:
+    """The clip's frames, onset to offset: a list of (H, W, 3) uint8 RGB images."""
+    shape = subject.face.shape[:2]
+    expression = expression_field(subject, spec.aus, spec.au_share, spec.amplitude_px, shape)
+    layers = [(expression, intensity_profile(spec.n_frames, spec.apex_index, spec.residual))]
+    if spec.blink is not None:
+        centre, duration, amount = spec.blink
+        t = np.arange(spec.n_frames)
+        bump = 0.5 * (1 + np.cos(2 * np.pi * (t - centre) / duration))
+        layers.append((blink_field(subject, amount, shape), np.where(np.abs(t - centre) < duration / 2, bump, 0)))
+    pose = []
+    for k in range(spec.n_frames):
+        progress = k / max(spec.n_frames - 1, 1)
+        pose.append((spec.drift_px[0] * progress, spec.drift_px[1] * progress, spec.drift_deg * progress))
+    return list(render_frames(subject, layers, pose, spec.noise_sigma, spec.flicker, FPS, rng))
 
 
 # --------------------------------------------------------------------------------------------------------------
