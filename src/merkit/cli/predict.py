@@ -55,3 +55,47 @@ def predict_command(
                    f"{result.timing.total:.2f} s) -> {out / 'prediction.json'}")
     for kind, count in result.warnings.items():
         typer.echo(f"  warning {kind}: {count}")
+
+
+@app.command("evaluate-spotting")
+def evaluate_spotting_command(
+    data: Path = typer.Argument(..., help="A set of long videos: videos.csv + intervals.csv (merkit synth OUT "
+                                          "--long-videos N writes one)."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="Checkpoint folder written by merkit "
+                                              "train: its face settings, and a label per interval. Spotting itself "
+                                              "needs no model."),
+    out: Path = typer.Option(Path("spotting-out"), "--out", help="Output folder."),
+    step: int = typer.Option(1, help="Keep every step-th frame."),
+    window: float = typer.Option(0.5, help="Window length, seconds."),
+    hop: float = typer.Option(0.25, help="Step between windows, seconds."),
+    p: float = typer.Option(0.5, help="Threshold = mean + p (max - mean) of the windows' peaks."),
+    size: Optional[int] = typer.Option(None, help="Side of the face crop the motion is measured on, px "
+                                                  "(default: SpotConfig's)."),
+    method: Optional[str] = typer.Option(None, help="Flow method of the motion curve (default: SpotConfig's)."),
+    interval: Optional[str] = typer.Option(None, help="'window' or 'extent': bounds of a spotted interval "
+                                                      "(default: SpotConfig's)."),
+    kind: list[str] = typer.Option(["micro"], "--kind", help="Ground-truth kinds to find (repeatable); the others "
+                                                            "are distractors."),
+    iou: float = typer.Option(0.5, help="IoU of a hit (MEGC: 0.5)."),
+) -> None:
+    """Score --spot on long videos with ground truth: MEGC spotting protocol (a hit is IoU >= 0.5, each ground truth
+    matched once), precision, recall and F1 pooled over the videos, and a precision-recall sweep over p."""
+    import dataclasses
+
+    from merkit import api
+    from merkit.motion.spotting import SpotConfig
+
+    changes = {k: v for k, v in (("size", size), ("method", method), ("interval", interval)) if v is not None}
+    config = dataclasses.replace(SpotConfig(window_s=window, hop_s=hop, p=p), **changes)
+    run = api.evaluate_spotting(data, out, checkpoint, config, tuple(kind), step, iou, log=typer.echo)
+    typer.echo(run.summary_line())
+    speed = run.summary["speed"]
+    typer.echo(f"{speed['frames']} frames in {speed['wall_seconds']:.1f} s: {speed['frames_per_second']:.1f} "
+               f"frames/s, {speed['realtime_ratio']:.2f}x real time")
+    overlaps = run.summary["false_positives_overlap"]
+    if overlaps:
+        typer.echo("false positives overlapping: " + ", ".join(f"{k} {v}" for k, v in overlaps.items()))
+    if run.summary["labels"]:
+        labels = run.summary["labels"]
+        typer.echo(f"labels right on {labels['correct']} of {labels['hits']} hits")
+    typer.echo(f"-> {out / 'spotting.json'}, spotted.csv, pr.csv")
