@@ -242,7 +242,7 @@ def test_evaluate_spotting_counts_are_consistent(short_set, tmp_path):
     assert sum(v["tp"] for v in summary["per_video"].values()) == score["tp"]
     assert sum(summary["false_positives_overlap"].values()) == score["fp"]
     pr = pd.read_csv(out / "pr.csv")
-    at_default = pr[np.isclose(pr["p"], 0.5)].iloc[0]
+    at_default = pr[np.isclose(pr["p"], summary["spot_config"]["p"])].iloc[0]
     assert (at_default.tp, at_default.fp, at_default.fn) == (score["tp"], score["fp"], score["fn"])
     # the candidates at a higher threshold are a prefix of the strongest-first order: never more intervals
     assert pr["spotted"].is_monotonic_decreasing
@@ -254,3 +254,24 @@ def test_evaluate_spotting_counts_are_consistent(short_set, tmp_path):
 def test_evaluate_spotting_on_a_missing_set_is_one_line(tmp_path):
     res = CliRunner().invoke(app, ["evaluate-spotting", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and res.output.startswith("error: no videos.csv")
+
+
+def test_cli_help_states_the_spot_config_defaults():
+    config = SpotConfig()
+    assert (config.window_s, config.hop_s, config.p, config.size, config.method, config.interval) == (
+        0.5, 0.25, 0.05, 112, "dis", "extent")
+    for command in ("predict", "evaluate-spotting"):
+        text = "".join(CliRunner().invoke(app, [command, "--help"]).output.replace("│", " ").split())
+        assert "(default0.05)" in text and "(default0.5)" in text and "(default0.25)" in text
+
+
+def test_unlabelled_intervals_draw_a_timeline(short_set, tmp_path):
+    from merkit.predict.scan import spot_video
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        result = spot_video(short_set / "vid01", fps=20.0)
+    assert "label" not in result.intervals.columns and result.predictions == []
+    assert (result.intervals["onset"] < result.intervals["apex"]).all()
+    assert (result.intervals["apex"] < result.intervals["offset"]).all()
+    assert result.save_timeline(tmp_path / "t.png").stat().st_size > 5_000
