@@ -178,3 +178,27 @@ def test_cli_reports_bad_input_without_traceback(checkpoint, tmp_path):
                                    "--out", str(tmp_path / "o")])
     assert res.exit_code == 2
     assert "input not found" in res.output and "Traceback" not in res.output
+
+
+def test_evaluate_spotting_with_a_checkpoint_labels_every_interval(checkpoint, tmp_path):
+    """With a checkpoint, its face settings are used and every interval is labelled; without one, none is."""
+    from merkit.synthetic import generate_long_videos
+
+    data = tmp_path / "long"
+    generate_long_videos(data, videos=1, seconds=3.0, fps=20.0, seed=1, micro=2, macro=0, size=(320, 240),
+                         face_width=120.0)
+    outs = {}
+    for name, extra in (("model", ["--checkpoint", str(checkpoint)]), ("none", [])):
+        outs[name] = tmp_path / name
+        res = CliRunner().invoke(app, ["evaluate-spotting", str(data), "--out", str(outs[name]), *extra])
+        assert res.exit_code == 0, res.output
+    with_model = json.loads((outs["model"] / "spotting.json").read_text())
+    without = json.loads((outs["none"] / "spotting.json").read_text())
+    assert with_model["ground_truth"] == without["ground_truth"] == 2 and without["labels"] is None
+    assert with_model["score"]["tp"] + with_model["score"]["fp"] == len(pd.read_csv(outs["model"] / "spotted.csv"))
+    spotted = pd.read_csv(outs["model"] / "spotted.csv")
+    assert len(spotted) >= 1 and set(spotted["label"]) <= {"negative", "positive", "surprise"}
+    assert np.allclose(spotted[["prob_negative", "prob_positive", "prob_surprise"]].sum(axis=1), 1.0, atol=1e-3)
+    labels = with_model["labels"]
+    assert labels["hits"] == with_model["score"]["tp"] and 0 <= labels["correct"] <= labels["hits"]
+    assert with_model["face"] == json.loads((checkpoint / "checkpoint.json").read_text())["preprocessing"]["face"]

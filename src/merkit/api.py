@@ -5,6 +5,7 @@
 * :func:`report` (run folder) -> report path: regenerate metrics and report from saved predictions.
 * :func:`ensemble` (run folders) -> :class:`RunResult`: average finished runs into a new run folder.
 * :func:`compare` (run folders) -> Markdown table.
+* :func:`evaluate_spotting` (a set of long videos) -> :class:`SpottingRun`: spotting scored by the MEGC protocol.
 """
 
 from __future__ import annotations
@@ -295,3 +296,156 @@ def _train_on_cluster(config: RunConfig, data: FeatureSet, seed: int, address: s
     if failures:
         raise UnitError(f"training failed on the cluster at {address}: {failures[0][1]}")
     return got[0]
+
+
+@dataclass
+class SpottingRun:
+    """What :func:`evaluate_spotting` produced (every table is also a file of ``out_dir``).
+
+    Attributes:
+        out_dir: the output folder.
+        summary: the content of ``spotting.json``: the set, the settings, the pooled score at the config's ``p``,
+            per-video scores, what the false positives overlapped, label accuracy on the hits (with a
+            checkpoint), speed and warnings.
+        spotted: ``spotted.csv``, one row per reported interval with its ``outcome`` (TP or FP), ``iou`` and
+            ``overlaps`` (the kind of event it overlaps most).
+        matches: ``matches.csv``, one row per reported interval and per missed ground truth.
+        pr: ``pr.csv``, precision, recall and F1 for each ``p`` of :data:`merkit.evaluation.spotting.P_GRID`.
+        windows: ``windows.csv``, every scored window of every video.
+    """
+
+    out_dir: Path
+    summary: dict
+    spotted: pd.DataFrame
+    matches: pd.DataFrame
+    pr: pd.DataFrame
+    windows: pd.DataFrame
+
+    def summary_line(self) -> str:
+        s = self.summary["score"]
+        return (f"precision {s['precision']:.3f}  recall {s['recall']:.3f}  F1 {s['f1']:.3f}  (TP {s['tp']}, "
+                f"FP {s['fp']}, FN {s['fn']}; IoU >= {self.summary['iou_threshold']}, p = "
+                f"{self.summary['spot_config']['p']})")
+
+
+def evaluate_spotting(data: str | Path, out_dir: str | Path, checkpoint: str | Path | None = None,
+                      config=None, kinds: tuple[str, ...] = ("micro",), step: int = 1, iou: float = 0.5,
+                      log=None) -> SpottingRun:
+    """Spot every long video of a set and score the intervals with the MEGC spotting protocol.
+
+    Each video goes through :func:`merkit.predict.scan.spot_video` (:meth:`merkit.predict.Predictor.spot` with a
+    checkpoint, which also labels each interval). The reported intervals are matched one-to-one to the ground truth
+    of ``kinds``: a hit is an IoU >= ``iou`` (MEGC2019-2022: 0.5), and precision, recall and F1 come from TP, FP
+    and FN pooled over the videos (:mod:`merkit.evaluation.spotting`). The threshold sweep reuses the scored
+    windows, so it costs no second pass.
+
+    Args:
+        data: a folder with ``videos.csv`` and ``intervals.csv`` (``merkit synth OUT --long-videos N``).
+        out_dir: output folder: ``spotting.json``, ``spotted.csv``, ``matches.csv``, ``pr.csv``, ``windows.csv``.
+        checkpoint: what :meth:`merkit.predict.Predictor.from_pretrained` takes (a packaged model's name, a
+            checkpoint folder or a Hub id): its face settings are used and each interval is recognised; without
+            one, the default :class:`merkit.face.clip.FaceConfig` and no labels.
+        config: the spotting settings (:class:`merkit.motion.spotting.SpotConfig`; default its defaults).
+        kinds: the ground-truth kinds to find (the others, e.g. ``macro``, are distractors).
+        step: keep every ``step``-th frame.
+        iou: the IoU of a hit.
+        log: a callable that receives one line per video.
+
+    Returns:
+        :class:`SpottingRun`.
+
+    Raises:
+        DataError: see :func:`merkit.evaluation.spotting.load_spotting_set` and
+            :func:`merkit.predict.scan.spot_video`; CheckpointError: see :meth:`Predictor.from_pretrained`.
+    """
+    import dataclasses
+    import os
+
+    from merkit.evaluation.spotting import (attribute_misses, load_spotting_set, score_intervals, score_video,
+                                            sweep_threshold)
+    from merkit.face.clip import FaceConfig
+    from merkit.files import write_atomic
+    from merkit.motion.spotting import SpotConfig
+    from merkit.predict.scan import spot_video
+
+    config = config or SpotConfig()
+    dataset = load_spotting_set(data)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    predictor = None
+    face = FaceConfig()
+    if checkpoint is not None:
+        from merkit.predict import Predictor
+
+        predictor = Predictor.from_pretrained(checkpoint)
+        face = predictor.preprocessing.face
+    truth = dataset.intervals[dataset.intervals["kind"].isin(kinds)].reset_index(drop=True)
+    spotted_parts, window_parts, per_video, warnings = [], [], {}, {}
+    timing = {"read": 0.0, "face": 0.0, "motion": 0.0, "model": 0.0}
+    wall, frames, seconds = 0.0, 0, 0.0
+    for video in dataset.videos.itertuples(index=False):
+        t0 = time.perf_counter()
+        if predictor is not None:
+            result = predictor.spot(video.path, config, step=step, fps=video.fps)
+        else:
+            result = spot_video(video.path, config, face, step=step, fps=video.fps)
+        took = time.perf_counter() - t0
+        wall += took
+        frames += len(result.frame_numbers)
+        span = (result.frame_numbers[-1] - result.frame_numbers[0] + 1) / video.fps
+        seconds += span
+        for stage in timing:
+            timing[stage] += getattr(result.timing, stage)
+        for kind, count in result.warnings.items():
+            warnings[kind] = warnings.get(kind, 0) + count
+        part = result.intervals.assign(video=video.video)
+        spotted_parts.append(part)
+        window_parts.append(result.curve.assign(video=video.video))
+        mine = truth[truth["video"] == video.video]
+        score = score_video(list(zip(part["onset"], part["offset"])), list(zip(mine["onset"], mine["offset"])), iou)
+        per_video[video.video] = {**score.to_dict(), "windows": len(result.curve), "seconds": round(took, 3),
+                                  "skipped_windows": len(result.skipped_frames)}
+        if log:
+            log(f"{video.video}: {len(part)} interval(s), TP {score.tp} FP {score.fp} FN {score.fn} "
+                f"({took:.1f} s for {span:.1f} s of video)")
+    spotted = pd.concat(spotted_parts, ignore_index=True)
+    windows = pd.concat(window_parts, ignore_index=True)
+    score, matches = score_intervals(spotted, truth, iou)
+    spotted["outcome"], spotted["iou"] = "FP", 0.0
+    for row in matches.itertuples(index=False):
+        if not pd.isna(row.spotted):
+            spotted.loc[row.spotted, ["outcome", "iou"]] = [row.outcome, row.iou]
+    spotted["overlaps"] = attribute_misses(spotted, dataset.intervals)
+    matches = matches.assign(
+        spotted_onset=[None if pd.isna(i) else int(spotted.at[i, "onset"]) for i in matches["spotted"]],
+        spotted_offset=[None if pd.isna(i) else int(spotted.at[i, "offset"]) for i in matches["spotted"]],
+        truth_onset=[None if pd.isna(j) else int(truth.at[j, "onset"]) for j in matches["truth"]],
+        truth_offset=[None if pd.isna(j) else int(truth.at[j, "offset"]) for j in matches["truth"]])
+    pr = sweep_threshold(windows, truth, config, threshold=iou)
+    false = spotted[spotted["outcome"] == "FP"]
+    labels = None
+    if predictor is not None and "label_class" in truth.columns:
+        hits = matches[matches["outcome"] == "TP"]
+        correct = sum(spotted.at[i, "label"] == truth.at[j, "label_class"] for i, j in zip(hits["spotted"],
+                                                                                             hits["truth"]))
+        labels = {"hits": len(hits), "correct": int(correct),
+                  "accuracy": (int(correct) / len(hits)) if len(hits) else None}
+    summary = {
+        "data": str(dataset.root), "videos": len(dataset.videos), "kinds": list(kinds),
+        "ground_truth": len(truth), "iou_threshold": iou, "checkpoint": None if checkpoint is None else str(checkpoint),
+        "spot_config": dataclasses.asdict(config), "face": face.to_dict(), "step": step,
+        "score": score.to_dict(), "per_video": per_video,
+        "false_positives_overlap": {k: int(v) for k, v in false["overlaps"].value_counts().items()},
+        "labels": labels,
+        "speed": {"frames": frames, "video_seconds": round(seconds, 3), "wall_seconds": round(wall, 3),
+                  "frames_per_second": round(frames / wall, 2) if wall else None,
+                  "realtime_ratio": round(seconds / wall, 3) if wall else None,
+                  "timing": {k: round(v, 3) for k, v in timing.items()}, "load_average": os.getloadavg()[0],
+                  "cpu_count": os.cpu_count()},
+        "warnings": warnings,
+    }
+    write_json(out / "spotting.json", summary)
+    for name, table in (("spotted.csv", spotted), ("matches.csv", matches), ("pr.csv", pr),
+                        ("windows.csv", windows)):
+        write_atomic(out / name, lambda p, t=table: t.to_csv(p, index=False))
+    return SpottingRun(out, summary, spotted, matches, pr, windows)

@@ -11,6 +11,20 @@ import typer
 from merkit.cli.app import app
 
 
+def spot_config(**given):
+    """SpotConfig with the options the user gave (``None``: SpotConfig's default; ``size=0``: the checkpoint's
+    crop)."""
+    import dataclasses
+
+    from merkit.motion.spotting import SpotConfig
+
+    names = {"window": "window_s", "hop": "hop_s"}
+    changes = {names.get(k, k): v for k, v in given.items() if v is not None}
+    if changes.get("size") == 0:
+        changes["size"] = None
+    return dataclasses.replace(SpotConfig(), **changes)
+
+
 @app.command("predict")
 def predict_command(
     input: Path = typer.Argument(..., help="A video file or a folder of frames (sorted by the number in the names)."),
@@ -25,23 +39,24 @@ def predict_command(
     first: Optional[int] = typer.Option(None, help="--spot: first frame number to scan."),
     last: Optional[int] = typer.Option(None, help="--spot: last frame number to scan."),
     step: int = typer.Option(1, help="--spot: keep every step-th frame (faster on long videos)."),
-    window: float = typer.Option(0.5, help="--spot: window length, seconds."),
-    hop: float = typer.Option(0.25, help="--spot: step between windows, seconds."),
-    p: float = typer.Option(0.5, help="--spot: threshold = mean + p (max - mean) of the windows' peaks."),
+    window: Optional[float] = typer.Option(None, help="--spot: window length, seconds (default 0.5)."),
+    hop: Optional[float] = typer.Option(None, help="--spot: step between windows, seconds (default 0.25)."),
+    p: Optional[float] = typer.Option(None, help="--spot: threshold = mean + p (max - mean) of the windows' peaks "
+                                                 "(default 0.05)."),
     fps: Optional[float] = typer.Option(None, help="Frame rate of a frame folder (a video's own is read)."),
     figure: bool = typer.Option(True, help="Write the figure (prediction.png or timeline.png)."),
 ) -> None:
     """Recognise the micro-expression in a clip (JSON + figure), or spot and recognise intervals (--spot: CSV +
     timeline)."""
     from merkit.files import write_json
-    from merkit.predict import Predictor, SpotConfig
+    from merkit.predict import Predictor
 
     predictor = Predictor.from_pretrained(checkpoint)
     # Said once the work has succeeded, so that a failure stays the one line `error: ...`.
     model_line = f"model: {_describe(predictor, default=checkpoint is None)}"
     out.mkdir(parents=True, exist_ok=True)
     if spot:
-        result = predictor.spot(input, SpotConfig(window_s=window, hop_s=hop, p=p), first, last, step, fps)
+        result = predictor.spot(input, spot_config(window=window, hop=hop, p=p), first, last, step, fps)
         typer.echo(model_line)
         result.to_csv(out / "intervals.csv")
         write_json(out / "spot.json", result.to_dict())
@@ -92,3 +107,45 @@ def models_command() -> None:
                            f"{f.get('uar_std', 0):.4f}")
         typer.echo(f"  licence: {model.card.get('license_name') or model.card.get('license')}")
         typer.echo(f"  card: {model.path / CARD_NAME}")
+
+
+@app.command("evaluate-spotting")
+def evaluate_spotting_command(
+    data: Path = typer.Argument(..., help="A set of long videos: videos.csv + intervals.csv (merkit synth OUT "
+                                          "--long-videos N writes one)."),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", "-c", help="A packaged model's name, a "
+                                             "checkpoint folder or a Hub id: its face settings, and a label per "
+                                             "interval. Spotting itself needs no model."),
+    out: Path = typer.Option(Path("spotting-out"), "--out", help="Output folder."),
+    step: int = typer.Option(1, help="Keep every step-th frame."),
+    window: Optional[float] = typer.Option(None, help="Window length, seconds (default 0.5)."),
+    hop: Optional[float] = typer.Option(None, help="Step between windows, seconds (default 0.25)."),
+    p: Optional[float] = typer.Option(None, help="Threshold = mean + p (max - mean) of the windows' peaks "
+                                                 "(default 0.05)."),
+    size: Optional[int] = typer.Option(None, help="Side of the face crop the motion is measured on, px "
+                                                  "(default 112; 0 = the checkpoint's crop)."),
+    method: Optional[str] = typer.Option(None, help="Flow method of the motion curve: dis (default), farneback "
+                                                    "or tvl1."),
+    interval: Optional[str] = typer.Option(None, help="'extent' (default: the motion's extent around its peak) or "
+                                                      "'window' (the whole window)."),
+    kind: list[str] = typer.Option(["micro"], "--kind", help="Ground-truth kinds to find (repeatable); the others "
+                                                            "are distractors."),
+    iou: float = typer.Option(0.5, help="IoU of a hit (MEGC: 0.5)."),
+) -> None:
+    """Score --spot on long videos with ground truth: MEGC spotting protocol (a hit is IoU >= 0.5, each ground truth
+    matched once), precision, recall and F1 pooled over the videos, and a precision-recall sweep over p."""
+    from merkit import api
+
+    config = spot_config(window=window, hop=hop, p=p, size=size, method=method, interval=interval)
+    run = api.evaluate_spotting(data, out, checkpoint, config, tuple(kind), step, iou, log=typer.echo)
+    typer.echo(run.summary_line())
+    speed = run.summary["speed"]
+    typer.echo(f"{speed['frames']} frames in {speed['wall_seconds']:.1f} s: {speed['frames_per_second']:.1f} "
+               f"frames/s, {speed['realtime_ratio']:.2f}x real time")
+    overlaps = run.summary["false_positives_overlap"]
+    if overlaps:
+        typer.echo("false positives overlapping: " + ", ".join(f"{k} {v}" for k, v in overlaps.items()))
+    if run.summary["labels"]:
+        labels = run.summary["labels"]
+        typer.echo(f"labels right on {labels['correct']} of {labels['hits']} hits")
+    typer.echo(f"-> {out / 'spotting.json'}, spotted.csv, pr.csv")

@@ -19,10 +19,24 @@ def synth(
     faces: list[Path] = typer.Option([], "--faces", help="Face image or folder of images (repeatable); "
                                      "default: skimage's astronaut photo."),
     amplitude_scale: float = typer.Option(1.0, help="Multiplies the expression amplitude (0 = control set)."),
+    long_videos: int = typer.Option(0, help="Write this many long videos (for evaluate-spotting) instead of clips."),
+    video_seconds: float = typer.Option(20.0, help="Long videos: length, seconds."),
+    fps: float = typer.Option(30.0, help="Long videos: frames per second."),
+    micro: int = typer.Option(3, help="Long videos: micro-expressions per video."),
+    macro: int = typer.Option(1, help="Long videos: macro-expressions (distractors) per video."),
 ) -> None:
-    """Write a synthetic micro-expression dataset made from real face photos."""
-    from merkit.synthetic import SHEET_NAME, TABLE_NAME, generate
+    """Write a synthetic micro-expression dataset made from real face photos: clips in the CASME II layout, or
+    with --long-videos, long videos with micro-expressions at known intervals (videos.csv, intervals.csv)."""
+    from merkit.synthetic import INTERVALS_NAME, SHEET_NAME, TABLE_NAME, VIDEOS_NAME, generate, generate_long_videos
 
+    if long_videos:
+        videos, intervals = generate_long_videos(out, long_videos, video_seconds, seed, fps, micro, macro,
+                                                 faces or None, amplitude_scale)
+        counts = intervals["kind"].value_counts()
+        typer.echo(f"wrote {len(videos)} videos of {video_seconds:g} s at {fps:g} fps to {out}: "
+                   + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("micro", "macro", "blink", "head")))
+        typer.echo(f"ground truth: {out / INTERVALS_NAME}; videos: {out / VIDEOS_NAME}")
+        return
     table = generate(out, subjects=subjects, clips_per_class=clips_per_class, seed=seed, faces=faces or None,
                      amplitude_scale=amplitude_scale)
     counts = table["label_class"].value_counts().sort_index()

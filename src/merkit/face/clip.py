@@ -313,12 +313,16 @@ def blend_to_reference(frames: np.ndarray, reference_index: int, mask: np.ndarra
 
 def align_frames(frames: Sequence[np.ndarray], config: FaceConfig = FaceConfig(), reference_index: int = 0,
                  where: Where | None = None, sample_id: str = "", frame_paths: Sequence[str] | None = None,
-                 frame_numbers: Sequence[int] | None = None) -> AlignedClip:
+                 frame_numbers: Sequence[int] | None = None,
+                 reference_fit: tuple[np.ndarray, tuple[int, int, int, int], int] | None = None) -> AlignedClip:
     """Align a clip given as arrays: fit on ``frames[reference_index]``, warp every frame with that transform.
 
     Args:
         frames: T frames, (H, W, 3) RGB or (H, W) grey uint8, all the same size.
         reference_index: the frame the face is fitted on (the onset, usually).
+        reference_fit: ``(landmarks, box, n_faces)`` of the reference frame, as :func:`detect_landmarks` returns
+            them, when the caller has found the face already (spotting follows it from window to window); the
+            reference frame is then not searched again.
 
     Raises:
         FaceNotFoundError: no face on the reference frame (or, in ``per-frame`` mode, on any frame); the message
@@ -338,7 +342,7 @@ def align_frames(frames: Sequence[np.ndarray], config: FaceConfig = FaceConfig()
         frame_where = dataclasses.replace(where, frame=Path(paths[index]).name or numbers[index])
         return detect_landmarks(frames[index], config.detector, frame_where, config.upsample)
 
-    landmarks, box, n_faces = fit(reference_index)
+    landmarks, box, n_faces = fit(reference_index) if reference_fit is None else reference_fit
     transform, aligned_landmarks = fit_face(landmarks, config)
     stabilisation, notes = None, []
     if config.mode == "clip":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 from functools import lru_cache
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -118,19 +119,16 @@ CHECK_MARGIN = 0.5
 CHECK_FACE_WIDTH = 120
 
 
-def check_face(image: np.ndarray, box: tuple[int, int, int, int], detector: str = "hog",
-               where: Where | None = None) -> float:
-    """Check that ``image`` shows a face where ``box`` (the reference frame's face) was.
+def faces_near(image: np.ndarray, box: tuple[int, int, int, int], detector: str = "hog"
+               ) -> list[tuple[float, float, float, float]]:
+    """The faces found in the region around ``box``: the detection step of :func:`check_face`.
 
-    The detector runs on the region around ``box`` only, rescaled so that the face is about
-    :data:`CHECK_FACE_WIDTH` pixels wide: a few milliseconds a frame, whatever the video's resolution.
+    The detector (no upsampling) runs on ``box`` grown by :data:`CHECK_MARGIN` of its width on every side, rescaled
+    so that a face of ``box``'s width is :data:`CHECK_FACE_WIDTH` pixels wide: a few milliseconds a frame, whatever
+    the video's resolution.
 
     Returns:
-        How far the face moved: the distance between the two boxes' centres over the reference box's width.
-
-    Raises:
-        FaceLostError: no face in the region, or one that moved more than :data:`MAX_FACE_SHIFT` of its width;
-            the message names ``where``.
+        Face boxes (left, top, right, bottom) in source pixels (floats), largest first; empty when none is found.
     """
     import cv2
 
@@ -142,15 +140,44 @@ def check_face(image: np.ndarray, box: tuple[int, int, int, int], detector: str 
     x1, y1 = int(min(full, right + grow)), int(min(height, bottom + grow))
     scale = CHECK_FACE_WIDTH / width
     region = cv2.resize(_as_uint8(image[y0:y1, x0:x1]), None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    found = detect_faces(region, detector, 0)
-    if not found:
+    return [(x0 + a / scale, y0 + b / scale, x0 + c / scale, y0 + d / scale)
+            for a, b, c, d in detect_faces(region, detector, 0)]
+
+
+def face_shift(found: Sequence[Sequence[float]], box: Sequence[float]) -> float:
+    """How far the nearest of the ``found`` faces lies from ``box``: the distance between the boxes' centres over
+    ``box``'s width (``inf`` when nothing was found)."""
+    left, top, right, bottom = (float(v) for v in box)
+    width = max(right - left, 1.0)
+    centre = np.array([(left + right) / 2, (top + bottom) / 2])
+    shifts = [float(np.linalg.norm(np.array([(a + c) / 2, (b + d) / 2]) - centre)) / width for a, b, c, d in found]
+    return min(shifts, default=float("inf"))
+
+
+def raise_if_lost(shift: float, where: Where | None = None) -> float:
+    """``shift`` (from :func:`face_shift`) when the face is still there, else FaceLostError (see :func:`check_face`)."""
+    if not np.isfinite(shift):
         raise FaceLostError("no face where the reference frame's face was", where,
                             hint="the face left the frame or turned away; choose frames where it is visible")
-    centre = np.array([(left + right) / 2, (top + bottom) / 2])
-    centres = [np.array([x0 + (a + c) / (2 * scale), y0 + (b + d) / (2 * scale)]) for a, b, c, d in found]
-    shift = min(float(np.linalg.norm(c - centre)) / width for c in centres)
     if shift > MAX_FACE_SHIFT:
         raise FaceLostError(f"the face moved {shift:.2f} of its width from the reference frame (limit "
                             f"{MAX_FACE_SHIFT})", where, hint="one transform per clip needs a still head; choose a "
                                                              "shorter clip")
     return shift
+
+
+def check_face(image: np.ndarray, box: tuple[int, int, int, int], detector: str = "hog",
+               where: Where | None = None) -> float:
+    """Check that ``image`` shows a face where ``box`` (the reference frame's face) was.
+
+    The detector runs on the region around ``box`` only (:func:`faces_near`), rescaled so that the face is about
+    :data:`CHECK_FACE_WIDTH` pixels wide: a few milliseconds a frame, whatever the video's resolution.
+
+    Returns:
+        How far the face moved: the distance between the two boxes' centres over the reference box's width.
+
+    Raises:
+        FaceLostError: no face in the region, or one that moved more than :data:`MAX_FACE_SHIFT` of its width;
+            the message names ``where``.
+    """
+    return raise_if_lost(face_shift(faces_near(image, box, detector), box), where)

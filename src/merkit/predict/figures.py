@@ -84,7 +84,8 @@ def prediction_figure(prediction: Prediction, path: str | Path) -> Path:
 
 def timeline_figure(result: SpotResult, path: str | Path) -> Path:
     """Write the timeline of a :class:`SpotResult`: each window's peak motion score at its peak frame, the
-    threshold, and the candidate intervals shaded and labelled with their predicted class."""
+    threshold, and the candidate intervals shaded and labelled with their predicted class (grey and unlabelled
+    when spotted without a model)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -103,9 +104,10 @@ def timeline_figure(result: SpotResult, path: str | Path) -> Path:
     colours = dict(zip(result.classes, plt.rcParams["axes.prop_cycle"].by_key()["color"][1:]))
     top = float(curve["score"].max()) if len(curve) else 1.0
     for k, row in enumerate(result.intervals.itertuples(index=False)):
-        ax.axvspan(row.onset * scale, row.offset * scale, color=colours.get(row.label, "tab:grey"), alpha=0.3)
+        label = getattr(row, "label", "")  # spotting without a model leaves the intervals unlabelled
+        ax.axvspan(row.onset * scale, row.offset * scale, color=colours.get(label, "tab:grey"), alpha=0.3)
         # Neighbouring intervals can be a fraction of a second apart: stagger their labels.
-        ax.text(row.apex * scale, top * (1.03 + 0.1 * (k % 2)), row.label, ha="center", va="bottom", fontsize=7)
+        ax.text(row.apex * scale, top * (1.03 + 0.1 * (k % 2)), label, ha="center", va="bottom", fontsize=7)
     for skipped in result.skipped_frames:
         ax.axvline(skipped * scale, color="black", alpha=0.15, lw=0.8)
     ax.set_xlim(result.frame_numbers[0] * scale, result.frame_numbers[-1] * scale)

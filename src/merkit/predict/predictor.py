@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import pandas as pd
 
 from merkit.errors import CheckpointError, DataError, Diagnostics, Where
 from merkit.inputs.clip import ClipInputs
@@ -253,17 +252,20 @@ class Predictor:
     def spot(self, video: VideoLike, config: SpotConfig = SpotConfig(), first: int | None = None,
              last: int | None = None, step: int = 1, fps: float | None = None) -> SpotResult:
         """Find candidate micro-expression intervals in a long video and recognise each (see
-        :class:`merkit.motion.spotting.SpotConfig`).
+        :class:`merkit.motion.spotting.SpotConfig` and :func:`merkit.predict.scan.spot_video`, which does the
+        spotting with the checkpoint's face settings).
 
         Args:
             video: a video file, a folder of frames, :class:`VideoFrames` or a sequence of RGB uint8 arrays.
-            config: window, hop and threshold.
+            config: window, hop, threshold, crop size and interval rule.
             first, last: scan only frames numbered in ``[first, last]``.
             step: keep every ``step``-th frame (the window and hop stay in seconds, so they span fewer kept frames).
             fps: frame rate of a frame folder (default ``config.default_fps``).
 
         A window whose first frame shows no face, or whose later frames lose the face or see it move beyond
         :data:`merkit.face.landmarks.MAX_FACE_SHIFT`, is skipped with a counted warning (``no-face``, ``face-lost``).
+        Each interval is recognised on the clip from its window's first frame (the local onset the motion was
+        measured from) to the window's end, with the apex at the peak, by the checkpoint's own preprocessing.
 
         Returns:
             :class:`SpotResult`; its intervals may be empty.
@@ -272,77 +274,9 @@ class Predictor:
             DataError: unreadable, empty or too short input (fewer frames than one window), or no window with a
                 face.
         """
-        from merkit.face.clip import align_frames
-        from merkit.face.landmarks import FaceLostError, FaceNotFoundError, check_face
-        from merkit.motion.spotting import motion_curve, select_intervals, smooth_curve
+        from merkit.predict.scan import spot_video
 
-        timing = Timing()
-        t0 = time.perf_counter()
-        frames = as_video(video, first, last, step, fps)
-        timing.read = time.perf_counter() - t0
-        # Frame numbers keep the source's rate; subsampling (step) spreads them, so windows count kept frames.
-        spacing = float(np.median(np.diff(frames.numbers))) if len(frames) > 1 else 1.0
-        window, hop = config.frames(frames.fps / spacing if frames.fps else None)
-        if len(frames) < window:
-            raise DataError(f"the input has {len(frames)} frames, fewer than one spotting window ({window})",
-                            frames.where(), hint="give a longer video, a smaller window_s, or use predict on a "
-                                                 "short clip")
-        diagnostics = Diagnostics()
-        if last is not None and last - frames.numbers[-1] >= step:  # the input ended before --last
-            diagnostics.warn("clipped", f"--last {last} lies past the input's last frame {frames.numbers[-1]}; "
-                             "scanned to the end", frames.where())
-        rows, skipped = [], []
-        for begin in range(0, len(frames) - window + 1, hop):
-            end = begin + window
-            where = frames.where(frames.numbers[begin])
-            t1 = time.perf_counter()
-            try:
-                clip = align_frames(frames.frames[begin:end], self.preprocessing.face, 0, where,
-                                    frame_numbers=frames.numbers[begin:end])
-                for k in range(begin + 1, end):
-                    check_face(frames.frames[k], clip.face_box, self.preprocessing.face.detector,
-                               frames.where(frames.numbers[k]))
-            except FaceLostError as error:
-                diagnostics.warn("face-lost", f"window skipped: {str(error).split(' [')[0]}", where)
-                skipped.append(frames.numbers[begin])
-                continue
-            except FaceNotFoundError:
-                diagnostics.warn("no-face", "no face on the frame; skipped", where)
-                skipped.append(frames.numbers[begin])
-                continue
-            finally:
-                timing.face += time.perf_counter() - t1
-            if clip.n_faces > 1:
-                diagnostics.warn("several-faces", f"{clip.n_faces} faces on the reference frame; the largest "
-                                 f"{clip.face_box} is used", where)
-            t1 = time.perf_counter()
-            curve = smooth_curve(motion_curve(clip.frames, 0, None, config.measure, config.method), config.smooth)
-            timing.motion += time.perf_counter() - t1
-            peak = int(np.argmax(curve[1:])) + 1
-            rows.append({"onset": frames.numbers[begin], "peak": clip.frame_numbers[peak],
-                         "offset": frames.numbers[end - 1], "score": float(curve[peak]),
-                         "interior": peak < len(curve) - 1})
-        if not rows:
-            raise DataError("no window kept a face on all its frames", frames.where(),
-                            hint="the face must be visible and frontal; check the detector settings")
-        windows = pd.DataFrame(rows)
-        chosen, threshold = select_intervals(windows, config)
-        predictions, records = [], []
-        to_s = (lambda n: None if not frames.fps else round(n / frames.fps, 4))
-        for i in chosen:
-            row = windows.iloc[i]
-            begin = frames.numbers.index(int(row.onset))
-            pred = self._recognise(frames, begin, begin + window, int(row.peak), Diagnostics(), Timing(), None)
-            for stage in ("face", "motion", "model"):
-                setattr(timing, stage, getattr(timing, stage) + getattr(pred.timing, stage))
-            predictions.append(pred)
-            records.append({"onset": pred.onset, "apex": pred.apex, "offset": pred.offset,
-                            "onset_s": to_s(pred.onset), "apex_s": to_s(pred.apex), "offset_s": to_s(pred.offset),
-                            "score": round(float(row.score), 4), "label": pred.label,
-                            **{f"prob_{c}": round(p, 4) for c, p in pred.probabilities.items()}})
-        columns = ["onset", "apex", "offset", "onset_s", "apex_s", "offset_s", "score", "label"] + [
-            f"prob_{c}" for c in self.classes]
-        return SpotResult(pd.DataFrame(records, columns=columns), windows, threshold, predictions,
-                          list(frames.numbers), self.classes, timing, skipped, diagnostics.summary(), frames.fps,
-                          frames.source)
+        def recognise(frames: VideoFrames, begin: int, end: int, apex: int) -> Prediction:
+            return self._recognise(frames, begin, end, apex, Diagnostics(), Timing(), None)
 
+        return spot_video(video, config, self.preprocessing.face, first, last, step, fps, recognise, self.classes)

@@ -1,0 +1,135 @@
+"""Speed of ``merkit predict --spot`` on the CPU, as a ratio to the video's own duration (>= 1: real time).
+
+Videos: the Pexels video of the shared data (``../shared/data/faces/WolfgangLanger_Pexels.mp4``, 640x360, 24 fps,
+472 frames; ``$MERKIT_SHARED_DATA`` names another data folder) and a synthetic long video
+(:func:`merkit.synthetic.generate_long_videos`: 640x360, 25 fps, 20 s, seed 0, 3 micro- and 1 macro-expression),
+written once to a temporary folder.
+
+Each run is one :meth:`merkit.predict.Predictor.spot` call, decoding included, single process, 1 torch thread,
+after a warm-up call on 30 frames. The checkpoint is STSTNet's ``cpu`` preset trained for 3 epochs on 6 synthetic
+clips with merkit's default preprocessing record (``merkit.inputs.Preprocessing()``: the MEGC2019 composite's
+recipe, 224 px grey similarity-aligned face, dlib HOG with upsample 1, TV-L1 with OpenCV's defaults), so the
+recognition of each interval costs what it costs with a model trained on the composite; the weights do not
+matter for speed. ``--checkpoint`` names another. ``--no-model`` times spotting alone
+(:func:`merkit.predict.scan.spot_video`). ``--set size=112 --set method=dis ...`` changes SpotConfig fields.
+
+Run: ``python benchmarks/bench_spot.py [--repeats 2] [--set key=value ...]``. Prints Markdown, with the machine
+and its load average. To time an older merkit on the same inputs, write the synthetic video once
+(``merkit synth DIR --long-videos 1 --fps 25 --seed 0``) and pass ``--synthetic-dir DIR/vid01`` with that
+merkit on ``PYTHONPATH``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+SHARED = Path(os.environ.get("MERKIT_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+VIDEO = SHARED / "faces" / "WolfgangLanger_Pexels.mp4"
+
+
+def default_checkpoint(out: Path) -> Path:
+    """STSTNet (cpu preset, 3 epochs) on 6 synthetic clips with the default preprocessing record."""
+    from merkit import api
+    from merkit.config import DataConfig, ModelConfig, ProtocolConfig, RunConfig, TrainConfig
+    from merkit.inputs import Preprocessing, build_inputs
+    from merkit.synthetic import generate
+
+    table = generate(out.parent / "clips", subjects=1, clips_per_class=2, seed=3, duration=(15, 15))
+    features = build_inputs(table, Preprocessing())
+    config = RunConfig(name="bench-spot", data=DataConfig(kind="raw", dataset="synthetic"),
+                       model=ModelConfig(name="ststnet", preset="cpu"), training=TrainConfig(epochs=3, batch_size=8),
+                       protocol=ProtocolConfig(seeds=[0]))
+    return api.train(config, out, features=features)
+
+
+def parse_set(items: list[str]) -> dict:
+    """``key=value`` pairs as SpotConfig fields (numbers parsed, ``none`` is None)."""
+    out = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if value.lower() == "none":
+            out[key] = None
+        else:
+            try:
+                out[key] = int(value)
+            except ValueError:
+                try:
+                    out[key] = float(value)
+                except ValueError:
+                    out[key] = value
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", type=Path, default=None)
+    parser.add_argument("--no-model", action="store_true", help="spotting alone, no recognition")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--set", action="append", default=[], help="SpotConfig field=value (repeatable)")
+    parser.add_argument("--videos", default="pexels,synthetic", help="comma-separated: pexels, synthetic")
+    parser.add_argument("--synthetic-dir", type=Path, default=None,
+                        help="a long video written before (a frame folder, 25 fps) instead of writing one")
+    args = parser.parse_args()
+
+    import torch
+
+    from merkit.media import read_video
+    from merkit.predict import Predictor, SpotConfig
+
+    torch.set_num_threads(1)
+    config = dataclasses.replace(SpotConfig(), **parse_set(args.set))
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        videos = {}
+        if "pexels" in args.videos:
+            videos["Pexels 640x360 24 fps"] = (VIDEO, None)
+        if "synthetic" in args.videos:
+            folder = args.synthetic_dir
+            if folder is None:
+                from merkit.synthetic import generate_long_videos
+
+                generate_long_videos(tmp / "long", videos=1, seconds=20.0, fps=25.0, seed=0)
+                folder = tmp / "long" / "vid01"
+            videos["synthetic 640x360 25 fps"] = (folder, 25.0)
+        if args.no_model:
+            from merkit.face.clip import FaceConfig
+            from merkit.predict.scan import spot_video
+
+            run = lambda path, fps: spot_video(path, config, FaceConfig(), fps=fps)  # noqa: E731
+            what = "spotting only (FaceConfig() defaults: HOG upsample 1)"
+        else:
+            predictor = Predictor.from_checkpoint(args.checkpoint or default_checkpoint(tmp / "ckpt"))
+            run = lambda path, fps: predictor.spot(path, config, fps=fps)  # noqa: E731
+            face, motion = predictor.preprocessing.face, predictor.preprocessing.motion
+            what = (f"Predictor.spot with a checkpoint: face {face.size} px, HOG upsample {face.upsample}; "
+                    f"recognition {motion.method} {motion.flow_params or 'defaults'}")
+        warm = read_video(VIDEO, 0, 29) if VIDEO.is_file() else None
+        if warm is not None:
+            run(warm, None)
+        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; {what}; SpotConfig "
+              f"{ {k: v for k, v in dataclasses.asdict(config).items() if k != 'default_fps'} }\n")
+        print("| video | frames | video (s) | wall (s) | frames/s | × real time | read / face / motion / model (s) "
+              "| intervals | load before / after |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for name, (path, fps) in videos.items():
+            for _ in range(args.repeats):
+                load0 = os.getloadavg()[0]
+                t0 = time.perf_counter()
+                result = run(path, fps)
+                wall = time.perf_counter() - t0
+                n = len(result.frame_numbers)
+                seconds = n / result.fps
+                t = result.timing
+                print(f"| {name} | {n} | {seconds:.2f} | {wall:.2f} | {n / wall:.1f} | **{seconds / wall:.2f}** | "
+                      f"{t.read:.2f} / {t.face:.2f} / {t.motion:.2f} / {t.model:.3f} | {len(result.intervals)} | "
+                      f"{load0:.1f} / {os.getloadavg()[0]:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

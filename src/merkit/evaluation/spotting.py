@@ -1,0 +1,303 @@
+"""Scoring spotted intervals against ground truth: the MEGC spotting protocol.
+
+A spotted interval ``W`` hits a ground-truth interval ``G`` when their intersection over union, counted in frames,
+reaches the threshold: ``|W ∩ G| / |W ∪ G| >= 0.5``. Intervals are inclusive, ``[onset, offset]`` covers
+``offset - onset + 1`` frames. Each ground truth is matched at most once and each spotted interval at most once;
+among the possible one-to-one matchings the one with the most hits is taken (ties: the largest total IoU). Then
+
+* TP = hits, FP = spotted intervals that hit nothing, FN = ground truths that nothing hit;
+* precision = TP / (TP + FP), recall = TP / (TP + FN), F1 = 2 TP / (2 TP + FP + FN);
+
+with TP, FP and FN summed over all videos of a set before the ratios are taken (pooled, not averaged per video).
+Precision is undefined (``nan``) when nothing was spotted, recall when there is no ground truth.
+
+Sources: Li, Soladie, Seguier, Wang and Yap, "Spotting micro-expressions on long videos sequences", FG 2019 (the
+MEGC2019 spotting protocol, k = 0.5), kept by the MEGC2020-2022 spotting tasks (e.g. MEGC2022 on CAS(ME)^3).
+
+The set of long videos read by :func:`load_spotting_set` is what ``merkit synth --long-videos`` writes
+(:func:`merkit.synthetic.generate_long_videos`); any folder of the same two tables can be scored:
+
+* ``videos.csv``: ``video`` (a name), ``path`` (a video file or a frame folder, relative to the folder or
+  absolute), ``fps``;
+* ``intervals.csv``: ``video``, ``onset``, ``apex``, ``offset`` (frame numbers of the video), and optionally
+  ``kind`` (``micro``, ``macro``, ...; absent means ``micro``) and ``label_class``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from merkit.errors import DataError, Where
+
+#: MEGC's hit threshold on the intersection over union of a spotted and a ground-truth interval.
+IOU_THRESHOLD = 0.5
+
+Interval = tuple[int, int]
+
+
+def _check(interval: Sequence[int], what: str) -> Interval:
+    onset, offset = int(interval[0]), int(interval[1])
+    if offset < onset:
+        raise ValueError(f"{what} interval ({onset}, {offset}) ends before it starts")
+    return onset, offset
+
+
+def interval_iou(a: Sequence[int], b: Sequence[int]) -> float:
+    """Intersection over union of two inclusive frame intervals ``(onset, offset)``, counted in frames.
+
+    ``(0, 9)`` and ``(10, 19)`` share no frame (IoU 0); ``(0, 10)`` and ``(10, 20)`` share frame 10 (IoU 1/21).
+
+    Raises:
+        ValueError: an interval whose offset comes before its onset.
+    """
+    (a0, a1), (b0, b1) = _check(a, "first"), _check(b, "second")
+    inter = max(0, min(a1, b1) - max(a0, b0) + 1)
+    return inter / ((a1 - a0 + 1) + (b1 - b0 + 1) - inter)
+
+
+def match_intervals(spotted: Sequence[Sequence[int]], truth: Sequence[Sequence[int]],
+                    threshold: float = IOU_THRESHOLD) -> list[tuple[int, int, float]]:
+    """The one-to-one matching of spotted to ground-truth intervals with the most hits (IoU >= ``threshold``).
+
+    Args:
+        spotted, truth: inclusive ``(onset, offset)`` frame intervals of one video.
+        threshold: the IoU a pair needs to count as a hit.
+
+    Returns:
+        ``(spotted index, truth index, IoU)`` per hit, ordered by truth index. Among matchings with equally many
+        hits, the one with the largest total IoU.
+
+    Raises:
+        ValueError: an interval whose offset comes before its onset, or a threshold outside (0, 1].
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    if not 0 < threshold <= 1:
+        raise ValueError(f"the IoU threshold must be in (0, 1], got {threshold}")
+    spotted = [_check(s, "spotted") for s in spotted]
+    truth = [_check(t, "ground-truth") for t in truth]
+    if not spotted or not truth:
+        return []
+    iou = np.array([[interval_iou(s, t) for t in truth] for s in spotted])
+    eligible = iou >= threshold
+    # a weight above every possible sum of IoUs makes one more hit always worth more than any IoU gain
+    bonus = min(len(spotted), len(truth)) + 1.0
+    rows, cols = linear_sum_assignment(np.where(eligible, bonus + iou, 0.0), maximize=True)
+    hits = [(int(r), int(c), float(iou[r, c])) for r, c in zip(rows, cols) if eligible[r, c]]
+    return sorted(hits, key=lambda h: h[1])
+
+
+@dataclass(frozen=True)
+class SpottingScore:
+    """True positives, false positives and false negatives, and the ratios taken from them."""
+
+    tp: int
+    fp: int
+    fn: int
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else float("nan")
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else float("nan")
+
+    @property
+    def f1(self) -> float:
+        total = 2 * self.tp + self.fp + self.fn
+        return 2 * self.tp / total if total else float("nan")
+
+    def __add__(self, other: "SpottingScore") -> "SpottingScore":
+        return SpottingScore(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn)
+
+    def to_dict(self) -> dict[str, float]:
+        return {"tp": self.tp, "fp": self.fp, "fn": self.fn, "precision": self.precision, "recall": self.recall,
+                "f1": self.f1}
+
+
+def score_video(spotted: Sequence[Sequence[int]], truth: Sequence[Sequence[int]],
+                threshold: float = IOU_THRESHOLD) -> SpottingScore:
+    """TP, FP and FN of one video's spotted intervals (see :func:`match_intervals`)."""
+    hits = len(match_intervals(spotted, truth, threshold))
+    return SpottingScore(hits, len(spotted) - hits, len(truth) - hits)
+
+
+def pooled_score(scores: Iterable[SpottingScore]) -> SpottingScore:
+    """The set's score: TP, FP and FN summed over its videos (MEGC pools them before taking the ratios)."""
+    total = SpottingScore(0, 0, 0)
+    for score in scores:
+        total = total + score
+    return total
+
+
+def score_intervals(spotted: pd.DataFrame, truth: pd.DataFrame,
+                    threshold: float = IOU_THRESHOLD) -> tuple[SpottingScore, pd.DataFrame]:
+    """Score a set: spotted and ground-truth intervals of several videos.
+
+    Args:
+        spotted: one row per spotted interval: ``video``, ``onset``, ``offset`` (frame numbers).
+        truth: one row per ground-truth interval to find: ``video``, ``onset``, ``offset``.
+        threshold: the IoU of a hit.
+
+    Returns:
+        ``(pooled score, matches)``: ``matches`` has one row per spotted and per unmatched ground-truth interval:
+        ``video``, ``spotted`` and ``truth`` (row labels in the two tables, or ``None``), ``iou`` and ``outcome``
+        (``TP``, ``FP`` or ``FN``).
+
+    Raises:
+        ValueError: an interval whose offset comes before its onset.
+    """
+    rows, scores = [], []
+    for video in sorted(set(spotted["video"]) | set(truth["video"])):
+        s, t = spotted[spotted["video"] == video], truth[truth["video"] == video]
+        hits = match_intervals(list(zip(s["onset"], s["offset"])), list(zip(t["onset"], t["offset"])), threshold)
+        by_spotted = {i: (j, iou) for i, j, iou in hits}
+        truths = list(zip(t["onset"], t["offset"]))
+        for i, (label, interval) in enumerate(zip(s.index, zip(s["onset"], s["offset"]))):
+            # a miss reports its best IoU with any ground truth, which tells a near miss from a stray interval
+            j, iou = by_spotted.get(i, (None, max((interval_iou(interval, g) for g in truths), default=0.0)))
+            rows.append({"video": video, "spotted": label, "truth": None if j is None else t.index[j],
+                         "iou": round(float(iou), 4), "outcome": "FP" if j is None else "TP"})
+        matched = {j for _, j, _ in hits}
+        for j, label in enumerate(t.index):
+            if j not in matched:
+                rows.append({"video": video, "spotted": None, "truth": label, "iou": 0.0, "outcome": "FN"})
+        scores.append(SpottingScore(len(hits), len(s) - len(hits), len(t) - len(hits)))
+    matches = pd.DataFrame(rows, columns=["video", "spotted", "truth", "iou", "outcome"])
+    for column in ("spotted", "truth"):  # row labels stay integers beside the missing ones
+        if pd.api.types.is_numeric_dtype(matches[column]):
+            matches[column] = matches[column].astype("Int64")
+    return pooled_score(scores), matches
+
+
+@dataclass
+class SpottingSet:
+    """A set of long videos with ground-truth intervals (:func:`load_spotting_set`).
+
+    Attributes:
+        root: the folder.
+        videos: one row per video: ``video``, ``path`` (absolute), ``fps``.
+        intervals: one row per ground-truth interval: ``video``, ``kind``, ``onset``, ``apex``, ``offset`` and any
+            other columns of the file.
+    """
+
+    root: Path
+    videos: pd.DataFrame
+    intervals: pd.DataFrame
+
+
+def load_spotting_set(root: str | Path) -> SpottingSet:
+    """Read ``videos.csv`` and ``intervals.csv`` of a set of long videos (see the module docstring).
+
+    Raises:
+        DataError: a missing or unreadable table, a missing column, a video path that does not exist, an interval
+            out of order or of a video the set does not list; the message names the file.
+    """
+    root = Path(root)
+    tables = {}
+    for name, needed in (("videos.csv", ("video", "path", "fps")),
+                         ("intervals.csv", ("video", "onset", "apex", "offset"))):
+        path = root / name
+        where = Where("spotting", sample=str(path))
+        if not path.is_file():
+            raise DataError(f"no {name} in {root}", where, hint="write a set with merkit synth OUT --long-videos N")
+        try:
+            table = pd.read_csv(path, keep_default_na=False)
+        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
+            raise DataError(f"cannot read {path}: {error}", where) from None
+        missing = [c for c in needed if c not in table.columns]
+        if missing:
+            raise DataError(f"{path} lacks the columns {missing}", where)
+        tables[name] = table
+    videos, intervals = tables["videos.csv"], tables["intervals.csv"]
+    videos["video"] = videos["video"].astype(str)
+    intervals["video"] = intervals["video"].astype(str)
+    if videos["video"].duplicated().any():
+        raise DataError(f"{root / 'videos.csv'} lists a video twice: "
+                        f"{sorted(videos.loc[videos['video'].duplicated(), 'video'])}", Where("spotting"))
+    videos["path"] = [str(p if Path(p).is_absolute() else (root / p).resolve()) for p in videos["path"]]
+    for row in videos.itertuples(index=False):
+        if not Path(row.path).exists():
+            raise DataError(f"video {row.video} not found at {row.path}", Where("spotting", sample=row.video),
+                            hint=f"check the path column of {root / 'videos.csv'}")
+    try:
+        videos["fps"] = videos["fps"].astype(float)
+        for c in ("onset", "apex", "offset"):
+            intervals[c] = intervals[c].astype(int)
+    except ValueError as error:
+        raise DataError(f"a frame number or frame rate is not a number in {root}: {error}", Where("spotting"))
+    if "kind" not in intervals.columns:
+        intervals["kind"] = "micro"
+    bad = intervals[(intervals["onset"] > intervals["apex"]) | (intervals["apex"] > intervals["offset"])]
+    if len(bad):
+        row = bad.iloc[0]
+        raise DataError(f"interval {row.onset}-{row.apex}-{row.offset} of video {row.video} is not in "
+                        f"onset <= apex <= offset order", Where("spotting", sample=str(root / "intervals.csv")))
+    unknown = sorted(set(intervals["video"]) - set(videos["video"]))
+    if unknown:
+        raise DataError(f"{root / 'intervals.csv'} names videos that videos.csv does not list: {unknown}",
+                        Where("spotting"))
+    return SpottingSet(root, videos, intervals)
+
+
+#: Threshold fractions of the precision-recall sweep (:func:`sweep_threshold`).
+P_GRID: tuple[float, ...] = tuple(round(p, 2) for p in np.linspace(0.0, 1.0, 21))
+
+
+def select_spotted(windows: pd.DataFrame, config) -> pd.DataFrame:
+    """The intervals a spotting config reports from the scored windows of several videos.
+
+    Args:
+        windows: :func:`merkit.predict.scan.scan_windows` rows with a ``video`` column.
+        config: a :class:`merkit.motion.spotting.SpotConfig` (its ``p``, ``min_score`` and ``interior_peak``).
+
+    Returns:
+        One row per interval: ``video``, ``onset``, ``apex``, ``offset`` (frame numbers), ``score``.
+    """
+    from merkit.motion.spotting import select_intervals
+
+    rows = []
+    for video, group in windows.groupby("video", sort=True):
+        group = group.reset_index(drop=True)
+        chosen, _ = select_intervals(group, config)
+        rows += [{"video": video, "onset": int(group.at[i, "start"]), "apex": int(group.at[i, "peak"]),
+                  "offset": int(group.at[i, "end"]), "score": float(group.at[i, "score"])} for i in chosen]
+    return pd.DataFrame(rows, columns=["video", "onset", "apex", "offset", "score"])
+
+
+def sweep_threshold(windows: pd.DataFrame, truth: pd.DataFrame, config, grid: Sequence[float] = P_GRID,
+                    threshold: float = IOU_THRESHOLD) -> pd.DataFrame:
+    """Precision, recall and F1 for each threshold fraction ``p`` of ``grid``, the rest of ``config`` fixed.
+
+    The windows are scored once; only the selection (:func:`select_spotted`) changes with ``p``.
+
+    Returns:
+        One row per ``p``: ``p``, ``tp``, ``fp``, ``fn``, ``precision``, ``recall``, ``f1``, ``spotted``.
+    """
+    import dataclasses
+
+    rows = []
+    for p in grid:
+        spotted = select_spotted(windows, dataclasses.replace(config, p=float(p)))
+        score, _ = score_intervals(spotted, truth, threshold)
+        rows.append({"p": float(p), **score.to_dict(), "spotted": len(spotted)})
+    return pd.DataFrame(rows)
+
+
+def attribute_misses(spotted: pd.DataFrame, events: pd.DataFrame) -> list[str]:
+    """What each spotted interval overlaps most, in frames, among ``events`` (``video``, ``kind``, ``onset``,
+    ``offset``): that event's ``kind``, or ``none``. Used to say what false positives fired on."""
+    out = []
+    for row in spotted.itertuples(index=False):
+        same = events[events["video"] == row.video]
+        overlap = [(max(0, min(row.offset, e.offset) - max(row.onset, e.onset) + 1), e.kind)
+                   for e in same.itertuples(index=False)]
+        best = max(overlap, default=(0, "none"))
+        out.append(best[1] if best[0] > 0 else "none")
+    return out

@@ -1,0 +1,215 @@
+"""Spotting without a model: slide windows over a long video, fit the face once per window, score every frame by
+its motion relative to the window's first frame, and pick candidate intervals.
+
+:meth:`merkit.predict.Predictor.spot` recognises what :func:`spot_video` finds; ``merkit evaluate-spotting``
+scores it against ground truth (:mod:`merkit.evaluation.spotting`) with or without a model.
+
+The face, per window (:func:`scan_windows`):
+
+* **Reference.** The face on the window's first frame (the local onset) gives the one transform that warps the
+  window's frames (``FaceConfig``'s alignment and crop, at ``SpotConfig.size``). The face is followed from window
+  to window: the reference box is the face found near the previous window's box on that frame; the whole frame is
+  searched (the checkpoint's detector and ``upsample``) only for the first window and after the face was lost.
+  ``several-faces`` is therefore counted at those full searches only.
+* **Check.** Every later frame of the window must show a face within
+  :data:`merkit.face.landmarks.MAX_FACE_SHIFT` of the reference box, as
+  :func:`merkit.face.landmarks.check_face` requires. The detection around the box
+  (:func:`merkit.face.landmarks.faces_near`) runs once per frame and is reused by the overlapping windows;
+  a window whose check fails is skipped (``face-lost``), one whose first frame has no face too (``no-face``).
+* **Crops.** Frames are converted to grey once and warped once per window; the motion is measured on grey crops
+  whatever ``FaceConfig.color`` says.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Callable
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from merkit.errors import DataError, Diagnostics
+from merkit.face.clip import FaceConfig
+from merkit.media import VideoFrames, as_video
+from merkit.motion.spotting import SpotConfig, motion_curve, motion_extent, select_intervals, smooth_curve
+from merkit.predict.results import Prediction, SpotResult, Timing
+
+
+class _FaceTrack:
+    """Faces found near a followed box, per frame, computed once per frame and track."""
+
+    def __init__(self, frames: VideoFrames, detector: str):
+        self.frames, self.detector = frames, detector
+        self.track = 0
+        self.found: dict[tuple[int, int], list] = {}
+
+    def near(self, position: int, box) -> list:
+        from merkit.face.landmarks import faces_near
+
+        key = (self.track, position)
+        if key not in self.found:
+            self.found[key] = faces_near(self.frames.frames[position], box, self.detector)
+        return self.found[key]
+
+    def restart(self) -> None:
+        """Start a new track (after a full-frame search): earlier searches looked around another box."""
+        self.track += 1
+
+
+def scan_windows(frames: VideoFrames, face: FaceConfig, config: SpotConfig, diagnostics: Diagnostics,
+                 timing: Timing | None = None) -> tuple[pd.DataFrame, list[int]]:
+    """Score every window of a video by its peak motion relative to its first frame (see the module docstring).
+
+    Args:
+        frames: the video, RGB uint8 frames with their numbers.
+        face: the face settings (detector, upsample, alignment, crop); the crop's side is ``config.size`` when set.
+        config: window, hop (seconds, at the frames' rate), flow method, smoothing and the interval rule.
+        diagnostics: receives the counted warnings (``no-face``, ``face-lost``, ``several-faces``).
+        timing: ``face`` and ``motion`` seconds are added to it.
+
+    Returns:
+        ``(windows, skipped)``: one row per scored window, ``onset`` (frame number of its first frame), ``peak``
+        (frame of its strongest smoothed motion, never the first), ``offset`` (its last frame), ``score`` (the
+        smoothed peak, pixels of flow on the crop), ``interior`` (the peak lies before the last frame), ``start``
+        and ``end`` (frame numbers of the interval it reports under ``config.interval``); and the first frame
+        numbers of the windows skipped for want of a face.
+    """
+    from merkit.face.landmarks import (MAX_FACE_SHIFT, FaceLostError, FaceNotFoundError, detect_faces, face_shift,
+                                       landmarks_in_box, raise_if_lost)
+    from merkit.face.clip import align_frames
+
+    timing = timing if timing is not None else Timing()
+    spacing = float(np.median(np.diff(frames.numbers))) if len(frames) > 1 else 1.0
+    window, hop = config.frames(frames.fps / spacing if frames.fps else None)
+    scan_face = dataclasses.replace(face, size=config.size or face.size, color="grey")
+    track = _FaceTrack(frames, face.detector)
+    grey: dict[int, np.ndarray] = {}
+    rows, skipped = [], []
+    box = None  # the previous window's reference box, while the face is followed
+    for begin in range(0, len(frames) - window + 1, hop):
+        end = begin + window
+        where = frames.where(frames.numbers[begin])
+        t0 = time.perf_counter()
+        try:
+            fit = None
+            if box is not None:
+                near = track.near(begin, box)
+                if face_shift(near, box) <= MAX_FACE_SHIFT:
+                    found = min(near, key=lambda b: face_shift([b], box))
+                    fit = (landmarks_in_box(frames.frames[begin], found), found, 1)
+            if fit is None:
+                box = None
+                track.restart()
+                boxes = detect_faces(frames.frames[begin], face.detector, face.upsample)
+                if not boxes:
+                    raise FaceNotFoundError("no face detected", where)
+                fit = (landmarks_in_box(frames.frames[begin], boxes[0]), boxes[0], len(boxes))
+                if len(boxes) > 1:
+                    diagnostics.warn("several-faces", f"{len(boxes)} faces on the reference frame; the largest "
+                                     f"{tuple(int(v) for v in boxes[0])} is used", where)
+            reference = fit[1]
+            for k in range(begin + 1, end):
+                raise_if_lost(face_shift(track.near(k, reference), reference), frames.where(frames.numbers[k]))
+            for k in range(begin, end):
+                if k not in grey:
+                    grey[k] = cv2.cvtColor(frames.frames[k], cv2.COLOR_RGB2GRAY)
+            clip = align_frames([grey[k] for k in range(begin, end)], scan_face, 0, where,
+                                frame_numbers=frames.numbers[begin:end], reference_fit=fit)
+        except FaceLostError as error:
+            diagnostics.warn("face-lost", f"window skipped: {str(error).split(' [')[0]}", where)
+            skipped.append(frames.numbers[begin])
+            box = None
+            continue
+        except FaceNotFoundError:
+            diagnostics.warn("no-face", "no face on the frame; skipped", where)
+            skipped.append(frames.numbers[begin])
+            box = None
+            continue
+        finally:
+            timing.face += time.perf_counter() - t0
+            for k in [k for k in grey if k < begin + hop]:  # frames no later window uses
+                del grey[k]
+        box = reference
+        t0 = time.perf_counter()
+        curve = smooth_curve(motion_curve(clip.frames, 0, None, config.measure, config.method), config.smooth)
+        timing.motion += time.perf_counter() - t0
+        peak = int(np.argmax(curve[1:])) + 1
+        start, stop = motion_extent(curve, peak) if config.interval == "extent" else (0, len(curve) - 1)
+        rows.append({"onset": frames.numbers[begin], "peak": frames.numbers[begin + peak],
+                     "offset": frames.numbers[end - 1], "score": float(curve[peak]),
+                     "interior": peak < len(curve) - 1, "start": frames.numbers[begin + start],
+                     "end": frames.numbers[begin + stop]})
+    columns = ["onset", "peak", "offset", "score", "interior", "start", "end"]
+    return pd.DataFrame(rows, columns=columns), skipped
+
+
+Recognise = Callable[[VideoFrames, int, int, int], Prediction]
+
+
+def spot_video(video, config: SpotConfig = SpotConfig(), face: FaceConfig = FaceConfig(), first: int | None = None,
+               last: int | None = None, step: int = 1, fps: float | None = None,
+               recognise: Recognise | None = None, classes: tuple[str, ...] = ()) -> SpotResult:
+    """Find candidate micro-expression intervals in a long video; recognise each when ``recognise`` is given.
+
+    Args:
+        video: a video file, a folder of frames, :class:`merkit.media.VideoFrames` or a sequence of RGB uint8
+            arrays.
+        config: window, hop, threshold, crop size and interval rule (:class:`merkit.motion.spotting.SpotConfig`).
+        face: the face settings (:class:`merkit.face.clip.FaceConfig`; a checkpoint's record for
+            :meth:`Predictor.spot`).
+        first, last: scan only frames numbered in ``[first, last]``.
+        step: keep every ``step``-th frame (the window and hop stay in seconds, so they span fewer kept frames).
+        fps: frame rate of a frame folder (default ``config.default_fps``).
+        recognise: ``recognise(frames, begin, end, apex)`` -> :class:`Prediction` of the clip ``frames[begin:end]``
+            with the apex frame number given; ``None`` leaves the intervals unlabelled.
+        classes: the class names ``recognise`` answers with.
+
+    Returns:
+        :class:`SpotResult`; its ``intervals`` (``onset, apex, offset`` frame numbers of the reported interval,
+        the same in seconds, ``score``, and with ``recognise`` also ``label`` and ``prob_<class>``) may be empty.
+
+    Raises:
+        DataError: unreadable, empty or too short input (fewer frames than one window), or no window with a
+            face.
+    """
+    timing = Timing()
+    t0 = time.perf_counter()
+    frames = as_video(video, first, last, step, fps)
+    timing.read = time.perf_counter() - t0
+    spacing = float(np.median(np.diff(frames.numbers))) if len(frames) > 1 else 1.0
+    window, _ = config.frames(frames.fps / spacing if frames.fps else None)
+    if len(frames) < window:
+        raise DataError(f"the input has {len(frames)} frames, fewer than one spotting window ({window})",
+                        frames.where(), hint="give a longer video, a smaller window_s, or use predict on a "
+                                             "short clip")
+    diagnostics = Diagnostics()
+    if last is not None and last - frames.numbers[-1] >= step:  # the input ended before --last
+        diagnostics.warn("clipped", f"--last {last} lies past the input's last frame {frames.numbers[-1]}; "
+                         "scanned to the end", frames.where())
+    windows, skipped = scan_windows(frames, face, config, diagnostics, timing)
+    if windows.empty:
+        raise DataError("no window kept a face on all its frames", frames.where(),
+                        hint="the face must be visible and frontal; check the detector settings")
+    chosen, threshold = select_intervals(windows, config)
+    predictions, records = [], []
+    to_s = (lambda n: None if not frames.fps else round(n / frames.fps, 4))
+    for i in chosen:
+        row = windows.iloc[i]
+        record = {"onset": int(row.start), "apex": int(row.peak), "offset": int(row.end),
+                  "onset_s": to_s(int(row.start)), "apex_s": to_s(int(row.peak)), "offset_s": to_s(int(row.end)),
+                  "score": round(float(row.score), 4)}
+        if recognise is not None:
+            begin = frames.numbers.index(int(row.onset))
+            pred = recognise(frames, begin, begin + window, int(row.peak))
+            for stage in ("face", "motion", "model"):
+                setattr(timing, stage, getattr(timing, stage) + getattr(pred.timing, stage))
+            predictions.append(pred)
+            record.update({"label": pred.label, **{f"prob_{c}": round(p, 4) for c, p in pred.probabilities.items()}})
+        records.append(record)
+    columns = ["onset", "apex", "offset", "onset_s", "apex_s", "offset_s", "score"]
+    if recognise is not None:
+        columns += ["label"] + [f"prob_{c}" for c in classes]
+    return SpotResult(pd.DataFrame(records, columns=columns), windows, threshold, predictions, list(frames.numbers),
+                      tuple(classes), timing, skipped, diagnostics.summary(), frames.fps, frames.source)
