@@ -6,11 +6,10 @@ Videos: the Pexels video of the shared data (``../shared/data/faces/WolfgangLang
 written once to a temporary folder.
 
 Each run is one :meth:`merkit.predict.Predictor.spot` call, decoding included, single process, 1 torch thread,
-after a warm-up call on 30 frames. The checkpoint is STSTNet's ``cpu`` preset trained for 3 epochs on 6 synthetic
-clips with merkit's default preprocessing record (``merkit.inputs.Preprocessing()``: the MEGC2019 composite's
-recipe, 224 px grey similarity-aligned face, dlib HOG with upsample 1, TV-L1 with OpenCV's defaults), so the
-recognition of each interval costs what it costs with a model trained on the composite; the weights do not
-matter for speed. ``--checkpoint`` names another. ``--no-model`` times spotting alone
+after a warm-up call on 30 frames. The model is the packaged default, ``megc2019-ststnet`` (its record: the
+composite's recipe, 224 px grey similarity-aligned face with the landmarks crop, dlib HOG with upsample 1, TV-L1
+with OpenCV's defaults), which is what ``merkit predict --spot`` runs out of the box. ``--checkpoint`` names
+another (anything ``Predictor.from_pretrained`` takes). ``--no-model`` times spotting alone
 (:func:`merkit.predict.scan.spot_video`). ``--set size=112 --set method=dis ...`` changes SpotConfig fields.
 
 Run: ``python benchmarks/bench_spot.py [--repeats 2] [--set key=value ...]``. Prints Markdown, with the machine
@@ -33,21 +32,6 @@ SHARED = Path(os.environ.get("MERKIT_SHARED_DATA", Path(__file__).resolve().pare
 VIDEO = SHARED / "faces" / "WolfgangLanger_Pexels.mp4"
 
 
-def default_checkpoint(out: Path) -> Path:
-    """STSTNet (cpu preset, 3 epochs) on 6 synthetic clips with the default preprocessing record."""
-    from merkit import api
-    from merkit.config import DataConfig, ModelConfig, ProtocolConfig, RunConfig, TrainConfig
-    from merkit.inputs import Preprocessing, build_inputs
-    from merkit.synthetic import generate
-
-    table = generate(out.parent / "clips", subjects=1, clips_per_class=2, seed=3, duration=(15, 15))
-    features = build_inputs(table, Preprocessing())
-    config = RunConfig(name="bench-spot", data=DataConfig(kind="raw", dataset="synthetic"),
-                       model=ModelConfig(name="ststnet", preset="cpu"), training=TrainConfig(epochs=3, batch_size=8),
-                       protocol=ProtocolConfig(seeds=[0]))
-    return api.train(config, out, features=features)
-
-
 def parse_set(items: list[str]) -> dict:
     """``key=value`` pairs as SpotConfig fields (numbers parsed, ``none`` is None)."""
     out = {}
@@ -68,7 +52,7 @@ def parse_set(items: list[str]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", type=Path, default=None)
+    parser.add_argument("--checkpoint", default=None, help="default: the packaged megc2019-ststnet")
     parser.add_argument("--no-model", action="store_true", help="spotting alone, no recognition")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--set", action="append", default=[], help="SpotConfig field=value (repeatable)")
@@ -104,10 +88,10 @@ def main() -> None:
             run = lambda path, fps: spot_video(path, config, FaceConfig(), fps=fps)  # noqa: E731
             what = "spotting only (FaceConfig() defaults: HOG upsample 1)"
         else:
-            predictor = Predictor.from_checkpoint(args.checkpoint or default_checkpoint(tmp / "ckpt"))
+            predictor = Predictor.from_pretrained(args.checkpoint)
             run = lambda path, fps: predictor.spot(path, config, fps=fps)  # noqa: E731
             face, motion = predictor.preprocessing.face, predictor.preprocessing.motion
-            what = (f"Predictor.spot with a checkpoint: face {face.size} px, HOG upsample {face.upsample}; "
+            what = (f"Predictor.spot with {predictor.source}: face {face.size} px, HOG upsample {face.upsample}; "
                     f"recognition {motion.method} {motion.flow_params or 'defaults'}")
         warm = read_video(VIDEO, 0, 29) if VIDEO.is_file() else None
         if warm is not None:

@@ -10,7 +10,9 @@ the later epoch, then the recipe listed first). The outer model is then trained 
 recipe and stopped at that epoch of its schedule. The outer test subject's rows never reach this module:
 :func:`choose` refuses a feature set that holds any of them.
 
-The cost is about (k + 1) times an honest run per recipe.
+The cost per recipe is at most about k + 1 times an honest run: k inner models on (k - 1)/k of the training
+subjects and one outer model stopped at the chosen epoch. Measured for STSTNet on the composite with k = 5: 3.3
+times (``benchmarks/bench_protocols.py``, docs/benchmarks.md).
 """
 
 from __future__ import annotations
