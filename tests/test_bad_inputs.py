@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -180,6 +182,32 @@ def test_merkit_errors_are_one_line_with_exit_2_and_debug_shows_the_traceback(tm
     _one_line_error(_cli("report", tmp_path), "config.yaml not found")
     debug = _cli("--debug", "evaluate", "--data", tmp_path / "nowhere", "--quiet")
     assert debug.exit_code != 0 and isinstance(debug.exception, DataError)
+
+
+_WARNING_COMMAND = """
+import sys
+from merkit.cli.app import app
+from merkit.errors import Diagnostics, Where
+
+@app.command("warn-once")
+def warn_once():
+    Diagnostics().warn("face-lost", "window skipped", Where(dataset="video", sample="clip.mp4", frame=438))
+
+app(sys.argv[1:], prog_name="merkit")
+"""
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_counted_warning_prints_one_line_on_the_command_line_and_its_source_under_debug(debug):
+    args = [sys.executable, "-c", _WARNING_COMMAND] + (["--debug"] if debug else []) + ["warn-once"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    if debug:
+        assert any(": UserWarning: face-lost: window skipped" in line for line in lines)  # file:line: category
+        assert not any(line.startswith("warning: ") for line in lines)
+    else:
+        assert lines == ["warning: face-lost: window skipped [dataset=video, sample=clip.mp4, frame=438]"]
 
 
 @pytest.mark.parametrize("args, key", [

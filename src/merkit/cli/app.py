@@ -4,11 +4,14 @@ Command modules register themselves on :data:`app`. Every command runs inside :c
 errors (:class:`~merkit.errors.MerkitError`: bad data, config, checkpoint, leakage) print one line, ``error: ...``
 naming the dataset, subject, sample and file where known, and exit with code 2. Any other exception is a bug and
 keeps its traceback. ``merkit --debug ...`` (or ``MERKIT_DEBUG=1``) shows the traceback of merkit's errors too.
+Warnings (merkit's counted ones among them) print as one line, ``warning: ...``; ``--debug`` restores Python's
+format, with the file and source line that raised them.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -47,6 +50,14 @@ def options(ctx: typer.Context,
                                                                "(also MERKIT_DEBUG=1).")) -> None:
     """Facial micro-expression recognition: loaders, preprocessing, models and honest LOSO evaluation."""
     ctx.obj = {"debug": debug}
+    if not (debug or os.environ.get("MERKIT_DEBUG")):
+        warnings.formatwarning = one_line_warning
+
+
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """``warnings.formatwarning`` for the command line: ``warning: MESSAGE``, without the source line that a
+    counted warning (:meth:`merkit.errors.Diagnostics.warn`) would otherwise print under it."""
+    return f"warning: {message}\n"
 
 
 def run_config(config: Optional[Path], overrides: list[str], **named):
