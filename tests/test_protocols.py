@@ -115,6 +115,9 @@ def test_an_ensemble_of_identical_runs_equals_each_run(tmp_path):
     mean = a.predictions.groupby("sample_id")[PROBS].mean()
     np.testing.assert_allclose(collapsed.predictions.set_index("sample_id")[PROBS].to_numpy(),
                                mean.loc[collapsed.predictions["sample_id"]].to_numpy(), atol=1e-12)
+    name = a.config.name
+    assert (both.config.name, collapsed.config.name) == (f"ensemble-{name}+{name}", f"ensemble-{name}-seeds")
+    assert collapsed.report_path.read_text().startswith(f"# merkit run: ensemble-{name}-seeds\n")
 
 
 def test_an_ensemble_refuses_runs_over_other_samples_or_seeds(tmp_path):

@@ -159,7 +159,7 @@ def ensemble(run_dirs: list[str | Path], out_dir: str | Path, collapse_seeds: bo
     preds = average_runs(runs, collapse_seeds, last_epochs)
     configs = [load_config(r / "config.yaml") for r in runs]
     config = configs[0]
-    config.name = f"ensemble-of-{len(runs)}"
+    config.name = "ensemble-" + "+".join(c.name for c in configs) + ("-seeds" if collapse_seeds else "")
     if any(c.protocol.selection == "paper" for c in configs):
         config.protocol.selection = "paper"  # a test-selected member makes the ensemble test-selected
     classes = tuple(c[len("prob_"):] for c in preds.columns if c.startswith("prob_"))
