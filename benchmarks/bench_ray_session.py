@@ -39,8 +39,7 @@ def main() -> None:
     print("repeat | start (s) | first tasks (s) | warm tasks (s) | stop and reap (s) | total (s)")
     for repeat in range(args.repeats):
         marks = [time.perf_counter()]
-        session = ray_session(args.workers)
-        with session:
+        with ray_session(args.workers):
             marks.append(time.perf_counter())
             _tasks(args.workers)
             marks.append(time.perf_counter())
