@@ -11,8 +11,10 @@ shuts Ray down and reaps its processes. It prints the seconds of each phase. Run
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
+from datetime import date
 
 from merkit.cluster import ray_session, run_tasks
 
@@ -35,7 +37,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    print(f"{platform.node()} {platform.processor() or platform.machine()}, {args.workers} workers")
+    import ray
+
+    print(f"{date.today()}, machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"Ray {ray.__version__}; {args.workers} workers")
     print("repeat | start (s) | first tasks (s) | warm tasks (s) | stop and reap (s) | total (s)")
     for repeat in range(args.repeats):
         marks = [time.perf_counter()]
