@@ -221,7 +221,7 @@ def train_model(config_dict: dict, data: FeatureSet, seed: int) -> tuple[bytes, 
     from merkit.config import config_from_dict
     from merkit.models import build_model
     from merkit.training.engine import cpu_state_dict, describe_device, describe_environment, fit, module_device
-    from merkit.training.runner import unit_seed
+    from merkit.training.seeds import unit_seed
 
     config = config_from_dict(config_dict)
     torch.set_num_threads(max(1, config.protocol.threads_per_fold))

@@ -1,5 +1,5 @@
 """A sample table to model inputs: :func:`build_inputs`, cached per clip and parallel over clips, with one skip
-policy; and :func:`load_inputs`, what a run config's ``data`` section describes.
+policy (:func:`merkit.inputs.load.load_inputs` chooses between it and a composite-format folder).
 
 Cache layout under the cache root ``CACHE`` (default :func:`release_cache_dir` of the release)::
 
@@ -265,39 +265,3 @@ def build_inputs(table: pd.DataFrame, record: Preprocessing, scheme: str = "megc
     if "flow" in tensors:
         meta["flow_channels"] = ["u", "v", "strain"]
     return FeatureSet(labelled.iloc[keep].reset_index(drop=True), tensors, classes.classes, notes, meta)
-
-
-def load_inputs(data, diagnostics: Diagnostics | None = None, progress=None, address: str | None = None) -> FeatureSet:
-    """The FeatureSet that a run config's ``data`` section (:class:`merkit.config.DataConfig`) describes.
-
-    ``flow_folder``: the composite-format folder in ``data.path`` (:func:`merkit.inputs.composite.read_composite`).
-    ``raw``: the release in ``data.path`` loaded by name (``data.dataset``), then :func:`build_inputs` with
-    ``data.preprocessing``, cached under ``data.cache`` (default :func:`release_cache_dir`), on the Ray cluster at
-    ``address`` when one is given.
-
-    Raises:
-        ConfigError: unknown ``data.kind``, or a missing ``data.path`` / ``data.dataset``.
-        DataError: the data cannot be loaded, an emotion lies outside the dataset's vocabulary, or no sample yields
-            inputs.
-    """
-    diagnostics = diagnostics if diagnostics is not None else Diagnostics()
-    if not data.path:
-        raise ConfigError("data.path must name the data folder (a flow folder, or a raw release)")
-    if data.kind == "flow_folder":
-        from merkit.inputs.composite import read_composite
-
-        return read_composite(data.path, data.scheme, data.channels, data.file_channels, data.with_apex,
-                              data.apex_size, data.with_au_boxes, diagnostics, record=data.preprocessing,
-                              with_face_points=data.with_face_points)
-    if data.kind != "raw":
-        raise ConfigError(f"unknown data.kind {data.kind!r}; known: flow_folder, raw")
-    if not data.dataset:
-        raise ConfigError("data.kind 'raw' needs data.dataset (casme2, samm, smic, synthetic, ...)")
-    from merkit.datasets.registry import check_emotions, load_dataset
-
-    table = check_emotions(load_dataset(data.dataset, data.path, diagnostics=diagnostics), data.dataset)
-    cache = Path(data.cache) if data.cache else release_cache_dir(data.path)
-    features = build_inputs(table, data.preprocessing, data.scheme, cache, data.preprocess_workers, data.on_error,
-                            diagnostics, progress, address)
-    features.notes.insert(0, f"{data.dataset} release at {data.path}")
-    return features

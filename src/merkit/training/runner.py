@@ -13,7 +13,6 @@ bit-reproducible, so ``run.json`` records the devices, machines and Ray nodes th
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,14 +31,10 @@ from merkit.training.engine import (cpu_state_dict, describe_device, describe_en
                                     predict_proba, resolve_device)
 from merkit.cluster import cluster_address
 from merkit.training.loso import Fold, check_fold, make_folds
+from merkit.training.seeds import member_seed
 
 PREDICTION_COLUMNS = ("sample_id", "dataset", "subject", "subject_id", "sample", "fold", "seed", "epoch",
                       "label", "prediction")
-
-
-def unit_seed(seed: int, subject_id: str) -> int:
-    """The seed of one (seed, fold) unit: independent of fold order and of which process runs it."""
-    return int(hashlib.sha256(f"{seed}:{subject_id}".encode()).hexdigest()[:8], 16)
 
 
 def prediction_frame(data: FeatureSet, proba: np.ndarray, fold: str, seed: int, epoch: int) -> pd.DataFrame:
@@ -74,12 +69,6 @@ class UnitResult:
     choice: dict | None = None
     device: str = "cpu"
     environment: str = ""
-
-
-def member_seed(seed: int, fold: str, member: int) -> int:
-    """The seed of ensemble member ``member`` of a unit; member 0's is :func:`unit_seed`, so a single model and an
-    ensemble's first member are the same model."""
-    return unit_seed(seed, fold if member == 0 else f"{fold}#member{member}")
 
 
 def compute_unit(config: RunConfig, data: FeatureSet, fold: Fold, seed: int) -> UnitResult:
