@@ -50,3 +50,28 @@ def test_importing_the_package_loads_no_heavy_library(module, heavy):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_here_or_on_ray_is_decided_by_the_executor_alone():
+    """Only merkit.cluster starts or joins Ray; every parallel loop asks it for an executor."""
+    src = REPO / "src" / "merkit"
+    offenders = [f"{p.relative_to(src)}:{i}" for p in src.rglob("*.py") if p.name != "cluster.py"
+                 for i, line in enumerate(p.read_text().splitlines(), 1)
+                 if any(word in line for word in ("ray_session(", "run_tasks(", "ray.init(", "ray.put("))]
+    assert offenders == []
+
+
+def test_the_in_process_executor_runs_calls_in_order_and_lets_errors_through(monkeypatch):
+    from merkit.cluster import InProcess, executor
+
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")  # would be joined by a Ray executor; never reached here
+    with executor(4, None, tasks=1) as ex:
+        assert isinstance(ex, InProcess)
+    monkeypatch.delenv("RAY_ADDRESS")
+    got = []
+    with executor(1) as ex:
+        assert isinstance(ex, InProcess) and ex.share(got) is got
+        assert ex.run(pow, [(2, 3), (3, 2)], ["a", "b"], lambda i, r, node: got.append((i, r, node))) == []
+    assert got == [(0, 8, None), (1, 9, None)]
+    with pytest.raises(ZeroDivisionError), executor(1) as ex:
+        ex.run(divmod, [(1, 0)], ["x"], lambda *a: None)

@@ -237,18 +237,12 @@ def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = 
     from safetensors.torch import load
 
     from merkit.checkpoint import Checkpoint
-    from merkit.cluster import cluster_address
     from merkit.inputs import Preprocessing
-    from merkit.training.final import train_model
 
     config.validate()
     data = features if features is not None else load_features(config)
     seed = config.protocol.seeds[0] if seed is None else seed
-    address = cluster_address(config.protocol.address)
-    if address is None:
-        weights, device, keys, environment = train_model(config.to_dict(), data, seed)
-    else:
-        weights, device, keys, environment = _train_on_cluster(config, data, seed, address)
+    weights, device, keys, environment = _train_task(config, data, seed)
     summary = {
         "samples": len(data), "subjects": int(data.table["subject_id"].nunique()),
         "per_class": {c: int((data.table["label"] == i).sum()) for i, c in enumerate(data.classes)},
@@ -262,22 +256,23 @@ def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = 
     return checkpoint.save(out_dir, load(weights))
 
 
-def _train_on_cluster(config: RunConfig, data: FeatureSet, seed: int, address: str):
-    import ray
-
-    from merkit.cluster import ray_session, run_tasks
+def _train_task(config: RunConfig, data: FeatureSet, seed: int):
+    """:func:`merkit.training.final.train_model` on the executor (:func:`merkit.cluster.executor`): in this
+    process, or as one task on the cluster at ``protocol.address`` asking for ``threads_per_fold`` CPUs and, on
+    CUDA, one GPU (at most)."""
+    from merkit.cluster import cluster_address, executor
     from merkit.errors import UnitError
     from merkit.training.final import train_model
     from merkit.training.runner import gpus_per_unit
 
-    got = []
-    with ray_session(config.protocol.threads_per_fold, address):
-        gpus = min(1.0, gpus_per_unit(config, ray.cluster_resources().get("GPU", 0.0)) * config.protocol.workers)
-        failures = run_tasks(train_model, [(config.to_dict(), data, seed)], ["training"],
-                             lambda i, result, node: got.append(result), num_cpus=config.protocol.threads_per_fold,
-                             num_gpus=gpus, max_retries=config.protocol.max_retries)
+    p, got = config.protocol, []
+    with executor(1, p.address, p.threads_per_fold) as ex:
+        gpus = 0.0 if ex.in_process else min(1.0, gpus_per_unit(config, ex.cluster_gpus) * p.workers)
+        failures = ex.run(train_model, [(config.to_dict(), data, seed)], ["training"],
+                          lambda i, result, node: got.append(result), num_cpus=p.threads_per_fold, num_gpus=gpus,
+                          max_retries=p.max_retries)
     if failures:
-        raise UnitError(f"training failed on the cluster at {address}: {failures[0][1]}")
+        raise UnitError(f"training failed on the cluster at {cluster_address(p.address)}: {failures[0][1]}")
     return got[0]
 
 

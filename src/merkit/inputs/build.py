@@ -216,19 +216,13 @@ def build_inputs(table: pd.DataFrame, record: Preprocessing, scheme: str = "megc
         if progress is not None:
             progress(len(results), len(rows))
 
-    from merkit.cluster import cluster_address
+    from merkit.cluster import executor
 
-    if (workers == 1 and cluster_address(address) is None) or len(todo) < 2:
-        for i in todo:
-            collect(i, _compute(rows[i], record))
-    else:
-        from merkit.cluster import ray_session, run_tasks
-
-        with ray_session(workers, address):
-            failures = run_tasks(_compute, [(rows[i], record) for i in todo], [rows[i]["sample_id"] for i in todo],
-                                 lambda k, result, node: collect(todo[k], result, node), max_retries=2)
-        if failures:  # a crash that is not bad data, twice: a bug, not a clip to skip
-            raise RuntimeError(f"preprocessing crashed on {failures[0][0]}: {failures[0][1]}")
+    with executor(workers, address, workers, tasks=len(todo)) as ex:
+        failures = ex.run(_compute, [(rows[i], record) for i in todo], [rows[i]["sample_id"] for i in todo],
+                          lambda k, result, node: collect(todo[k], result, node), max_retries=2)
+    if failures:  # a crash that is not bad data, twice: a bug, not a clip to skip
+        raise RuntimeError(f"preprocessing crashed on {failures[0][0]}: {failures[0][1]}")
     keep, arrays = [], {key: [] for key in record.input_keys}
     failed = 0
     for i, row in enumerate(rows):
