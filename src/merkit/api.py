@@ -5,7 +5,7 @@
 * :func:`report` (run folder) -> report path: regenerate metrics and report from saved predictions.
 * :func:`ensemble` (run folders) -> :class:`RunResult`: average finished runs into a new run folder.
 * :func:`compare` (run folders) -> Markdown table.
-* :func:`evaluate_spotting` (a set of long videos) -> :class:`SpottingRun`: spotting scored by the MEGC protocol.
+* :func:`evaluate_spotting` (a set of long videos) -> :class:`~merkit.evaluation.spotting.SpottingRun`: spotting scored by the MEGC protocol.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -21,6 +22,9 @@ from merkit.config import RunConfig, dump_config, load_config
 from merkit.errors import ConfigError, Diagnostics
 from merkit.features import FeatureSet
 from merkit.files import write_json
+
+if TYPE_CHECKING:
+    from merkit.evaluation.spotting import SpottingRun
 
 
 @dataclass
@@ -210,29 +214,6 @@ def compare(run_dirs: list[str | Path]) -> str:
     return "\n".join(lines)
 
 
-def train_model(config_dict: dict, data: FeatureSet, seed: int) -> tuple[bytes, str, tuple[str, ...], str]:
-    """Train one model on every row of ``data`` (``config_dict``: :meth:`RunConfig.to_dict`): its weights as
-    safetensors bytes (CPU tensors), the device it trained on, its input keys and the machine and software that
-    trained it (:func:`merkit.training.engine.describe_environment`). Pure, so that it runs the same in
-    this process or as a Ray task on a cluster node."""
-    import torch
-    from safetensors.torch import save
-
-    from merkit.config import config_from_dict
-    from merkit.models import build_model
-    from merkit.training.engine import cpu_state_dict, describe_device, describe_environment, fit, module_device
-    from merkit.training.runner import unit_seed
-
-    config = config_from_dict(config_dict)
-    torch.set_num_threads(max(1, config.protocol.threads_per_fold))
-    s = unit_seed(seed, "all-subjects")
-    torch.manual_seed(s)
-    model = build_model(config.model.name, len(data.classes), config.model.preset, **config.model.params)
-    fit(model, data, config.training, torch.Generator().manual_seed(s))
-    return (save(cpu_state_dict(model)), describe_device(module_device(model)), tuple(model.input_keys),
-            describe_environment())
-
-
 def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = None, seed: int | None = None
           ) -> Path:
     """Train one model on every sample (no held-out subject) and save a self-contained checkpoint folder
@@ -256,17 +237,12 @@ def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = 
     from safetensors.torch import load
 
     from merkit.checkpoint import Checkpoint
-    from merkit.cluster import cluster_address
     from merkit.inputs import Preprocessing
 
     config.validate()
     data = features if features is not None else load_features(config)
     seed = config.protocol.seeds[0] if seed is None else seed
-    address = cluster_address(config.protocol.address)
-    if address is None:
-        weights, device, keys, environment = train_model(config.to_dict(), data, seed)
-    else:
-        weights, device, keys, environment = _train_on_cluster(config, data, seed, address)
+    weights, device, keys, environment = _train_task(config, data, seed)
     summary = {
         "samples": len(data), "subjects": int(data.table["subject_id"].nunique()),
         "per_class": {c: int((data.table["label"] == i).sum()) for i, c in enumerate(data.classes)},
@@ -280,57 +256,29 @@ def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = 
     return checkpoint.save(out_dir, load(weights))
 
 
-def _train_on_cluster(config: RunConfig, data: FeatureSet, seed: int, address: str):
-    import ray
-
-    from merkit.cluster import ray_session, run_tasks
+def _train_task(config: RunConfig, data: FeatureSet, seed: int):
+    """:func:`merkit.training.final.train_model` on the executor (:func:`merkit.cluster.executor`): in this
+    process, or as one task on the cluster at ``protocol.address`` asking for ``threads_per_fold`` CPUs and, on
+    CUDA, one GPU (at most)."""
+    from merkit.cluster import cluster_address, executor
     from merkit.errors import UnitError
+    from merkit.training.final import train_model
     from merkit.training.runner import gpus_per_unit
 
-    got = []
-    with ray_session(config.protocol.threads_per_fold, address):
-        gpus = min(1.0, gpus_per_unit(config, ray.cluster_resources().get("GPU", 0.0)) * config.protocol.workers)
-        failures = run_tasks(train_model, [(config.to_dict(), data, seed)], ["training"],
-                             lambda i, result, node: got.append(result), num_cpus=config.protocol.threads_per_fold,
-                             num_gpus=gpus, max_retries=config.protocol.max_retries)
+    p, got = config.protocol, []
+    with executor(1, p.address, p.threads_per_fold) as ex:
+        gpus = 0.0 if ex.in_process else min(1.0, gpus_per_unit(config, ex.cluster_gpus) * p.workers)
+        failures = ex.run(train_model, [(config.to_dict(), data, seed)], ["training"],
+                          lambda i, result, node: got.append(result), num_cpus=p.threads_per_fold, num_gpus=gpus,
+                          max_retries=p.max_retries)
     if failures:
-        raise UnitError(f"training failed on the cluster at {address}: {failures[0][1]}")
+        raise UnitError(f"training failed on the cluster at {cluster_address(p.address)}: {failures[0][1]}")
     return got[0]
-
-
-@dataclass
-class SpottingRun:
-    """What :func:`evaluate_spotting` produced (every table is also a file of ``out_dir``).
-
-    Attributes:
-        out_dir: the output folder.
-        summary: the content of ``spotting.json``: the set, the settings, the pooled score at the config's ``p``,
-            per-video scores, what the false positives overlapped, label accuracy on the hits (with a
-            checkpoint), speed and warnings.
-        spotted: ``spotted.csv``, one row per reported interval with its ``outcome`` (TP or FP), ``iou`` and
-            ``overlaps`` (the kind of event it overlaps most).
-        matches: ``matches.csv``, one row per reported interval and per missed ground truth.
-        pr: ``pr.csv``, precision, recall and F1 for each ``p`` of :data:`merkit.evaluation.spotting.P_GRID`.
-        windows: ``windows.csv``, every scored window of every video.
-    """
-
-    out_dir: Path
-    summary: dict
-    spotted: pd.DataFrame
-    matches: pd.DataFrame
-    pr: pd.DataFrame
-    windows: pd.DataFrame
-
-    def summary_line(self) -> str:
-        s = self.summary["score"]
-        return (f"precision {s['precision']:.3f}  recall {s['recall']:.3f}  F1 {s['f1']:.3f}  (TP {s['tp']}, "
-                f"FP {s['fp']}, FN {s['fn']}; IoU >= {self.summary['iou_threshold']}, p = "
-                f"{self.summary['spot_config']['p']})")
 
 
 def evaluate_spotting(data: str | Path, out_dir: str | Path, checkpoint: str | Path | None = None,
                       config=None, kinds: tuple[str, ...] = ("micro",), step: int = 1, iou: float = 0.5,
-                      log=None) -> SpottingRun:
+                      log=None) -> "SpottingRun":
     """Spot every long video of a set and score the intervals with the MEGC spotting protocol.
 
     Each video goes through :func:`merkit.predict.scan.spot_video` (:meth:`merkit.predict.Predictor.spot` with a
@@ -352,17 +300,13 @@ def evaluate_spotting(data: str | Path, out_dir: str | Path, checkpoint: str | P
         log: a callable that receives one line per video.
 
     Returns:
-        :class:`SpottingRun`.
+        :class:`merkit.evaluation.spotting.SpottingRun`.
 
     Raises:
         DataError: see :func:`merkit.evaluation.spotting.load_spotting_set` and
             :func:`merkit.predict.scan.spot_video`; CheckpointError: see :meth:`Predictor.from_pretrained`.
     """
-    import dataclasses
-    import os
-
-    from merkit.evaluation.spotting import (attribute_misses, load_spotting_set, score_intervals, score_video,
-                                            sweep_threshold)
+    from merkit.evaluation.spotting import load_spotting_set, score_spotting_set
     from merkit.face.clip import FaceConfig
     from merkit.files import write_atomic
     from merkit.motion.spotting import SpotConfig
@@ -372,80 +316,24 @@ def evaluate_spotting(data: str | Path, out_dir: str | Path, checkpoint: str | P
     dataset = load_spotting_set(data)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    predictor = None
-    face = FaceConfig()
+    predictor, face = None, FaceConfig()
     if checkpoint is not None:
         from merkit.predict import Predictor
 
         predictor = Predictor.from_pretrained(checkpoint)
         face = predictor.preprocessing.face
-    truth = dataset.intervals[dataset.intervals["kind"].isin(kinds)].reset_index(drop=True)
-    spotted_parts, window_parts, per_video, warnings = [], [], {}, {}
-    timing = {"read": 0.0, "face": 0.0, "motion": 0.0, "model": 0.0}
-    wall, frames, seconds = 0.0, 0, 0.0
-    for video in dataset.videos.itertuples(index=False):
-        t0 = time.perf_counter()
+
+    def spot(video):
         if predictor is not None:
-            result = predictor.spot(video.path, config, step=step, fps=video.fps)
-        else:
-            result = spot_video(video.path, config, face, step=step, fps=video.fps)
-        took = time.perf_counter() - t0
-        wall += took
-        frames += len(result.frame_numbers)
-        span = (result.frame_numbers[-1] - result.frame_numbers[0] + 1) / video.fps
-        seconds += span
-        for stage in timing:
-            timing[stage] += getattr(result.timing, stage)
-        for kind, count in result.warnings.items():
-            warnings[kind] = warnings.get(kind, 0) + count
-        part = result.intervals.assign(video=video.video)
-        spotted_parts.append(part)
-        window_parts.append(result.curve.assign(video=video.video))
-        mine = truth[truth["video"] == video.video]
-        score = score_video(list(zip(part["onset"], part["offset"])), list(zip(mine["onset"], mine["offset"])), iou)
-        per_video[video.video] = {**score.to_dict(), "windows": len(result.curve), "seconds": round(took, 3),
-                                  "skipped_windows": len(result.skipped_frames)}
-        if log:
-            log(f"{video.video}: {len(part)} interval(s), TP {score.tp} FP {score.fp} FN {score.fn} "
-                f"({took:.1f} s for {span:.1f} s of video)")
-    spotted = pd.concat(spotted_parts, ignore_index=True)
-    windows = pd.concat(window_parts, ignore_index=True)
-    score, matches = score_intervals(spotted, truth, iou)
-    spotted["outcome"], spotted["iou"] = "FP", 0.0
-    for row in matches.itertuples(index=False):
-        if not pd.isna(row.spotted):
-            spotted.loc[row.spotted, ["outcome", "iou"]] = [row.outcome, row.iou]
-    spotted["overlaps"] = attribute_misses(spotted, dataset.intervals)
-    matches = matches.assign(
-        spotted_onset=[None if pd.isna(i) else int(spotted.at[i, "onset"]) for i in matches["spotted"]],
-        spotted_offset=[None if pd.isna(i) else int(spotted.at[i, "offset"]) for i in matches["spotted"]],
-        truth_onset=[None if pd.isna(j) else int(truth.at[j, "onset"]) for j in matches["truth"]],
-        truth_offset=[None if pd.isna(j) else int(truth.at[j, "offset"]) for j in matches["truth"]])
-    pr = sweep_threshold(windows, truth, config, threshold=iou)
-    false = spotted[spotted["outcome"] == "FP"]
-    labels = None
-    if predictor is not None and "label_class" in truth.columns:
-        hits = matches[matches["outcome"] == "TP"]
-        correct = sum(spotted.at[i, "label"] == truth.at[j, "label_class"] for i, j in zip(hits["spotted"],
-                                                                                             hits["truth"]))
-        labels = {"hits": len(hits), "correct": int(correct),
-                  "accuracy": (int(correct) / len(hits)) if len(hits) else None}
-    summary = {
-        "data": str(dataset.root), "videos": len(dataset.videos), "kinds": list(kinds),
-        "ground_truth": len(truth), "iou_threshold": iou, "checkpoint": None if checkpoint is None else str(checkpoint),
-        "spot_config": dataclasses.asdict(config), "face": face.to_dict(), "step": step,
-        "score": score.to_dict(), "per_video": per_video,
-        "false_positives_overlap": {k: int(v) for k, v in false["overlaps"].value_counts().items()},
-        "labels": labels,
-        "speed": {"frames": frames, "video_seconds": round(seconds, 3), "wall_seconds": round(wall, 3),
-                  "frames_per_second": round(frames / wall, 2) if wall else None,
-                  "realtime_ratio": round(seconds / wall, 3) if wall else None,
-                  "timing": {k: round(v, 3) for k, v in timing.items()}, "load_average": os.getloadavg()[0],
-                  "cpu_count": os.cpu_count()},
-        "warnings": warnings,
-    }
-    write_json(out / "spotting.json", summary)
-    for name, table in (("spotted.csv", spotted), ("matches.csv", matches), ("pr.csv", pr),
-                        ("windows.csv", windows)):
+            return predictor.spot(video.path, config, step=step, fps=video.fps)
+        return spot_video(video.path, config, face, step=step, fps=video.fps)
+
+    settings = {"checkpoint": None if checkpoint is None else str(checkpoint), "face": face.to_dict(), "step": step}
+    run = score_spotting_set(dataset, spot, config, kinds, iou, labelled=predictor is not None, settings=settings,
+                             log=log)
+    write_json(out / "spotting.json", run.summary)
+    for name, table in (("spotted.csv", run.spotted), ("matches.csv", run.matches), ("pr.csv", run.pr),
+                        ("windows.csv", run.windows)):
         write_atomic(out / name, lambda p, t=table: t.to_csv(p, index=False))
-    return SpottingRun(out, summary, spotted, matches, pr, windows)
+    run.out_dir = out
+    return run

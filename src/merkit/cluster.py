@@ -1,4 +1,14 @@
-"""Ray for merkit: one local instance per command, or an existing cluster; tasks whose results the driver writes.
+"""Where merkit's units of work run: in this process, or as Ray tasks on a local instance or an existing cluster.
+
+:func:`executor` is the one place that decides "here or on Ray". Every parallel loop of merkit (LOSO units,
+preprocessing clips, export samples, the all-subjects training of ``merkit train``) hands its calls to the executor
+it gets, in the style of scikit-learn handing ``cross_validate`` to a joblib backend:
+
+* :class:`InProcess` runs the calls one after the other in this process; an exception propagates at once, as it
+  would from a plain loop;
+* :class:`OnRay` runs them as Ray tasks (:func:`run_tasks`), inside :func:`ray_session`.
+
+Both hand each result to the driver's ``on_result`` as it arrives, so the driver alone writes files.
 
 :func:`ray_session` is the one place merkit starts or joins Ray:
 
@@ -19,6 +29,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 from merkit.errors import ConfigError
@@ -139,3 +150,76 @@ def run_tasks(function: Callable, calls: Sequence[tuple], names: Sequence[str],
             continue
         on_result(i, result, node)
     return failures
+
+
+@dataclass(frozen=True)
+class InProcess:
+    """Runs calls one after the other in this process (``--workers 1`` and no cluster)."""
+
+    in_process: bool = True
+    cluster_gpus: float | None = None
+
+    def share(self, value: Any) -> Any:
+        """``value`` itself: nothing to put in an object store."""
+        return value
+
+    def run(self, function: Callable, calls: Sequence[tuple], names: Sequence[str],
+            on_result: Callable[[int, Any, str | None], None], num_cpus: float = 1, num_gpus: float = 0,
+            max_retries: int = 3) -> list[tuple[str, str]]:
+        """``function(*calls[i])`` for each ``i`` in order, each result handed to ``on_result(i, result, None)``.
+
+        Returns:
+            ``[]``: a call that raises stops the loop with its own exception, as a plain loop would.
+        """
+        for i, args in enumerate(calls):
+            on_result(i, function(*args), None)
+        return []
+
+
+@dataclass(frozen=True)
+class OnRay:
+    """Runs calls as Ray tasks (inside :func:`ray_session`); see :func:`run_tasks`.
+
+    Attributes:
+        cluster_gpus: the GPUs of the cluster joined by address; ``None`` on a local instance, where
+            ``training.device`` is resolved on this machine.
+    """
+
+    in_process: bool = False
+    cluster_gpus: float | None = None
+
+    def share(self, value: Any) -> Any:
+        """A reference to ``value`` in Ray's object store, so that it travels to the workers once."""
+        import ray
+
+        return ray.put(value)
+
+    def run(self, function: Callable, calls: Sequence[tuple], names: Sequence[str],
+            on_result: Callable[[int, Any, str | None], None], num_cpus: float = 1, num_gpus: float = 0,
+            max_retries: int = 3) -> list[tuple[str, str]]:
+        """:func:`run_tasks`."""
+        return run_tasks(function, calls, names, on_result, num_cpus, num_gpus, max_retries)
+
+
+@contextmanager
+def executor(workers: int, address: str | None = None, num_cpus: int | None = None,
+             tasks: int | None = None) -> Iterator[InProcess | OnRay]:
+    """The executor for a loop of calls: :class:`InProcess` when ``workers <= 1`` and no cluster is named
+    (``address``, else ``$RAY_ADDRESS``), or when the caller has fewer than two ``tasks`` to run (it passes
+    ``tasks`` where starting Ray for one call is not worth it); else :class:`OnRay` for the block (a local instance
+    with ``num_cpus`` CPUs, default ``workers``, or the named cluster).
+
+    Raises:
+        ConfigError: see :func:`ray_session`.
+    """
+    address = cluster_address(address)
+    if (workers <= 1 and address is None) or (tasks is not None and tasks < 2):
+        yield InProcess()
+        return
+    with ray_session(num_cpus or workers, address):
+        gpus = None
+        if address is not None:
+            import ray
+
+            gpus = ray.cluster_resources().get("GPU", 0.0)
+        yield OnRay(cluster_gpus=gpus)

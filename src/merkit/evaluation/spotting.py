@@ -301,3 +301,159 @@ def attribute_misses(spotted: pd.DataFrame, events: pd.DataFrame) -> list[str]:
         best = max(overlap, default=(0, "none"))
         out.append(best[1] if best[0] > 0 else "none")
     return out
+
+
+# ------------------------------------------------------------------------------------------- a whole set
+
+@dataclass
+class SpottingRun:
+    """A set of long videos spotted and scored (:func:`score_spotting_set`); :func:`merkit.api.evaluate_spotting`
+    writes each table into its output folder.
+
+    Attributes:
+        out_dir: the output folder (``None`` until written).
+        summary: the content of ``spotting.json``: the set, the settings, the pooled score at the config's ``p``,
+            per-video scores, what the false positives overlapped, label accuracy on the hits (with a
+            checkpoint), speed and warnings.
+        spotted: ``spotted.csv``, one row per reported interval with its ``outcome`` (TP or FP), ``iou`` and
+            ``overlaps`` (the kind of event it overlaps most).
+        matches: ``matches.csv``, one row per reported interval and per missed ground truth.
+        pr: ``pr.csv``, precision, recall and F1 for each ``p`` of :data:`P_GRID`.
+        windows: ``windows.csv``, every scored window of every video.
+    """
+
+    out_dir: Path | None
+    summary: dict
+    spotted: pd.DataFrame
+    matches: pd.DataFrame
+    pr: pd.DataFrame
+    windows: pd.DataFrame
+
+    def summary_line(self) -> str:
+        s = self.summary["score"]
+        return (f"precision {s['precision']:.3f}  recall {s['recall']:.3f}  F1 {s['f1']:.3f}  (TP {s['tp']}, "
+                f"FP {s['fp']}, FN {s['fn']}; IoU >= {self.summary['iou_threshold']}, p = "
+                f"{self.summary['spot_config']['p']})")
+
+
+@dataclass
+class _Spotted:
+    """What spotting every video of a set gave, before it is scored."""
+
+    spotted: pd.DataFrame
+    windows: pd.DataFrame
+    per_video: dict
+    warnings: dict
+    timing: dict
+    frames: int = 0
+    seconds: float = 0.0
+    wall: float = 0.0
+
+
+def _spot_every_video(dataset: SpottingSet, truth: pd.DataFrame, spot, iou: float, log) -> _Spotted:
+    """Run ``spot`` on each video of the set and score each video on its own (for the per-video table)."""
+    import time
+
+    spotted_parts, window_parts = [], []
+    run = _Spotted(pd.DataFrame(), pd.DataFrame(), {}, {}, {"read": 0.0, "face": 0.0, "motion": 0.0, "model": 0.0})
+    for video in dataset.videos.itertuples(index=False):
+        t0 = time.perf_counter()
+        result = spot(video)
+        took = time.perf_counter() - t0
+        span = (result.frame_numbers[-1] - result.frame_numbers[0] + 1) / video.fps
+        run.wall, run.frames, run.seconds = run.wall + took, run.frames + len(result.frame_numbers), run.seconds + span
+        for stage in run.timing:
+            run.timing[stage] += getattr(result.timing, stage)
+        for kind, count in result.warnings.items():
+            run.warnings[kind] = run.warnings.get(kind, 0) + count
+        part = result.intervals.assign(video=video.video)
+        spotted_parts.append(part)
+        window_parts.append(result.curve.assign(video=video.video))
+        mine = truth[truth["video"] == video.video]
+        score = score_video(list(zip(part["onset"], part["offset"])), list(zip(mine["onset"], mine["offset"])), iou)
+        run.per_video[video.video] = {**score.to_dict(), "windows": len(result.curve), "seconds": round(took, 3),
+                                      "skipped_windows": len(result.skipped_frames)}
+        if log:
+            log(f"{video.video}: {len(part)} interval(s), TP {score.tp} FP {score.fp} FN {score.fn} "
+                f"({took:.1f} s for {span:.1f} s of video)")
+    run.spotted = pd.concat(spotted_parts, ignore_index=True)
+    run.windows = pd.concat(window_parts, ignore_index=True)
+    return run
+
+
+def _mark_outcomes(spotted: pd.DataFrame, truth: pd.DataFrame, events: pd.DataFrame,
+                   iou: float) -> tuple[SpottingScore, pd.DataFrame]:
+    """Score the pooled intervals; mark each spotted row TP or FP with its IoU and what it overlaps (in place);
+    the matches table with the frame numbers of both sides."""
+    score, matches = score_intervals(spotted, truth, iou)
+    spotted["outcome"], spotted["iou"] = "FP", 0.0
+    for row in matches.itertuples(index=False):
+        if not pd.isna(row.spotted):
+            spotted.loc[row.spotted, ["outcome", "iou"]] = [row.outcome, row.iou]
+    spotted["overlaps"] = attribute_misses(spotted, events)
+    matches = matches.assign(
+        spotted_onset=[None if pd.isna(i) else int(spotted.at[i, "onset"]) for i in matches["spotted"]],
+        spotted_offset=[None if pd.isna(i) else int(spotted.at[i, "offset"]) for i in matches["spotted"]],
+        truth_onset=[None if pd.isna(j) else int(truth.at[j, "onset"]) for j in matches["truth"]],
+        truth_offset=[None if pd.isna(j) else int(truth.at[j, "offset"]) for j in matches["truth"]])
+    return score, matches
+
+
+def _label_accuracy(spotted: pd.DataFrame, truth: pd.DataFrame, matches: pd.DataFrame) -> dict:
+    """How many hits got the ground truth's ``label_class``."""
+    hits = matches[matches["outcome"] == "TP"]
+    correct = sum(spotted.at[i, "label"] == truth.at[j, "label_class"] for i, j in zip(hits["spotted"], hits["truth"]))
+    return {"hits": len(hits), "correct": int(correct), "accuracy": (int(correct) / len(hits)) if len(hits) else None}
+
+
+def _speed(run: _Spotted) -> dict:
+    import os
+
+    return {"frames": run.frames, "video_seconds": round(run.seconds, 3), "wall_seconds": round(run.wall, 3),
+            "frames_per_second": round(run.frames / run.wall, 2) if run.wall else None,
+            "realtime_ratio": round(run.seconds / run.wall, 3) if run.wall else None,
+            "timing": {k: round(v, 3) for k, v in run.timing.items()}, "load_average": os.getloadavg()[0],
+            "cpu_count": os.cpu_count()}
+
+
+def score_spotting_set(dataset: SpottingSet, spot, config, kinds: Sequence[str] = ("micro",), iou: float = 0.5,
+                       labelled: bool = False, settings: dict | None = None, log=None) -> SpottingRun:
+    """Spot every long video of ``dataset`` with ``spot`` and score the intervals by the MEGC spotting protocol.
+
+    The reported intervals are matched one-to-one to the ground truth of ``kinds``: a hit is an IoU >= ``iou``
+    (MEGC2019-2022: 0.5), and precision, recall and F1 come from TP, FP and FN pooled over the videos. The threshold
+    sweep (:func:`sweep_threshold`) reuses the scored windows, so it costs no second pass.
+
+    Args:
+        dataset: the set (:func:`load_spotting_set`).
+        spot: ``spot(video)`` for a row of ``dataset.videos`` (``video``, ``path``, ``fps``) returns an object with
+            ``intervals`` (``onset``, ``offset``[, ``label``]), ``curve`` (the scored windows), ``frame_numbers``,
+            ``timing`` (``read``, ``face``, ``motion``, ``model`` seconds), ``warnings`` and ``skipped_frames``, as
+            :class:`merkit.predict.results.SpotResult` has.
+        config: the spotting settings (:class:`merkit.motion.spotting.SpotConfig`).
+        kinds: the ground-truth kinds to find (the others, e.g. ``macro``, are distractors).
+        labelled: ``spot`` labels each interval (``label``): report the label accuracy on the hits.
+        settings: recorded in the summary as they are (e.g. the checkpoint, the face settings, the frame step).
+        log: a callable that receives one line per video.
+
+    Raises:
+        DataError: from ``spot`` (the message names the video).
+    """
+    import dataclasses
+
+    truth = dataset.intervals[dataset.intervals["kind"].isin(kinds)].reset_index(drop=True)
+    run = _spot_every_video(dataset, truth, spot, iou, log)
+    spotted = run.spotted
+    score, matches = _mark_outcomes(spotted, truth, dataset.intervals, iou)
+    pr = sweep_threshold(run.windows, truth, config, threshold=iou)
+    false = spotted[spotted["outcome"] == "FP"]
+    labels = _label_accuracy(spotted, truth, matches) if labelled and "label_class" in truth.columns else None
+    summary = {
+        "data": str(dataset.root), "videos": len(dataset.videos), "kinds": list(kinds),
+        "ground_truth": len(truth), "iou_threshold": iou, **(settings or {}),
+        "spot_config": dataclasses.asdict(config),
+        "score": score.to_dict(), "per_video": run.per_video,
+        "false_positives_overlap": {k: int(v) for k, v in false["overlaps"].value_counts().items()},
+        "labels": labels, "speed": _speed(run), "warnings": run.warnings,
+    }
+    return SpottingRun(None, summary, spotted, matches, pr, run.windows)

@@ -2,8 +2,10 @@
 
 * :class:`Preprocessing` (:mod:`merkit.inputs.record`): the typed face + motion record, with one set of defaults.
 * :func:`clip_inputs` (:mod:`merkit.inputs.clip`): one clip -> model inputs. Every entry point calls it.
-* :func:`build_inputs` and :func:`load_inputs` (:mod:`merkit.inputs.build`): a sample table (or a run config's
-  ``data``) -> a :class:`~merkit.features.FeatureSet`, cached per clip, parallel, with one skip policy.
+* :func:`build_inputs` (:mod:`merkit.inputs.build`): a sample table -> a :class:`~merkit.features.FeatureSet`,
+  cached per clip, parallel, with one skip policy.
+* :func:`load_inputs` (:mod:`merkit.inputs.load`): what a run config's ``data`` describes (a composite-format folder
+  or a raw release) -> a :class:`~merkit.features.FeatureSet`.
 * :func:`read_composite` and :func:`write_composite` (:mod:`merkit.inputs.composite`): the MEGC2019 composite's
   format.
 """
@@ -13,7 +15,7 @@ from importlib import import_module
 from merkit.inputs.record import Preprocessing
 
 _LAZY = {"ClipInputs": "clip", "clip_inputs": "clip", "build_inputs": "build",
-         "load_inputs": "build", "row_inputs": "build", "release_cache_dir": "build", "default_cache_dir": "build",
+         "load_inputs": "load", "row_inputs": "build", "release_cache_dir": "build", "default_cache_dir": "build",
          "read_composite": "composite", "write_composite": "composite"}
 
 

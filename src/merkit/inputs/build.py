@@ -1,5 +1,5 @@
 """A sample table to model inputs: :func:`build_inputs`, cached per clip and parallel over clips, with one skip
-policy; and :func:`load_inputs`, what a run config's ``data`` section describes.
+policy (:func:`merkit.inputs.load.load_inputs` chooses between it and a composite-format folder).
 
 Cache layout under the cache root ``CACHE`` (default :func:`release_cache_dir` of the release)::
 
@@ -216,19 +216,13 @@ def build_inputs(table: pd.DataFrame, record: Preprocessing, scheme: str = "megc
         if progress is not None:
             progress(len(results), len(rows))
 
-    from merkit.cluster import cluster_address
+    from merkit.cluster import executor
 
-    if (workers == 1 and cluster_address(address) is None) or len(todo) < 2:
-        for i in todo:
-            collect(i, _compute(rows[i], record))
-    else:
-        from merkit.cluster import ray_session, run_tasks
-
-        with ray_session(workers, address):
-            failures = run_tasks(_compute, [(rows[i], record) for i in todo], [rows[i]["sample_id"] for i in todo],
-                                 lambda k, result, node: collect(todo[k], result, node), max_retries=2)
-        if failures:  # a crash that is not bad data, twice: a bug, not a clip to skip
-            raise RuntimeError(f"preprocessing crashed on {failures[0][0]}: {failures[0][1]}")
+    with executor(workers, address, workers, tasks=len(todo)) as ex:
+        failures = ex.run(_compute, [(rows[i], record) for i in todo], [rows[i]["sample_id"] for i in todo],
+                          lambda k, result, node: collect(todo[k], result, node), max_retries=2)
+    if failures:  # a crash that is not bad data, twice: a bug, not a clip to skip
+        raise RuntimeError(f"preprocessing crashed on {failures[0][0]}: {failures[0][1]}")
     keep, arrays = [], {key: [] for key in record.input_keys}
     failed = 0
     for i, row in enumerate(rows):
@@ -265,39 +259,3 @@ def build_inputs(table: pd.DataFrame, record: Preprocessing, scheme: str = "megc
     if "flow" in tensors:
         meta["flow_channels"] = ["u", "v", "strain"]
     return FeatureSet(labelled.iloc[keep].reset_index(drop=True), tensors, classes.classes, notes, meta)
-
-
-def load_inputs(data, diagnostics: Diagnostics | None = None, progress=None, address: str | None = None) -> FeatureSet:
-    """The FeatureSet that a run config's ``data`` section (:class:`merkit.config.DataConfig`) describes.
-
-    ``flow_folder``: the composite-format folder in ``data.path`` (:func:`merkit.inputs.composite.read_composite`).
-    ``raw``: the release in ``data.path`` loaded by name (``data.dataset``), then :func:`build_inputs` with
-    ``data.preprocessing``, cached under ``data.cache`` (default :func:`release_cache_dir`), on the Ray cluster at
-    ``address`` when one is given.
-
-    Raises:
-        ConfigError: unknown ``data.kind``, or a missing ``data.path`` / ``data.dataset``.
-        DataError: the data cannot be loaded, an emotion lies outside the dataset's vocabulary, or no sample yields
-            inputs.
-    """
-    diagnostics = diagnostics if diagnostics is not None else Diagnostics()
-    if not data.path:
-        raise ConfigError("data.path must name the data folder (a flow folder, or a raw release)")
-    if data.kind == "flow_folder":
-        from merkit.inputs.composite import read_composite
-
-        return read_composite(data.path, data.scheme, data.channels, data.file_channels, data.with_apex,
-                              data.apex_size, data.with_au_boxes, diagnostics, record=data.preprocessing,
-                              with_face_points=data.with_face_points)
-    if data.kind != "raw":
-        raise ConfigError(f"unknown data.kind {data.kind!r}; known: flow_folder, raw")
-    if not data.dataset:
-        raise ConfigError("data.kind 'raw' needs data.dataset (casme2, samm, smic, synthetic, ...)")
-    from merkit.datasets.registry import check_emotions, load_dataset
-
-    table = check_emotions(load_dataset(data.dataset, data.path, diagnostics=diagnostics), data.dataset)
-    cache = Path(data.cache) if data.cache else release_cache_dir(data.path)
-    features = build_inputs(table, data.preprocessing, data.scheme, cache, data.preprocess_workers, data.on_error,
-                            diagnostics, progress, address)
-    features.notes.insert(0, f"{data.dataset} release at {data.path}")
-    return features

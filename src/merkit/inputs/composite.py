@@ -337,17 +337,13 @@ def write_composite(table: pd.DataFrame, out: str | Path, record: Preprocessing 
         if progress is not None:
             progress(done, len(rows))
 
-    if workers == 1 or len(todo) < 2:
-        for i in todo:
-            record_result(i, _export_task(rows[i], record))
-    else:
-        from merkit.cluster import ray_session, run_tasks
+    from merkit.cluster import executor
 
-        with ray_session(workers):
-            failures = run_tasks(_export_task, [(rows[i], record) for i in todo], [rows[i]["sample_id"] for i in todo],
-                                 lambda k, result, node: record_result(todo[k], result), max_retries=2)
-        if failures:  # a crash that is not bad data, twice: a bug, not a sample to skip
-            raise RuntimeError(f"export crashed on {failures[0][0]}: {failures[0][1]}")
+    with executor(workers, None, workers, tasks=len(todo)) as ex:
+        failures = ex.run(_export_task, [(rows[i], record) for i in todo], [rows[i]["sample_id"] for i in todo],
+                          lambda k, result, node: record_result(todo[k], result), max_retries=2)
+    if failures:  # a crash that is not bad data, twice: a bug, not a sample to skip
+        raise RuntimeError(f"export crashed on {failures[0][0]}: {failures[0][1]}")
     keep = sorted(provenance)
     if not keep:
         raise DataError("no sample left to export", hint="check the class scheme, the frames and the faces")

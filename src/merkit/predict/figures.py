@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
 from merkit.files import write_atomic
 
-from merkit.predict.results import Prediction, SpotResult
+if TYPE_CHECKING:  # the results module draws with these functions; it is imported for annotations only
+    from merkit.predict.results import Prediction, SpotResult
 
 
 def _motion_image(inputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, str]:

@@ -14,6 +14,7 @@ import pandas as pd
 
 from merkit import __version__
 from merkit.files import write_atomic, write_text
+from merkit.predict.figures import prediction_figure, timeline_figure
 
 
 @dataclass
@@ -91,8 +92,6 @@ class Prediction:
 
     def save_figure(self, path: str | Path) -> Path:
         """Onset and apex crops, the motion map, the model's feature map (where spatial) and probability bars."""
-        from merkit.predict.figures import prediction_figure
-
         return prediction_figure(self, path)
 
 
@@ -136,6 +135,4 @@ class SpotResult:
 
     def save_timeline(self, path: str | Path) -> Path:
         """Motion score over time, the threshold, and the intervals coloured by predicted class."""
-        from merkit.predict.figures import timeline_figure
-
         return timeline_figure(self, path)

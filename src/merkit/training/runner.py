@@ -13,7 +13,6 @@ bit-reproducible, so ``run.json`` records the devices, machines and Ray nodes th
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,23 +22,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from merkit.config import RunConfig, config_from_dict
+from merkit.config import RunConfig
 from merkit.errors import ConfigError, DataError, Diagnostics, UnitError, Where
 from merkit.features import FeatureSet
 from merkit.files import write_atomic, write_json
 from merkit.models import build_model
 from merkit.training.engine import (cpu_state_dict, describe_device, describe_environment, fit, module_device,
                                     predict_proba, resolve_device)
-from merkit.cluster import cluster_address
 from merkit.training.loso import Fold, check_fold, make_folds
+from merkit.training.seeds import member_seed
 
 PREDICTION_COLUMNS = ("sample_id", "dataset", "subject", "subject_id", "sample", "fold", "seed", "epoch",
                       "label", "prediction")
-
-
-def unit_seed(seed: int, subject_id: str) -> int:
-    """The seed of one (seed, fold) unit: independent of fold order and of which process runs it."""
-    return int(hashlib.sha256(f"{seed}:{subject_id}".encode()).hexdigest()[:8], 16)
 
 
 def prediction_frame(data: FeatureSet, proba: np.ndarray, fold: str, seed: int, epoch: int) -> pd.DataFrame:
@@ -74,12 +68,6 @@ class UnitResult:
     choice: dict | None = None
     device: str = "cpu"
     environment: str = ""
-
-
-def member_seed(seed: int, fold: str, member: int) -> int:
-    """The seed of ensemble member ``member`` of a unit; member 0's is :func:`unit_seed`, so a single model and an
-    ensemble's first member are the same model."""
-    return unit_seed(seed, fold if member == 0 else f"{fold}#member{member}")
 
 
 def compute_unit(config: RunConfig, data: FeatureSet, fold: Fold, seed: int) -> UnitResult:
@@ -159,10 +147,6 @@ def compute_unit(config: RunConfig, data: FeatureSet, fold: Fold, seed: int) -> 
 def run_unit(config: RunConfig, data: FeatureSet, fold: Fold, seed: int) -> pd.DataFrame:
     """The predictions table of one unit (:func:`compute_unit` without the rest)."""
     return compute_unit(config, data, fold, seed).predictions
-
-
-def _unit_task(config_dict: dict, data: FeatureSet, fold: Fold, seed: int) -> UnitResult:
-    return compute_unit(config_from_dict(config_dict), data, fold, seed)
 
 
 @dataclass
@@ -356,8 +340,9 @@ def run_loso(config: RunConfig, data: FeatureSet, run_dir: str | Path,
              diagnostics: Diagnostics | None = None) -> pd.DataFrame:
     """Run every (seed, fold) unit not yet finished in ``run_dir`` and return all predictions.
 
-    Units run in this process when ``protocol.workers == 1`` and no cluster is named, else on Ray (a local instance
-    with that many workers, or the cluster at ``protocol.address`` / ``$RAY_ADDRESS``). Finished units already in
+    Units run on the executor of :func:`merkit.cluster.executor`: in this process when ``protocol.workers == 1``
+    and no cluster is named, else on Ray (a local instance with that many workers, or the cluster at
+    ``protocol.address`` / ``$RAY_ADDRESS``). Finished units already in
     ``run_dir`` are reused after :func:`check_run_dir`, each only when :func:`unit_problem` finds nothing wrong
     with it; a unit file that fails is recomputed, with a counted warning (``unit-recomputed``) in
     ``diagnostics`` that names it.
@@ -388,47 +373,41 @@ def run_loso(config: RunConfig, data: FeatureSet, run_dir: str | Path,
     for plan in plans:
         if plan.path not in pending and on_unit_done is not None:
             on_unit_done(plan)
-    address = cluster_address(config.protocol.address)
-    if config.protocol.workers <= 1 and address is None:
-        resolve_device(config.training.device)  # an unavailable device fails before the first unit
-        for plan in todo:
-            write_unit(plan, compute_unit(config, data, plan.fold, plan.seed), run_dir)
-            if on_unit_done is not None:
-                on_unit_done(plan)
-    elif todo:
-        _run_on_ray(config, data, todo, run_dir, on_unit_done, address)
+    _run_units(config, data, todo, run_dir, on_unit_done)
     frames = [pd.read_csv(p.path, dtype={"subject": str, "sample": str}) for p in plans]
     preds = pd.concat(frames, ignore_index=True)
     return preds.sort_values(["seed", "sample_id"], kind="stable").reset_index(drop=True)
 
 
-def _run_on_ray(config: RunConfig, data: FeatureSet, todo: list[UnitPlan], run_dir: Path,
-                on_unit_done: Callable[[UnitPlan], None] | None, address: str | None) -> None:
-    """The units on Ray (:func:`merkit.cluster.run_tasks`): the data goes into the object store once, each unit
+def _run_units(config: RunConfig, data: FeatureSet, todo: list[UnitPlan], run_dir: Path,
+               on_unit_done: Callable[[UnitPlan], None] | None) -> None:
+    """The units, on the executor the protocol names (:func:`merkit.cluster.executor`: this process, a local Ray
+    instance with ``workers`` workers, or the cluster at ``protocol.address``): the data is shared once, each unit
     asks for ``threads_per_fold`` CPUs and its GPU share, and the driver writes each result as it arrives.
 
     Raises:
-        UnitError: units that failed for good, each named with its error; the others are written.
+        ConfigError: the device is unavailable (checked before the first unit in this process).
+        UnitError: units that failed for good on Ray, each named with its error; the others are written.
     """
-    import ray
-
-    from merkit.cluster import ray_session, run_tasks
+    from merkit.cluster import executor
 
     protocol = config.protocol
-    with ray_session(protocol.workers * protocol.threads_per_fold, address):
-        cluster_gpus = ray.cluster_resources().get("GPU", 0.0) if address is not None else None
-        data_ref = ray.put(data)
-        config_dict = config.to_dict()
+    if not todo:
+        return
+    with executor(protocol.workers, protocol.address, protocol.workers * protocol.threads_per_fold) as ex:
+        if ex.in_process:
+            resolve_device(config.training.device)  # an unavailable device fails before the first unit
+        data_ref = ex.share(data)
 
-        def done(i: int, result: UnitResult, node: str) -> None:
+        def done(i: int, result: UnitResult, node: str | None) -> None:
             write_unit(todo[i], result, run_dir, node)
             if on_unit_done is not None:
                 on_unit_done(todo[i])
 
-        failures = run_tasks(_unit_task, [(config_dict, data_ref, p.fold, p.seed) for p in todo],
-                             [f"seed {p.seed}, fold {p.fold.name}" for p in todo], done,
-                             num_cpus=protocol.threads_per_fold, num_gpus=gpus_per_unit(config, cluster_gpus),
-                             max_retries=protocol.max_retries)
+        failures = ex.run(compute_unit, [(config, data_ref, p.fold, p.seed) for p in todo],
+                          [f"seed {p.seed}, fold {p.fold.name}" for p in todo], done,
+                          num_cpus=protocol.threads_per_fold, num_gpus=gpus_per_unit(config, ex.cluster_gpus),
+                          max_retries=protocol.max_retries)
     if failures:
         listed = "; ".join(f"{name}: {error}" for name, error in failures[:5])
         raise UnitError(f"{len(failures)} unit(s) failed after {protocol.max_retries} retries: {listed}"

@@ -24,6 +24,7 @@ import torch
 
 from merkit.errors import LeakageError
 from merkit.features import FeatureSet
+from merkit.training.seeds import unit_seed
 
 DEFAULT_RECIPE = "config"
 
@@ -94,7 +95,6 @@ def choose(config, train: FeatureSet, seed: int, fold: str, forbidden: set[str])
     """
     from merkit.models import build_model
     from merkit.training.engine import fit, predict_proba
-    from merkit.training.runner import unit_seed
 
     leaked = forbidden & set(train.table["sample_id"])
     if leaked:

@@ -1,0 +1,49 @@
+"""What a run config's ``data`` section describes, as model inputs: :func:`load_inputs`.
+
+The one place that chooses between the two sources: a folder in the MEGC2019 composite's format
+(:mod:`merkit.inputs.composite`) and a raw release built clip by clip (:mod:`merkit.inputs.build`). Both of those
+modules stay unaware of each other's reader, so neither imports the other to dispatch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from merkit.errors import ConfigError, Diagnostics
+from merkit.features import FeatureSet
+from merkit.inputs.build import build_inputs, release_cache_dir
+from merkit.inputs.composite import read_composite
+
+
+def load_inputs(data, diagnostics: Diagnostics | None = None, progress=None, address: str | None = None) -> FeatureSet:
+    """The FeatureSet that a run config's ``data`` section (:class:`merkit.config.DataConfig`) describes.
+
+    ``flow_folder``: the composite-format folder in ``data.path`` (:func:`read_composite`).
+    ``raw``: the release in ``data.path`` loaded by name (``data.dataset``), then :func:`build_inputs` with
+    ``data.preprocessing``, cached under ``data.cache`` (default :func:`release_cache_dir`), on the Ray cluster at
+    ``address`` when one is given.
+
+    Raises:
+        ConfigError: unknown ``data.kind``, or a missing ``data.path`` / ``data.dataset``.
+        DataError: the data cannot be loaded, an emotion lies outside the dataset's vocabulary, or no sample yields
+            inputs.
+    """
+    diagnostics = diagnostics if diagnostics is not None else Diagnostics()
+    if not data.path:
+        raise ConfigError("data.path must name the data folder (a flow folder, or a raw release)")
+    if data.kind == "flow_folder":
+        return read_composite(data.path, data.scheme, data.channels, data.file_channels, data.with_apex,
+                              data.apex_size, data.with_au_boxes, diagnostics, record=data.preprocessing,
+                              with_face_points=data.with_face_points)
+    if data.kind != "raw":
+        raise ConfigError(f"unknown data.kind {data.kind!r}; known: flow_folder, raw")
+    if not data.dataset:
+        raise ConfigError("data.kind 'raw' needs data.dataset (casme2, samm, smic, synthetic, ...)")
+    from merkit.datasets.registry import check_emotions, load_dataset
+
+    table = check_emotions(load_dataset(data.dataset, data.path, diagnostics=diagnostics), data.dataset)
+    cache = Path(data.cache) if data.cache else release_cache_dir(data.path)
+    features = build_inputs(table, data.preprocessing, data.scheme, cache, data.preprocess_workers, data.on_error,
+                            diagnostics, progress, address)
+    features.notes.insert(0, f"{data.dataset} release at {data.path}")
+    return features

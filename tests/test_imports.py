@@ -1,0 +1,77 @@
+"""The import structure: the layer contract (import-linter, from pyproject.toml) and no import circles."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import grimp
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_layer_contract_holds():
+    lint = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
+    done = subprocess.run([lint, str(REPO / "pyproject.toml")], capture_output=True, text=True, cwd=REPO,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "1 kept, 0 broken" in done.stdout
+
+
+def test_every_top_level_module_is_in_the_contract():
+    import tomllib
+
+    layers = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"][0]["layers"]
+    named = {m.strip() for layer in layers for m in layer.split("|")}
+    src = REPO / "src" / "merkit"
+    top = {f"merkit.{p.stem}" for p in src.glob("*.py") if p.stem != "__init__"}
+    top |= {f"merkit.{p.name}" for p in src.iterdir() if (p / "__init__.py").is_file()}
+    assert top - named == set(), "add these to the layers contract in pyproject.toml"
+    assert named - top == set(), "the contract names modules that do not exist"
+
+
+def test_no_module_of_merkit_imports_itself_back():
+    graph = grimp.build_graph("merkit", exclude_type_checking_imports=True)
+    circles = []
+    for module in sorted(graph.modules):
+        for imported in sorted(graph.find_modules_directly_imported_by(module)):
+            back = graph.find_shortest_chain(importer=imported, imported=module)
+            if back:
+                circles.append(" -> ".join((module, *back)))
+    assert circles == [], "import circles:\n" + "\n".join(circles[:20])
+
+
+@pytest.mark.parametrize("module, heavy", [("merkit", {"torch", "cv2", "ray"})])
+def test_importing_the_package_loads_no_heavy_library(module, heavy):
+    done = subprocess.run([sys.executable, "-c", f"import sys, {module}; print(sorted(set(sys.modules) & {heavy!r}))"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_here_or_on_ray_is_decided_by_the_executor_alone():
+    """Only merkit.cluster starts or joins Ray; every parallel loop asks it for an executor."""
+    src = REPO / "src" / "merkit"
+    offenders = [f"{p.relative_to(src)}:{i}" for p in src.rglob("*.py") if p.name != "cluster.py"
+                 for i, line in enumerate(p.read_text().splitlines(), 1)
+                 if any(word in line for word in ("ray_session(", "run_tasks(", "ray.init(", "ray.put("))]
+    assert offenders == []
+
+
+def test_the_in_process_executor_runs_calls_in_order_and_lets_errors_through(monkeypatch):
+    from merkit.cluster import InProcess, executor
+
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")  # would be joined by a Ray executor; never reached here
+    with executor(4, None, tasks=1) as ex:
+        assert isinstance(ex, InProcess)
+    monkeypatch.delenv("RAY_ADDRESS")
+    got = []
+    with executor(1) as ex:
+        assert isinstance(ex, InProcess) and ex.share(got) is got
+        assert ex.run(pow, [(2, 3), (3, 2)], ["a", "b"], lambda i, r, node: got.append((i, r, node))) == []
+    assert got == [(0, 8, None), (1, 9, None)]
+    with pytest.raises(ZeroDivisionError), executor(1) as ex:
+        ex.run(divmod, [(1, 0)], ["x"], lambda *a: None)
