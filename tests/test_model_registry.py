@@ -3,7 +3,25 @@ model's initial weights, parameter names or forward numerics (fingerprints pinne
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from merkit.errors import ConfigError
+from merkit.models import (
+    MODEL_MODULES,
+    MerModel,
+    build_model,
+    create_model,
+    list_models,
+    model_info,
+    register_model,
+)
+from merkit.models.base import registered
 
 from tests.model_hashes import CASES, NO_FORWARD, case_id, fingerprint
 
@@ -58,3 +76,148 @@ def test_weights_names_and_numerics_are_unchanged(case, request):
         return
     assert fp["eval"][:16] == eval_, f"{key}: eval-mode logits changed"
     assert fp["train"][:16] == train, f"{key}: train-mode logits or auxiliary losses changed"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The registry
+
+MODELS = ["cva_fpf", "frl_dgt", "htnet", "mmnet", "slstt", "ststnet"]
+
+
+def _quiet_build(name, preset, **params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SLSTT's "randomly initialised" warning
+        return build_model(name, 3, preset, **params)
+
+
+def test_list_models_names_every_model_once_sorted():
+    assert list_models() == MODELS
+    assert list_models("*net") == ["htnet", "mmnet", "ststnet"]
+    assert list_models("nothing*") == []
+    assert set(MODEL_MODULES) == set(MODELS)
+    assert all(MODEL_MODULES[n] == f"merkit.models.{n}" for n in MODELS)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_create_model_builds_what_build_model_builds(name):
+    def seeded(factory):
+        torch.manual_seed(5)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SLSTT's "randomly initialised" warning
+            return factory()
+
+    created = seeded(lambda: create_model(name, preset="cpu", num_classes=4))
+    built = seeded(lambda: build_model(name, 4, "cpu"))
+    assert type(created) is type(built) is registered(name).cls
+    a, b = created.state_dict(), built.state_dict()
+    assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+    assert created.config == built.config == registered(name).presets["cpu"]
+
+
+def test_create_model_takes_the_classes_by_keyword_only():
+    with pytest.raises(TypeError):
+        create_model("ststnet", "cpu", 3)  # type: ignore[misc]
+    assert create_model("ststnet", num_classes=7)(
+        {"flow": torch.rand(2, 3, 28, 28)}).logits.shape == (2, 7)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_facts_are_read_without_building_the_model(name, monkeypatch):
+    cls = registered(name).cls
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("model_info built the model")
+
+    monkeypatch.setattr(cls, "__init__", refuse)
+    for preset, config in registered(name).presets.items():
+        info = model_info(name, preset)
+        assert info.name == name and info.preset == preset and info.config == config
+        assert info.input_keys and info.paper and info.model_class == f"{cls.__module__}.{cls.__qualname__}"
+        assert info.presets[preset] == config and "paper" in info.presets
+    with pytest.raises(AssertionError, match="built the model"):
+        create_model(name, "cpu", num_classes=3)
+
+
+#: Per model, the config switches that change its inputs, ground-truth inputs or notes.
+SWITCHES = {
+    "ststnet": st.fixed_dictionaries({}),
+    "mmnet": st.fixed_dictionaries({"motion_key": st.sampled_from(["apex_minus_onset", "flow"]),
+                                    "position_key": st.sampled_from(["onset", "apex"]), "pc": st.booleans()}),
+    "cva_fpf": st.fixed_dictionaries({
+        "motion_key": st.sampled_from(["apex_minus_onset", "flow"]), "fpf_backbone": st.sampled_from(["swin", "vit",
+                                                                                                        "none"]),
+        "fpf_frames": st.sampled_from([["onset"], ["apex"], ["onset", "apex"]]),
+        "au_source": st.sampled_from(["none", "annotation"])}),
+    "slstt": st.fixed_dictionaries({"aggregator": st.sampled_from(["lstm", "mean"]),
+                                    "dropout": st.sampled_from([0.0, 0.1])}).flatmap(
+        lambda d: st.sampled_from([{**d, "input_key": "flow", "frames": 1}, d])),
+    "htnet": st.fixed_dictionaries({"regions": st.sampled_from(["landmarks", "fixed", "none"])}),
+    "frl_dgt": st.fixed_dictionaries({
+        "displacement": st.sampled_from(["dgm", "flow", "flow_norm", "dynamic_image"]),
+        "frames": st.sampled_from([["apex"], ["onset", "apex"]]), "self_supervised": st.booleans(),
+        "regions": st.sampled_from(["au-template", "au-input", "grid"]), "fusion": st.sampled_from(["fu_b", "fu_a"]),
+        "face_fusion": st.booleans(), "depth": st.sampled_from([1, 2])}),
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_facts_without_building_equal_the_built_models(data):
+    name = data.draw(st.sampled_from(MODELS))
+    params = data.draw(SWITCHES[name])
+    info = model_info(name, "cpu", **params)
+    model = _quiet_build(name, "cpu", **params)
+    assert tuple(model.input_keys) == info.input_keys
+    assert tuple(model.uses_ground_truth_inputs) == info.uses_ground_truth_inputs
+    assert tuple(model.notes) == info.notes  # SLSTT cpu: no pretrained weights named, so the same notes
+
+
+def test_slstt_facts_say_where_the_weights_come_from_without_loading_them():
+    info = model_info("slstt", "paper")
+    assert "google/vit-base-patch16-384 where loadable" in info.notes[0]
+    assert not any("not ImageNet-pretrained" in n for n in info.notes)
+
+
+@pytest.mark.parametrize("call, suggestion", [
+    (lambda: create_model("mmnt", num_classes=3), "did you mean 'mmnet'?"),
+    (lambda: build_model("STSTNet", 3), "did you mean 'ststnet'?"),
+    (lambda: model_info("frl-dgt"), "did you mean 'frl_dgt'?"),
+    (lambda: create_model("mmnet", "paper3class", num_classes=3), "did you mean 'paper-3class'?"),
+    (lambda: build_model("htnet", 3, "cpuu"), "did you mean 'cpu'?"),
+    (lambda: model_info("htnet", "cpu", regoins="fixed"), "did you mean 'regions'?"),
+])
+def test_unknown_names_fail_in_one_line_with_a_suggestion(call, suggestion):
+    with pytest.raises(ConfigError) as err:
+        call()
+    message = str(err.value)
+    assert suggestion in message and "\n" not in message and "known: [" in message
+
+
+def test_a_name_far_from_every_model_gets_the_list_only():
+    with pytest.raises(ConfigError, match=r"unknown model 'zzzz' \(model.name\); known: \['cva_fpf'") as err:
+        create_model("zzzz", num_classes=3)
+    assert "did you mean" not in str(err.value)
+
+
+def test_register_model_refuses_a_taken_name_and_presets_without_paper():
+    class Other(MerModel):
+        pass
+
+    with pytest.raises(ValueError, match="already registered"):
+        register_model("ststnet", presets={"paper": object()}, paper="x")(Other)
+    with pytest.raises(ValueError, match="'paper' entry"):
+        register_model("other", presets={"cpu": object()}, paper="x")
+    assert list_models() == MODELS
+
+
+def test_cli_lists_the_architectures_with_presets_and_inputs():
+    from merkit.cli.app import app
+
+    result = CliRunner().invoke(app, ["models", "--architectures"])
+    assert result.exit_code == 0, result.output
+    for name in MODELS:
+        assert f"\n{name}: " in "\n" + result.output
+        for preset in registered(name).presets:
+            assert f"  preset {preset}: " in result.output
+    assert "inputs: flow, face_points" in result.output  # HTNet
+    assert "preset paper-3class: pc_depth=3, pc_mlp_ratio=2.0, pc_drop_path=0.3" in result.output
