@@ -3,6 +3,7 @@
 For each case (model, preset, parameter overrides) the model is built after ``torch.manual_seed(0)`` and fed fixed
 seeded inputs; the fingerprint is three sha256 digests:
 
+* ``names``: the state_dict's entries' names, dtypes and shapes in order (the same on every machine);
 * ``state``: the state_dict, every entry's name, dtype, shape and bytes in state_dict order (so a renamed, reordered
   or differently initialised parameter or buffer changes it);
 * ``eval``: the logits in eval mode on inputs of another size than the model's (so the resize paths run), with grey
@@ -63,12 +64,13 @@ def case_id(name: str, preset: str, params: dict[str, Any]) -> str:
     return "/".join([name, preset, *(f"{k}={v}" for k, v in sorted(params.items()))])
 
 
-def _digest(tensors) -> str:
+def _digest(tensors, values: bool = True) -> str:
     h = hashlib.sha256()
     for name, t in tensors:
         t = t.detach().cpu().contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.view(torch.int16).numpy().tobytes())
+        if values:
+            h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.view(torch.int16).numpy().tobytes())
     return h.hexdigest()
 
 
@@ -113,7 +115,7 @@ def make_inputs(model, seed: int, side: int, batch: int = 2) -> dict[str, torch.
 
 
 def fingerprint(name: str, preset: str, params: dict[str, Any], forward: bool = True) -> dict[str, str]:
-    """``{"state": sha256, "eval": sha256 | "", "train": sha256 | ""}`` of one case (see the module docstring);
+    """``{"names", "state", "eval", "train": sha256 ("" when not computed)}`` of one case (see the module docstring);
     without ``forward`` (and for :data:`NO_FORWARD` cases) only the state_dict's."""
     from merkit.models import build_model
 
@@ -124,7 +126,9 @@ def fingerprint(name: str, preset: str, params: dict[str, Any], forward: bool = 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # SLSTT's "randomly initialised" warning
             model = build_model(name, 3, preset, **params)
-        result = {"state": _digest(model.state_dict().items()), "eval": "", "train": ""}
+        state = model.state_dict()
+        result = {"names": _digest(state.items(), values=False), "state": _digest(state.items()), "eval": "",
+                  "train": ""}
         if not forward or (name, preset) in NO_FORWARD:
             return result
         side = _side(model.config)
@@ -146,5 +150,5 @@ if __name__ == "__main__":
     for case in CASES:
         start = time.perf_counter()
         fp = fingerprint(*case)
-        print(f"    {case_id(*case)!r}: ({fp['state'][:16]!r}, {fp['eval'][:16]!r}, {fp['train'][:16]!r}),"
+        print(f"    {case_id(*case)!r}: {tuple(fp[k][:16] for k in ('names', 'state', 'eval', 'train'))!r},"
               f"  # {time.perf_counter() - start:.1f} s", flush=True)

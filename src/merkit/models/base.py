@@ -112,8 +112,8 @@ def preset_config(presets: Mapping[str, Any], preset: str | None, params: Mappin
     known = {f.name for f in fields(base)}
     unknown = sorted(set(params) - known)
     if unknown:
-        hints = "".join(did_you_mean(k, known) for k in unknown[:1])
-        raise ConfigError(f"unknown {name} parameters {unknown} (model.params){hints}; known: {sorted(known)}")
+        raise ConfigError(f"unknown {name} parameters {unknown} (model.params){did_you_mean(unknown[0], known)}; "
+                          f"known: {sorted(known)}")
     return replace(base, **{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
 
 
