@@ -249,3 +249,33 @@ def test_cli_lists_the_architectures_with_presets_and_inputs():
             assert f"  preset {preset}: " in result.output
     assert "inputs: flow, face_points" in result.output  # HTNet
     assert "preset paper-3class: pc_depth=3, pc_mlp_ratio=2.0, pc_drop_path=0.3" in result.output
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Shared layers
+
+
+@settings(max_examples=100, deadline=None)
+@given(h=st.integers(2, 40), w=st.integers(2, 40), side=st.integers(2, 40), antialias=st.booleans(),
+       grey=st.booleans())
+def test_shared_resize_and_channels_give_the_promised_shapes(h, w, side, antialias, grey):
+    from merkit.models.layers import as_channels, resize
+
+    image = torch.rand(2, 1 if grey else 3, h, w)
+    rgb = as_channels(image, 3, "onset")
+    assert rgb.shape == (2, 3, h, w) and torch.equal(rgb[:, -1], image[:, -1])
+    out = resize(rgb, side, antialias)
+    assert out.shape == (2, 3, side, side)
+    assert (out is rgb) == (h == w == side)  # a no-op exactly at the size
+    if not antialias or (h <= side and w <= side):  # plain bilinear, what HTNet and SLSTT always used
+        assert torch.equal(out, torch.nn.functional.interpolate(rgb, size=(side, side), mode="bilinear",
+                                                                 align_corners=False))
+
+
+def test_a_wrong_channel_count_names_the_input():
+    from merkit.models.layers import as_channels
+
+    with pytest.raises(ValueError, match=r"input 'apex' has 2 channels .* expects 3 \(set it\)"):
+        as_channels(torch.rand(1, 2, 4, 4), 3, "apex", " (set it)")
+    with pytest.raises(ValueError, match="'onset' has 3 channels"):
+        as_channels(torch.rand(1, 3, 4, 4), 1, "onset")

@@ -294,6 +294,9 @@ class FusionLayer(nn.Module):
     With equal weights ``1/m`` and zero bias, ``q`` is the mean query and ``W_raw`` is the average over the queries
     of the standard attention scores ``Q K^T`` (linearity): "linear fusion before attention" is then an average.
     ``forward(x, return_weights=True)`` also returns the (B, h, m) softmax weights (Fig. 7).
+
+    The paper's own layer, so it stays here rather than in :mod:`merkit.models.layers`: no library attention fuses
+    the queries before attending or batch-normalises the scores.
     """
 
     def __init__(self, tokens: int, dim: int, heads: int):

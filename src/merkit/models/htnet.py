@@ -220,7 +220,7 @@ class SelfAttention(nn.Module):
 
     HTNet's own (the NesT code's), not ``nn.MultiheadAttention`` nor :mod:`merkit.models.layers`: the inner width
     ``heads * (D // heads)`` is below D where ``heads`` does not divide D (255 at 256 and 3 heads), and q, k, v have
-    no bias; ``nn.MultiheadAttention`` can express neither.
+    no bias while the output projection has one; ``nn.MultiheadAttention`` can express neither.
     """
 
     def __init__(self, dim: int, heads: int, dropout: float):
