@@ -91,8 +91,14 @@ def _describe(predictor, default: bool) -> str:
 
 
 @app.command("models")
-def models_command() -> None:
+def models_command(architectures: bool = typer.Option(False, "--architectures", help="List the registered model "
+                                                      "architectures, their presets and inputs, instead.")) -> None:
     """List the models that ship with merkit: what each was trained on, its honest LOSO figures, its licence."""
+    if architectures:
+        from merkit.cli.models import architecture_lines
+
+        typer.echo("\n".join(architecture_lines()))
+        return
     from merkit.pretrained import CARD_NAME, DEFAULT_MODEL, packaged_models
 
     for model in packaged_models():

@@ -56,22 +56,24 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from merkit.models.attention import AttentionBackbone, conv_output_side
-from merkit.models.base import MerModel, preset_config
-from merkit.models.mmnet import MOTION_KEYS, prepare_motion, prepare_position
+from merkit.models.base import MerModel, ModelFacts, register_model
+from merkit.models.mmnet import MOTION_KEYS, MainBranchConfig, main_branch, prepare_motion, prepare_position
 
 AU_SOURCES = ("none", "annotation")
+PAPER = ('"A novel approach for micro-expression recognition incorporating vertical attention and position '
+         'localization", anonymous ICLR 2024 submission (later published as FaceSleuth)')
 FPF_BACKBONES = ("swin", "vit", "none")
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(MainBranchConfig):
     """CVA+FPF+AU hyperparameters; defaults are the paper's model **without** the ground-truth AU input.
 
     Attributes:
-        motion_key, input_size, stem_width, stem_stride, widths, strides: main branch as in MMNet.
-        attention: ``y`` (CVA, paper), ``x``, ``xy`` (Table 3), ``spatial`` (MMNet's CA) or ``none``.
-        continuous: previous block's map multiplies the current one (eq. 1); ``False``: independent (Table 4).
+        motion_key, input_size, stem_width, stem_stride, widths, strides, continuous: the main branch, MMNet's
+            (:class:`merkit.models.mmnet.MainBranchConfig`, the same defaults).
+        attention: ``y`` (CVA, paper; MMNet's default is ``spatial``), ``x``, ``xy`` (Table 3), ``spatial``
+            (MMNet's CA) or ``none``; ``continuous=False``: independent maps (Table 4).
         fpf_backbone: ``swin`` (paper), ``vit`` (Table 5) or ``none``.
         fpf_frames: position frames fed separately to the FPF and summed (Table 6): ``("onset", "apex")`` (paper),
             ``("onset",)`` or ``("apex",)``.
@@ -85,14 +87,7 @@ class Config:
         imagenet_normalize: ImageNet normalisation of the inputs.
     """
 
-    motion_key: str = "apex_minus_onset"
-    input_size: int = 224
-    stem_width: int = 180
-    stem_stride: int = 2
-    widths: tuple[int, ...] = (128, 128, 256, 512)
-    strides: tuple[int, ...] = (1, 2, 2, 2)
     attention: str = "y"
-    continuous: bool = True
     fpf_backbone: str = "swin"
     fpf_frames: tuple[str, ...] = ("onset", "apex")
     fpf_input_size: int = 224
@@ -111,10 +106,6 @@ class Config:
     fc1_dim: int = 512
     fc2_dim: int = 128
     imagenet_normalize: bool = True
-
-    @property
-    def feature_side(self) -> int:
-        return conv_output_side(self.input_size, (self.stem_stride, *self.strides))
 
     @property
     def swin_output(self) -> tuple[int, int]:
@@ -183,6 +174,7 @@ class ViTFPF(nn.Module):
         return tokens.transpose(1, 2).reshape(image.shape[0], -1, side, side)
 
 
+@register_model("cva_fpf", presets=PRESETS, title="CVA+FPF", paper=PAPER)
 class CVAFPF(MerModel):
     """CVA + FPF (+ AU) on ``{motion_key, *fpf_frames[, "action_units"]}``; logits (B, num_classes).
 
@@ -203,8 +195,7 @@ class CVAFPF(MerModel):
             raise ValueError(f"fpf_frames must be drawn from ('onset', 'apex'), got {config.fpf_frames!r}")
         self.config = config
         side, dim = config.feature_side, config.widths[-1]
-        self.main = AttentionBackbone(3, config.stem_width, config.stem_stride, config.widths, config.strides,
-                                      config.attention, config.continuous)
+        self.main = main_branch(config)
         self.fpf: nn.Module | None = None
         if config.fpf_backbone == "swin":
             if config.swin_output != (side, dim):
@@ -213,15 +204,23 @@ class CVAFPF(MerModel):
             self.fpf = SwinFPF(config)
         elif config.fpf_backbone == "vit":
             self.fpf = ViTFPF(config, side)
-        frames = tuple(config.fpf_frames) if self.fpf is not None else ()
-        self.uses_ground_truth_inputs: tuple[str, ...] = ("action_units",) if config.au_source == "annotation" else ()
-        self.input_keys = (config.motion_key,) + frames + self.uses_ground_truth_inputs
+        facts = self.facts(config)
+        self.uses_ground_truth_inputs: tuple[str, ...] = facts.uses_ground_truth_inputs
+        self.input_keys = facts.input_keys
         au = config.au_dim if config.au_source == "annotation" else 0
         self.fc1 = nn.Linear(dim * side * side, config.fc1_dim)
         self.norm1 = nn.BatchNorm1d(config.fc1_dim + au)
         self.fc2 = nn.Linear(config.fc1_dim + au, config.fc2_dim)
         self.norm2 = nn.BatchNorm1d(config.fc2_dim)
         self.fc3 = nn.Linear(config.fc2_dim, num_classes)
+
+    @classmethod
+    def facts(cls, config: Config) -> ModelFacts:
+        """Inputs: the motion key, the FPF frames (without FPF, none) and, with ``au_source="annotation"``, the
+        ground-truth ``action_units``, which are also listed as ``uses_ground_truth_inputs``."""
+        frames = tuple(config.fpf_frames) if config.fpf_backbone != "none" else ()
+        truth = ("action_units",) if config.au_source == "annotation" else ()
+        return ModelFacts((config.motion_key,) + frames + truth, truth)
 
     @property
     def fpf_input_side(self) -> int:
@@ -263,7 +262,3 @@ class CVAFPF(MerModel):
         """:meth:`forward_features` -> logits: BN -> ReLU -> fc2 -> BN -> fc3."""
         return self.fc3(self.norm2(self.fc2(torch.relu(self.norm1(features)))))
 
-
-def build(num_classes: int, preset: str | None = None, **params) -> CVAFPF:
-    """CVA+FPF(+AU) with preset ``paper`` (default) or ``cpu``, overridden by ``params``."""
-    return CVAFPF(num_classes, preset_config(PRESETS, preset, params, "CVA+FPF"))

@@ -86,12 +86,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from merkit.features import require_inputs
-from merkit.models.base import MerModel, ModelOutput, preset_config
+from merkit.models.base import MerModel, ModelFacts, ModelOutput, register_model
+from merkit.models.layers import as_channels, resize
 
 DISPLACEMENTS = ("dgm", "flow", "flow_norm", "dynamic_image")
 REGION_KINDS = ("au-template", "au-input", "grid")
 FUSIONS = ("fu_b", "fu_a")
 NUM_REGIONS = 9
+PAPER = ('Zhai, Zhao, Long, Xu, He and Zhao, "Feature Representation Learning with Adaptive Displacement Generation '
+         'and Transformer Fusion for Micro-Expression Recognition", CVPR 2023')
 
 
 @dataclass(frozen=True)
@@ -291,6 +294,9 @@ class FusionLayer(nn.Module):
     With equal weights ``1/m`` and zero bias, ``q`` is the mean query and ``W_raw`` is the average over the queries
     of the standard attention scores ``Q K^T`` (linearity): "linear fusion before attention" is then an average.
     ``forward(x, return_weights=True)`` also returns the (B, h, m) softmax weights (Fig. 7).
+
+    The paper's own layer, so it stays here rather than in :mod:`merkit.models.layers`: no library attention fuses
+    the queries before attending or batch-normalises the scores.
     """
 
     def __init__(self, tokens: int, dim: int, heads: int):
@@ -389,21 +395,46 @@ def crop_regions(x: torch.Tensor, left: torch.Tensor, top: torch.Tensor, side: i
 
 
 def _as_channels(image: torch.Tensor, channels: int, key: str) -> torch.Tensor:
-    if image.shape[1] == channels:
-        return image
-    if image.shape[1] == 1 and channels == 3:
-        return image.expand(-1, 3, -1, -1)
-    raise ValueError(f"input {key!r} has {image.shape[1]} channels, the model expects {channels} "
-                     f"(set model.params.image_channels)")
+    return as_channels(image, channels, key, " (set model.params.image_channels)")
 
 
-def _resize(image: torch.Tensor, side: int) -> torch.Tensor:
-    if image.shape[-2:] == (side, side):
-        return image
-    shrink = image.shape[-1] > side or image.shape[-2] > side
-    return F.interpolate(image, size=(side, side), mode="bilinear", align_corners=False, antialias=shrink)
+def _input_keys(c: Config) -> tuple[str, ...]:
+    """The model-input keys of configuration ``c`` (see the module docstring)."""
+    if c.sequence:
+        keys = ["clip"]
+    else:
+        motion = {"dgm": ("onset", "apex"), "flow": ("flow",), "flow_norm": ("flow",),
+                  "dynamic_image": ("dynamic_image",)}[c.displacement]
+        keys = list(motion) + [f for f in c.frames if f not in motion]
+    if c.self_supervised and c.displacement == "dgm":
+        keys += ["ss_onset", "ss_apex"]
+    if c.regions == "au-input":
+        keys.append("au_boxes")
+    return tuple(keys)
 
 
+def _notes(c: Config) -> list[str]:
+    """Facts a run's report must show: which Table 2 ablation this configuration is."""
+    notes = []
+    if c.displacement != "dgm":
+        row = {"flow": "M0", "flow_norm": "M1", "dynamic_image": "M2"}[c.displacement]
+        notes.append(f"FRL-DGT ablation {row}: displacement={c.displacement} instead of the DGM")
+    elif not c.self_supervised:
+        notes.append("FRL-DGT without self-supervised DGM pairs (the Table 2 M3 setting)")
+    for flag, row in (("face_fusion", "M6"), ("local_fusion", "M7"), ("global_fusion", "M8")):
+        if not getattr(c, flag):
+            notes.append(f"FRL-DGT ablation {row}: {flag} off")
+    if c.fusion == "fu_a":
+        notes.append("FRL-DGT ablation M4: Fu-A-Attn instead of Fu-B-Attn")
+    if c.regions == "grid":
+        notes.append("FRL-DGT ablation M5: 3 x 3 image patches instead of AU regions")
+    if c.depth < 2:
+        notes.append(f"FRL-DGT Attn blocks of depth {c.depth}: the paper stacks multiple Transformer layers "
+                     "(sec. 3.2.2; merkit's default is 2)")
+    return notes
+
+
+@register_model("frl_dgt", presets=PRESETS, title="FRL-DGT", paper=PAPER)
 class FRLDGT(MerModel):
     """FRL-DGT (or FRL-DGT-S with ``sequence=True``); logits (B, num_classes). See the module docstring for inputs.
 
@@ -432,8 +463,9 @@ class FRLDGT(MerModel):
         if c.depth < 1:
             raise ValueError(f"FRL-DGT depth (Transformer layers per Attn block) must be >= 1, got {c.depth}")
         self.config = c
-        self.input_keys = self._input_keys()
-        self.notes = self._notes()
+        facts = self.facts(c)
+        self.input_keys = facts.input_keys
+        self.notes = list(facts.notes)
         self.dgm = (DisplacementGenerator(c.image_channels, c.dgm_widths, c.alpha)
                     if c.displacement == "dgm" else None)
         motion_channels = {"dgm": 2, "flow": 3, "flow_norm": 3, "dynamic_image": c.image_channels}[c.displacement]
@@ -459,45 +491,16 @@ class FRLDGT(MerModel):
             boxes = torch.from_numpy(template_boxes(c.input_size, c.region_side, c.template_crop))
             self.register_buffer("box_origin", boxes[:, :2].clone(), persistent=False)  # (9, 2) left, top
 
-    def _input_keys(self) -> tuple[str, ...]:
-        c = self.config
-        if c.sequence:
-            keys = ["clip"]
-        else:
-            motion = {"dgm": ("onset", "apex"), "flow": ("flow",), "flow_norm": ("flow",),
-                      "dynamic_image": ("dynamic_image",)}[c.displacement]
-            keys = list(motion) + [f for f in c.frames if f not in motion]
-        if c.self_supervised and c.displacement == "dgm":
-            keys += ["ss_onset", "ss_apex"]
-        if c.regions == "au-input":
-            keys.append("au_boxes")
-        return tuple(keys)
+    @classmethod
+    def facts(cls, config: Config) -> ModelFacts:
+        """Inputs (see the module docstring) and which Table 2 ablation the configuration is."""
+        return ModelFacts(_input_keys(config), (), tuple(_notes(config)))
 
-    def _notes(self) -> list[str]:
-        """Facts a run's report must show: which Table 2 ablation this configuration is."""
-        c = self.config
-        notes = []
-        if c.displacement != "dgm":
-            row = {"flow": "M0", "flow_norm": "M1", "dynamic_image": "M2"}[c.displacement]
-            notes.append(f"FRL-DGT ablation {row}: displacement={c.displacement} instead of the DGM")
-        elif not c.self_supervised:
-            notes.append("FRL-DGT without self-supervised DGM pairs (the Table 2 M3 setting)")
-        for flag, row in (("face_fusion", "M6"), ("local_fusion", "M7"), ("global_fusion", "M8")):
-            if not getattr(c, flag):
-                notes.append(f"FRL-DGT ablation {row}: {flag} off")
-        if c.fusion == "fu_a":
-            notes.append("FRL-DGT ablation M4: Fu-A-Attn instead of Fu-B-Attn")
-        if c.regions == "grid":
-            notes.append("FRL-DGT ablation M5: 3 x 3 image patches instead of AU regions")
-        if c.depth < 2:
-            notes.append(f"FRL-DGT Attn blocks of depth {c.depth}: the paper stacks multiple Transformer layers "
-                         "(sec. 3.2.2; merkit's default is 2)")
-        return notes
 
     # --- inputs -------------------------------------------------------------------------------------------------
 
     def _image(self, inputs: Mapping[str, torch.Tensor], key: str) -> torch.Tensor:
-        return _resize(_as_channels(inputs[key], self.config.image_channels, key), self.config.input_size)
+        return resize(_as_channels(inputs[key], self.config.image_channels, key), self.config.input_size)
 
     def _clip(self, clip: torch.Tensor) -> torch.Tensor:
         """``clip`` as (B, T, C, S, S) in [0, 1] (accepts (B, T, H, W) grey and (B, T, H, W, 3) channels-last)."""
@@ -513,7 +516,7 @@ class FRLDGT(MerModel):
         return frames.view(b, t, *frames.shape[1:])
 
     def _frames_of(self, x: torch.Tensor, key: str) -> torch.Tensor:
-        return _resize(_as_channels(x, self.config.image_channels, key), self.config.input_size)
+        return resize(_as_channels(x, self.config.image_channels, key), self.config.input_size)
 
     # --- displacement -------------------------------------------------------------------------------------------
 
@@ -561,7 +564,7 @@ class FRLDGT(MerModel):
             top = grid.repeat_interleave(3).expand(x.shape[0], -1)
             cells = crop_regions(x, left, top, cell)
             if cell != c.region_side:
-                cells = _resize(cells.flatten(0, 1), c.region_side).view(*cells.shape[:3], c.region_side,
+                cells = resize(cells.flatten(0, 1), c.region_side).view(*cells.shape[:3], c.region_side,
                                                                           c.region_side)
             return cells
         left, top = self._boxes(inputs, x.shape[0] // repeat, x.device)
@@ -613,7 +616,7 @@ class FRLDGT(MerModel):
                     losses.update(self.weighted_dgm_losses(onset, apex, d, "dgm"))
                 motion = self._motion_map(d)
             elif c.displacement in ("flow", "flow_norm"):
-                motion = _resize(inputs["flow"], c.input_size)
+                motion = resize(inputs["flow"], c.input_size)
                 motion = standardise(motion, c.norm_eps) if c.displacement == "flow_norm" else motion
             else:
                 motion = self._image(inputs, "dynamic_image")
@@ -642,7 +645,3 @@ class FRLDGT(MerModel):
         features, losses = self._features_and_losses(inputs)
         return ModelOutput(self.forward_head(features), losses)
 
-
-def build(num_classes: int, preset: str | None = None, **params) -> FRLDGT:
-    """FRL-DGT with preset ``paper`` (default) or ``cpu``, overridden by ``params`` (Config fields)."""
-    return FRLDGT(num_classes, preset_config(PRESETS, preset, params, "FRL-DGT"))

@@ -82,9 +82,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from merkit.models.base import MerModel, preset_config
+from merkit.models.base import MerModel, ModelFacts, register_model
+from merkit.models.layers import PreNormBlock, mlp, resize
 
 REGION_MODES = ("landmarks", "fixed", "none")
+PAPER = ('Wang, Zhang, Luo and Sankaranarayana, "HTNet for micro-expression recognition", Neurocomputing 602 (2024) '
+         "128196 (arXiv:2307.14637)")
 #: The code's fallback points where MTCNN finds no face (``main_HTNet.py``, ``whole_face_block_coordinates``), in
 #: its 28 px frame: image-left eye, image-right eye, nose, image-left and image-right mouth corner, (x, y).
 FIXED_POINTS_28 = ((9.528073, 11.062551), (21.396168, 10.919773), (15.380184, 17.380562),
@@ -213,7 +216,12 @@ class ChannelNorm(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention over (N, T, D) tokens, ``heads`` heads of ``D // heads`` dimensions."""
+    """Multi-head self-attention over (N, T, D) tokens, ``heads`` heads of ``D // heads`` dimensions.
+
+    HTNet's own (the NesT code's), not ``nn.MultiheadAttention`` nor :mod:`merkit.models.layers`: the inner width
+    ``heads * (D // heads)`` is below D where ``heads`` does not divide D (255 at 256 and 3 heads), and q, k, v have
+    no bias while the output projection has one; ``nn.MultiheadAttention`` can express neither.
+    """
 
     def __init__(self, dim: int, heads: int, dropout: float):
         super().__init__()
@@ -231,20 +239,10 @@ class SelfAttention(nn.Module):
         return self.out_dropout(self.out(y.transpose(1, 2).reshape(n, t, -1)))
 
 
-class Block(nn.Module):
-    """Pre-norm transformer block: ``x + MHSA(LN(x))``, then ``x + MLP(LN(x))`` with GELU."""
-
-    def __init__(self, dim: int, heads: int, mlp_ratio: int, dropout: float):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=1e-5)
-        self.attn = SelfAttention(dim, heads, dropout)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-5)
-        self.mlp = nn.Sequential(nn.Linear(dim, dim * mlp_ratio), nn.GELU(), nn.Dropout(dropout),
-                                 nn.Linear(dim * mlp_ratio, dim), nn.Dropout(dropout))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
+def block(dim: int, heads: int, mlp_ratio: int, dropout: float) -> PreNormBlock:
+    """HTNet's transformer block (:class:`merkit.models.layers.PreNormBlock`): ``x + MHSA(LN(x))``, then
+    ``x + MLP(LN(x))`` with GELU and dropout; LayerNorm eps 1e-5 (the code's); no drop path."""
+    return PreNormBlock(dim, SelfAttention(dim, heads, dropout), mlp(dim, dim * mlp_ratio, dropout), eps=1e-5)
 
 
 class Level(nn.Module):
@@ -257,7 +255,7 @@ class Level(nn.Module):
         super().__init__()
         self.blocks = blocks
         self.position = nn.Parameter(torch.randn(tokens))
-        self.layers = nn.Sequential(*(Block(dim, heads, mlp_ratio, dropout) for _ in range(depth)))
+        self.layers = nn.Sequential(*(block(dim, heads, mlp_ratio, dropout) for _ in range(depth)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
@@ -281,6 +279,7 @@ class Aggregation(nn.Module):
         return self.pool(self.norm(self.conv(x)))
 
 
+@register_model("htnet", presets=PRESETS, title="HTNet", paper=PAPER)
 class HTNet(MerModel):
     """HTNet on ``{"flow": (B, 3, H, W)[, "face_points": (B, 5, 2)]}``; logits (B, num_classes).
 
@@ -290,11 +289,10 @@ class HTNet(MerModel):
     def __init__(self, num_classes: int, config: Config = Config()):
         super().__init__()
         self.config = config = config.check()
-        self.input_keys = ("flow", "face_points") if config.regions == "landmarks" else ("flow",)
-        if config.regions == "fixed":
-            self.notes = ("HTNet's facial areas at the authors' fixed fallback points, not at landmarks",)
-        elif config.regions == "none":
-            self.notes = ("HTNet without facial areas: the whole flow image",)
+        facts = self.facts(config)
+        self.input_keys = facts.input_keys
+        if facts.notes:
+            self.notes = facts.notes
         self.register_buffer("fixed_points", torch.tensor(FIXED_POINTS), persistent=False)
         widths, heads = config.widths, config.level_heads
         self.embed = nn.Conv2d(3, widths[0], kernel_size=config.patch_size, stride=config.patch_size)
@@ -306,13 +304,19 @@ class HTNet(MerModel):
         self.head_norm = ChannelNorm(widths[-1])
         self.fc = nn.Linear(widths[-1], num_classes)
 
+    @classmethod
+    def facts(cls, config: Config) -> ModelFacts:
+        """Inputs: ``flow``, and ``face_points`` with ``regions: landmarks``; a note without landmark areas."""
+        notes = {"fixed": ("HTNet's facial areas at the authors' fixed fallback points, not at landmarks",),
+                 "none": ("HTNet without facial areas: the whole flow image",)}.get(config.regions, ())
+        return ModelFacts(("flow", "face_points") if config.regions == "landmarks" else ("flow",), (), notes)
+
     def areas(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The image the transformer sees: the four areas' mosaic (or the whole flow with ``regions: none``),
         (B, 3, input_size, input_size) in the input's [0, 1] units."""
         c = self.config
         flow = inputs["flow"]
-        if flow.shape[-2:] != (c.input_size, c.input_size):
-            flow = F.interpolate(flow, size=(c.input_size, c.input_size), mode="bilinear", align_corners=False)
+        flow = resize(flow, c.input_size, antialias=False)
         if c.regions == "none":
             return flow
         if c.regions == "landmarks":
@@ -333,7 +337,3 @@ class HTNet(MerModel):
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.fc(self.head_norm(features).mean(dim=(2, 3)))
 
-
-def build(num_classes: int, preset: str | None = None, **params) -> HTNet:
-    """HTNet with preset ``paper`` (default) or ``cpu``, overridden by ``params``."""
-    return HTNet(num_classes, preset_config(PRESETS, preset, params, "HTNet"))

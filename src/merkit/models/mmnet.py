@@ -55,36 +55,30 @@ from typing import Mapping
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from merkit.models.attention import AttentionBackbone, conv_output_side
-from merkit.models.base import MerModel, preset_config
+from merkit.models.base import MerModel, ModelFacts, register_model
+from merkit.models.layers import MultiheadSelfAttention, PreNormBlock, as_channels, mlp, normalize_image, resize
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 MOTION_KEYS = ("apex_minus_onset", "flow")
+PAPER = ('Li, Sui, Zhu and Zhao, "MMNet: Muscle Motion-Guided Network for Micro-Expression Recognition", IJCAI 2022 '
+         "(arXiv:2201.05297)")
 
 
 @dataclass(frozen=True)
-class Config:
-    """MMNet hyperparameters; defaults are the paper's 5-class model.
+class MainBranchConfig:
+    """The main (motion) branch of MMNet, which its successor CVA+FPF+AU reuses (:mod:`merkit.models.cva_fpf`).
 
     Attributes:
         motion_key: input key of the main branch, ``apex_minus_onset`` (paper) or ``flow`` (composite).
-        position_key: input key of the PC branch, ``onset`` (paper) or ``apex``.
         input_size: side (pixels) the motion input is resized to (paper: 224).
         stem_width, stem_stride: first convolution, 3 -> 180, stride 2.
-        widths, strides: the four CA blocks (paper: 128, 128, 256, 512 / 1, 2, 2, 2).
+        widths, strides: the four attention blocks (paper: 128, 128, 256, 512 / 1, 2, 2, 2).
         attention: ``spatial`` (MMNet CA, eq. 1), ``y``/``x``/``xy`` (CVA maps), or ``none``.
         continuous: multiply each block's map by the previous block's (eq. 1); ``False`` = independent attention.
-        pc: add the position calibration embedding (the paper's sub-branch); ``False`` = main branch only.
-        pc_depth, pc_heads, pc_mlp_ratio, pc_drop_path: the PC ViT (5-class: 2, 4, 4, 0; 3-class: 3, 4, 2, 0.3).
-        dropout: dropout before the linear head (merkit's; 0 = paper).
-        imagenet_normalize: normalise the inputs with the ImageNet mean / std, as the authors' transforms.
     """
 
     motion_key: str = "apex_minus_onset"
-    position_key: str = "onset"
     input_size: int = 224
     stem_width: int = 180
     stem_stride: int = 2
@@ -92,6 +86,34 @@ class Config:
     strides: tuple[int, ...] = (1, 2, 2, 2)
     attention: str = "spatial"
     continuous: bool = True
+
+    @property
+    def feature_side(self) -> int:
+        """Side of the main branch's feature map (14 at 224 with the paper's strides)."""
+        return conv_output_side(self.input_size, (self.stem_stride, *self.strides))
+
+
+def main_branch(config: MainBranchConfig) -> AttentionBackbone:
+    """The main branch of ``config`` on a 3-channel motion input."""
+    return AttentionBackbone(3, config.stem_width, config.stem_stride, config.widths, config.strides,
+                             config.attention, config.continuous)
+
+
+@dataclass(frozen=True)
+class Config(MainBranchConfig):
+    """MMNet hyperparameters; defaults are the paper's 5-class model.
+
+    Attributes:
+        motion_key, input_size, stem_width, stem_stride, widths, strides, attention, continuous: the main branch
+            (:class:`MainBranchConfig`).
+        position_key: input key of the PC branch, ``onset`` (paper) or ``apex``.
+        pc: add the position calibration embedding (the paper's sub-branch); ``False`` = main branch only.
+        pc_depth, pc_heads, pc_mlp_ratio, pc_drop_path: the PC ViT (5-class: 2, 4, 4, 0; 3-class: 3, 4, 2, 0.3).
+        dropout: dropout before the linear head (merkit's; 0 = paper).
+        imagenet_normalize: normalise the inputs with the ImageNet mean / std, as the authors' transforms.
+    """
+
+    position_key: str = "onset"
     pc: bool = True
     pc_depth: int = 2
     pc_heads: int = 4
@@ -99,11 +121,6 @@ class Config:
     pc_drop_path: float = 0.0
     dropout: float = 0.0
     imagenet_normalize: bool = True
-
-    @property
-    def feature_side(self) -> int:
-        """Side of the fused feature map (14 at 224 with the paper's strides)."""
-        return conv_output_side(self.input_size, (self.stem_stride, *self.strides))
 
 
 PRESETS: dict[str, Config] = {
@@ -116,74 +133,23 @@ PRESETS: dict[str, Config] = {
 }
 
 
-def as_rgb(image: torch.Tensor) -> torch.Tensor:
-    """(B, 1 or 3, H, W) -> (B, 3, H, W); grey crops are repeated over the channels."""
-    if image.shape[1] == 1:
-        return image.expand(-1, 3, -1, -1)
-    if image.shape[1] != 3:
-        raise ValueError(f"image inputs need 1 or 3 channels, got shape {tuple(image.shape)}")
-    return image
-
-
-def resize(image: torch.Tensor, side: int) -> torch.Tensor:
-    """Bilinear (antialiased when shrinking) resize of (B, C, H, W) to (B, C, side, side); no-op at that size."""
-    if image.shape[-2:] == (side, side):
-        return image
-    shrink = image.shape[-1] > side or image.shape[-2] > side
-    return F.interpolate(image, size=(side, side), mode="bilinear", align_corners=False, antialias=shrink)
-
-
-def normalize_image(image: torch.Tensor, difference: bool = False) -> torch.Tensor:
-    """ImageNet normalisation of (B, 3, H, W) in [0, 1]; a ``difference`` of two frames is only divided by std."""
-    std = image.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    if difference:
-        return image / std
-    return (image - image.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / std
-
-
 def prepare_motion(inputs: Mapping[str, torch.Tensor], key: str, side: int, imagenet: bool) -> torch.Tensor:
     """The main branch's input: ``inputs[key]`` as (B, 3, side, side), normalised as configured."""
-    x = resize(as_rgb(inputs[key]), side)
+    x = resize(as_channels(inputs[key], 3, key), side)
     return normalize_image(x, difference=key == "apex_minus_onset") if imagenet else x
 
 
-def prepare_position(image: torch.Tensor, side: int, imagenet: bool) -> torch.Tensor:
-    """A position frame (B, 1 or 3, H, W) in [0, 1] as a normalised (B, 3, side, side) image."""
-    x = as_rgb(image)
+def prepare_position(image: torch.Tensor, side: int, imagenet: bool, key: str = "position") -> torch.Tensor:
+    """A position frame (B, 1 or 3, H, W) in [0, 1] (input ``key``) as a normalised (B, 3, side, side) image."""
+    x = as_channels(image, 3, key)
     x = normalize_image(x) if imagenet else x
     return resize(x, side)
 
 
-class DropPath(nn.Module):
-    """Stochastic depth: drop the residual branch of whole samples with probability ``p`` during training."""
-
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.p == 0.0 or not self.training:
-            return x
-        keep = torch.rand((x.shape[0],) + (1,) * (x.ndim - 1), device=x.device, dtype=x.dtype) >= self.p
-        return x * keep / (1.0 - self.p)
-
-
-class PreNormBlock(nn.Module):
-    """ViT block: ``x + DropPath(MHSA(LN(x)))``, then ``x + DropPath(MLP(LN(x)))`` with GELU (timm's layout)."""
-
-    def __init__(self, dim: int, heads: int, mlp_ratio: float, drop_path: float):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        hidden = int(dim * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
-        self.drop_path = DropPath(drop_path)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.norm1(x)
-        x = x + self.drop_path(self.attn(h, h, h, need_weights=False)[0])
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+def pc_block(dim: int, heads: int, mlp_ratio: float, drop_path: float) -> PreNormBlock:
+    """The PC's ViT block (timm's layout): pre-norm, LayerNorm eps 1e-6, multi-head self-attention, GELU MLP."""
+    return PreNormBlock(dim, MultiheadSelfAttention(dim, heads), mlp(dim, int(dim * mlp_ratio)), eps=1e-6,
+                        drop_path=drop_path)
 
 
 class PositionCalibration(nn.Module):
@@ -200,7 +166,7 @@ class PositionCalibration(nn.Module):
         self.pos = nn.Parameter(torch.zeros(1, side * side, dim))
         nn.init.trunc_normal_(self.pos, std=0.02)
         rates = torch.linspace(0, drop_path, depth).tolist()  # timm's rule: 0 for the first block
-        self.blocks = nn.ModuleList(PreNormBlock(dim, heads, mlp_ratio, r) for r in rates)
+        self.blocks = nn.ModuleList(pc_block(dim, heads, mlp_ratio, r) for r in rates)
         self.norm = nn.LayerNorm(dim, eps=1e-6)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
@@ -211,6 +177,7 @@ class PositionCalibration(nn.Module):
         return self.norm(x).transpose(1, 2).reshape(b, -1, self.side, self.side)
 
 
+@register_model("mmnet", presets=PRESETS, title="MMNet", paper=PAPER)
 class MMNet(MerModel):
     """MMNet on ``{motion_key: (B, 3, H, W), position_key: (B, 1|3, H, W)}``; logits (B, num_classes).
 
@@ -224,14 +191,18 @@ class MMNet(MerModel):
         if config.motion_key not in MOTION_KEYS:
             raise ValueError(f"motion_key must be one of {MOTION_KEYS}, got {config.motion_key!r}")
         self.config = config
-        self.input_keys = (config.motion_key,) + ((config.position_key,) if config.pc else ())
-        self.main = AttentionBackbone(3, config.stem_width, config.stem_stride, config.widths, config.strides,
-                                      config.attention, config.continuous)
+        self.input_keys = self.facts(config).input_keys
+        self.main = main_branch(config)
         side, dim = config.feature_side, config.widths[-1]
         self.pc = (PositionCalibration(side, dim, config.pc_depth, config.pc_heads, config.pc_mlp_ratio,
                                        config.pc_drop_path) if config.pc else None)
         self.dropout = nn.Dropout(config.dropout)
         self.fc = nn.Linear(dim * side * side, num_classes)
+
+    @classmethod
+    def facts(cls, config: Config) -> ModelFacts:
+        """Inputs: the motion key, and the position key with the PC on."""
+        return ModelFacts((config.motion_key,) + ((config.position_key,) if config.pc else ()))
 
     def motion_features(self, inputs: Mapping[str, torch.Tensor], return_attention: bool = False):
         """F_M, (B, widths[-1], S, S); with ``return_attention`` also the four blocks' attention maps."""
@@ -243,13 +214,9 @@ class MMNet(MerModel):
         if self.pc is not None:
             c = self.config
             features = features + self.pc(prepare_position(inputs[c.position_key], c.feature_side,
-                                                           c.imagenet_normalize))
+                                                           c.imagenet_normalize, c.position_key))
         return features
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.fc(self.dropout(features.flatten(1)))
 
-
-def build(num_classes: int, preset: str | None = None, **params) -> MMNet:
-    """MMNet with preset ``paper`` (default), ``paper-3class`` or ``cpu``, overridden by ``params``."""
-    return MMNet(num_classes, preset_config(PRESETS, preset, params, "MMNet"))

@@ -72,11 +72,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from merkit.errors import ConfigError
-from merkit.models.base import MerModel, preset_config
+from merkit.models.base import MerModel, ModelFacts, register_model
 
 AGGREGATORS: tuple[str, ...] = ("lstm", "mean")
 INPUT_KEYS: tuple[str, ...] = ("long_term_flow", "flow")
 IMAGENET_VIT_B16_384 = "google/vit-base-patch16-384"
+PAPER = ('Zhang and Arandjelović, "Short and long range relation based spatio-temporal transformer for '
+         'micro-expression recognition", IEEE Transactions on Affective Computing, 2022 (arXiv:2112.05851)')
+#: The note of a run whose encoder is randomly initialised.
+RANDOM_ENCODER_NOTE = "encoder not ImageNet-pretrained: not comparable with the published SLSTT results"
 
 
 class PretrainedWeightsWarning(UserWarning):
@@ -226,6 +230,18 @@ def load_encoder(config: Config):
     return ViTModel(vit_config(config), add_pooling_layer=False), f"random initialisation ({reason})"
 
 
+def _config_notes(c: Config) -> list[str]:
+    """The notes that follow from the config alone: aggregator and frames, F = 1, dropout off the official code."""
+    notes = [f"SLSTT aggregator: {c.aggregator}; F = {c.frames} frame(s) per sample from input '{c.input_key}'"]
+    if c.input_key == "flow":
+        notes.append("F = 1: one onset->apex flow image per sample, so SLSTT runs without its temporal "
+                     "dimension (not the paper's F = 11 long-term flow)")
+    if (c.dropout, c.attention_dropout, c.embedding_dropout) != (0.1, 0.1, 0.0):
+        notes.append(f"SLSTT dropout {c.dropout} (residual branches), {c.attention_dropout} (attention), "
+                     f"{c.embedding_dropout} (embeddings); the official code's is 0.1, 0.1, 0")
+    return notes
+
+
 def _check_architecture(config: Config, loaded, source: str) -> None:
     pairs = {"hidden_size": loaded.hidden_size, "num_layers": loaded.num_hidden_layers,
              "num_heads": loaded.num_attention_heads, "mlp_size": loaded.intermediate_size,
@@ -237,6 +253,7 @@ def _check_architecture(config: Config, loaded, source: str) -> None:
                       stacklevel=3)
 
 
+@register_model("slstt", presets=PRESETS, title="SLSTT", paper=PAPER)
 class SLSTT(MerModel):
     """SLSTT on ``{"long_term_flow": (B, F, 3, H, W)}`` or ``{"flow": (B, 3, H, W)}`` (F = 1), float32 in [0, 1].
 
@@ -248,7 +265,7 @@ class SLSTT(MerModel):
     def __init__(self, num_classes: int, config: Config = Config()):
         super().__init__()
         self.config = config
-        self.input_keys = (config.input_key,)
+        self.input_keys = self.facts(config).input_keys
         self.encoder, self.weights_source = load_encoder(config)
         # Hugging Face reuses hidden_dropout_prob after the embeddings; the official code has no dropout there.
         self.encoder.embeddings.dropout = nn.Dropout(config.embedding_dropout)
@@ -264,6 +281,24 @@ class SLSTT(MerModel):
         else:
             self.classifier = nn.Linear(width, num_classes)
 
+    @classmethod
+    def facts(cls, config: Config) -> ModelFacts:
+        """Inputs and notes from ``config`` alone. Where the encoder's weights come from is known only once they
+        are loaded (a hub id may be unreachable): a built model's :attr:`notes` say which it got."""
+        if config.weights_dir is not None:
+            weights = f"pretrained weights from {config.weights_dir} (must exist)"
+        elif config.pretrained is not None:
+            weights = f"pretrained weights {config.pretrained} where loadable, else a random initialisation"
+        else:
+            weights = "random initialisation (no pretrained weights are configured (pretrained: null))"
+        tokens = (config.image_size // config.patch_size) ** 2
+        encoder = (f"SLSTT encoder: ViT {config.hidden_size}-d x {config.num_layers} layers, {config.num_heads} "
+                   f"heads, patch {config.patch_size} at {config.image_size} px ({tokens} patches); {weights}")
+        notes = [encoder, *_config_notes(config)]
+        if config.weights_dir is None and config.pretrained is None:
+            notes.append(RANDOM_ENCODER_NOTE)
+        return ModelFacts((config.input_key,), (), tuple(notes))
+
     @property
     def notes(self) -> list[str]:
         """Facts about this model that a run report must show next to its numbers."""
@@ -273,16 +308,10 @@ class SLSTT(MerModel):
         notes = [
             f"SLSTT encoder: ViT {enc.hidden_size}-d x {enc.num_hidden_layers} layers, {enc.num_attention_heads} "
             f"heads, patch {enc.patch_size} at {c.image_size} px ({tokens} patches); {self.weights_source}",
-            f"SLSTT aggregator: {c.aggregator}; F = {c.frames} frame(s) per sample from input '{c.input_key}'",
+            *_config_notes(c),
         ]
-        if c.input_key == "flow":
-            notes.append("F = 1: one onset->apex flow image per sample, so SLSTT runs without its temporal "
-                         "dimension (not the paper's F = 11 long-term flow)")
-        if (c.dropout, c.attention_dropout, c.embedding_dropout) != (0.1, 0.1, 0.0):
-            notes.append(f"SLSTT dropout {c.dropout} (residual branches), {c.attention_dropout} (attention), "
-                         f"{c.embedding_dropout} (embeddings); the official code's is 0.1, 0.1, 0")
         if self.weights_source.startswith("random"):
-            notes.append("encoder not ImageNet-pretrained: not comparable with the published SLSTT results")
+            notes.append(RANDOM_ENCODER_NOTE)
         return notes
 
     def frames_of(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -322,11 +351,3 @@ class SLSTT(MerModel):
         out, _ = self.lstm(features)
         return self.fc2(F.relu(self.fc1(out[:, -1])))
 
-
-def build(num_classes: int, preset: str | None = None, **params) -> SLSTT:
-    """SLSTT with ``preset`` (``paper`` by default, or ``cpu``) and parameter overrides.
-
-    Raises:
-        ConfigError: unknown preset or parameter, or an invalid value.
-    """
-    return SLSTT(num_classes, preset_config(PRESETS, preset, params, "SLSTT"))

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from merkit.models.base import MerModel, preset_config
+from merkit.models.base import MerModel, register_model
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,9 @@ PRESETS: dict[str, Config] = {
 }
 
 
+@register_model("ststnet", presets=PRESETS, title="STSTNet",
+                paper="Liong, Gan, See, Khor and Huang, \"Shallow Triple Stream Three-dimensional CNN (STSTNet) for "
+                      "Micro-expression Recognition\", IEEE FG 2019 (arXiv:1902.03634)")
 class STSTNet(MerModel):
     """STSTNet on ``{"flow": (B, 3, H, W) float32}`` (u, v, strain in [0, 1]); logits (B, num_classes)."""
 
@@ -67,6 +70,11 @@ class STSTNet(MerModel):
         self.dropout = nn.Dropout(config.dropout)
         self.fc = nn.Linear(width * side * side, num_classes)
 
+    @classmethod
+    def from_config(cls, num_classes: int, config: Config) -> "STSTNet":
+        """The model with its parameters in channels-last memory layout (same values; faster on CPU)."""
+        return cls(num_classes, config).to(memory_format=torch.channels_last)
+
     def forward_features(self, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """(B, 3, H, W) flow image -> (B, 16, H', W') pooled feature map (H' = 5 at H = 28)."""
         x = inputs["flow"].contiguous(memory_format=torch.channels_last)
@@ -80,7 +88,3 @@ class STSTNet(MerModel):
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.fc(self.dropout(features.flatten(1)))
 
-
-def build(num_classes: int, preset: str | None = None, **params) -> STSTNet:
-    model = STSTNet(num_classes, preset_config(PRESETS, preset, params, "STSTNet"))
-    return model.to(memory_format=torch.channels_last)
