@@ -237,3 +237,25 @@ def read_image_or_frame(source: str | Path, frame: int = 0) -> np.ndarray:
     if not source.is_file():
         raise DataError("file not found", Where(sample=source.name), hint=str(source))
     return read_frame(source, Where(sample=source.name))
+
+
+# ------------------------------------------------------------------------------------------------ writing, decoding
+
+
+def write_png_256(path: str | Path, rgb: np.ndarray) -> Path:
+    """Write an (H, W, 3) uint8 RGB image as a 256-colour PNG (median-cut palette, optimised) atomically.
+
+    A third of the size of a true-colour PNG: the figures of the docs and of ``merkit show-face``.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        OSError: the file could not be written.
+    """
+    from PIL import Image
+
+    from merkit.files import write_atomic
+
+    image = Image.fromarray(np.asarray(rgb)).quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    return write_atomic(path, lambda tmp: image.save(tmp, optimize=True))
