@@ -14,13 +14,29 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from merkit.config import RunConfig, dump_config, load_config
 from merkit.errors import ConfigError, Diagnostics
-from merkit.features import FeatureSet
 from merkit.files import write_json
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from merkit.features import FeatureSet
+else:
+    class _Pandas:
+        """pandas, imported on first use (0.5 s), so that ``import merkit.api`` stays light."""
+
+        def __getattr__(self, name: str):
+            import pandas
+
+            return getattr(pandas, name)
+
+    pd = _Pandas()
+
+__all__ = ["RunResult", "SpottingRun", "compare", "ensemble", "evaluate", "evaluate_spotting", "load_features",
+           "model_facts", "report", "train", "train_model"]
 
 
 @dataclass
@@ -33,6 +49,16 @@ class RunResult:
     metrics: dict
     report_path: Path
     seconds: float
+
+    def __repr__(self) -> str:
+        try:
+            full = self.metrics["summary"]["full"]
+            scores = f"UF1 {full['uf1']['mean']:.4f}, UAR {full['uar']['mean']:.4f}, "
+        except (KeyError, TypeError):  # a repr never raises: an unfinished metrics dict shows no scores
+            scores = ""
+        return (f"RunResult(run_dir={str(self.run_dir)!r}, config={self.config.name!r}, {scores}"
+                f"protocol={self.metrics.get('protocol')!r}, seeds={self.metrics.get('seeds')}, "
+                f"{len(self.predictions)} predictions, {self.seconds:.1f} s)")
 
     def summary_line(self) -> str:
         full = self.metrics["summary"]["full"]
