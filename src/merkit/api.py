@@ -16,15 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
 from merkit.config import RunConfig, dump_config, load_config
 from merkit.errors import ConfigError, Diagnostics
-from merkit.features import FeatureSet
 from merkit.files import write_json
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from merkit.evaluation.spotting import SpottingRun
+    from merkit.features import FeatureSet
+
+__all__ = ["RunResult", "compare", "ensemble", "evaluate", "evaluate_spotting", "load_features", "model_facts",
+           "report", "train"]
 
 
 @dataclass
@@ -38,10 +41,27 @@ class RunResult:
     report_path: Path
     seconds: float
 
+    def __repr__(self) -> str:
+        try:
+            full = self.metrics["summary"]["full"]
+            scores = f"UF1 {full['uf1']['mean']:.4f}, UAR {full['uar']['mean']:.4f}, "
+        except (KeyError, TypeError):  # a repr never raises: an unfinished metrics dict shows no scores
+            scores = ""
+        return (f"RunResult(run_dir={str(self.run_dir)!r}, config={self.config.name!r}, {scores}"
+                f"protocol={self.metrics.get('protocol')!r}, seeds={self.metrics.get('seeds')}, "
+                f"{len(self.predictions)} predictions, {self.seconds:.1f} s)")
+
     def summary_line(self) -> str:
         full = self.metrics["summary"]["full"]
         return (f"{self.config.name}: UF1 {full['uf1']['mean']:.4f}  UAR {full['uar']['mean']:.4f}  "
                 f"acc {full['accuracy']['mean']:.4f}  ({self.metrics['protocol']}; seeds {self.metrics['seeds']})")
+
+
+def _pandas():
+    """pandas, imported where a function needs it (0.5 s), so that ``import merkit.api`` stays light."""
+    import pandas
+
+    return pandas
 
 
 def load_features(config: RunConfig) -> FeatureSet:
@@ -136,7 +156,7 @@ def report(run_dir: str | Path) -> Path:
             raise ConfigError(f"{run_dir / name} not found: is {run_dir} a merkit run folder?")
     config = load_config(run_dir / "config.yaml")
     preds = _read_saved(run_dir / "predictions.csv",
-                        lambda p: pd.read_csv(p, dtype={"subject": str, "sample": str}))
+                        lambda p: _pandas().read_csv(p, dtype={"subject": str, "sample": str}))
     classes = tuple(c[len("prob_"):] for c in preds.columns if c.startswith("prob_"))
     side = run_dir / "data_notes.json"
     extra = _read_saved(side, lambda p: json.loads(p.read_text())) if side.is_file() else {}
@@ -186,7 +206,7 @@ def _read_saved(path: Path, read):
     """``read(path)`` of a file a run wrote, a damaged one reported as a :class:`ConfigError` naming it."""
     try:
         return read(path)
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as error:  # JSONDecodeError is a ValueError
+    except (ValueError, UnicodeDecodeError, _pandas().errors.ParserError) as error:  # JSONDecodeError is a ValueError
         raise ConfigError(f"{path} is damaged ({str(error).splitlines()[0]}); rerun merkit evaluate with the same "
                           "--out to rebuild it from the run's units") from error
 
@@ -278,7 +298,7 @@ def _train_task(config: RunConfig, data: FeatureSet, seed: int):
 
 def evaluate_spotting(data: str | Path, out_dir: str | Path, checkpoint: str | Path | None = None,
                       config=None, kinds: tuple[str, ...] = ("micro",), step: int = 1, iou: float = 0.5,
-                      log=None) -> "SpottingRun":
+                      log=None) -> SpottingRun:
     """Spot every long video of a set and score the intervals with the MEGC spotting protocol.
 
     Each video goes through :func:`merkit.predict.scan.spot_video` (:meth:`merkit.predict.Predictor.spot` with a

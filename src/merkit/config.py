@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from merkit.config_files import resolve_config
 from merkit.errors import ConfigError
 from merkit.face.clip import FaceConfig
 from merkit.inputs.record import ON_ERROR, Preprocessing
@@ -401,15 +402,19 @@ def config_from_dict(data: dict[str, Any]) -> RunConfig:
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     """Load a YAML config (or the defaults when ``path`` is None) and apply ``key.sub=value`` overrides.
 
+    ``path`` is a file, or the name of a config shipped with merkit (``"megc2019/ststnet"``:
+    :func:`merkit.config_files.resolve_config`), which works from any folder.
+
     Override values are parsed as YAML (``training.epochs=50``, ``protocol.seeds=[0,1,2]``,
     ``data.face.size=112``) and then checked against the key's declared type, like the file's values.
 
     Raises:
-        ConfigError: the file is missing or not valid YAML, unknown keys, malformed overrides, or invalid values.
+        ConfigError: the file is missing or not valid YAML, an unknown shipped config name (with the closest
+            names), unknown keys, malformed overrides, or invalid values.
     """
     data: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
+        path = resolve_config(path)
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
         try:

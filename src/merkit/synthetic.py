@@ -64,6 +64,7 @@ import pandas as pd
 
 from merkit.datasets.table import new_sample_table
 from merkit.errors import ConfigError, DataError, Where
+from merkit.media import encode_jpeg, read_image
 
 DATASET = "synthetic"
 # Bumped whenever the same arguments would give different files, so that caches keyed by it are renewed.
@@ -237,10 +238,7 @@ def face_paths(faces: Sequence[str | Path]) -> list[Path]:
 
 
 def _read_rgb(path: Path) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise DataError(f"cannot decode face image {path}")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return read_image(path, what="face image")
 
 
 @dataclass
@@ -448,10 +446,7 @@ def render_clip(subject: Subject, spec: ClipSpec, rng: np.random.Generator) -> l
 
 
 def _write_jpeg(path: Path, rgb: np.ndarray, quality: int) -> None:
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise DataError(f"JPEG encoding failed for {path}")
-    path.write_bytes(buf.tobytes())
+    path.write_bytes(encode_jpeg(rgb, quality, str(path)))
 
 
 def write_coding_sheet(rows: pd.DataFrame, path: str | Path) -> None:
@@ -833,11 +828,8 @@ def generate_long_videos(
         folder = out / name
         folder.mkdir(parents=True, exist_ok=True)
         for k, frame in enumerate(render_long_video(subject, plan, np.random.default_rng([seed, v, 12]))):
-            ok, buf = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
-                                   [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
-            if not ok:
-                raise DataError(f"JPEG encoding failed for frame {k} of {folder}")
-            write_atomic(folder / f"img{k:05d}.jpg", lambda p, data=buf.tobytes(): p.write_bytes(data))
+            data = encode_jpeg(frame, jpeg_quality, f"frame {k} of {folder}")
+            write_atomic(folder / f"img{k:05d}.jpg", lambda p, data=data: p.write_bytes(data))
         video_rows.append(dict(video=name, path=name, fps=fps, frames=plan.n_frames,
                                seconds=round(plan.n_frames / fps, 4), width=size[0], height=size[1],
                                face=source_name, noise_sigma=round(plan.noise_sigma, 4)))

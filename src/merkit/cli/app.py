@@ -79,7 +79,8 @@ def run_config(config: Optional[Path], overrides: list[str], **named):
     return load_config(config, extra + list(overrides))
 
 
-CONFIG_OPTION = typer.Option(None, "--config", "-c", help="YAML run config (configs/...); default: merkit's defaults.")
+CONFIG_OPTION = typer.Option(None, "--config", "-c", help="YAML run config: a file, or a shipped config's name "
+                             "(e.g. megc2019/ststnet); default: merkit's defaults.")
 ADDRESS_OPTION = typer.Option(None, "--address", help="A Ray cluster to run on (protocol.address; default "
                                                          "$RAY_ADDRESS, else a local instance).")
 SET_OPTION = typer.Option([], "--set", help="Any config override key.sub=value (repeatable), e.g. "

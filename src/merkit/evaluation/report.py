@@ -92,14 +92,12 @@ def _fmt(stat: dict) -> str:
 
 def save_confusion_png(confusion: np.ndarray, classes: list[str], path: Path, title: str) -> None:
     """Row-normalised confusion matrix with counts, rows = ground truth."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     counts = np.asarray(confusion, dtype=float)
     rates = counts / np.clip(counts.sum(axis=1, keepdims=True), 1, None)
-    fig, ax = plt.subplots(figsize=(1.3 * len(classes) + 2, 1.2 * len(classes) + 1.5), dpi=100)
+    fig = Figure(figsize=(1.3 * len(classes) + 2, 1.2 * len(classes) + 1.5), dpi=100)
+    ax = fig.subplots()
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(classes)):
         for j in range(len(classes)):
@@ -112,7 +110,6 @@ def save_confusion_png(confusion: np.ndarray, classes: list[str], path: Path, ti
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     write_atomic(path, lambda p: fig.savefig(p))
-    plt.close(fig)
 
 
 def ground_truth_warning(keys: list[str]) -> str:
@@ -122,12 +119,10 @@ def ground_truth_warning(keys: list[str]) -> str:
 
 def save_curve_png(curve: pd.DataFrame, path: Path, title: str) -> None:
     """UF1 and UAR of :func:`merkit.evaluation.metrics.epoch_curve` against the epoch."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    fig = Figure(figsize=(6, 3.5), dpi=100)
+    ax = fig.subplots()
     ax.plot(curve["epoch"], curve["uf1"], label="UF1")
     ax.plot(curve["epoch"], curve["uar"], label="UAR")
     ax.set_xlabel("epoch")
@@ -138,7 +133,6 @@ def save_curve_png(curve: pd.DataFrame, path: Path, title: str) -> None:
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     write_atomic(path, lambda p: fig.savefig(p))
-    plt.close(fig)
 
 
 def render_curve(curve: pd.DataFrame, units: int) -> list[str]:

@@ -28,8 +28,6 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-from scipy.spatial import Delaunay
-from skimage.transform import SimilarityTransform
 
 ALIGNMENTS = ("similarity", "piecewise-affine")
 SIMILARITY_POINTS = ("eyes", "eyes-nose-mouth")
@@ -134,6 +132,8 @@ def eye_angle(landmarks: np.ndarray) -> float:
 
 
 def _estimate_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    from skimage.transform import SimilarityTransform  # imported on use: merkit.config imports this module
+
     tform = SimilarityTransform.from_estimate(np.asarray(src, np.float64), np.asarray(dst, np.float64))
     if not tform:
         raise ValueError(f"similarity estimation failed: {tform}")
@@ -272,6 +272,8 @@ class FaceTransform:
     def _triangles(self) -> np.ndarray:
         # One triangulation, of the output (template) points, serves both directions, so that apply and invert
         # are exact inverses (as in scikit-image's PiecewiseAffineTransform estimated output -> source).
+        from scipy.spatial import Delaunay  # imported on use (about 0.4 s): merkit.config imports this module
+
         return Delaunay(self.output_points).simplices
 
     def _remap_tables(self) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ from merkit.errors import Where
 from merkit.face.clip import FaceConfig, align_image
 from merkit.face.landmarks import detect_landmarks
 from merkit.face.regions import AU_REGION_NAMES, au_regions, crop_au_regions, region_side
-from merkit.media import read_image_or_frame
+from merkit.media import read_image_or_frame, write_png_256
 
 _LABEL_BOX = {"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 0.8}
 
@@ -32,9 +32,7 @@ def face_figure(image: np.ndarray, config: FaceConfig = FaceConfig(), where: Whe
         FaceNotFoundError: no face in ``image``.
     """
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
     landmarks, box, n_faces = detect_landmarks(image, config.detector, where, config.upsample)
@@ -47,7 +45,8 @@ def face_figure(image: np.ndarray, config: FaceConfig = FaceConfig(), where: Whe
                         np.column_stack([np.full_like(edge, -0.5), edge[::-1]])])
     outline = transform.invert(border)
 
-    fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.9), dpi=100)
+    fig = Figure(figsize=(10.5, 3.9), dpi=100)
+    axes = fig.subplots(1, 3)
     _show(axes[0], image, f"input: {n_faces} face(s), largest used")
     left, top, right, bottom = box
     axes[0].add_patch(Rectangle((left, top), right - left, bottom - top, fill=False, color="yellow", lw=1))
@@ -63,7 +62,7 @@ def face_figure(image: np.ndarray, config: FaceConfig = FaceConfig(), where: Whe
     axes[1].scatter(*aligned_landmarks.T, s=3, color="lime")
 
     _show(axes[2], aligned, f"FRL-DGT AU regions ({region_side(size)} px boxes)")
-    colours = plt.get_cmap("tab10")
+    colours = matplotlib.colormaps["tab10"]
     for i, (name, (x0, y0, x1, y1)) in enumerate(au_regions(aligned_landmarks, size).items()):
         axes[2].add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, color=colours(i), lw=1.2))
         axes[2].text(x0 + 2, y0 + 9, name, color=colours(i), fontsize=7, fontweight="bold", bbox=_LABEL_BOX)
@@ -72,17 +71,13 @@ def face_figure(image: np.ndarray, config: FaceConfig = FaceConfig(), where: Whe
 
 
 def _save(fig, out: str | Path) -> Path:
-    """Save a figure as a 256-colour PNG (a third of the size of a true-colour one, for the docs) and close it."""
-    import matplotlib.pyplot as plt
-    from PIL import Image
+    """Render a figure with Agg (without touching pyplot or the session's backend) and save it as a 256-colour PNG
+    (:func:`merkit.media.write_png_256`: a third of the size of a true-colour one, for the docs)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    fig.canvas.draw()
-    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3]
-    plt.close(fig)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(rgb).quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(out, optimize=True)
-    return out
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return write_png_256(out, np.asarray(canvas.buffer_rgba())[..., :3])
 
 
 def show_face(source: str | Path | np.ndarray, out: str | Path, config: FaceConfig = FaceConfig(),
@@ -99,18 +94,16 @@ def show_face(source: str | Path | np.ndarray, out: str | Path, config: FaceConf
 def au_region_figure(image: np.ndarray, out: str | Path, config: FaceConfig = FaceConfig()) -> Path:
     """The AU-region figure of the docs: the aligned face with the nine boxes, and the nine patches."""
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
     aligned, landmarks, _ = align_image(image, config)
     patches = crop_au_regions(aligned, landmarks)
-    fig = plt.figure(figsize=(9, 4.2), dpi=100)
+    fig = Figure(figsize=(9, 4.2), dpi=100)
     grid = fig.add_gridspec(3, 6)
     ax = fig.add_subplot(grid[:, :3])
     _show(ax, aligned, f"aligned face ({config.size} px) and the nine AU regions")
-    colours = plt.get_cmap("tab10")
+    colours = matplotlib.colormaps["tab10"]
     boxes = au_regions(landmarks, config.size)
     for i, (name, (x0, y0, x1, y1)) in enumerate(boxes.items()):
         ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, color=colours(i), lw=1.3))

@@ -30,6 +30,7 @@ from merkit.errors import ConfigError, DataError, Diagnostics, Where
 from merkit.features import FeatureSet
 from merkit.files import write_atomic, write_json
 from merkit.inputs.record import ON_ERROR, Preprocessing
+from merkit.media import read_grey, read_image_unchanged, write_image
 
 FLOW_FILE_CHANNELS: tuple[str, ...] = ("u", "v", "strain")
 MANIFEST_COLUMNS: tuple[str, ...] = ("dataset", "subject", "sample", "label", "emotion", "flow", "apex")
@@ -77,9 +78,7 @@ def folder_record(root: str | Path) -> Preprocessing | None:
 def _read_rgb(path: Path, where: Where) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"file not found: {path}", where)
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise DataError(f"cannot decode image {path}", where)
+    img = read_image_unchanged(path, where)
     if img.ndim != 3 or img.shape[2] != 3:
         channels = 1 if img.ndim == 2 else img.shape[2]
         raise DataError(f"flow image {path} has {channels} channels, expected 3 (u, v, strain)", where)
@@ -172,9 +171,7 @@ def read_composite(
                 raise DataError("with_apex, with_au_boxes and with_face_points need an 'apex' column in the "
                                 "manifest", where)
             path = root / row.apex_path
-            grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-            if grey is None:
-                raise DataError(f"cannot read apex image {path}", where)
+            grey = read_grey(path, where, "apex image")
             if with_landmarks:
                 from merkit.face.regions import au_boxes, crop_landmarks, face_points
 
@@ -225,19 +222,6 @@ def write_flow_png(path: str | Path, rgb: np.ndarray) -> None:
         OSError: the file could not be written.
     """
     write_image(path, np.ascontiguousarray(rgb[..., ::-1]))
-
-
-def write_image(path: str | Path, image: np.ndarray) -> None:
-    """Write an image with OpenCV (BGR or grey, format by suffix) atomically.
-
-    Raises:
-        OSError: the file could not be written.
-    """
-    def write(tmp: Path) -> None:
-        if not cv2.imwrite(str(tmp), image):
-            raise OSError(f"could not write {path}")
-
-    write_atomic(path, write)
 
 
 def _export_task(row: dict, record: Preprocessing):

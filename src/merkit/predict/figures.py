@@ -34,15 +34,12 @@ def prediction_figure(prediction: Prediction, path: str | Path) -> Path:
     (channel-mean of |features|, upsampled over the apex crop) where the model has a spatial one, and the class
     probabilities."""
     import cv2
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     has_map = prediction.feature_map is not None
     panels = 4 + int(has_map)
-    fig, axes = plt.subplots(1, panels, figsize=(2.6 * panels, 2.9),
-                             gridspec_kw={"width_ratios": [1] * (panels - 1) + [1.3]})
+    fig = Figure(figsize=(2.6 * panels, 2.9))
+    axes = fig.subplots(1, panels, gridspec_kw={"width_ratios": [1] * (panels - 1) + [1.3]})
     grey = {"cmap": "gray", "vmin": 0, "vmax": 255}
     for ax, key in zip(axes, ("onset", "apex")):
         number = prediction.onset if key == "onset" else prediction.apex
@@ -79,7 +76,6 @@ def prediction_figure(prediction: Prediction, path: str | Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     write_atomic(path, lambda p: fig.savefig(p, dpi=90))
-    plt.close(fig)
     return path
 
 
@@ -88,13 +84,13 @@ def timeline_figure(result: SpotResult, path: str | Path) -> Path:
     threshold, and the candidate intervals shaded and labelled with their predicted class (grey and unlabelled
     when spotted without a model)."""
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
 
     scale = (1.0 / result.fps) if result.fps else 1.0
     unit = "s" if result.fps else "frame"
-    fig, ax = plt.subplots(figsize=(10, 2.8))
+    fig = Figure(figsize=(10, 2.8))
+    ax = fig.subplots()
     curve = result.curve
     ax.plot(curve["peak"] * scale, curve["score"], "o-", ms=3, lw=1, color="tab:blue",
             label="peak motion vs local onset")
@@ -102,7 +98,7 @@ def timeline_figure(result: SpotResult, path: str | Path) -> Path:
     rising = curve[(curve["score"] >= result.threshold) & ~curve["interior"].astype(bool)]
     ax.plot(rising["peak"] * scale, rising["score"], "x", ms=6, color="black",
             label="still rising at window end (not a candidate)")
-    colours = dict(zip(result.classes, plt.rcParams["axes.prop_cycle"].by_key()["color"][1:]))
+    colours = dict(zip(result.classes, matplotlib.rcParams["axes.prop_cycle"].by_key()["color"][1:]))
     top = float(curve["score"].max()) if len(curve) else 1.0
     for k, row in enumerate(result.intervals.itertuples(index=False)):
         label = getattr(row, "label", "")  # spotting without a model leaves the intervals unlabelled
@@ -117,13 +113,10 @@ def timeline_figure(result: SpotResult, path: str | Path) -> Path:
     ax.set_ylabel("motion (px)")
     ax.set_title(f"{Path(result.source).name}: {len(result.intervals)} candidate interval(s) from "
                  f"{len(curve)} windows", fontsize=9)
-    from matplotlib.patches import Patch
-
     handles = ax.get_legend_handles_labels()[0] + [Patch(color=colours[c], alpha=0.3, label=c)
                                                    for c in result.classes if c in colours]
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     path = Path(path)
     write_atomic(path, lambda p: fig.savefig(p, dpi=90))
-    plt.close(fig)
     return path

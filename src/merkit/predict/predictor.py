@@ -61,6 +61,12 @@ class Predictor:
                                   f"{list(preprocessing.motion.representations)} does not build (it builds "
                                   f"{list(preprocessing.input_keys)})")
 
+    def __repr__(self) -> str:
+        name = self.checkpoint.model if self.checkpoint is not None else type(self.model).__name__
+        preset = self.checkpoint.preset if self.checkpoint is not None else None
+        return (f"Predictor(model={name!r}, preset={preset!r}, classes={self.classes}, "
+                f"preprocessing={self.preprocessing.describe()!r}, source={self.source!r})")
+
     @classmethod
     def from_checkpoint(cls, path: str | Path, preprocessing: Preprocessing | None = None) -> "Predictor":
         """Load a checkpoint folder written by :func:`merkit.api.train` (:meth:`Checkpoint.load`).

@@ -7,14 +7,15 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from merkit import __version__
 from merkit.files import write_atomic, write_text
 from merkit.predict.figures import prediction_figure, timeline_figure
+
+if TYPE_CHECKING:  # for the annotations only: importing pandas takes about 0.5 s
+    import numpy as np
+    import pandas as pd
 
 
 @dataclass
@@ -73,6 +74,11 @@ class Prediction:
     inputs: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     feature_map: np.ndarray | None = field(default=None, repr=False)
 
+    def __repr__(self) -> str:
+        top = max(self.probabilities.values(), default=float("nan"))
+        return (f"Prediction(label={self.label!r}, p={top:.3f}, onset={self.onset}, apex={self.apex} "
+                f"({self.apex_source}), offset={self.offset}, source={self.source!r})")
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON record: everything but the arrays."""
         seconds = (lambda n: None if not self.fps else round(n / self.fps, 4))
@@ -122,6 +128,10 @@ class SpotResult:
     warnings: dict[str, int] = field(default_factory=dict)
     fps: float | None = None
     source: str = ""
+
+    def __repr__(self) -> str:
+        return (f"SpotResult({len(self.intervals)} interval(s) in {len(self.frame_numbers)} frames, "
+                f"{len(self.curve)} windows, threshold {self.threshold:.2f} px, source={self.source!r})")
 
     def to_csv(self, path: str | Path) -> Path:
         return write_atomic(path, lambda p: self.intervals.to_csv(p, index=False))
