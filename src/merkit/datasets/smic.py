@@ -145,6 +145,31 @@ def scan_tree(base: Path, dataset: str = DATASET) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["subject", "sample", "emotion", "folder"])
 
 
+def _fill_frames(rows: pd.DataFrame, dataset: str, apex: ApexRule) -> None:
+    """Onset and offset from a clip's first and last frame where the sheet gives none, and the apex by ``apex``
+    (the midpoint, or a spotting callable), in place.
+
+    Raises:
+        DataError: a spotted apex lies outside the clip.
+    """
+    for index, row in rows.iterrows():
+        frames = row["frames"]
+        if not frames:
+            continue
+        if pd.isna(row["onset"]):
+            rows.at[index, "onset"] = frame_number(frames[0])
+        if pd.isna(row["offset"]):
+            rows.at[index, "offset"] = frame_number(frames[-1])
+        if apex == "midpoint":
+            rows.at[index, "apex"] = (int(rows.at[index, "onset"]) + int(rows.at[index, "offset"])) // 2
+        elif callable(apex):
+            spotted = int(apex([Path(f) for f in frames]))
+            if not frame_number(frames[0]) <= spotted <= frame_number(frames[-1]):
+                raise DataError(f"spotted apex {spotted} lies outside the clip", Where(dataset, row["subject"],
+                                                                                       row["sample"], spotted))
+            rows.at[index, "apex"] = spotted
+
+
 def load(
     root: str | Path,
     sheet: str | Path | None = None,
@@ -203,22 +228,7 @@ def load(
             row["sample"]
 
     rows = attach_frames(rows, dataset, folder_of, missing=missing, diagnostics=diagnostics)
-    for index, row in rows.iterrows():
-        frames = row["frames"]
-        if not frames:
-            continue
-        if pd.isna(row["onset"]):
-            rows.at[index, "onset"] = frame_number(frames[0])
-        if pd.isna(row["offset"]):
-            rows.at[index, "offset"] = frame_number(frames[-1])
-        if apex == "midpoint":
-            rows.at[index, "apex"] = (int(rows.at[index, "onset"]) + int(rows.at[index, "offset"])) // 2
-        elif callable(apex):
-            spotted = int(apex([Path(f) for f in frames]))
-            if not frame_number(frames[0]) <= spotted <= frame_number(frames[-1]):
-                raise DataError(f"spotted apex {spotted} lies outside the clip", Where(dataset, row["subject"],
-                                                                                       row["sample"], spotted))
-            rows.at[index, "apex"] = spotted
+    _fill_frames(rows, dataset, apex)
     frames_of = {(s, n): f for s, n, f in zip(rows["subject"], rows["sample"], rows.pop("frames"))}
     # Fixes and screening run once onset/offset are known (without a sheet they come from the tree).
     rows = prepare(rows, dataset, FIXES if fixes is None else fixes, missing_apex="keep", invalid=invalid,

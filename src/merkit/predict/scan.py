@@ -58,6 +58,34 @@ class _FaceTrack:
         self.track += 1
 
 
+def _reference_fit(frames: VideoFrames, track: _FaceTrack, box, begin: int, face: FaceConfig,
+                   diagnostics: Diagnostics, where):
+    """The landmark fit of a window's first frame: the face near the previous window's ``box`` while it is
+    followed, else a full-frame search (which starts a new track; with several faces the largest, counted).
+
+    Returns:
+        ``(landmarks, box, number of faces)``, what :func:`merkit.face.clip.align_frames` takes as its reference.
+
+    Raises:
+        FaceNotFoundError: no face on the frame.
+    """
+    from merkit.face.landmarks import MAX_FACE_SHIFT, FaceNotFoundError, detect_faces, face_shift, landmarks_in_box
+
+    if box is not None:
+        near = track.near(begin, box)
+        if face_shift(near, box) <= MAX_FACE_SHIFT:
+            found = min(near, key=lambda b: face_shift([b], box))
+            return landmarks_in_box(frames.frames[begin], found), found, 1
+    track.restart()
+    boxes = detect_faces(frames.frames[begin], face.detector, face.upsample)
+    if not boxes:
+        raise FaceNotFoundError("no face detected", where)
+    if len(boxes) > 1:
+        diagnostics.warn("several-faces", f"{len(boxes)} faces on the reference frame; the largest "
+                         f"{tuple(int(v) for v in boxes[0])} is used", where)
+    return landmarks_in_box(frames.frames[begin], boxes[0]), boxes[0], len(boxes)
+
+
 def scan_windows(frames: VideoFrames, face: FaceConfig, config: SpotConfig, diagnostics: Diagnostics,
                  timing: Timing | None = None) -> tuple[pd.DataFrame, list[int]]:
     """Score every window of a video by its peak motion relative to its first frame (see the module docstring).
@@ -76,9 +104,8 @@ def scan_windows(frames: VideoFrames, face: FaceConfig, config: SpotConfig, diag
         and ``end`` (frame numbers of the interval it reports under ``config.interval``); and the first frame
         numbers of the windows skipped for want of a face.
     """
-    from merkit.face.landmarks import (MAX_FACE_SHIFT, FaceLostError, FaceNotFoundError, detect_faces, face_shift,
-                                       landmarks_in_box, raise_if_lost)
     from merkit.face.clip import align_frames
+    from merkit.face.landmarks import FaceLostError, FaceNotFoundError, face_shift, raise_if_lost
 
     timing = timing if timing is not None else Timing()
     spacing = float(np.median(np.diff(frames.numbers))) if len(frames) > 1 else 1.0
@@ -93,22 +120,7 @@ def scan_windows(frames: VideoFrames, face: FaceConfig, config: SpotConfig, diag
         where = frames.where(frames.numbers[begin])
         t0 = time.perf_counter()
         try:
-            fit = None
-            if box is not None:
-                near = track.near(begin, box)
-                if face_shift(near, box) <= MAX_FACE_SHIFT:
-                    found = min(near, key=lambda b: face_shift([b], box))
-                    fit = (landmarks_in_box(frames.frames[begin], found), found, 1)
-            if fit is None:
-                box = None
-                track.restart()
-                boxes = detect_faces(frames.frames[begin], face.detector, face.upsample)
-                if not boxes:
-                    raise FaceNotFoundError("no face detected", where)
-                fit = (landmarks_in_box(frames.frames[begin], boxes[0]), boxes[0], len(boxes))
-                if len(boxes) > 1:
-                    diagnostics.warn("several-faces", f"{len(boxes)} faces on the reference frame; the largest "
-                                     f"{tuple(int(v) for v in boxes[0])} is used", where)
+            fit = _reference_fit(frames, track, box, begin, face, diagnostics, where)
             reference = fit[1]
             for k in range(begin + 1, end):
                 raise_if_lost(face_shift(track.near(k, reference), reference), frames.where(frames.numbers[k]))

@@ -14,8 +14,10 @@ run; on CUDA it does not (cuDNN kernel choice, non-deterministic kernels, TF32 c
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -207,6 +209,63 @@ def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     return weights
 
 
+def _batch_keys(model: MerModel, augment: list, train: FeatureSet) -> tuple[str, ...]:
+    """The input keys a batch carries: the model's, and those the augmentation hooks read (temporal jitter reads
+    frame windows; a hook declares them as ``extra_keys``).
+
+    Raises:
+        ConfigError: a hook reads an input the data does not provide.
+    """
+    for hook in augment:
+        missing = [k for k in getattr(hook, "extra_keys", ()) if k not in train.inputs]
+        if missing:
+            raise ConfigError(f"augmentation {hook.__name__} reads the inputs {missing}, which the data does not "
+                              f"provide (it has {sorted(train.inputs)}); for raw clips add onset_apex_frames to "
+                              "data.motion.representations")
+    return tuple(dict.fromkeys([*model.input_keys, *(k for hook in augment for k in getattr(hook, "extra_keys", ()))]))
+
+
+@dataclass
+class _Step:
+    """One epoch of :func:`fit`: a shuffled pass over the training rows in batches, with gradient accumulation."""
+
+    model: MerModel
+    train: FeatureSet
+    keys: tuple[str, ...]
+    augment: list
+    criterion: nn.Module
+    optimizer: torch.optim.Optimizer
+    ema: Any
+    cfg: TrainConfig
+    device: torch.device
+    generator: torch.Generator
+
+    def epoch(self) -> None:
+        cfg, n = self.cfg, len(self.train)
+        steps = max(1, math.ceil(n / cfg.batch_size))
+        labels = self.train.labels
+        self.model.train()
+        order = torch.randperm(n, generator=self.generator)
+        self.optimizer.zero_grad(set_to_none=True)
+        for step in range(steps):
+            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            if idx.numel() < 2 and n >= 2:  # a batch of one breaks batch norm; fold it into the previous step
+                continue
+            inputs = _to_device(self.train.batch(idx, self.keys), self.device)
+            for hook in self.augment:
+                inputs = hook(inputs, self.train.meta, self.generator)
+            out = self.model(inputs)
+            loss = self.criterion(out.logits, labels.index_select(0, idx).to(self.device))
+            for aux in out.aux_losses.values():
+                loss = loss + aux
+            (loss / cfg.grad_accumulation).backward()
+            if (step + 1) % cfg.grad_accumulation == 0 or step == steps - 1:
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                if self.ema is not None:
+                    self.ema.update_parameters(self.model)
+
+
 def fit(
     model: MerModel,
     train: FeatureSet,
@@ -241,17 +300,8 @@ def fit(
     """
     device = resolve_device(cfg.device)
     augment = get_augmentations(cfg.augment, cfg.augment_params)
-    # A hook may read inputs the model does not (temporal jitter reads frame windows); it declares them.
-    keys = tuple(dict.fromkeys([*model.input_keys, *(k for hook in augment for k in getattr(hook, "extra_keys", ()))]))
-    for hook in augment:
-        missing = [k for k in getattr(hook, "extra_keys", ()) if k not in train.inputs]
-        if missing:
-            raise ConfigError(f"augmentation {hook.__name__} reads the inputs {missing}, which the data does not "
-                              f"provide (it has {sorted(train.inputs)}); for raw clips add onset_apex_frames to "
-                              "data.motion.representations")
-    meta = train.meta
-    labels = train.labels
-    weight = class_weights(labels, len(train.classes)) if cfg.class_weighted else None
+    keys = _batch_keys(model, augment, train)
+    weight = class_weights(train.labels, len(train.classes)) if cfg.class_weighted else None
     criterion = nn.CrossEntropyLoss(weight=weight).to(device)  # the class weights are a buffer of the loss
     model.to(device)  # before the optimizer, which then holds the device's parameters and state
     optimizer = make_optimizer(model, cfg)
@@ -261,29 +311,9 @@ def fit(
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
-    n = len(train)
-    steps = max(1, math.ceil(n / cfg.batch_size))
+    step = _Step(model, train, keys, augment, criterion, optimizer, ema, cfg, device, generator)
     for epoch in range(1, (stop_after or cfg.epochs) + 1):
-        model.train()
-        order = torch.randperm(n, generator=generator)
-        optimizer.zero_grad(set_to_none=True)
-        for step in range(steps):
-            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            if idx.numel() < 2 and n >= 2:  # a batch of one breaks batch norm; fold it into the previous step
-                continue
-            inputs = _to_device(train.batch(idx, keys), device)
-            for hook in augment:
-                inputs = hook(inputs, meta, generator)
-            out = model(inputs)
-            loss = criterion(out.logits, labels.index_select(0, idx).to(device))
-            for aux in out.aux_losses.values():
-                loss = loss + aux
-            (loss / cfg.grad_accumulation).backward()
-            if (step + 1) % cfg.grad_accumulation == 0 or step == steps - 1:
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                if ema is not None:
-                    ema.update_parameters(model)
+        step.epoch()
         if scheduler is not None:
             scheduler.step()
         if on_epoch_end is not None:
