@@ -370,6 +370,7 @@ def evaluate_spotting(data: str | Path, out_dir: str | Path, checkpoint: str | P
 
     config = config or SpotConfig()
     dataset = load_spotting_set(data)
+    truth = dataset.ground_truth(kinds)  # a kind the set lacks is an error, not zero ground truths
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     predictor = None
@@ -379,7 +380,6 @@ def evaluate_spotting(data: str | Path, out_dir: str | Path, checkpoint: str | P
 
         predictor = Predictor.from_pretrained(checkpoint)
         face = predictor.preprocessing.face
-    truth = dataset.intervals[dataset.intervals["kind"].isin(kinds)].reset_index(drop=True)
     spotted_parts, window_parts, per_video, warnings = [], [], {}, {}
     timing = {"read": 0.0, "face": 0.0, "motion": 0.0, "model": 0.0}
     wall, frames, seconds = 0.0, 0, 0.0

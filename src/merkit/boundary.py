@@ -119,7 +119,8 @@ def _key(prefix: str, loc: tuple) -> str:
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
-        elif isinstance(part, str) and not part.startswith(("function-", "lax-", "strict-")):
+        elif isinstance(part, str) and not part.startswith(("function-", "lax-", "strict-", "is-instance[")) \
+                and part not in ("str", "int", "float", "bool", "none", "constrained-float", "constrained-int"):
             text += f".{part}" if text else part
     return text
 
@@ -193,7 +194,12 @@ def check(where: str = "", **arguments: tuple[Any, Any]) -> None:
         try:
             adapter(hint).validate_python(value)
         except pydantic.ValidationError as error:
-            raise ConfigError(one_line(error, hint, f"{where + ': ' if where else ''}{name}")) from None
+            head = f"{where + ': ' if where else ''}{name}"
+            kinds = [e["type"] for e in error.errors()]
+            if len(kinds) > 1 and all(k.endswith(("_type", "_parsing", "is_instance_of")) for k in kinds):
+                expected = str(hint).replace("typing.", "").replace("pathlib.", "").replace("NoneType", "None")
+                raise ConfigError(f"{head} must be {expected}, got {value!r}") from None
+            raise ConfigError(one_line(error, hint, head)) from None
 
 
 def check_fields(instance: Any) -> None:

@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Mapping
 import torch
 from torch import nn
 
+from merkit.boundary import did_you_mean, unknown_name
 from merkit.errors import ConfigError
 from merkit.features import require_inputs
 
@@ -75,12 +76,13 @@ def preset_config(presets: Mapping[str, Any], preset: str | None, params: Mappin
         ConfigError: an unknown preset or parameter; the message lists the known ones.
     """
     if preset is not None and preset not in presets:
-        raise ConfigError(f"unknown {name} preset {preset!r}; known: {sorted(presets)}")
+        raise ConfigError(f"{unknown_name(f'{name} preset', preset, presets)} (model.preset)")
     base = presets[preset or "paper"]
     known = {f.name for f in fields(base)}
     unknown = sorted(set(params) - known)
     if unknown:
-        raise ConfigError(f"unknown {name} parameters {unknown} (model.params); known: {sorted(known)}")
+        raise ConfigError(f"unknown {name} parameters {unknown}{did_you_mean(unknown[0], known)} (model.params); "
+                          f"known: {sorted(known)}")
     return replace(base, **{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
 
 
@@ -91,5 +93,5 @@ def build_model(name: str, num_classes: int, preset: str | None = None, **params
         ConfigError: unknown model, preset or parameter; the message lists the known ones.
     """
     if name not in MODEL_MODULES:
-        raise ConfigError(f"unknown model {name!r} (model.name); known: {sorted(MODEL_MODULES)}")
+        raise ConfigError(f"{unknown_name('model', name, MODEL_MODULES)} (model.name)")
     return importlib.import_module(MODEL_MODULES[name]).build(num_classes, preset=preset, **params)
