@@ -148,7 +148,7 @@ def one_line(error: pydantic.ValidationError, root: Any = None, prefix: str = ""
         known = _keys_at(root, loc[:-1]) if root is not None else None
         where = _key("", loc[:-1]) or "the config"
         hint = f"{did_you_mean(loc[-1], known)}; {where} has {known}" if known else ""
-        return f"unknown {prefix}{key}{hint}"
+        return f"unknown {prefix or 'config key '}{key}{hint}"
     if kind == "literal_error":
         choices = re.findall(r"'((?:[^'\\]|\\.)*)'", str(ctx.get("expected", "")))
         return f"{prefix}{key} must be one of {tuple(choices)}, got {value!r}{did_you_mean(value, choices)}"

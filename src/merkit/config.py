@@ -211,7 +211,7 @@ class RunConfig:
         Raises:
             ConfigError: one line naming the bad key, its value and the rule.
         """
-        checked = validate(RunConfig, _sections(self), "config key ")
+        checked = validate(RunConfig, _sections(self))
         self.training.param_groups = checked.training.param_groups  # YAML's "1e-3" as a float
         p, t = self.protocol, self.training
         if len(set(p.seeds)) != len(p.seeds):
@@ -386,7 +386,7 @@ def config_from_dict(data: dict[str, Any]) -> RunConfig:
     """
     if not isinstance(data, dict):
         raise ConfigError(f"a config must be a mapping of sections, got {type(data).__name__}")
-    return validate(RunConfig, data, "config key ").validate()
+    return validate(RunConfig, data).validate()
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
