@@ -126,7 +126,7 @@ class TrainConfig:
         augment: training hooks by name (:mod:`merkit.training.augment`).
         augment_params: ``{hook name: {parameter: value}}``, the keyword parameters of hooks listed in ``augment``
             (``{rotate: {degrees: 4}, random_crop: {padding: 4}, color_jitter: {strength: 0.2}}``); checked when
-            the config loads (:func:`merkit.training.augment.get_augmentations`).
+            the config loads (:func:`check_augmentations`, against :data:`AUGMENT_PARAMS`).
         device: ``cpu`` (default, bit-reproducible per machine), ``cuda``, ``cuda:N`` or ``auto``; not part of
             :meth:`RunConfig.result_hash` (``run.json`` records it).
         param_groups: ``{parameter-name prefix: {lr, weight_decay, momentum, schedule}}``, per-module optimiser

@@ -37,7 +37,6 @@ import pydantic
 from pydantic import Field
 
 from merkit.boundary import FIELDS, Bool, Count, Fraction, Int, NonNegativeFloat, PositiveFloat, check_fields
-from merkit.errors import ConfigError
 from merkit.motion.flow import FLOW_METHODS, compute_flow, flow_magnitude, optical_strain
 
 if TYPE_CHECKING:

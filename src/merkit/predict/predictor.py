@@ -259,9 +259,10 @@ class Predictor:
 
         Raises:
             ConfigError: ``fps`` not a finite number > 0.
-            DataError: float frames outside [0, 1] or with NaN; unreadable, empty or too short input; onset, apex or offset out of order or not frames of the
-                input; no face on the given onset (or on any frame before the apex); FaceLostError when a frame the
-                motion uses shows no face where the onset's was, or one that moved too far.
+            DataError: float frames outside [0, 1] or with NaN; unreadable, empty or too short input; onset, apex or
+                offset out of order or not frames of the input; no face on the given onset (or on any frame before
+                the apex); FaceLostError when a frame the motion uses shows no face where the onset's was, or one
+                that moved too far.
         """
         check("predict", fps=(PositiveFloat | None, fps))
         video = frames_as_uint8(video)

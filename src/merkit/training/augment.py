@@ -51,7 +51,8 @@ from typing import Any, Callable, Mapping
 import torch
 from torch.nn import functional as F
 
-from merkit.config import AUGMENT_PARAMS, AUGMENT_REQUIRED, TEMPORAL_HOOKS, check_augmentations
+from merkit.config import AUGMENT_PARAMS, AUGMENT_REQUIRED, check_augmentations
+from merkit.config import TEMPORAL_HOOKS  # noqa: F401  re-exported: the temporal hooks' names
 
 Hook = Callable[[dict[str, torch.Tensor], Mapping, torch.Generator], dict[str, torch.Tensor]]
 

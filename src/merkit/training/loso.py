@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from merkit.config import SPLITS  # noqa: F401  protocol.split's values live with the config
+from merkit.config import SPLITS  # protocol.split's values live with the config
 from merkit.errors import ConfigError, LeakageError
 
 
