@@ -37,4 +37,5 @@ def test_evaluate_report_compare_and_train_from_the_command_line(tmp_path):
 def test_bad_override_gives_a_clear_error(tmp_path):
     res = CliRunner().invoke(app, ["evaluate", "--set", "training.epochz=3"])
     assert res.exit_code == 2
-    assert res.output.startswith("error: unknown config keys ['training.epochz']") and "Traceback" not in res.output
+    assert res.output.startswith("error: unknown config key training.epochz (did you mean 'epochs'?)") and \
+        "Traceback" not in res.output

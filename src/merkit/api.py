@@ -334,6 +334,7 @@ def evaluate_spotting(data: str | Path, out_dir: str | Path, checkpoint: str | P
 
     config = config or SpotConfig()
     dataset = load_spotting_set(data)
+    dataset.ground_truth(kinds)  # a kind the set lacks is an error before any output, not zero ground truths
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     predictor, face = None, FaceConfig()

@@ -10,14 +10,17 @@ import dataclasses
 import hashlib
 import json
 import re
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Mapping
 
+import pydantic
 import yaml
+from pydantic import Field
+from typing_extensions import TypedDict
 
+from merkit.boundary import (FIELDS, Bool, Count, Float, Fraction, Int, NonNegativeFloat, NonNegativeInt,
+                             PositiveFloat, did_you_mean, unknown_name, validate)
 from merkit.config_files import resolve_config
 from merkit.errors import ConfigError
 from merkit.face.clip import FaceConfig
@@ -26,12 +29,40 @@ from merkit.motion.stage import MotionConfig
 
 SELECTIONS = ("last", "inner", "paper")
 DATA_KINDS = ("flow_folder", "raw")
+#: ``protocol.split`` values (:func:`merkit.training.loso.make_folds`).
+SPLITS = ("loso", "lodo", "train-test")
+#: ``training.optimizer`` and ``training.scheduler`` values (:mod:`merkit.training.engine`).
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULERS = ("none", "cosine", "exponential", "step")
 #: ``training.device`` values: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
 DEVICE_PATTERN = re.compile(r"cpu|auto|cuda(:\d+)?")
-#: Keys a ``training.param_groups`` entry may override, with their types.
-PARAM_GROUP_KEYS: dict[str, type] = {"lr": float, "weight_decay": float, "momentum": float, "schedule": bool}
+#: The augmentation hooks of :mod:`merkit.training.augment` by name, with their keyword parameters' types; the
+#: hooks module checks at import that it defines exactly these, so that a config is checked without importing it.
+AUGMENT_PARAMS: dict[str, dict[str, type]] = {
+    "hflip": {}, "rotate": {"degrees": float}, "rotate3": {}, "random_crop": {"padding": int},
+    "random_crop_pad15": {}, "color_jitter": {"strength": float}, "temporal_jitter": {}, "apex_jitter": {},
+    "magnify": {}}
+#: Parameters a hook needs set in ``training.augment_params``.
+AUGMENT_REQUIRED: dict[str, tuple[str, ...]] = {"color_jitter": ("strength",)}
+#: Hooks that swap in other frames; at most one, first.
+TEMPORAL_HOOKS = ("temporal_jitter", "apex_jitter")
 
 
+@pydantic.with_config(FIELDS)
+class ParamGroup(TypedDict, total=False):
+    """A ``training.param_groups`` entry: the optimiser settings it overrides."""
+
+    lr: PositiveFloat
+    weight_decay: NonNegativeFloat
+    momentum: NonNegativeFloat
+    schedule: Bool
+
+
+#: Keys a ``training.param_groups`` entry may override.
+PARAM_GROUP_KEYS = tuple(ParamGroup.__annotations__)
+
+
+@pydantic.with_config(FIELDS)
 @dataclass
 class DataConfig:
     """Where the samples come from, how they are labelled, and how their inputs are made.
@@ -52,22 +83,22 @@ class DataConfig:
     ``megc2019-composite``).
     """
 
-    kind: str = "flow_folder"
+    kind: Literal[DATA_KINDS] = "flow_folder"
     path: str | None = None
     benchmark: str | None = None
     scheme: str = "megc2019-3class"
     channels: list[str] = field(default_factory=lambda: ["u", "v", "strain"])
     file_channels: list[str] = field(default_factory=lambda: ["u", "v", "strain"])
-    with_apex: bool = False
-    apex_size: int | None = None
-    with_au_boxes: bool = False
-    with_face_points: bool = False
+    with_apex: Bool = False
+    apex_size: Count | None = None
+    with_au_boxes: Bool = False
+    with_face_points: Bool = False
     dataset: str | None = None
     face: FaceConfig = field(default_factory=FaceConfig)
     motion: MotionConfig = field(default_factory=MotionConfig)
     cache: str | None = None
-    preprocess_workers: int = 1
-    on_error: str = "skip"
+    preprocess_workers: Count = 1
+    on_error: Literal[ON_ERROR] = "skip"
 
     @property
     def preprocessing(self) -> Preprocessing:
@@ -75,6 +106,7 @@ class DataConfig:
         return Preprocessing(self.face, self.motion)
 
 
+@pydantic.with_config(FIELDS)
 @dataclass
 class ModelConfig:
     """Which model, which preset, and parameter overrides of the preset."""
@@ -84,6 +116,7 @@ class ModelConfig:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+@pydantic.with_config(FIELDS)
 @dataclass
 class TrainConfig:
     """Optimisation, for a fixed number of epochs; the trainer never sees test data.
@@ -94,7 +127,7 @@ class TrainConfig:
         augment: training hooks by name (:mod:`merkit.training.augment`).
         augment_params: ``{hook name: {parameter: value}}``, the keyword parameters of hooks listed in ``augment``
             (``{rotate: {degrees: 4}, random_crop: {padding: 4}, color_jitter: {strength: 0.2}}``); checked when
-            the config loads (:func:`merkit.training.augment.get_augmentations`).
+            the config loads (:func:`check_augmentations`, against :data:`AUGMENT_PARAMS`).
         device: ``cpu`` (default, bit-reproducible per machine), ``cuda``, ``cuda:N`` or ``auto``; not part of
             :meth:`RunConfig.result_hash` (``run.json`` records it).
         param_groups: ``{parameter-name prefix: {lr, weight_decay, momentum, schedule}}``, per-module optimiser
@@ -103,24 +136,25 @@ class TrainConfig:
             updated after every step (:class:`torch.optim.swa_utils.AveragedModel`); in none of the papers.
     """
 
-    epochs: int = 100
-    batch_size: int = 64
-    optimizer: str = "adam"  # adam | adamw | sgd
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    momentum: float = 0.9
-    scheduler: str = "none"  # none | cosine | exponential | step
+    epochs: Count = 100
+    batch_size: Count = 64
+    optimizer: Literal[OPTIMIZERS] = "adam"
+    lr: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat = 0.0
+    momentum: NonNegativeFloat = 0.9
+    scheduler: Literal[SCHEDULERS] = "none"
     scheduler_params: dict[str, Any] = field(default_factory=dict)
-    class_weighted: bool = False
-    augment: list[str] = field(default_factory=list)
-    augment_params: dict[str, dict[str, Any]] = field(default_factory=dict)
-    grad_accumulation: int = 1
-    eval_batch_size: int = 256
+    class_weighted: Bool = False
+    augment: list[Literal[tuple(AUGMENT_PARAMS)]] = field(default_factory=list)
+    augment_params: dict[str, Any] = field(default_factory=dict)
+    grad_accumulation: Count = 1
+    eval_batch_size: Count = 256
     device: str = "cpu"  # cpu | cuda | cuda:N | auto; see merkit.training.engine.resolve_device
-    param_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
-    ema_decay: float = 0.0
+    param_groups: dict[str, ParamGroup] = field(default_factory=dict)
+    ema_decay: Annotated[Float, Field(ge=0, lt=1)] = 0.0
 
 
+@pydantic.with_config(FIELDS)
 @dataclass
 class ProtocolConfig:
     """The evaluation protocol: folds, model selection, seeds, and where units run.
@@ -145,23 +179,24 @@ class ProtocolConfig:
             and an epoch count read off it was chosen on the test subjects.
     """
 
-    split: str = "loso"
+    split: Literal[SPLITS] = "loso"
     train_on: list[str] = field(default_factory=list)
     test_on: list[str] = field(default_factory=list)
-    selection: str = "last"
-    inner_folds: int = 5
+    selection: Literal[SELECTIONS] = "last"
+    inner_folds: Annotated[Int, Field(ge=2)] = 5
     recipes: dict[str, list[str]] = field(default_factory=dict)
-    ensemble: int = 1
-    seeds: list[int] = field(default_factory=lambda: [0])
-    workers: int = 1
-    threads_per_fold: int = 1
-    gpus_per_fold: float = 0.0
+    ensemble: Count = 1
+    seeds: Annotated[list[Int], Field(min_length=1)] = field(default_factory=lambda: [0])
+    workers: Count = 1
+    threads_per_fold: Count = 1
+    gpus_per_fold: Fraction = 0.0
     address: str | None = None
-    max_retries: int = 3
-    save_checkpoints: bool = True
-    record_epochs: bool = False
+    max_retries: NonNegativeInt = 3
+    save_checkpoints: Bool = True
+    record_epochs: Bool = False
 
 
+@pydantic.with_config(FIELDS)
 @dataclass
 class RunConfig:
     name: str = "run"
@@ -171,46 +206,47 @@ class RunConfig:
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
 
     def validate(self) -> "RunConfig":
-        """Check value ranges; raise :class:`ConfigError` naming the bad key."""
-        if self.data.kind not in DATA_KINDS:
-            raise ConfigError(f"data.kind must be one of {DATA_KINDS}, got {self.data.kind!r}")
-        if self.data.on_error not in ON_ERROR:
-            raise ConfigError(f"data.on_error must be one of {ON_ERROR}, got {self.data.on_error!r}")
-        if self.data.preprocess_workers < 1:
-            raise ConfigError("data.preprocess_workers must be >= 1")
-        if self.protocol.selection not in SELECTIONS:
-            raise ConfigError(f"protocol.selection must be one of {SELECTIONS}, got {self.protocol.selection!r}")
-        if self.training.epochs < 1:
-            raise ConfigError("training.epochs must be >= 1")
-        if self.training.batch_size < 1:
-            raise ConfigError("training.batch_size must be >= 1")
-        if not 0.0 <= self.training.ema_decay < 1.0:
-            raise ConfigError(f"training.ema_decay must lie in [0, 1), got {self.training.ema_decay}")
-        if not self.protocol.seeds:
-            raise ConfigError("protocol.seeds must list at least one seed")
-        if len(set(self.protocol.seeds)) != len(self.protocol.seeds):
-            raise ConfigError(f"protocol.seeds lists a seed twice: {self.protocol.seeds}")
-        if self.protocol.workers < 1 or self.protocol.threads_per_fold < 1:
-            raise ConfigError("protocol.workers and protocol.threads_per_fold must be >= 1")
+        """Check this config as :func:`config_from_dict` does (a config built in code enters here: every field's
+        type, range and choices, :mod:`merkit.boundary`), then the rules that tie keys together.
+
+        Raises:
+            ConfigError: one line naming the bad key, its value and the rule.
+        """
+        checked = validate(RunConfig, _sections(self))
+        self.training.param_groups = checked.training.param_groups  # YAML's "1e-3" as a float
+        p, t = self.protocol, self.training
+        if len(set(p.seeds)) != len(p.seeds):
+            raise ConfigError(f"protocol.seeds lists a seed twice: {p.seeds}")
         self._validate_protocol()
         self._validate_device()
-        from merkit.training.augment import get_augmentations
-
-        get_augmentations(self.training.augment, self.training.augment_params)
-        self.training.param_groups = _checked_param_groups(self.training.param_groups, self.training.optimizer)
+        self._validate_names()
+        check_augmentations(t.augment, t.augment_params)
+        for prefix, group in t.param_groups.items():
+            if not prefix:
+                raise ConfigError("training.param_groups keys must be non-empty parameter-name prefixes, got ''")
+            if "momentum" in group and t.optimizer != "sgd":
+                raise ConfigError(f"training.param_groups[{prefix!r}]: momentum applies to training.optimizer sgd "
+                                  f"only, not {t.optimizer!r}")
         return self
 
-    def _validate_protocol(self) -> None:
-        from merkit.training.loso import SPLITS
+    def _validate_names(self) -> None:
+        """``model.name`` among the models (:data:`merkit.models.MODEL_MODULES`) and ``data.dataset`` among the
+        loaders (:data:`merkit.datasets.registry.DATASETS`), with a "did you mean"."""
+        from merkit.models import MODEL_MODULES
 
+        if self.model.name not in MODEL_MODULES:
+            raise ConfigError(unknown_name("model", self.model.name, MODEL_MODULES) + " (model.name)")
+        if self.data.kind == "raw" and self.data.dataset is not None:
+            from merkit.datasets.registry import DATASETS
+
+            if self.data.dataset.lower() not in DATASETS:
+                raise ConfigError(unknown_name("dataset", self.data.dataset, DATASETS) + " (data.dataset)")
+
+    def _validate_protocol(self) -> None:
         p = self.protocol
-        if p.split not in SPLITS:
-            raise ConfigError(f"protocol.split must be one of {SPLITS}, got {p.split!r}")
         if (p.split == "train-test") != bool(p.train_on or p.test_on):
             raise ConfigError("protocol.train_on and protocol.test_on go with protocol.split train-test, and it "
                               "needs both")
-        if p.ensemble < 1 or p.inner_folds < 2 or p.max_retries < 0:
-            raise ConfigError("protocol.ensemble must be >= 1, protocol.inner_folds >= 2, protocol.max_retries >= 0")
         if p.recipes and p.selection != "inner":
             raise ConfigError("protocol.recipes are chosen by protocol.selection inner; set it, or drop the recipes")
         if p.selection == "paper" and (p.ensemble > 1):
@@ -234,10 +270,8 @@ class RunConfig:
 
     def _validate_device(self) -> None:
         device, gpus = self.training.device, self.protocol.gpus_per_fold
-        if not isinstance(device, str) or not DEVICE_PATTERN.fullmatch(device):
+        if not DEVICE_PATTERN.fullmatch(device):
             raise ConfigError(f"training.device must be cpu, cuda, cuda:N or auto, got {device!r}")
-        if not 0 <= gpus <= 1:
-            raise ConfigError(f"protocol.gpus_per_fold must be in [0, 1] (a share of one GPU), got {gpus}")
         if gpus > 0 and device == "cpu":
             raise ConfigError("protocol.gpus_per_fold > 0 needs training.device cuda or auto, not cpu")
         if device.startswith("cuda:") and self.protocol.workers > 1:
@@ -277,117 +311,72 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _checked_param_groups(groups: Any, optimizer: str) -> dict[str, dict[str, Any]]:
-    """``training.param_groups`` with its values coerced (YAML 1.1 reads ``1e-3`` as a string).
+def _sections(config: RunConfig) -> dict[str, Any]:
+    """A config's sections as mappings (``data.face`` and ``data.motion`` too), for :func:`validate`."""
+    return {f.name: _shallow(getattr(config, f.name)) for f in dataclasses.fields(config)}
+
+
+def _shallow(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return {f.name: _shallow(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return value
+
+
+def check_augmentations(names: list[str], params: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """``training.augment`` and ``training.augment_params`` checked against :data:`AUGMENT_PARAMS`.
+
+    Returns:
+        ``{hook name: {parameter: value}}`` for the hooks given parameters (or that need them), each value of the
+        parameter's type (``4`` -> ``4.0`` for a float, ``"0.2"`` -> ``0.2``, ``4.0`` -> ``4`` for an int).
 
     Raises:
-        ConfigError: not a mapping of prefix -> mapping, an unknown override key, a value of the wrong type, or
-            ``momentum`` with an optimizer other than SGD.
+        ConfigError: an unknown name (with a "did you mean"), a temporal hook (:data:`TEMPORAL_HOOKS`) that is not
+            the first, or two of them; parameters for a hook that is not listed, an unknown parameter, a value that
+            is not a non-negative number of the parameter's type, or a required parameter left out.
     """
-    if not isinstance(groups, dict):
-        raise ConfigError(f"training.param_groups must map parameter-name prefixes to settings, got {groups!r}")
-    checked = {}
-    for prefix, overrides in groups.items():
-        where = f"training.param_groups[{prefix!r}]"
-        if not isinstance(prefix, str) or not prefix:
-            raise ConfigError(f"training.param_groups keys must be non-empty parameter-name prefixes, got {prefix!r}")
-        if not isinstance(overrides, dict):
-            raise ConfigError(f"{where} must be a mapping such as {{lr: 0.002}}, got {overrides!r}")
-        unknown = sorted(set(overrides) - set(PARAM_GROUP_KEYS))
-        if unknown:
-            raise ConfigError(f"{where}: unknown keys {unknown}; known: {sorted(PARAM_GROUP_KEYS)}")
-        if "momentum" in overrides and optimizer != "sgd":
-            raise ConfigError(f"{where}: momentum applies to training.optimizer sgd only, not {optimizer!r}")
-        checked[prefix] = {k: coerce(v, PARAM_GROUP_KEYS[k], f"{where}[{k!r}]") for k, v in overrides.items()}
-    return checked
+    params = dict(params or {})
+    for name in names:
+        if name not in AUGMENT_PARAMS:
+            raise ConfigError(unknown_name("augmentation", name, AUGMENT_PARAMS) + " (training.augment)")
+    temporal = [i for i, n in enumerate(names) if n in TEMPORAL_HOOKS]
+    if len(temporal) > 1 or temporal and temporal[0] != 0:
+        raise ConfigError(f"training.augment {list(names)}: one temporal hook ({' or '.join(TEMPORAL_HOOKS)}) at "
+                          "most, and it must come first: it swaps in frames that earlier hooks did not transform")
+    unlisted = sorted(set(params) - set(names))
+    if unlisted:
+        raise ConfigError(f"training.augment_params sets {unlisted}, which training.augment {list(names)} does not "
+                          "list")
+    return {name: _hook_parameters(name, params.get(name, {})) for name in names
+            if name in params or AUGMENT_REQUIRED.get(name)}
 
 
-def coerce(value: Any, hint: Any, key: str) -> Any:
-    """``value`` checked against the declared type ``hint`` of config key ``key``, and converted where YAML is
-    loose: ``1e-3`` (a string in YAML 1.1) and integers become floats for a float key, a list becomes a tuple for
-    a tuple key. A boolean is never a number and a number never a boolean.
-
-    Raises:
-        ConfigError: the value does not fit the type; the message names the key, the type and the value.
-    """
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        options = [a for a in args if a is not type(None)]
-        errors = []
-        for option in options:
-            try:
-                return coerce(value, option, key)
-            except ConfigError as error:
-                errors.append(error)
-        raise errors[0]
-    if hint is Any:
-        return value
-
-    def fail() -> ConfigError:
-        name = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
-        return ConfigError(f"config key {key} must be {name}, got {value!r}")
-
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise fail()
-    if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise fail()
-    if hint is float:
-        if isinstance(value, bool):
-            raise fail()
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                raise fail() from None
-        raise fail()
-    if hint is str:
-        if isinstance(value, str):
-            return value
-        raise fail()
-    if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise fail()
-        item = args[0] if args else Any
-        items = [coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
-        return tuple(items) if origin is tuple else items
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise fail()
-        return dict(value)
-    if dataclasses.is_dataclass(hint):
-        return _from_dict(hint, value, f"{key}.")
-    raise fail()
-
-
-def _from_dict(cls, data: Any, prefix: str = ""):
-    """Build dataclass ``cls`` from a mapping, every value checked by :func:`coerce`.
-
-    Raises:
-        ConfigError: not a mapping, unknown keys, a value of the wrong type, or a value the class rejects.
-    """
-    if isinstance(data, cls):
-        return data
-    if not isinstance(data, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {data!r}")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
+def _hook_parameters(name: str, given: Any) -> dict[str, Any]:
+    """``training.augment_params[name]`` checked against the hook's parameters and their types."""
+    known, where = AUGMENT_PARAMS[name], f"training.augment_params[{name!r}]"
+    if not isinstance(given, Mapping):
+        raise ConfigError(f"{where} must map parameter names to values, got {given!r}")
+    unknown = sorted(set(given) - set(known))
     if unknown:
-        raise ConfigError(f"unknown config keys {[prefix + k for k in unknown]}; {prefix.rstrip('.') or 'config'} "
-                          f"has {sorted(known)}")
-    hints = typing.get_type_hints(cls)
-    kwargs = {name: coerce(value, hints[name], prefix + name) for name, value in data.items()}
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: {error}") from error
+        raise ConfigError(f"{where}: unknown parameters {unknown}{did_you_mean(unknown[0], known)}; {name} takes "
+                          f"{sorted(known) or 'none'}")
+    missing = [p for p in AUGMENT_REQUIRED.get(name, ()) if p not in given]
+    if missing:
+        raise ConfigError(f"augmentation {name} needs {where} to set {missing}")
+    checked = {}
+    for key, value in given.items():
+        kind = known[key]
+        try:
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise ValueError
+            number = float(value)
+            if kind is int and number != int(number):
+                raise ValueError
+            checked[key] = kind(number)
+        except (ValueError, OverflowError):
+            raise ConfigError(f"{where}[{key!r}] must be a {kind.__name__}, got {value!r}") from None
+        if not checked[key] >= 0 or checked[key] == float("inf"):
+            raise ConfigError(f"{where}[{key!r}] must be >= 0 and finite, got {value!r}")
+    return checked
 
 
 def config_from_dict(data: dict[str, Any]) -> RunConfig:
@@ -396,17 +385,19 @@ def config_from_dict(data: dict[str, Any]) -> RunConfig:
     Raises:
         ConfigError: unknown keys, values of the wrong type, or invalid values; the message names the key.
     """
-    return _from_dict(RunConfig, data).validate()
+    if not isinstance(data, dict):
+        raise ConfigError(f"a config must be a mapping of sections, got {type(data).__name__}")
+    return validate(RunConfig, data).validate()
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """Load a YAML config (or the defaults when ``path`` is None) and apply ``key.sub=value`` overrides.
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                values: Mapping[str, Any] | None = None) -> RunConfig:
+    """Load a YAML config (or the defaults when ``path`` is None), set ``values``, then apply ``key.sub=value``
+    overrides.
 
-    ``path`` is a file, or the name of a config shipped with merkit (``"megc2019/ststnet"``:
-    :func:`merkit.config_files.resolve_config`), which works from any folder.
-
-    Override values are parsed as YAML (``training.epochs=50``, ``protocol.seeds=[0,1,2]``,
-    ``data.face.size=112``) and then checked against the key's declared type, like the file's values.
+from merkit.boundary import (FIELDS, Bool, Count, Float, Fraction, Int, NonNegativeFloat, NonNegativeInt,
+                             PositiveFloat, did_you_mean, unknown_name, validate)
+from merkit.config_files import resolve_config
 
     Raises:
         ConfigError: the file is missing or not valid YAML, an unknown shipped config name (with the closest
@@ -423,29 +414,47 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from error
         if not isinstance(data, dict):
             raise ConfigError(f"{path} must hold a mapping of config sections, got {type(data).__name__}")
+    for key, value in (values or {}).items():
+        _set(data, key, str(value) if isinstance(value, Path) else value, f"{key}={value}")
     return config_from_dict(_apply_overrides(data, overrides or []))
+
+
+def _set(data: dict[str, Any], key: str, value: Any, item: str) -> None:
+    """Set dotted ``key`` of ``data`` to ``value``, making the sections on the way.
+
+    Raises:
+        ConfigError: a key under a value that is not a section (``item`` is named).
+    """
+    node = data
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {item!r}: {part!r} is not a section")
+    node[parts[-1]] = value
 
 
 def _apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """``data`` with each ``key.sub=value`` override set (the value parsed as YAML).
 
     Raises:
-        ConfigError: a malformed override, a key under a value that is not a section, or a value that is not YAML.
+        ConfigError: a malformed override, a key under a value that is not a section, a value that is not YAML, or
+            one with a comment (`` #...``), which YAML would drop without a word.
     """
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like key.sub=value")
         key, raw = item.split("=", 1)
-        node = data
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r}: {part!r} is not a section")
         try:
-            node[parts[-1]] = yaml.safe_load(raw)
+            node = yaml.compose(raw)
+            value = yaml.safe_load(raw)
         except yaml.YAMLError as error:
             raise ConfigError(f"override {item!r}: the value is not valid YAML ({error})") from error
+        dropped = raw[node.end_mark.index if node is not None else 0:].strip()
+        if dropped:
+            raise ConfigError(f"override {item!r}: YAML reads {dropped!r} as a comment and drops it; quote the value "
+                              f"({key}='\"...\"') to keep it")
+        _set(data, key, value, item)
     return data
 
 

@@ -62,6 +62,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from merkit.boundary import Count, Int, NonNegativeFloat, NonNegativeInt, PositiveFloat, check
 from merkit.datasets.table import new_sample_table
 from merkit.errors import ConfigError, DataError, Where
 from merkit.media import encode_jpeg, read_image
@@ -525,15 +526,15 @@ def generate(
         imitates and adds that ground truth.
 
     Raises:
-        ValueError: a size, duration or amplitude out of range.
+        ConfigError (a ValueError): a count, duration, quality or amplitude out of range (NaN and inf included).
         DataError: a face image is missing or unreadable; FaceNotFoundError: dlib finds no face in one.
     """
-    if subjects < 1 or clips_per_class < 1:
-        raise ValueError("subjects and clips_per_class must be >= 1")
-    if amplitude_scale < 0:
-        raise ValueError(f"amplitude_scale must be >= 0, got {amplitude_scale}")
+    check("synthetic.generate", subjects=(Count, subjects), clips_per_class=(Count, clips_per_class),
+          seed=(NonNegativeInt, seed), amplitude_scale=(NonNegativeFloat, amplitude_scale),
+          duration=(tuple[Int, Int], duration), jpeg_quality=(NonNegativeInt, jpeg_quality))
     if not 3 <= duration[0] <= duration[1]:
-        raise ValueError(f"duration must be (min, max) frames with 3 <= min <= max, got {duration}")
+        raise ConfigError(f"synthetic.generate: duration must be (min, max) frames with 3 <= min <= max, got "
+                          f"{duration}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if faces:
@@ -802,12 +803,11 @@ def generate_long_videos(
     """
     from merkit.files import write_atomic, write_json
 
-    if videos < 1 or micro < 0 or macro < 0:
-        raise ConfigError(f"need videos >= 1 and micro, macro >= 0, got {videos}, {micro}, {macro}")
-    if seconds <= 0 or fps <= 0:
-        raise ConfigError(f"seconds and fps must be positive, got {seconds}, {fps}")
-    if amplitude_scale < 0:
-        raise ConfigError(f"amplitude_scale must be >= 0, got {amplitude_scale}")
+    check("synthetic.generate_long_videos", videos=(Count, videos), seconds=(PositiveFloat, seconds),
+          seed=(NonNegativeInt, seed), fps=(PositiveFloat, fps), micro=(NonNegativeInt, micro),
+          macro=(NonNegativeInt, macro), amplitude_scale=(NonNegativeFloat, amplitude_scale),
+          size=(tuple[Int, Int], size), face_width=(PositiveFloat, face_width),
+          jpeg_quality=(NonNegativeInt, jpeg_quality))
     if min(size) < 64 or face_width < 40 or face_width > 0.8 * min(size):
         raise ConfigError(f"need frames of at least 64 px and a face of 40 px to 80 % of the frame, got size {size}, "
                          f"face_width {face_width}")

@@ -61,22 +61,18 @@ def one_line_warning(message, category, filename, lineno, line=None) -> str:
 
 
 def run_config(config: Optional[Path], overrides: list[str], **named):
-    """The run config of a command: ``config`` (YAML, or the defaults), then ``named`` overrides (``key=value``
-    for each value that is not ``None``), then ``overrides`` (``--set``).
+    """The run config of a command: ``config`` (YAML, or the defaults), then ``named`` values (``key=value`` for
+    each value that is not ``None``), then ``overrides`` (``--set``, parsed as YAML).
+
+    ``named`` values (paths, names, numbers from typed options) are set as they are, never parsed as YAML, so that
+    a path such as ``/data/a #1`` keeps its `` #1``.
 
     Raises:
         ConfigError: see :func:`merkit.config.load_config`.
     """
-    import json
-
     from merkit.config import load_config
 
-    def text(value) -> str:  # YAML text of the value: paths and lists quoted, so that ': ' or '[' stay literal
-        return json.dumps(str(value) if isinstance(value, Path) else value) if isinstance(
-            value, (Path, list, tuple)) else str(value)
-
-    extra = [f"{key}={text(value)}" for key, value in named.items() if value is not None]
-    return load_config(config, extra + list(overrides))
+    return load_config(config, list(overrides), {key: value for key, value in named.items() if value is not None})
 
 
 CONFIG_OPTION = typer.Option(None, "--config", "-c", help="YAML run config: a file, or a shipped config's name "

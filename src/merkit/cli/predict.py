@@ -13,16 +13,22 @@ from merkit.cli.app import app
 
 def spot_config(**given):
     """SpotConfig with the options the user gave (``None``: SpotConfig's default; ``size=0``: the checkpoint's
-    crop)."""
-    import dataclasses
+    crop), validated by :func:`merkit.boundary.validate`.
 
+    Raises:
+        ConfigError: a value outside its range or choices, named by its option (``--window must be > 0, got 0``).
+    """
+    from merkit.boundary import validate
     from merkit.motion.spotting import SpotConfig
 
     names = {"window": "window_s", "hop": "hop_s"}
+    options = {v: k for k, v in names.items()}
     changes = {names.get(k, k): v for k, v in given.items() if v is not None}
     if changes.get("size") == 0:
         changes["size"] = None
-    return dataclasses.replace(SpotConfig(), **changes)
+    for key, value in changes.items():  # each option alone, so that the error names the option
+        validate(SpotConfig, {key: value}, f"--{options.get(key, key)}: ")
+    return validate(SpotConfig, changes)
 
 
 @app.command("predict")

@@ -23,6 +23,7 @@ from merkit.datasets import casme2, casme3, fourdme, mmew, samm
 from merkit.datasets import loader as shared_loader
 from merkit.datasets.fixes import Fix
 from merkit.datasets.loader import DatasetSpec
+from merkit.boundary import unknown_name
 from merkit.errors import ConfigError, DataError, Diagnostics, Where
 
 
@@ -137,7 +138,7 @@ def get_dataset(name: str) -> DatasetEntry:
     try:
         return DATASETS[name.lower()]
     except KeyError:
-        raise ConfigError(f"unknown dataset {name!r} (data.dataset); known: {sorted(DATASETS)}") from None
+        raise ConfigError(f"{unknown_name('dataset', name, DATASETS)} (data.dataset)") from None
 
 
 def load_dataset(name: str, root: str | Path, sheet: str | Path | None = None, *,

@@ -32,7 +32,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from merkit.errors import DataError, Where
+from merkit.boundary import did_you_mean
+from merkit.errors import ConfigError, DataError, Where
 
 #: MEGC's hit threshold on the intersection over union of a spotted and a ground-truth interval.
 IOU_THRESHOLD = 0.5
@@ -190,6 +191,20 @@ class SpottingSet:
     root: Path
     videos: pd.DataFrame
     intervals: pd.DataFrame
+
+    def ground_truth(self, kinds: Sequence[str]) -> pd.DataFrame:
+        """The intervals of ``kinds`` (``micro``, ``macro``, ...), the ones spotting must find.
+
+        Raises:
+            ConfigError: a kind the set holds no interval of (a typo would score zero ground truths); the message
+                names the kinds present, with a "did you mean".
+        """
+        present = sorted(set(self.intervals["kind"].astype(str)))
+        for kind in kinds:
+            if kind not in present:
+                raise ConfigError(f"{self.root / 'intervals.csv'} holds no interval of kind {kind!r}"
+                                  f"{did_you_mean(kind, present)}; its kinds are {present}")
+        return self.intervals[self.intervals["kind"].isin(list(kinds))].reset_index(drop=True)
 
 
 def load_spotting_set(root: str | Path) -> SpottingSet:
@@ -441,7 +456,7 @@ def score_spotting_set(dataset: SpottingSet, spot, config, kinds: Sequence[str] 
     """
     import dataclasses
 
-    truth = dataset.intervals[dataset.intervals["kind"].isin(kinds)].reset_index(drop=True)
+    truth = dataset.ground_truth(kinds)
     run = _spot_every_video(dataset, truth, spot, iou, log)
     spotted = run.spotted
     score, matches = _mark_outcomes(spotted, truth, dataset.intervals, iou)

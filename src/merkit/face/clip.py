@@ -16,12 +16,15 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Annotated, Any, Literal, Sequence
 
 import cv2
 import numpy as np
+import pydantic
+from pydantic import Field
 
-from merkit.errors import DataError, Where
+from merkit.boundary import FIELDS, Bool, Int, NonNegativeFloat, NonNegativeInt, check_fields
+from merkit.errors import ConfigError, DataError, Where
 from merkit.face.align import (ALIGNMENTS, SIMILARITY_POINTS, TEMPLATE_68, FaceTransform, apply_matrix,
                                piecewise_affine, similarity_to_template)
 from merkit.face.crop import CROPS, crop_box, crop_matrix
@@ -32,8 +35,10 @@ SPANS = ("all", "onset-offset", "onset-apex")
 MODES = ("clip", "per-frame")
 COLORS = ("rgb", "grey")
 STABILISERS = ("none", "ecc")
+DETECTORS = ("hog", "cnn")
 
 
+@pydantic.with_config(FIELDS)
 @dataclass(frozen=True)
 class FaceConfig:
     """Everything that decides the aligned output: the face half of the preprocessing record
@@ -63,33 +68,30 @@ class FaceConfig:
         freeze_eyes: in ``clip`` mode, give every frame the reference frame's pixels inside the two eye regions
             (feathered), so that blinks (AU45) and gaze shifts leave no motion for the later stages (see
             :func:`eye_mask` and :func:`blend_to_reference`). Off by default.
+
+    Raises:
+        ConfigError (a ValueError): a value outside its choices or range (:func:`merkit.boundary.check_fields`),
+            or ``stabilise``/``freeze_eyes`` without ``mode="clip"``.
     """
 
-    detector: str = "hog"
-    upsample: int = 1
-    align: str = "similarity"
-    similarity_points: str = "eyes"
-    crop: str = "slstt"
-    margin: float = 0.1
-    size: int = 224
-    color: str = "grey"
-    reference: str = "onset"
-    span: str = "all"
-    mode: str = "clip"
-    stabilise: str = "none"
-    freeze_eyes: bool = False
+    detector: Literal[DETECTORS] = "hog"
+    upsample: NonNegativeInt = 1
+    align: Literal[ALIGNMENTS] = "similarity"
+    similarity_points: Literal[SIMILARITY_POINTS] = "eyes"
+    crop: Literal[CROPS] = "slstt"
+    margin: NonNegativeFloat = 0.1
+    size: Annotated[Int, Field(ge=8)] = 224
+    color: Literal[COLORS] = "grey"
+    reference: Literal[REFERENCES] = "onset"
+    span: Literal[SPANS] = "all"
+    mode: Literal[MODES] = "clip"
+    stabilise: Literal[STABILISERS] = "none"
+    freeze_eyes: Bool = False
 
     def __post_init__(self) -> None:
-        for name, allowed in (("detector", ("hog", "cnn")), ("align", ALIGNMENTS),
-                              ("similarity_points", SIMILARITY_POINTS), ("crop", CROPS), ("color", COLORS),
-                              ("reference", REFERENCES), ("span", SPANS), ("mode", MODES),
-                              ("stabilise", STABILISERS)):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"FaceConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if self.size < 8 or self.upsample < 0 or self.margin < 0:
-            raise ValueError(f"FaceConfig needs size >= 8, upsample >= 0 and margin >= 0: {self}")
+        check_fields(self)
         if (self.stabilise != "none" or self.freeze_eyes) and self.mode != "clip":
-            raise ValueError(f"FaceConfig.stabilise and freeze_eyes need mode='clip', got {self.mode!r}")
+            raise ConfigError(f"FaceConfig.stabilise and freeze_eyes need mode='clip', got {self.mode!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -36,11 +36,33 @@ from merkit.inputs.record import ON_ERROR, Preprocessing
 
 def default_cache_dir() -> Path:
     """Where merkit caches derived data: ``$MERKIT_CACHE``, else ``$XDG_CACHE_HOME/merkit``, else
-    ``~/.cache/merkit``."""
+    ``~/.cache/merkit``.
+
+    Raises:
+        ConfigError: ``$MERKIT_CACHE`` names a file, or a folder (or, when it does not exist yet, the nearest
+            folder above it) that this process cannot write; the message names the variable and the path.
+    """
     if os.environ.get("MERKIT_CACHE"):
-        return Path(os.environ["MERKIT_CACHE"])
+        return usable_folder(Path(os.environ["MERKIT_CACHE"]), "MERKIT_CACHE")
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "merkit"
+
+
+def usable_folder(path: Path, name: str) -> Path:
+    """``path``, checked to be a folder merkit can create and write (``name`` says where the path came from).
+
+    Raises:
+        ConfigError: ``path`` is a file, or it (or the nearest existing folder above it) is not writable.
+    """
+    existing = path
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{name}={path}: {existing} is a file, not a folder; point {name} at a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{name}={path}: the folder {existing} is not writable; point {name} at a writable "
+                          "folder")
+    return path
 
 
 def release_cache_dir(path: str | Path) -> Path:

@@ -16,13 +16,13 @@ gives a model's facts (input keys, ground-truth inputs, notes, presets, paper) f
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, ClassVar, Mapping, TypeVar
 
 import torch
 from torch import nn
 
+from merkit.boundary import did_you_mean
 from merkit.errors import ConfigError
 from merkit.features import require_inputs
 
@@ -88,14 +88,6 @@ class MerModel(nn.Module):
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-
-
-def did_you_mean(word: str, choices) -> str:
-    """``" (did you mean 'x'?)"`` for the closest of ``choices`` (:func:`difflib.get_close_matches`, ignoring
-    case), else ``""``."""
-    lowered = {str(c).lower(): str(c) for c in choices}
-    close = difflib.get_close_matches(str(word).lower(), list(lowered), n=1)
-    return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
 
 
 def preset_config(presets: Mapping[str, Any], preset: str | None, params: Mapping[str, Any], name: str):

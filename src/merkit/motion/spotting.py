@@ -29,13 +29,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
-from typing import Callable, Sequence
+from typing import Annotated, Callable, Literal, Sequence
 
 import cv2
 import numpy as np
+import pydantic
+from pydantic import Field
 
-from merkit.errors import ConfigError
-from merkit.motion.flow import compute_flow, flow_magnitude, optical_strain
+from merkit.boundary import FIELDS, Bool, Count, Fraction, Int, NonNegativeFloat, PositiveFloat, check_fields
+from merkit.motion.flow import FLOW_METHODS, compute_flow, flow_magnitude, optical_strain
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -249,6 +251,7 @@ def choose_apex(clip: Sequence[np.ndarray] | np.ndarray, onset: int, offset: int
 INTERVAL_RULES: tuple[str, ...] = ("window", "extent")
 
 
+@pydantic.with_config(FIELDS)
 @dataclass(frozen=True)
 class SpotConfig:
     """Sliding-window spotting of a long video (:meth:`merkit.predict.Predictor.spot`).
@@ -282,31 +285,25 @@ class SpotConfig:
         interval: ``window`` or ``extent`` (:data:`INTERVAL_RULES`): the bounds of a spotted interval.
 
     Raises:
-        ConfigError (a ValueError): a non-positive window or hop, ``p`` outside [0, 1], an unknown interval rule or
-            a crop under 16 pixels.
+        ConfigError (a ValueError): a window, hop or default frame rate that is not finite and positive, ``p``
+            outside [0, 1], a negative ``min_score``, an unknown measure, flow method or interval rule, or a crop
+            under 16 pixels (:func:`merkit.boundary.check_fields`).
     """
 
-    window_s: float = 0.5
-    hop_s: float = 0.25
-    p: float = 0.05
-    min_score: float = 0.0
-    measure: str = "flow"
-    method: str = "dis"
-    smooth: int = 3
-    interior_peak: bool = True
-    default_fps: float = 30.0
-    size: int | None = 112
-    interval: str = "extent"
+    window_s: PositiveFloat = 0.5
+    hop_s: PositiveFloat = 0.25
+    p: Fraction = 0.05
+    min_score: NonNegativeFloat = 0.0
+    measure: Literal[SPOTTING_MEASURES] = "flow"
+    method: Literal[FLOW_METHODS] = "dis"
+    smooth: Count = 3
+    interior_peak: Bool = True
+    default_fps: PositiveFloat = 30.0
+    size: Annotated[Int, Field(ge=16)] | None = 112
+    interval: Literal[INTERVAL_RULES] = "extent"
 
     def __post_init__(self) -> None:
-        if self.window_s <= 0 or self.hop_s <= 0:
-            raise ConfigError(f"window_s and hop_s must be positive, got {self.window_s}, {self.hop_s}")
-        if not 0.0 <= self.p <= 1.0:
-            raise ConfigError(f"p must be in [0, 1], got {self.p}")
-        if self.interval not in INTERVAL_RULES:
-            raise ConfigError(f"interval must be one of {INTERVAL_RULES}, got {self.interval!r}")
-        if self.size is not None and self.size < 16:
-            raise ConfigError(f"size must be at least 16 pixels (or None), got {self.size}")
+        check_fields(self)
 
     def frames(self, fps: float | None) -> tuple[int, int]:
         """(window, hop) in frames at ``fps`` (at least 3 and 1 frames)."""

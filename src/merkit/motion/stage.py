@@ -29,11 +29,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+import pydantic
 
-from merkit.errors import DataError, Where
+from merkit.boundary import FIELDS, Count, NonNegativeInt, check_fields
+from merkit.errors import ConfigError, DataError, Where
 from merkit.motion.flow import FLOW_METHODS
 from merkit.motion.representations import JITTER_MODES, REPRESENTATIONS
 from merkit.motion.spotting import APEX_RULES, SPOTTING_MEASURES
@@ -68,6 +70,7 @@ def input_keys_of(representations: Sequence[str]) -> tuple[str, ...]:
     return tuple(key for name in representations for _, key in OUTPUTS[name])
 
 
+@pydantic.with_config(FIELDS)
 @dataclass(frozen=True)
 class MotionConfig:
     """Which motion representations to compute per clip, and how: the motion half of the preprocessing record
@@ -99,43 +102,30 @@ class MotionConfig:
         ss_pairs: P of ``ss_pairs``, FRL-DGT's self-supervised frame pairs per clip.
 
     Raises:
-        ValueError: an unknown representation, flow method, apex rule, spotting measure or jitter mode, or a
-            negative jitter.
+        ConfigError (a ValueError): an unknown representation, flow method, apex rule, spotting measure or jitter
+            mode, no representation, or a count out of range (:func:`merkit.boundary.check_fields`).
     """
 
-    representations: tuple[str, ...] = ("onset_apex_flow",)
-    method: str = "tvl1"
+    representations: tuple[Literal[REPRESENTATIONS], ...] = ("onset_apex_flow",)
+    method: Literal[FLOW_METHODS] = "tvl1"
     flow_params: dict[str, Any] = field(default_factory=dict)
-    size: int | None = 28
-    normalise: str = "minmax"
-    long_term_frames: int = 11
-    long_term_method: str = "farneback"
+    size: Count | None = 28
+    normalise: Literal["minmax", "none"] = "minmax"
+    long_term_frames: Count = 11
+    long_term_method: Literal[FLOW_METHODS] = "farneback"
     long_term_encoding: str = "hsv"
-    resample_length: int = 16
-    apex: str = "annotated-or-spot"
-    spot_measure: str = "flow"
-    jitter: int = 2
-    jitter_mode: str = "symmetric"
-    ss_pairs: int = 4
+    resample_length: Count = 16
+    apex: Literal[APEX_RULES] = "annotated-or-spot"
+    spot_measure: Literal[SPOTTING_MEASURES] = "flow"
+    jitter: NonNegativeInt = 2
+    jitter_mode: Literal[JITTER_MODES] = "symmetric"
+    ss_pairs: Count = 4
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "representations", tuple(self.representations))
-        unknown = [r for r in self.representations if r not in REPRESENTATIONS]
-        if unknown or not self.representations:
-            raise ValueError(f"representations must be drawn from {REPRESENTATIONS}, got {list(self.representations)}")
-        for name in ("method", "long_term_method"):
-            if getattr(self, name) not in FLOW_METHODS:
-                raise ValueError(f"{name} must be one of {FLOW_METHODS}, got {getattr(self, name)!r}")
-        if self.apex not in APEX_RULES:
-            raise ValueError(f"apex must be one of {APEX_RULES}, got {self.apex!r}")
-        if self.spot_measure not in SPOTTING_MEASURES:
-            raise ValueError(f"spot_measure must be one of {SPOTTING_MEASURES}, got {self.spot_measure!r}")
-        if self.normalise not in ("minmax", "none"):
-            raise ValueError(f"normalise must be minmax or none, got {self.normalise!r}")
-        if self.jitter_mode not in JITTER_MODES:
-            raise ValueError(f"jitter_mode must be one of {JITTER_MODES}, got {self.jitter_mode!r}")
-        if self.jitter < 0 or self.ss_pairs < 1:
-            raise ValueError(f"jitter must be >= 0 and ss_pairs >= 1, got {self.jitter} and {self.ss_pairs}")
+        check_fields(self)
+        if not self.representations:
+            raise ConfigError(f"MotionConfig.representations must list at least one of {REPRESENTATIONS}")
 
     @property
     def input_keys(self) -> tuple[str, ...]:

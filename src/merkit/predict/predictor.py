@@ -26,6 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
+from merkit.boundary import Count, PositiveFloat, check
 from merkit.errors import CheckpointError, DataError, Diagnostics, Where
 from merkit.inputs.clip import ClipInputs
 from merkit.inputs.record import Preprocessing
@@ -34,6 +35,39 @@ from merkit.motion.spotting import SpotConfig
 from merkit.predict.results import Prediction, SpotResult, Timing
 
 VideoLike = "str | Path | VideoFrames | Sequence[np.ndarray]"
+
+
+def frames_as_uint8(video):
+    """``video`` with float frames turned into the uint8 frames they stand for: a float frame holds values in
+    [0, 1] and becomes ``rint(x * 255)`` as uint8, so that a uint8 clip and its ``/ 255`` float copy give the same
+    answer. Paths and uint8 frames are returned as they are.
+
+    Raises:
+        DataError: a float frame with NaN or infinite values, or values outside [0, 1] (naming the frame).
+    """
+    from merkit.media import VideoFrames
+
+    if isinstance(video, (str, Path)):
+        return video
+    frames = video.frames if isinstance(video, VideoFrames) else [np.asarray(f) for f in video]
+    if not any(np.issubdtype(np.asarray(f).dtype, np.floating) for f in frames):
+        return video
+    numbers = video.numbers if isinstance(video, VideoFrames) else list(range(len(frames)))
+    source = getattr(video, "source", "<arrays>")
+    converted = []
+    for number, frame in zip(numbers, frames):
+        frame = np.asarray(frame)
+        if np.issubdtype(frame.dtype, np.floating):
+            where = Where("video", sample=str(source), frame=number)
+            if not np.isfinite(frame).all():
+                raise DataError("the frame holds NaN or infinite values", where)
+            if frame.size and (frame.min() < 0 or frame.max() > 1):
+                raise DataError(f"a float frame must hold values in [0, 1] (scaled by 255 as uint8), this one spans "
+                                f"[{frame.min():g}, {frame.max():g}]", where,
+                                hint="pass uint8 frames, or float frames divided by 255")
+            frame = np.rint(frame * 255.0).astype(np.uint8)
+        converted.append(frame)
+    return VideoFrames(converted, list(numbers), getattr(video, "fps", None), source)
 
 
 class Predictor:
@@ -106,6 +140,8 @@ class Predictor:
         """
         from merkit.pretrained import DEFAULT_MODEL, resolve_checkpoint
 
+        check("Predictor.from_pretrained", name_or_path=(str | Path | None, name_or_path),
+              revision=(str | None, revision), cache_dir=(str | Path | None, cache_dir))
         folder, source = resolve_checkpoint(name_or_path or DEFAULT_MODEL, revision, cache_dir)
         predictor = cls.from_checkpoint(folder, preprocessing)
         predictor.source = source
@@ -221,15 +257,21 @@ class Predictor:
         a first frame without a face is skipped (counted warning) and the next frame becomes the onset.
 
         Args:
-            video: a video file, a folder of frames, :class:`VideoFrames`, or a sequence of RGB uint8 arrays.
+            video: a video file, a folder of frames, :class:`VideoFrames`, or a sequence of (H, W, 3) RGB arrays:
+                uint8, or float in [0, 1], which is read as the uint8 frame ``rint(x * 255)`` (the same answer as
+                the uint8 frames it came from; :func:`frames_as_uint8`).
             onset, apex, offset: frame numbers (0-based in a video file; the file names' numbers in a folder).
-            fps: frame rate of a frame folder (for the times in the output).
+            fps: frame rate of a frame folder (for the times in the output), finite and > 0.
 
         Raises:
-            DataError: unreadable, empty or too short input; onset, apex or offset out of order or not frames of the
-                input; no face on the given onset (or on any frame before the apex); FaceLostError when a frame the
-                motion uses shows no face where the onset's was, or one that moved too far.
+            ConfigError: ``fps`` not a finite number > 0.
+            DataError: float frames outside [0, 1] or with NaN; unreadable, empty or too short input; onset, apex or
+                offset out of order or not frames of the input; no face on the given onset (or on any frame before
+                the apex); FaceLostError when a frame the motion uses shows no face where the onset's was, or one
+                that moved too far.
         """
+        check("predict", fps=(PositiveFloat | None, fps))
+        video = frames_as_uint8(video)
         given = Where("video", sample=str(video) if isinstance(video, (str, Path)) else getattr(
             video, "source", "<arrays>"))
         if onset is not None and apex is not None and apex <= onset:
@@ -262,11 +304,12 @@ class Predictor:
         spotting with the checkpoint's face settings).
 
         Args:
-            video: a video file, a folder of frames, :class:`VideoFrames` or a sequence of RGB uint8 arrays.
+            video: a video file, a folder of frames, :class:`VideoFrames` or a sequence of RGB arrays (uint8, or
+                float in [0, 1] as in :meth:`predict`).
             config: window, hop, threshold, crop size and interval rule.
             first, last: scan only frames numbered in ``[first, last]``.
             step: keep every ``step``-th frame (the window and hop stay in seconds, so they span fewer kept frames).
-            fps: frame rate of a frame folder (default ``config.default_fps``).
+            fps: frame rate of a frame folder (default ``config.default_fps``), finite and > 0.
 
         A window whose first frame shows no face, or whose later frames lose the face or see it move beyond
         :data:`merkit.face.landmarks.MAX_FACE_SHIFT`, is skipped with a counted warning (``no-face``, ``face-lost``).
@@ -277,10 +320,14 @@ class Predictor:
             :class:`SpotResult`; its intervals may be empty.
 
         Raises:
-            DataError: unreadable, empty or too short input (fewer frames than one window), or no window with a
-                face.
+            ConfigError: ``fps`` not a finite number > 0, or ``step`` < 1.
+            DataError: float frames outside [0, 1] or with NaN; unreadable, empty or too short input (fewer frames
+                than one window), or no window with a face.
         """
         from merkit.predict.scan import spot_video
+
+        check("spot", fps=(PositiveFloat | None, fps), step=(Count, step))
+        video = frames_as_uint8(video)
 
         def recognise(frames: VideoFrames, begin: int, end: int, apex: int) -> Prediction:
             return self._recognise(frames, begin, end, apex, Diagnostics(), Timing(), None)

@@ -51,7 +51,8 @@ from typing import Any, Callable, Mapping
 import torch
 from torch.nn import functional as F
 
-from merkit.errors import ConfigError
+from merkit.config import AUGMENT_PARAMS, AUGMENT_REQUIRED, check_augmentations
+from merkit.config import TEMPORAL_HOOKS  # noqa: F401  re-exported: the temporal hooks' names
 
 Hook = Callable[[dict[str, torch.Tensor], Mapping, torch.Generator], dict[str, torch.Tensor]]
 
@@ -383,7 +384,6 @@ color_jitter.extra_keys = ("onset", "apex")
 color_jitter.required_params = ("strength",)
 temporal_jitter.extra_keys = ("onset_window", "apex_window", "jitter_bounds")
 apex_jitter.extra_keys = ("onset_window", "apex_window", "jitter_bounds")
-TEMPORAL_HOOKS = ("temporal_jitter", "apex_jitter")
 
 
 AUGMENTATIONS: dict[str, Hook] = {"hflip": hflip, "rotate": rotate, "rotate3": rotate3, "random_crop": random_crop,
@@ -409,34 +409,16 @@ def _with_parameters(hook: Hook, params: Mapping[str, Any]) -> Hook:
     return bound
 
 
-def _checked_parameters(name: str, given: Any) -> dict[str, Any]:
-    """``training.augment_params[name]`` checked against the hook's keyword parameters and their types."""
-    known = hook_parameters(AUGMENTATIONS[name])
-    if not isinstance(given, Mapping):
-        raise ConfigError(f"training.augment_params[{name!r}] must map parameter names to values, got {given!r}")
-    unknown = sorted(set(given) - set(known))
-    if unknown:
-        raise ConfigError(f"training.augment_params[{name!r}]: unknown parameters {unknown}; {name} takes "
-                          f"{sorted(known) or 'none'}")
-    missing = [p for p in getattr(AUGMENTATIONS[name], "required_params", ()) if p not in given]
-    if missing:
-        raise ConfigError(f"augmentation {name} needs training.augment_params[{name!r}] to set {missing}")
-    checked = {}
-    for key, value in given.items():
-        kind = type(known[key])
-        try:
-            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-                raise ValueError
-            number = float(value)
-            if kind is int and number != int(number):
-                raise ValueError
-            checked[key] = kind(number)
-        except ValueError:
-            raise ConfigError(f"training.augment_params[{name!r}][{key!r}] must be a {kind.__name__}, got "
-                              f"{value!r}") from None
-        if checked[key] < 0:
-            raise ConfigError(f"training.augment_params[{name!r}][{key!r}] must be >= 0, got {value!r}")
-    return checked
+def _table_of_hooks() -> dict[str, dict[str, type]]:
+    """:data:`AUGMENTATIONS` as :data:`merkit.config.AUGMENT_PARAMS` describes them: name -> parameter types."""
+    return {name: {k: type(v) for k, v in hook_parameters(hook).items()} for name, hook in AUGMENTATIONS.items()}
+
+
+# merkit.config checks training.augment without importing this module; it must describe these hooks exactly.
+if _table_of_hooks() != AUGMENT_PARAMS or AUGMENT_REQUIRED != {
+        n: h.required_params for n, h in AUGMENTATIONS.items() if getattr(h, "required_params", ())}:
+    raise ImportError("merkit.config.AUGMENT_PARAMS / AUGMENT_REQUIRED do not describe merkit.training.augment's "
+                      "hooks: update them together")
 
 
 def get_augmentations(names: list[str], params: Mapping[str, Mapping[str, Any]] | None = None) -> list[Hook]:
@@ -453,23 +435,6 @@ def get_augmentations(names: list[str], params: Mapping[str, Mapping[str, Any]] 
             is not a non-negative number of the parameter's type, or a required parameter left out
             (``color_jitter``'s ``strength``).
     """
-    params = dict(params or {})
-    unknown = [n for n in names if n not in AUGMENTATIONS]
-    if unknown:
-        raise ConfigError(f"unknown augmentations {unknown}; known: {sorted(AUGMENTATIONS)}")
-    temporal = [i for i, n in enumerate(names) if n in TEMPORAL_HOOKS]
-    if len(temporal) > 1 or temporal and temporal[0] != 0:
-        raise ConfigError(f"training.augment {list(names)}: one temporal hook ({' or '.join(TEMPORAL_HOOKS)}) at "
-                          "most, and it must come first: it swaps in frames that earlier hooks did not transform")
-    unlisted = sorted(set(params) - set(names))
-    if unlisted:
-        raise ConfigError(f"training.augment_params sets {unlisted}, which training.augment {list(names)} does not "
-                          "list")
-    hooks = []
-    for name in names:
-        given = params.get(name)
-        if given is None and getattr(AUGMENTATIONS[name], "required_params", ()):
-            given = {}  # reported as missing by the check
-        hooks.append(AUGMENTATIONS[name] if given is None
-                     else _with_parameters(AUGMENTATIONS[name], _checked_parameters(name, given)))
-    return hooks
+    checked = check_augmentations(names, params)  # the config's own check (merkit.config.AUGMENT_PARAMS)
+    return [_with_parameters(AUGMENTATIONS[name], checked[name]) if name in checked else AUGMENTATIONS[name]
+            for name in names]

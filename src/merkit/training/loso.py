@@ -18,9 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from merkit.config import SPLITS  # protocol.split's values live with the config
 from merkit.errors import ConfigError, LeakageError
-
-SPLITS = ("loso", "lodo", "train-test")
 
 
 @dataclass(frozen=True)
