@@ -228,18 +228,18 @@ def _read_saved(path: Path, read):
 
 def distinct_names(paths: list[str | Path]) -> list[str]:
     """Row names for run folders: each folder's shortest path suffix that no other folder shares (``x/run`` and
-    ``y/run`` for two folders named ``run``; ``run`` alone when it is unique). A folder listed twice keeps its
-    path as given."""
+    ``y/run`` for two folders named ``run``; ``run`` alone when it is unique). A folder listed twice, or one that
+    only its whole path tells apart, is named by its absolute path."""
     parts = [Path(p).absolute().parts for p in paths]
     names = []
     for i, mine in enumerate(parts):
         others = [p for j, p in enumerate(parts) if j != i and p != mine]
-        for k in range(1, len(mine) + 1):
+        for k in range(1, len(mine)):  # the root part aside
             if all(p[-k:] != mine[-k:] for p in others):
                 names.append("/".join(mine[-k:]))
                 break
         else:
-            names.append(str(paths[i]))
+            names.append(str(Path(paths[i]).absolute()))
     return names
 
 

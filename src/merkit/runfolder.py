@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ClassVar
 
-from merkit.errors import ConfigError, DataError
+from merkit.errors import ConfigError, DataError, OutputError
 from merkit.files import is_temporary, make_dirs, output_error, sync_dir, sync_file, write_atomic, write_json
 
 KINDS: tuple[str, ...] = ("evaluate", "ensemble", "checkpoint", "export-flow", "preprocess")
@@ -199,8 +199,12 @@ class RunFolder:
     PREPROCESSING: ClassVar[str] = "preprocessing.json"
     EPOCH_CURVE: ClassVar[str] = "epoch_curve.csv"
     EPOCH_CURVE_PNG: ClassVar[str] = "epoch_curve.png"
-    UNIT_PARTS: ClassVar[dict[str, str]] = {"units": ".csv", "checkpoints": ".safetensors", "epochs": ".csv",
-                                            "choices": ".json"}
+    UNITS: ClassVar[str] = "units"
+    CHECKPOINTS: ClassVar[str] = "checkpoints"
+    EPOCHS: ClassVar[str] = "epochs"
+    CHOICES: ClassVar[str] = "choices"
+    UNIT_PARTS: ClassVar[dict[str, str]] = {UNITS: ".csv", CHECKPOINTS: ".safetensors", EPOCHS: ".csv",
+                                            CHOICES: ".json"}
     _MEGC_LOG: ClassVar[re.Pattern] = re.compile(r"^megc2019_log_seed-?\d+\.txt$")
 
     def __init__(self, path: str | Path):
@@ -229,7 +233,7 @@ class RunFolder:
 
     def finished_units(self) -> list[Path]:
         """The units' prediction files: each is a finished unit."""
-        return self.unit_files("units")
+        return self.unit_files(self.UNITS)
 
     def read_stamp(self) -> dict | None:
         """``run.json``, or ``None`` when there is none.
@@ -285,8 +289,8 @@ class RunFolder:
                            "its sample ids, labels and input shapes match, so its units are reused, but a change "
                            "of the inputs' values since cannot be seen: pass --force to recompute them")
         if force:
-            what = "config" if not same_config else "data"
-            return Opening("replace", stamp, f"{self.path}: {len(units)} finished unit(s) of another {what} "
+            what = "another config" if not same_config else "other data"
+            return Opening("replace", stamp, f"{self.path}: {len(units)} finished unit(s) of {what} "
                            "removed and recomputed (--force)")
         if not same_config:
             old_id = {k: old.get(k) for k in identity}
@@ -411,9 +415,7 @@ class CheckpointFolder:
             sync_dir(parent)
             shutil.rmtree(old, ignore_errors=True)
         except OSError as error:
-            if isinstance(error, ConfigError):
-                raise
-            raise output_error(self.path, error) from error
+            raise OutputError(f"cannot write the checkpoint {self.path}: {error.strerror or error}") from error
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return self.path

@@ -31,7 +31,7 @@ def _prob_columns(df: pd.DataFrame, where: Path) -> list[str]:
 
 
 def _last_epochs(run: Path, k: int) -> pd.DataFrame:
-    files = RunFolder(run).unit_files("epochs")
+    files = RunFolder(run).unit_files(RunFolder.EPOCHS)
     if not files:
         raise ConfigError(f"{run}: no recorded epochs to average (run it with --set protocol.record_epochs=true)")
     curves = pd.concat([pd.read_csv(f, dtype={"subject": str, "sample": str}) for f in files], ignore_index=True)

@@ -234,7 +234,7 @@ def write_outputs(run_dir: Path, config: RunConfig, preds: pd.DataFrame, classes
                    diagnostics=diagnostics, ground_truth_inputs=gt,
                    ground_truth_warning=ground_truth_warning(gt) if gt else None)
     choices = None
-    kept = [c for c in (json.loads(f.read_text()) for f in folder.unit_files("choices"))
+    kept = [c for c in (json.loads(f.read_text()) for f in folder.unit_files(RunFolder.CHOICES))
             if c.get("seed") in set(preds["seed"])]  # the folder may hold other seeds' units
     if kept:
         metrics["inner_selection"] = [{k: c[k] for k in ("seed", "fold", "recipe", "epochs")} for c in kept]
@@ -249,7 +249,7 @@ def write_outputs(run_dir: Path, config: RunConfig, preds: pd.DataFrame, classes
         for seed, df in preds.groupby("seed"):
             write_megc_log(df, folder.megc_log(seed))
     curve = None
-    curve_files = folder.unit_files("epochs")
+    curve_files = folder.unit_files(RunFolder.EPOCHS)
     if curve_files:
         from merkit.evaluation.metrics import epoch_curve
 

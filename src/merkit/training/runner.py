@@ -191,14 +191,14 @@ def plan_units(config: RunConfig, data: FeatureSet, run_dir: Path) -> list[UnitP
     protocol = config.protocol
     folds = make_folds(data.table, protocol.split, protocol.train_on, protocol.test_on)
     folder = RunFolder(run_dir)
-    keep = {"checkpoints": protocol.save_checkpoints, "epochs": protocol.record_epochs,
-            "choices": protocol.selection == "inner"}
+    keep = {RunFolder.CHECKPOINTS: protocol.save_checkpoints, RunFolder.EPOCHS: protocol.record_epochs,
+            RunFolder.CHOICES: protocol.selection == "inner"}
     plans = []
     for seed in protocol.seeds:
         for fold in folds:
             files = {part: folder.unit_file(part, seed, fold.slug) if wanted else None for part, wanted in keep.items()}
-            plans.append(UnitPlan(seed, fold, folder.unit_file("units", seed, fold.slug), files["checkpoints"],
-                                  files["epochs"], files["choices"]))
+            plans.append(UnitPlan(seed, fold, folder.unit_file(RunFolder.UNITS, seed, fold.slug),
+                                  files[RunFolder.CHECKPOINTS], files[RunFolder.EPOCHS], files[RunFolder.CHOICES]))
     paths = [p.path for p in plans]
     if len(set(paths)) != len(paths):
         clash = sorted({str(p) for p in paths if paths.count(p) > 1})
