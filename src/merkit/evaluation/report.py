@@ -258,7 +258,8 @@ def write_outputs(run_dir: Path, config: RunConfig, preds: pd.DataFrame, classes
         if len(curves):
             table = epoch_curve(curves, len(classes))
             write_atomic(folder.file(RunFolder.EPOCH_CURVE), lambda p: table.to_csv(p, index=False))
-            save_curve_png(table, folder.file(RunFolder.EPOCH_CURVE_PNG), f"{config.name}: test-set learning curve (diagnostic)")
+            save_curve_png(table, folder.file(RunFolder.EPOCH_CURVE_PNG),
+                           f"{config.name}: test-set learning curve (diagnostic)")
             curve = render_curve(table, preds["fold"].nunique())
     write_text(folder.file(RunFolder.REPORT), render_report(config, metrics, notes, diagnostics, gt, curve, choices))
     return metrics

@@ -12,7 +12,8 @@ build them for another dataset. Besides the composite's files the folder gets ``
 hash and the counts) and ``provenance.csv`` (per sample the onset and apex frame numbers used, where the apex
 came from, the frames read and a hash of their bytes). A rerun with the same record reuses the images already
 written of samples whose frames are unchanged; another record refuses to mix with them. The folder's layout and
-rules are :class:`merkit.runfolder.ExportFolder`'s. :func:`read_composite` takes the folder's own record from ``export.json`` when it has one.
+rules are :class:`merkit.runfolder.ExportFolder`'s. :func:`read_composite` takes the folder's own record from
+``export.json`` when it has one.
 """
 
 from __future__ import annotations
@@ -288,6 +289,23 @@ def _source_changed(row: dict, previous: dict) -> str | None:
     return None if current == recorded else "its source frames changed since it was exported"
 
 
+def _samples_to_compute(folder: ExportFolder, rows: list[dict], stems: list[str], previous: dict[str, dict],
+                        diagnostics: Diagnostics) -> list[int]:
+    """The rows whose images are missing, not in the export's provenance, or made from frames that changed since
+    (each of those counted: ``flow-export-recomputed``)."""
+    todo = []
+    for i, stem in enumerate(stems):
+        row = rows[i]
+        if not (folder.flow(stem).is_file() and folder.apex(stem).is_file() and row["sample_id"] in previous):
+            todo.append(i)
+            continue
+        why = _source_changed(row, previous[row["sample_id"]])
+        if why is not None:
+            diagnostics.warn("flow-export-recomputed", why, Where(row["dataset"], row["subject"], row["sample"]))
+            todo.append(i)
+    return todo
+
+
 def _check_record(out: Path, record: Preprocessing, overwrite: bool) -> str:
     """:meth:`merkit.runfolder.ExportFolder.check`: ``new``, ``resume`` or ``replace``; reads only."""
     return ExportFolder(out).check(record.config_hash(), overwrite)
@@ -345,17 +363,7 @@ def write_composite(table: pd.DataFrame, out: str | Path, record: Preprocessing 
     stamp = {"preprocessing": record.to_dict(), "record_hash": record.config_hash(), "scheme": classes.name}
     folder.claim(action, stamp)
     previous = _read_provenance(folder)
-    todo = []
-    for i, stem in enumerate(stems):
-        sid = rows[i]["sample_id"]
-        if not (folder.flow(stem).is_file() and folder.apex(stem).is_file() and sid in previous):
-            todo.append(i)
-            continue
-        why = _source_changed(rows[i], previous[sid])
-        if why is not None:
-            diagnostics.warn("flow-export-recomputed", why, Where(rows[i]["dataset"], rows[i]["subject"],
-                                                                  rows[i]["sample"]))
-            todo.append(i)
+    todo = _samples_to_compute(folder, rows, stems, previous, diagnostics)
     pending = set(todo)
     provenance = {i: previous[rows[i]["sample_id"]] for i in range(len(rows)) if i not in pending}
     done = len(rows) - len(todo)
