@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from merkit.config import RunConfig, dump_config, load_config
 from merkit.errors import ConfigError, Diagnostics
 from merkit.files import write_json
+from merkit.runfolder import CheckpointFolder, RunFolder
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -98,19 +99,26 @@ def _progress(total: int, enabled: bool):
 
 
 def evaluate(config: RunConfig, out_dir: str | Path | None = None, features: FeatureSet | None = None,
-             progress: bool = True) -> RunResult:
+             progress: bool = True, force: bool = False) -> RunResult:
     """Leave-one-subject-out evaluation of ``config`` into ``out_dir`` (default ``runs/<config.name>``).
 
     Finished (seed, fold) units already in ``out_dir`` are reused, so an interrupted run resumes. The folder
-    receives ``config.yaml``, ``predictions.csv``, ``metrics.json``, ``report.md``, ``confusion.png``, the MEGC2019
-    log of each seed (3-class runs) and per-fold checkpoints.
+    (:class:`merkit.runfolder.RunFolder`) receives ``run.json``, ``config.yaml``, ``predictions.csv``,
+    ``metrics.json``, ``report.md``, ``confusion.png``, the MEGC2019 log of each seed (3-class runs) and per-fold
+    checkpoints. ``out_dir`` must be absent, empty, or a run folder of this config on this data (the data's
+    content fingerprint, :meth:`merkit.features.FeatureSet.fingerprint`); nothing is written before that is
+    checked.
 
     Args:
         features: evaluate this FeatureSet instead of loading ``config.data`` (the demo and notebooks).
+        force: recompute a folder's finished units made from other data (or by another config), replacing only
+            merkit's own unit files and outputs.
 
     Raises:
-        ConfigError: invalid config, or ``out_dir`` holds a run of another config or dataset.
+        ConfigError: invalid config; ``out_dir`` is a file, a folder merkit did not write, or holds finished units
+            of another config or of other data (without ``force``).
         DataError: bad input data (the message names the sample).
+        OutputError: the disk refused a write (full, read-only); the message names the path.
         LeakageError: a fold's train and test share a subject (cannot happen with the built-in folds).
     """
     from merkit.evaluation.report import write_outputs
@@ -120,14 +128,12 @@ def evaluate(config: RunConfig, out_dir: str | Path | None = None, features: Fea
     start = time.perf_counter()
     run_dir = Path(out_dir) if out_dir is not None else Path("runs") / config.name
     data = features if features is not None else load_features(config)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    dump_config(config, run_dir / "config.yaml")
     total = len(plan_units(config, data, run_dir))
     run_diagnostics = Diagnostics()
     with _progress(total, progress) as bar:
         task = bar.add_task("units", total=total)
         preds = run_loso(config, data, run_dir, on_unit_done=lambda _plan: bar.advance(task),
-                         diagnostics=run_diagnostics)
+                         diagnostics=run_diagnostics, force=force)
     diagnostics = dict(data.meta.get("diagnostics", {}))
     for kind, count in run_diagnostics.summary().items():
         diagnostics[kind] = diagnostics.get(kind, 0) + count
@@ -136,52 +142,87 @@ def evaluate(config: RunConfig, out_dir: str | Path | None = None, features: Fea
     machines = f"machine and software: {'; '.join(run_provenance(run_dir, 'environments'))}"
     side = {"notes": data.notes + model_notes + [devices, machines], "diagnostics": diagnostics,
             "ground_truth_inputs": sorted(set(data.ground_truth_inputs) | set(model_gt))}
-    write_json(run_dir / "data_notes.json", side)
-    write_json(run_dir / "preprocessing.json", data.meta.get("preprocessing"))
+    folder = RunFolder(run_dir)
+    write_json(folder.file(RunFolder.DATA_NOTES), side)
+    write_json(folder.file(RunFolder.PREPROCESSING), data.meta.get("preprocessing"))
     metrics = write_outputs(run_dir, config, preds, data.classes, **side)
-    return RunResult(run_dir, config, preds, metrics, run_dir / "report.md", time.perf_counter() - start)
+    return RunResult(run_dir, config, preds, metrics, folder.file(RunFolder.REPORT), time.perf_counter() - start)
 
 
 def report(run_dir: str | Path) -> Path:
     """Regenerate ``metrics.json``, ``report.md``, ``confusion.png`` and logs from a run folder's predictions.
 
     Raises:
-        ConfigError: the folder lacks ``config.yaml`` or ``predictions.csv``, or one of them is damaged.
+        ConfigError: the folder is not a merkit run folder (evaluate or ensemble), lacks ``config.yaml`` or
+            ``predictions.csv``, or one of them is damaged.
+        OutputError: the disk refused a write.
     """
     from merkit.evaluation.report import write_outputs
 
-    run_dir = Path(run_dir)
-    for name in ("config.yaml", "predictions.csv"):
-        if not (run_dir / name).is_file():
-            raise ConfigError(f"{run_dir / name} not found: is {run_dir} a merkit run folder?")
-    config = load_config(run_dir / "config.yaml")
-    preds = _read_saved(run_dir / "predictions.csv",
+    folder = RunFolder(run_dir)
+    for name in (RunFolder.CONFIG, RunFolder.PREDICTIONS):
+        if not folder.file(name).is_file():
+            raise ConfigError(f"{folder.file(name)} not found: is {folder.path} a merkit run folder?")
+    folder.require()
+    config = load_config(folder.file(RunFolder.CONFIG))
+    preds = _read_saved(folder.file(RunFolder.PREDICTIONS),
                         lambda p: _pandas().read_csv(p, dtype={"subject": str, "sample": str}))
     classes = tuple(c[len("prob_"):] for c in preds.columns if c.startswith("prob_"))
-    side = run_dir / "data_notes.json"
+    side = folder.file(RunFolder.DATA_NOTES)
     extra = _read_saved(side, lambda p: json.loads(p.read_text())) if side.is_file() else {}
-    write_outputs(run_dir, config, preds, classes, extra.get("notes", []), extra.get("diagnostics", {}),
+    write_outputs(folder.path, config, preds, classes, extra.get("notes", []), extra.get("diagnostics", {}),
                   extra.get("ground_truth_inputs", []))
-    return run_dir / "report.md"
+    return folder.file(RunFolder.REPORT)
+
+
+def _ensemble_members(run_dirs: list[str | Path], out_dir: str | Path) -> list[Path]:
+    """The member folders, each a merkit run folder, none listed twice nor the output (by resolved path).
+
+    Raises:
+        ConfigError: naming the folder.
+    """
+    runs = [Path(r) for r in run_dirs]
+    seen: dict[Path, Path] = {}
+    for run in runs:
+        key = run.resolve()
+        if key in seen:
+            raise ConfigError(f"{run} is listed twice (as {seen[key]} and {run}): an ensemble would average a run "
+                              "with itself; name each run once")
+        seen[key] = run
+    out = Path(out_dir).resolve()
+    for run in runs:
+        if run.resolve() == out:
+            raise ConfigError(f"the output {out_dir} is one of the runs to average ({run}): writing there would "
+                              "replace that run; choose another --out")
+    for run in runs:
+        RunFolder(run).require()
+    return runs
 
 
 def ensemble(run_dirs: list[str | Path], out_dir: str | Path, collapse_seeds: bool = False,
              last_epochs: int | None = None) -> RunResult:
     """Average finished runs' class probabilities (:mod:`merkit.evaluation.ensemble`) into a normal run folder:
     ``config.yaml`` (the first run's, renamed), ``predictions.csv``, metrics and a report that says what was
-    averaged. Runs under the paper protocol make a test-selected ensemble, and its report says so.
+    averaged. Runs under the paper protocol make a test-selected ensemble, and its report says so. ``out_dir``
+    must be absent, empty, or an ensemble folder of the same members and options (checked before any write).
 
     Raises:
-        ConfigError: runs that cannot be averaged (another sample set, folds, labels, classes or seeds), or a
-            folder that is not a finished run.
+        ConfigError: runs that cannot be averaged (another sample set, folds, labels, classes or seeds), a
+            folder that is not a finished run, a run listed twice, an output that is one of the runs, or an
+            output folder that is not absent, empty or this ensemble's.
+        OutputError: the disk refused a write.
     """
     from merkit.evaluation.ensemble import average_runs
     from merkit.evaluation.report import write_outputs
 
     start = time.perf_counter()
-    runs = [Path(r) for r in run_dirs]
+    runs = _ensemble_members(run_dirs, out_dir)
+    folder = RunFolder(out_dir)
+    identity = {"members": [str(r.resolve()) for r in runs], "collapse_seeds": collapse_seeds,
+                "last_epochs": last_epochs}
+    opening = folder.check_run("ensemble", identity)
     preds = average_runs(runs, collapse_seeds, last_epochs)
-    configs = [load_config(r / "config.yaml") for r in runs]
+    configs = [load_config(RunFolder(r).file(RunFolder.CONFIG)) for r in runs]
     config = configs[0]
     config.name = "ensemble-" + "+".join(c.name for c in configs) + ("-seeds" if collapse_seeds else "")
     if any(c.protocol.selection == "paper" for c in configs):
@@ -193,13 +234,11 @@ def ensemble(run_dirs: list[str | Path], out_dir: str | Path, collapse_seeds: bo
              + "; no label was read to form it",
              *[f"member: {r} ({c.model.name}, {c.protocol.selection}, seeds {c.protocol.seeds})"
                for r, c in zip(runs, configs)]]
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    dump_config(config, out / "config.yaml")
     side = {"notes": notes, "diagnostics": {}, "ground_truth_inputs": []}
-    write_json(out / "data_notes.json", side)
-    metrics = write_outputs(out, config, preds, classes, **side)
-    return RunResult(out, config, preds, metrics, out / "report.md", time.perf_counter() - start)
+    folder.claim(opening, {RunFolder.CONFIG: lambda p: dump_config(config, p)})
+    write_json(folder.file(RunFolder.DATA_NOTES), side)
+    metrics = write_outputs(folder.path, config, preds, classes, **side)
+    return RunResult(folder.path, config, preds, metrics, folder.file(RunFolder.REPORT), time.perf_counter() - start)
 
 
 def _read_saved(path: Path, read):
@@ -211,16 +250,37 @@ def _read_saved(path: Path, read):
                           "--out to rebuild it from the run's units") from error
 
 
+def distinct_names(paths: list[str | Path]) -> list[str]:
+    """Row names for run folders: each folder's shortest path suffix that no other folder shares (``x/run`` and
+    ``y/run`` for two folders named ``run``; ``run`` alone when it is unique). A folder listed twice, or one that
+    only its whole path tells apart, is named by its absolute path."""
+    parts = [Path(p).absolute().parts for p in paths]
+    names = []
+    for i, mine in enumerate(parts):
+        others = [p for j, p in enumerate(parts) if j != i and p != mine]
+        for k in range(1, len(mine)):  # the root part aside
+            if all(p[-k:] != mine[-k:] for p in others):
+                names.append("/".join(mine[-k:]))
+                break
+        else:
+            names.append(str(Path(paths[i]).absolute()))
+    return names
+
+
 def compare(run_dirs: list[str | Path]) -> str:
-    """One Markdown table over several run folders: full-set and per-part UF1/UAR, with each run's protocol."""
+    """One Markdown table over several run folders: full-set and per-part UF1/UAR, with each run's protocol. Rows
+    are named by :func:`distinct_names`.
+
+    Raises:
+        ConfigError: a folder without ``metrics.json``, or a damaged one.
+    """
     rows, parts = [], []
-    for d in run_dirs:
-        d = Path(d)
-        path = d / "metrics.json"
+    for name, d in zip(distinct_names(run_dirs), run_dirs):
+        path = RunFolder(d).file(RunFolder.METRICS)
         if not path.is_file():
             raise ConfigError(f"{path} not found: run `merkit report {d}` first")
         m = _read_saved(path, lambda p: json.loads(p.read_text()))
-        rows.append((d.name, m))
+        rows.append((name, m))
         parts += [p for p in m["summary"] if p not in parts]
     head = "| run | selection | seeds | " + " | ".join(f"{p} UF1 | {p} UAR" for p in parts) + " |"
     lines = [head, "|" + "---|" * (3 + 2 * len(parts))]
@@ -252,7 +312,9 @@ def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = 
         The checkpoint folder.
 
     Raises:
-        ConfigError, DataError: as :func:`evaluate`. UnitError: the training task failed on the cluster.
+        ConfigError, DataError: as :func:`evaluate`; ``out_dir`` is a file or a folder other than a merkit
+            checkpoint (checked before the data is loaded). OutputError: the disk refused a write. UnitError: the
+            training task failed on the cluster.
     """
     from safetensors.torch import load
 
@@ -260,6 +322,7 @@ def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = 
     from merkit.inputs import Preprocessing
 
     config.validate()
+    CheckpointFolder(out_dir).check()  # before the data is loaded and the model trained
     data = features if features is not None else load_features(config)
     seed = config.protocol.seeds[0] if seed is None else seed
     weights, device, keys, environment = _train_task(config, data, seed)

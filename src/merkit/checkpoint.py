@@ -10,15 +10,14 @@ Layout::
     CKPT/MODEL_CARD.md       optional: what the model was trained on, how well it does, what it is for (the packaged
                              models have one; see :mod:`merkit.pretrained`)
 
-The folder is written whole under a temporary name beside ``CKPT`` and then moved into place, so a killed
-``merkit train`` leaves either the old checkpoint or the new one.
+The layout and its rules belong to :class:`merkit.runfolder.CheckpointFolder`: the folder is written whole under a
+temporary name beside ``CKPT`` and then moved into place, so a killed ``merkit train`` leaves either the old
+checkpoint or the new one, and it replaces only a folder stamped as a merkit checkpoint.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,9 @@ from typing import Any
 from merkit import __version__
 from merkit.errors import CheckpointError
 from merkit.inputs.record import Preprocessing, major_version
+from merkit.runfolder import CheckpointFolder
 
-FILES = ("checkpoint.json", "model.safetensors", "config.yaml")
+FILES = CheckpointFolder.FILES
 
 
 @dataclass
@@ -76,33 +76,22 @@ class Checkpoint:
                 "preprocessing": self.preprocessing.to_dict()}
 
     def save(self, folder: str | Path, state_dict: dict) -> Path:
-        """Write the folder: ``state_dict`` (CPU tensors), ``config.yaml`` and ``checkpoint.json``, atomically.
+        """Write the folder: ``state_dict`` (CPU tensors), ``config.yaml`` and ``checkpoint.json``, atomically
+        (:meth:`merkit.runfolder.CheckpointFolder.write`): it replaces only a merkit checkpoint.
 
         Returns:
             The folder.
+
+        Raises:
+            ConfigError: ``folder`` is a file, or a folder that is not a merkit checkpoint (nothing is written).
+            OutputError: the disk refused a write.
         """
         from safetensors.torch import save_file
 
         from merkit.config import dump_config
-        from merkit.files import write_json
 
-        folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        try:
-            save_file(state_dict, str(tmp / "model.safetensors"))
-            dump_config(self.config, tmp / "config.yaml")
-            write_json(tmp / "checkpoint.json", self.to_dict())
-            old = folder.with_name(f".{folder.name}.{os.getpid()}.old")
-            if folder.exists():
-                os.replace(folder, old)
-            os.replace(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return folder
+        return CheckpointFolder(folder).write(self.to_dict(), lambda p: save_file(state_dict, str(p)),
+                                              lambda p: dump_config(self.config, p))
 
     @classmethod
     def load(cls, folder: str | Path, preprocessing: Preprocessing | None = None):
@@ -130,7 +119,7 @@ class Checkpoint:
             if not (folder / name).is_file():
                 raise CheckpointError(f"{folder / name} not found: is {folder} a checkpoint folder written by "
                                       "merkit train?")
-        path = folder / "checkpoint.json"
+        path = folder / CheckpointFolder.META
         try:
             meta = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -144,9 +133,9 @@ class Checkpoint:
             raise CheckpointError(f"{folder}: written by merkit {meta['merkit_version']}, this is merkit "
                                   f"{__version__}; load it with merkit {major_version(meta['merkit_version'])}.x")
         try:
-            config = load_config(folder / "config.yaml")
+            config = load_config(folder / CheckpointFolder.CONFIG)
         except MerkitError as error:
-            raise CheckpointError(f"{folder / 'config.yaml'} cannot be read: {error}") from error
+            raise CheckpointError(f"{folder / CheckpointFolder.CONFIG} cannot be read: {error}") from error
         record = preprocessing or Preprocessing.from_dict(meta["preprocessing"], str(path))
         checkpoint = cls(meta["model"], meta.get("preset"), dict(meta.get("params") or {}), tuple(meta["classes"]),
                          tuple(meta["input_keys"]), record, config, int(meta.get("seed", 0)),
@@ -157,14 +146,14 @@ class Checkpoint:
         except MerkitError as error:
             raise CheckpointError(f"{path}: cannot rebuild model {meta['model']!r}: {error}") from error
         try:
-            state = load_file(str(folder / "model.safetensors"))
+            state = load_file(str(folder / CheckpointFolder.WEIGHTS))
         except (SafetensorError, OSError) as error:
-            raise CheckpointError(f"{folder / 'model.safetensors'} cannot be read ({error}): the checkpoint is "
+            raise CheckpointError(f"{folder / CheckpointFolder.WEIGHTS} cannot be read ({error}): the checkpoint is "
                                   "damaged") from error
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as error:
-            raise CheckpointError(f"{folder / 'model.safetensors'} does not fit model {meta['model']!r}: "
+            raise CheckpointError(f"{folder / CheckpointFolder.WEIGHTS} does not fit model {meta['model']!r}: "
                                   f"{str(error).splitlines()[0]}") from error
         if tuple(model.input_keys) != checkpoint.input_keys:
             raise CheckpointError(f"{path}: the model takes inputs {list(model.input_keys)}, the checkpoint says "

@@ -201,6 +201,13 @@ class OnRay:
         return run_tasks(function, calls, names, on_result, num_cpus, num_gpus, max_retries)
 
 
+def runs_in_process(workers: int, address: str | None = None, tasks: int | None = None) -> bool:
+    """Whether :func:`executor` gives :class:`InProcess` for these arguments: ``workers <= 1`` and no cluster named
+    (``address``, else ``$RAY_ADDRESS``), or fewer than two ``tasks``. Callers ask it to check, before anything
+    is written, what only an in-process run can check here (e.g. that the training device exists)."""
+    return (workers <= 1 and cluster_address(address) is None) or (tasks is not None and tasks < 2)
+
+
 @contextmanager
 def executor(workers: int, address: str | None = None, num_cpus: int | None = None,
              tasks: int | None = None) -> Iterator[InProcess | OnRay]:
@@ -212,10 +219,10 @@ def executor(workers: int, address: str | None = None, num_cpus: int | None = No
     Raises:
         ConfigError: see :func:`ray_session`.
     """
-    address = cluster_address(address)
-    if (workers <= 1 and address is None) or (tasks is not None and tasks < 2):
+    if runs_in_process(workers, address, tasks):
         yield InProcess()
         return
+    address = cluster_address(address)
     with ray_session(num_cpus or workers, address):
         gpus = None
         if address is not None:

@@ -56,6 +56,11 @@ class UnitError(MerkitError, RuntimeError):
     """Units of an evaluation failed for good (after their retries); the message names each and its error."""
 
 
+class OutputError(MerkitError, OSError):
+    """A file or folder merkit writes could not be written (a full disk, a read-only folder, a file where a folder
+    should be); the message names the path. An :class:`OSError`, so code that catches those still does."""
+
+
 class LeakageError(MerkitError, AssertionError):
     """Train and test sets of a fold share a subject (or a sample)."""
 

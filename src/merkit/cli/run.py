@@ -39,6 +39,8 @@ def evaluate(
     address: Optional[str] = ADDRESS_OPTION,
     set_: list[str] = SET_OPTION,
     quiet: bool = typer.Option(False, help="No progress bar."),
+    force: bool = typer.Option(False, "--force", help="Recompute the finished units of --out when they were made "
+                               "from other data or by another config (replaces only merkit's own unit files)."),
 ) -> None:
     """Evaluation: predictions, pooled UF1/UAR per dataset, report (resumes a killed run).
 
@@ -50,13 +52,16 @@ def evaluate(
     paper, best epoch per test subject (optimistic, labelled).
 
     Ensembles: --set protocol.ensemble=K averages K seeds per fold;
-    merkit ensemble averages finished runs."""
+    merkit ensemble averages finished runs.
+
+    --out must be absent, empty, or a run folder of this config on this data; a folder whose data changed is
+    refused unless --force."""
     from merkit.api import evaluate as run
 
     cfg = run_config(config, set_, **{"data.path": data, "training.epochs": epochs, "protocol.selection": protocol,
                                       "protocol.workers": workers, "protocol.seeds": _seeds(seeds),
                                       "protocol.address": address})
-    result = run(cfg, out, progress=not quiet)
+    result = run(cfg, out, progress=not quiet, force=force)
     typer.echo(result.summary_line())
     typer.echo(f"report: {result.report_path}")
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from merkit.errors import ConfigError
+from merkit.runfolder import RunFolder
 
 KEYS = ("sample_id", "dataset", "subject", "subject_id", "sample", "fold", "label")
 
@@ -30,7 +31,7 @@ def _prob_columns(df: pd.DataFrame, where: Path) -> list[str]:
 
 
 def _last_epochs(run: Path, k: int) -> pd.DataFrame:
-    files = sorted((run / "epochs").glob("seed*/*.csv"))
+    files = RunFolder(run).unit_files(RunFolder.EPOCHS)
     if not files:
         raise ConfigError(f"{run}: no recorded epochs to average (run it with --set protocol.record_epochs=true)")
     curves = pd.concat([pd.read_csv(f, dtype={"subject": str, "sample": str}) for f in files], ignore_index=True)
@@ -62,7 +63,7 @@ def average_runs(runs: list[Path], collapse_seeds: bool = False, last_epochs: in
         raise ConfigError("name at least one run folder to average")
     frames = []
     for run in runs:
-        path = run / "predictions.csv"
+        path = RunFolder(run).file(RunFolder.PREDICTIONS)
         if not path.is_file():
             raise ConfigError(f"{path} not found: is {run} a finished merkit run?")
         frames.append(_last_epochs(run, last_epochs) if last_epochs else

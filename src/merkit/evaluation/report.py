@@ -15,6 +15,7 @@ import pandas as pd
 
 from merkit.config import RunConfig
 from merkit.files import write_atomic, write_json, write_text
+from merkit.runfolder import RunFolder
 
 PAPER_PROTOCOL_LABEL = "PAPER PROTOCOL: best epoch chosen on each test subject (test-selected, optimistic)"
 
@@ -218,7 +219,8 @@ def write_outputs(run_dir: Path, config: RunConfig, preds: pd.DataFrame, classes
     from merkit.evaluation.metrics import summarize_run
 
     run_dir = Path(run_dir)
-    write_atomic(run_dir / "predictions.csv", lambda p: preds.to_csv(p, index=False))
+    folder = RunFolder(run_dir)
+    write_atomic(folder.file(RunFolder.PREDICTIONS), lambda p: preds.to_csv(p, index=False))
     metrics = summarize_run(preds, classes)
     gt = list(ground_truth_inputs or [])
     metrics.update(selection=config.protocol.selection, protocol=protocol_label(config), split=config.protocol.split,
@@ -226,22 +228,22 @@ def write_outputs(run_dir: Path, config: RunConfig, preds: pd.DataFrame, classes
                    diagnostics=diagnostics, ground_truth_inputs=gt,
                    ground_truth_warning=ground_truth_warning(gt) if gt else None)
     choices = None
-    kept = [c for c in (json.loads(f.read_text()) for f in sorted((run_dir / "choices").glob("seed*/*.json")))
+    kept = [c for c in (json.loads(f.read_text()) for f in folder.unit_files(RunFolder.CHOICES))
             if c.get("seed") in set(preds["seed"])]  # the folder may hold other seeds' units
     if kept:
         metrics["inner_selection"] = [{k: c[k] for k in ("seed", "fold", "recipe", "epochs")} for c in kept]
         choices = render_choices(kept)
-    write_json(run_dir / "metrics.json", metrics)
+    write_json(folder.file(RunFolder.METRICS), metrics)
     per_class = pd.DataFrame(metrics["per_class"]).T.rename_axis("class")
-    write_atomic(run_dir / "per_class.csv", lambda p: per_class.to_csv(p))
+    write_atomic(folder.file(RunFolder.PER_CLASS), lambda p: per_class.to_csv(p))
     confusion = sum(np.asarray(m["full"]["confusion"]) for m in metrics["per_seed"].values())
-    save_confusion_png(confusion, list(classes), run_dir / "confusion.png",
+    save_confusion_png(confusion, list(classes), folder.file(RunFolder.CONFUSION),
                        f"{config.name}: {protocol_label(config)}")
     if list(classes) == ["negative", "positive", "surprise"]:
         for seed, df in preds.groupby("seed"):
-            write_megc_log(df, run_dir / f"megc2019_log_seed{seed}.txt")
+            write_megc_log(df, folder.megc_log(seed))
     curve = None
-    curve_files = sorted((run_dir / "epochs").glob("seed*/*.csv"))
+    curve_files = folder.unit_files(RunFolder.EPOCHS)
     if curve_files:
         from merkit.evaluation.metrics import epoch_curve
 
@@ -249,8 +251,9 @@ def write_outputs(run_dir: Path, config: RunConfig, preds: pd.DataFrame, classes
         curves = curves[curves["seed"].isin(preds["seed"].unique())]  # the folder may hold other seeds' units
         if len(curves):
             table = epoch_curve(curves, len(classes))
-            write_atomic(run_dir / "epoch_curve.csv", lambda p: table.to_csv(p, index=False))
-            save_curve_png(table, run_dir / "epoch_curve.png", f"{config.name}: test-set learning curve (diagnostic)")
+            write_atomic(folder.file(RunFolder.EPOCH_CURVE), lambda p: table.to_csv(p, index=False))
+            save_curve_png(table, folder.file(RunFolder.EPOCH_CURVE_PNG),
+                           f"{config.name}: test-set learning curve (diagnostic)")
             curve = render_curve(table, preds["fold"].nunique())
-    write_text(run_dir / "report.md", render_report(config, metrics, notes, diagnostics, gt, curve, choices))
+    write_text(folder.file(RunFolder.REPORT), render_report(config, metrics, notes, diagnostics, gt, curve, choices))
     return metrics

@@ -1,9 +1,10 @@
 """A sample table to model inputs: :func:`build_inputs`, cached per clip and parallel over clips, with one skip
 policy (:func:`merkit.inputs.load.load_inputs` chooses between it and a composite-format folder).
 
-Cache layout under the cache root ``CACHE`` (default :func:`release_cache_dir` of the release)::
+Cache layout under the cache root ``CACHE`` (default :func:`release_cache_dir` of the release;
+:class:`merkit.runfolder.CacheFolder` owns it)::
 
-    CACHE/inputs-<record hash>/record.json                 the preprocessing record
+    CACHE/inputs-<record hash>/record.json                 the stamp: kind, record hash, the preprocessing record
     CACHE/inputs-<record hash>/<dataset>/<subject>/<sample>/inputs.npz   model-input key -> array
     CACHE/inputs-<record hash>/<dataset>/<subject>/<sample>/meta.json    written last: frames used, their
                                                                            fingerprint, onset/apex/offset, notes
@@ -33,6 +34,7 @@ from merkit.features import FeatureSet
 from merkit.files import write_atomic, write_json
 from merkit.inputs.clip import ClipInputs
 from merkit.inputs.record import ON_ERROR, Preprocessing
+from merkit.runfolder import CacheFolder
 
 def default_cache_dir() -> Path:
     """Where merkit caches derived data: ``$MERKIT_CACHE``, else ``$XDG_CACHE_HOME/merkit``, else
@@ -122,19 +124,26 @@ def row_inputs(row: dict[str, Any], record: Preprocessing) -> ClipInputs:
 
 
 class InputsCache:
-    """Cached :class:`ClipInputs` of one record under a cache root (see the module docstring)."""
+    """Cached :class:`ClipInputs` of one record under a cache root; the layout and its rules are
+    :class:`merkit.runfolder.CacheFolder`'s.
+
+    Raises:
+        ConfigError: (on construction) the record's ``inputs-<hash>`` folder holds something merkit did not write.
+    """
 
     def __init__(self, root: str | Path, record: Preprocessing):
         self.record = record
-        self.dir = Path(root) / f"inputs-{record.config_hash()}"
+        self.store = CacheFolder(root, record.config_hash())
+        self.dir = self.store.dir
+        self.store.check()  # before any clip is computed
 
     def folder(self, sample_id: str) -> Path:
-        return self.dir / sample_id
+        return self.store.clip(sample_id)
 
     def load(self, row: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict] | None:
         """The cached inputs and meta of ``row``, or ``None`` when absent or made from other frames or marks."""
         folder = self.folder(row["sample_id"])
-        meta_path = folder / "meta.json"
+        meta_path = folder / CacheFolder.META
         if not meta_path.is_file():
             return None
         meta = json.loads(meta_path.read_text())
@@ -143,21 +152,25 @@ class InputsCache:
         if (meta.get("marks") != marks or not set(paths) <= {str(p) for p in row["frames"]}
                 or source_fingerprint(paths) != meta.get("source_fingerprint")):
             return None
-        with np.load(folder / "inputs.npz") as data:
+        with np.load(folder / CacheFolder.INPUTS) as data:
             return {k: data[k] for k in data.files}, meta
 
     def save(self, row: dict[str, Any], inputs: dict[str, np.ndarray], meta: dict) -> None:
-        """Write one clip's inputs, then its ``meta.json`` (:func:`clip_meta`), each atomically."""
+        """Write one clip's inputs, then its ``meta.json`` (:func:`clip_meta`), each atomically; the first save
+        stamps the folder (``record.json``).
+
+        Raises:
+            OutputError: the disk refused a write.
+        """
+        self.store.claim(self.record.to_dict())
         folder = self.folder(row["sample_id"])
-        if not (self.dir / "record.json").is_file():
-            write_json(self.dir / "record.json", self.record.to_dict())
 
         def savez(path: Path) -> None:
             with open(path, "wb") as handle:  # a handle: np.savez appends ".npz" to a path
                 np.savez(handle, **inputs)
 
-        write_atomic(folder / "inputs.npz", savez)
-        write_json(folder / "meta.json", meta)
+        write_atomic(folder / CacheFolder.INPUTS, savez)
+        write_json(folder / CacheFolder.META, meta)
 
 
 def clip_meta(row: dict[str, Any], result: ClipInputs) -> dict:

@@ -9,15 +9,17 @@ i.e. (strain, v, u); :func:`read_composite` converts to the file's RGB order bef
 :func:`write_composite` writes that format from a raw sample table, through :func:`merkit.inputs.clip.clip_inputs`
 with a preprocessing record, so a user holding the raw releases can rebuild the benchmark's kind of inputs, or
 build them for another dataset. Besides the composite's files the folder gets ``export.json`` (the record, its
-hash and the counts) and ``provenance.csv`` (per sample the onset and apex frame numbers used and where the apex
-came from). A rerun with the same record reuses the images already written; another record refuses to mix with
-them. :func:`read_composite` takes the folder's own record from ``export.json`` when it has one.
+hash and the counts) and ``provenance.csv`` (per sample the onset and apex frame numbers used, where the apex
+came from, the frames read and a hash of their bytes). A rerun with the same record reuses the images already
+written of samples whose frames are unchanged; another record refuses to mix with them. The folder's layout and
+rules are :class:`merkit.runfolder.ExportFolder`'s. :func:`read_composite` takes the folder's own record from
+``export.json`` when it has one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import shutil
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -28,9 +30,10 @@ import torch
 
 from merkit.errors import ConfigError, DataError, Diagnostics, Where
 from merkit.features import FeatureSet
-from merkit.files import write_atomic, write_json
+from merkit.files import write_atomic
 from merkit.inputs.record import ON_ERROR, Preprocessing
 from merkit.media import read_grey, read_image_unchanged, write_image
+from merkit.runfolder import ExportFolder
 
 FLOW_FILE_CHANNELS: tuple[str, ...] = ("u", "v", "strain")
 MANIFEST_COLUMNS: tuple[str, ...] = ("dataset", "subject", "sample", "label", "emotion", "flow", "apex")
@@ -224,6 +227,20 @@ def write_flow_png(path: str | Path, rgb: np.ndarray) -> None:
     write_image(path, np.ascontiguousarray(rgb[..., ::-1]))
 
 
+def source_hash(paths: Sequence[str | Path]) -> str:
+    """16 hex digits of SHA-256 over the bytes of the frame files ``paths``, in order: what an export recorded of
+    the frames it read, so that a re-export sees a changed frame.
+
+    Raises:
+        OSError: a file cannot be read.
+    """
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as handle:
+            digest.update(hashlib.sha256(handle.read()).digest())
+    return digest.hexdigest()[:16]
+
+
 def _export_task(row: dict, record: Preprocessing):
     from merkit.inputs.build import row_inputs
 
@@ -231,24 +248,51 @@ def _export_task(row: dict, record: Preprocessing):
         result = row_inputs(row, record)
     except DataError as error:
         return error
-    return result.inputs["flow"], result.crop(result.apex), result.onset, result.apex, result.apex_source
+    frames = [int(n) for n in result.clip.frame_numbers]
+    return (result.inputs["flow"], result.crop(result.apex), result.onset, result.apex, result.apex_source,
+            " ".join(map(str, frames)), source_hash(list(result.clip.frame_paths)))
 
 
-def _check_record(out: Path, record: Preprocessing, overwrite: bool) -> None:
-    previous = out / "export.json"
-    if not previous.is_file():
-        return
-    old = json.loads(previous.read_text()).get("record_hash")
-    if old == record.config_hash():
-        return
-    if not overwrite:
-        raise DataError(f"{out} holds an export made with other preprocessing (hash {old}, now "
-                        f"{record.config_hash()})", hint="choose another output folder or pass overwrite=True "
-                        "(--overwrite)")
-    for name in ("flow", "apex"):
-        shutil.rmtree(out / name, ignore_errors=True)
-    for name in ("manifest.csv", "provenance.csv", "export.json"):
-        (out / name).unlink(missing_ok=True)
+def _source_changed(row: dict, previous: dict) -> str | None:
+    """Why an exported sample must be recomputed (its source frames changed, or the export did not record them),
+    or ``None`` when the frames it read are unchanged."""
+    from merkit.media import frame_number
+
+    recorded, frames = previous.get("source_hash"), previous.get("frames")
+    if not isinstance(recorded, str) or not isinstance(frames, str):
+        return "the export did not record a hash of its source frames"
+    by_number = {frame_number(p): str(p) for p in row["frames"]}
+    wanted = [int(n) for n in frames.split()]
+    missing = [n for n in wanted if n not in by_number]
+    if missing:
+        return f"its source frames {missing[:3]} are gone"
+    try:
+        current = source_hash([by_number[n] for n in wanted])
+    except OSError as error:
+        return f"its source frames cannot be read ({error})"
+    return None if current == recorded else "its source frames changed since it was exported"
+
+
+def _samples_to_compute(folder: ExportFolder, rows: list[dict], stems: list[str], previous: dict[str, dict],
+                        diagnostics: Diagnostics) -> list[int]:
+    """The rows whose images are missing, not in the export's provenance, or made from frames that changed since
+    (each of those counted: ``flow-export-recomputed``)."""
+    todo = []
+    for i, stem in enumerate(stems):
+        row = rows[i]
+        if not (folder.flow(stem).is_file() and folder.apex(stem).is_file() and row["sample_id"] in previous):
+            todo.append(i)
+            continue
+        why = _source_changed(row, previous[row["sample_id"]])
+        if why is not None:
+            diagnostics.warn("flow-export-recomputed", why, Where(row["dataset"], row["subject"], row["sample"]))
+            todo.append(i)
+    return todo
+
+
+def _check_record(out: Path, record: Preprocessing, overwrite: bool) -> str:
+    """:meth:`merkit.runfolder.ExportFolder.check`: ``new``, ``resume`` or ``replace``; reads only."""
+    return ExportFolder(out).check(record.config_hash(), overwrite)
 
 
 def write_composite(table: pd.DataFrame, out: str | Path, record: Preprocessing = Preprocessing(),
@@ -267,7 +311,8 @@ def write_composite(table: pd.DataFrame, out: str | Path, record: Preprocessing 
         workers: Ray workers computing samples in parallel (1 computes in this process); this process alone writes.
         on_error: ``skip`` (default; counted, named) or ``raise`` for samples that fail (no face, missing frames).
         diagnostics: collects counted warnings (dropped and failed samples).
-        overwrite: replace an export made with another record instead of raising.
+        overwrite: replace an export made with another record instead of raising (only the old export's own files
+            are removed: the images its manifest lists, the manifest, provenance and ``export.json``).
         progress: called with ``(done, total)`` after each sample.
 
     Returns:
@@ -277,6 +322,13 @@ def write_composite(table: pd.DataFrame, out: str | Path, record: Preprocessing 
         ConfigError: the record does not make composite images, ``workers < 1`` or an unknown ``on_error``.
         DataError: a sample fails (with ``on_error="raise"``), no sample is left, or ``out`` holds an export with
             another record (unless ``overwrite``).
+        ConfigError: ``out`` is a file, or a folder that is neither empty nor a merkit export (checked before
+            anything is written).
+        OutputError: the disk refused a write.
+
+    A rerun reuses a sample's images only when the frames it read then (``provenance.csv``: ``frames`` and the
+    hash of their bytes, ``source_hash``) are unchanged; a sample whose frames changed, or that an older export
+    did not hash, is recomputed with a counted warning (``flow-export-recomputed``).
     """
     from merkit.datasets.schemes import get_scheme
 
@@ -288,16 +340,14 @@ def write_composite(table: pd.DataFrame, out: str | Path, record: Preprocessing 
         raise ConfigError(f"workers must be >= 1 and on_error one of {ON_ERROR}; got {workers}, {on_error!r}")
     classes = get_scheme(scheme)
     diagnostics = diagnostics if diagnostics is not None else Diagnostics()
-    out = Path(out)
-    _check_record(out, record, overwrite)
-    (out / "flow").mkdir(parents=True, exist_ok=True)
-    (out / "apex").mkdir(parents=True, exist_ok=True)
+    folder = ExportFolder(out)
+    action = _check_record(folder.path, record, overwrite)
     rows = classes.apply(table, diagnostics).to_dict("records")
     stems = [file_stem(r["dataset"], r["subject"], r["sample"]) for r in rows]
-    previous = _read_provenance(out)
-    todo = [i for i, stem in enumerate(stems)
-            if not ((out / "flow" / f"{stem}.png").is_file() and (out / "apex" / f"{stem}.jpg").is_file()
-                    and rows[i]["sample_id"] in previous)]
+    stamp = {"preprocessing": record.to_dict(), "record_hash": record.config_hash(), "scheme": classes.name}
+    folder.claim(action, stamp)
+    previous = _read_provenance(folder)
+    todo = _samples_to_compute(folder, rows, stems, previous, diagnostics)
     pending = set(todo)
     provenance = {i: previous[rows[i]["sample_id"]] for i in range(len(rows)) if i not in pending}
     done = len(rows) - len(todo)
@@ -310,13 +360,13 @@ def write_composite(table: pd.DataFrame, out: str | Path, record: Preprocessing 
                 raise result
             diagnostics.warn("flow-export-failed", str(result), Where(row["dataset"], row["subject"], row["sample"]))
         else:
-            flow, apex, onset, apex_frame, source = result
-            write_flow_png(out / "flow" / f"{stems[i]}.png", flow_to_rgb8(flow))
+            flow, apex, onset, apex_frame, source, frames, read_hash = result
+            write_flow_png(folder.flow(stems[i]), flow_to_rgb8(flow))
             # The composite stores its grey apex crops as 3-channel JPEGs.
             grey = apex if apex.ndim == 2 else cv2.cvtColor(apex, cv2.COLOR_RGB2GRAY)
-            write_image(out / "apex" / f"{stems[i]}.jpg", cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR))
+            write_image(folder.apex(stems[i]), cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR))
             provenance[i] = {"sample_id": row["sample_id"], "onset_frame": onset, "apex_frame": apex_frame,
-                             "apex_source": source}
+                             "apex_source": source, "frames": frames, "source_hash": read_hash}
         done += 1
         if progress is not None:
             progress(done, len(rows))
@@ -340,16 +390,17 @@ def write_composite(table: pd.DataFrame, out: str | Path, record: Preprocessing 
         "flow": [f"flow/{stems[i]}.png" for i in keep],
         "apex": [f"apex/{stems[i]}.jpg" for i in keep],
     }, columns=list(MANIFEST_COLUMNS))
-    write_atomic(out / "manifest.csv", lambda p: manifest.to_csv(p, index=False))
-    write_atomic(out / "provenance.csv", lambda p: pd.DataFrame([provenance[i] for i in keep]).to_csv(p, index=False))
-    summary = {"preprocessing": record.to_dict(), "record_hash": record.config_hash(), "scheme": classes.name,
-               "samples": len(keep), "skipped": len(rows) - len(keep), "diagnostics": diagnostics.summary()}
-    write_json(out / "export.json", summary)
+    write_atomic(folder.file(ExportFolder.MANIFEST), lambda p: manifest.to_csv(p, index=False))
+    write_atomic(folder.file(ExportFolder.PROVENANCE),
+                 lambda p: pd.DataFrame([provenance[i] for i in keep]).to_csv(p, index=False))
+    folder.finish({**stamp, "samples": len(keep), "skipped": len(rows) - len(keep),
+                   "diagnostics": diagnostics.summary()})
     return manifest
 
 
-def _read_provenance(out: Path) -> dict[str, dict]:
-    path = out / "provenance.csv"
-    if not path.is_file() or not (out / "export.json").is_file():
+def _read_provenance(folder: ExportFolder) -> dict[str, dict]:
+    path = folder.file(ExportFolder.PROVENANCE)
+    if not path.is_file() or not folder.file(ExportFolder.STAMP).is_file():
         return {}
-    return {r["sample_id"]: r for r in pd.read_csv(path, dtype={"sample_id": str}).to_dict("records")}
+    return {r["sample_id"]: r for r in pd.read_csv(path, dtype={"sample_id": str, "frames": str,
+                                                               "source_hash": str}).to_dict("records")}

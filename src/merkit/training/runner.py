@@ -22,10 +22,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from merkit.config import RunConfig
+from merkit.config import RunConfig, dump_config
 from merkit.errors import ConfigError, DataError, Diagnostics, UnitError, Where
 from merkit.features import FeatureSet
+from merkit.cluster import runs_in_process
 from merkit.files import write_atomic, write_json
+from merkit.runfolder import Opening, RunFolder
 from merkit.models import build_model
 from merkit.training.engine import (cpu_state_dict, describe_device, describe_environment, fit, module_device,
                                     predict_proba, resolve_device)
@@ -173,16 +175,15 @@ def plan_units(config: RunConfig, data: FeatureSet, run_dir: Path) -> list[UnitP
     """
     protocol = config.protocol
     folds = make_folds(data.table, protocol.split, protocol.train_on, protocol.test_on)
+    folder = RunFolder(run_dir)
+    keep = {RunFolder.CHECKPOINTS: protocol.save_checkpoints, RunFolder.EPOCHS: protocol.record_epochs,
+            RunFolder.CHOICES: protocol.selection == "inner"}
     plans = []
     for seed in protocol.seeds:
         for fold in folds:
-            where = f"seed{seed}/{fold.slug}"
-            keep = {"checkpoints": (protocol.save_checkpoints, "safetensors"),
-                    "epochs": (protocol.record_epochs, "csv"), "choices": (protocol.selection == "inner", "json")}
-            files = {folder: run_dir / folder / f"{where}.{suffix}" if wanted else None
-                     for folder, (wanted, suffix) in keep.items()}
-            plans.append(UnitPlan(seed, fold, run_dir / "units" / f"{where}.csv", files["checkpoints"],
-                                  files["epochs"], files["choices"]))
+            files = {part: folder.unit_file(part, seed, fold.slug) if wanted else None for part, wanted in keep.items()}
+            plans.append(UnitPlan(seed, fold, folder.unit_file(RunFolder.UNITS, seed, fold.slug),
+                                  files[RunFolder.CHECKPOINTS], files[RunFolder.EPOCHS], files[RunFolder.CHOICES]))
     paths = [p.path for p in plans]
     if len(set(paths)) != len(paths):
         clash = sorted({str(p) for p in paths if paths.count(p) > 1})
@@ -253,60 +254,33 @@ def _readable_weights(path: Path) -> bool:
         return False
 
 
-def check_run_dir(config: RunConfig, data: FeatureSet, run_dir: Path) -> None:
-    """Create or verify ``run.json``, which ties a run folder to one config and one dataset.
-
-    ``run.json`` also lists the ``devices``, ``environments`` (hosts and software stacks) and Ray ``nodes`` that
-    trained the folder's units, as :func:`write_unit` adds them, so a folder whose units came from two places says
-    so.
+def check_run_dir(config: RunConfig, data: FeatureSet, run_dir: Path, force: bool = False) -> Opening:
+    """Whether the run may write into ``run_dir`` (:meth:`merkit.runfolder.RunFolder.check_run`), from the config's
+    ``result_hash`` and the data's content fingerprint; reads only.
 
     Raises:
-        ConfigError: the folder already holds units of a different config or dataset (resuming would mix them),
-            or its ``run.json`` is damaged.
+        ConfigError: ``run_dir`` is a file or a folder merkit did not write, another kind of merkit folder, a run
+            with finished units of another config or of other data (unless ``force``), or its ``run.json`` is
+            damaged.
     """
-    stamp = {"result_hash": config.result_hash(), "data_fingerprint": data.fingerprint()}
-    path = run_dir / "run.json"
-    if path.is_file():
-        old = _read_run_json(path)
-        if {k: old.get(k) for k in stamp} != stamp:
-            raise ConfigError(
-                f"{run_dir} holds results of another config or dataset ({old} vs {stamp}); "
-                "choose another --out, or delete the folder to start over")
-    else:
-        write_json(path, stamp)
-
-
-def _read_run_json(path: Path) -> dict:
-    try:
-        record = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path} is damaged ({error}); it ties the folder to one config and dataset, so the "
-                          "folder cannot be resumed: delete the folder (or choose another --out) and run "
-                          "again") from error
-    if not isinstance(record, dict):
-        raise ConfigError(f"{path} is damaged (not a JSON object); delete the folder and run again")
-    return record
+    return RunFolder(run_dir).check_run("evaluate", {"result_hash": config.result_hash()}, data.fingerprint(),
+                                        data.shape_fingerprint(), force)
 
 
 def write_unit(plan: UnitPlan, result: UnitResult, run_dir: Path, node: str | None = None) -> None:
     """Write one unit's files into the run folder, each atomically, its predictions last; add where it trained to
-    ``run.json``."""
+    ``run.json``.
+
+    Raises:
+        OutputError: the disk refused a write.
+    """
     if plan.checkpoint is not None and result.weights is not None:
         write_atomic(plan.checkpoint, lambda p: p.write_bytes(result.weights))
     if plan.curve is not None and result.curve is not None:
         write_atomic(plan.curve, lambda p: result.curve.to_csv(p, index=False))
     if plan.choice is not None and result.choice is not None:
         write_json(plan.choice, {"seed": plan.seed, "fold": plan.fold.name, **result.choice})
-    path = run_dir / "run.json"
-    record = _read_run_json(path)
-    here = {"devices": result.device, "environments": result.environment, "nodes": node}
-    changed = False
-    for key, value in here.items():
-        if value and value not in record.get(key, []):
-            record[key] = [*record.get(key, []), value]
-            changed = True
-    if changed:
-        write_json(path, record)
+    RunFolder(run_dir).add_provenance(devices=result.device, environments=result.environment, nodes=node)
     write_atomic(plan.path, lambda p: result.predictions.to_csv(p, index=False))
 
 
@@ -314,8 +288,7 @@ def run_provenance(run_dir: str | Path, key: str = "devices") -> list[str]:
     """What trained the units of ``run_dir``, from ``run.json``: ``key="devices"`` (default) lists the devices,
     ``key="environments"`` the machines and software stacks; empty for folders written before merkit recorded
     them."""
-    path = Path(run_dir) / "run.json"
-    return list(json.loads(path.read_text()).get(key, [])) if path.is_file() else []
+    return RunFolder(run_dir).provenance(key)
 
 
 def gpus_per_unit(config: RunConfig, cluster_gpus: float | None = None) -> float:
@@ -337,28 +310,36 @@ def gpus_per_unit(config: RunConfig, cluster_gpus: float | None = None) -> float
 
 def run_loso(config: RunConfig, data: FeatureSet, run_dir: str | Path,
              on_unit_done: Callable[[UnitPlan], None] | None = None,
-             diagnostics: Diagnostics | None = None) -> pd.DataFrame:
+             diagnostics: Diagnostics | None = None, force: bool = False) -> pd.DataFrame:
     """Run every (seed, fold) unit not yet finished in ``run_dir`` and return all predictions.
 
-    Units run on the executor of :func:`merkit.cluster.executor`: in this process when ``protocol.workers == 1``
-    and no cluster is named, else on Ray (a local instance with that many workers, or the cluster at
-    ``protocol.address`` / ``$RAY_ADDRESS``). Finished units already in
-    ``run_dir`` are reused after :func:`check_run_dir`, each only when :func:`unit_problem` finds nothing wrong
-    with it; a unit file that fails is recomputed, with a counted warning (``unit-recomputed``) in
-    ``diagnostics`` that names it.
+    Everything is checked before anything is written (the split, the device, the folder: :func:`check_run_dir`);
+    then the folder gets its stamp (``run.json``) and ``config.yaml``. Units run on the executor of
+    :func:`merkit.cluster.executor`: in this process when ``protocol.workers == 1`` and no cluster is named, else
+    on Ray (a local instance with that many workers, or the cluster at ``protocol.address`` / ``$RAY_ADDRESS``). Finished units already in ``run_dir`` are reused, each only
+    when :func:`unit_problem` finds nothing wrong with it; a unit file that fails is recomputed, with a counted
+    warning (``unit-recomputed``) in ``diagnostics`` that names it. A folder stamped before content fingerprints
+    is resumed with a counted warning (``run-stamp-upgraded``); ``force`` replaces finished units of another config
+    or of changed data (``units-replaced``).
 
     Returns:
         The predictions table (:data:`PREDICTION_COLUMNS` plus ``prob_<class>``), sorted by seed and sample id.
 
     Raises:
-        ConfigError: ``run_dir`` holds another config's or dataset's run, or a damaged ``run.json``; the device
-            is unavailable.
+        ConfigError: ``run_dir`` holds another config's run or one on other data (unless ``force``), is not a
+            merkit run folder, or has a damaged ``run.json``; the device is unavailable.
+        OutputError: the disk refused a write.
         UnitError: units that failed for good on Ray (the finished ones are saved).
     """
     run_dir = Path(run_dir)
     diagnostics = diagnostics if diagnostics is not None else Diagnostics()
-    check_run_dir(config, data, run_dir)
     plans = plan_units(config, data, run_dir)
+    if runs_in_process(config.protocol.workers, config.protocol.address):
+        resolve_device(config.training.device)  # an unavailable device fails before anything is written
+    opening = check_run_dir(config, data, run_dir, force)
+    RunFolder(run_dir).claim(opening, {RunFolder.CONFIG: lambda p: dump_config(config, p)})
+    if opening.note:
+        diagnostics.warn("run-stamp-upgraded" if opening.action == "upgrade" else "units-replaced", opening.note)
     todo = []
     for plan in plans:
         if not plan.path.is_file():
@@ -386,7 +367,6 @@ def _run_units(config: RunConfig, data: FeatureSet, todo: list[UnitPlan], run_di
     asks for ``threads_per_fold`` CPUs and its GPU share, and the driver writes each result as it arrives.
 
     Raises:
-        ConfigError: the device is unavailable (checked before the first unit in this process).
         UnitError: units that failed for good on Ray, each named with its error; the others are written.
     """
     from merkit.cluster import executor
@@ -395,8 +375,6 @@ def _run_units(config: RunConfig, data: FeatureSet, todo: list[UnitPlan], run_di
     if not todo:
         return
     with executor(protocol.workers, protocol.address, protocol.workers * protocol.threads_per_fold) as ex:
-        if ex.in_process:
-            resolve_device(config.training.device)  # an unavailable device fails before the first unit
         data_ref = ex.share(data)
 
         def done(i: int, result: UnitResult, node: str | None) -> None:
