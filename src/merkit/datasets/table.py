@@ -94,6 +94,9 @@ def normalise_ids(df: pd.DataFrame, diagnostics: Diagnostics) -> pd.DataFrame:
     seen: dict[str, str] = {}
     changed: dict[tuple[str, ...], Where] = {}
     for (rd, rs, rn), (d, s, n) in zip(zip(*raw), zip(*norm)):
+        for what, before, after in zip(ID_COLUMNS, (rd, rs, rn), (d, s, n)):
+            if not after:  # blank: refused as written, not warned about as normalised
+                check_id_part(before, what, Where(rd, rs, rn))
         key, written = sample_id(d, s, n), sample_id(rd, rs, rn)
         if seen.setdefault(key, written) != written:
             raise DataError(f"sample ids {seen[key]!r} and {written!r} are one id, {key!r}, once stripped and "
