@@ -337,6 +337,26 @@ def test_a_clip_whose_inputs_disagree_with_the_checkpoint_record_is_refused_at_p
         check_inputs({"flow": np.zeros((1, 3, 28, 28), np.int64)}, ["flow"], {"flow": (None, 28, 28)}, "x")
 
 
+@pytest.mark.parametrize("color", ["grey", "rgb"])
+def test_the_record_describes_the_shape_of_every_input_the_inputs_stage_builds(tmp_path, color):
+    from merkit.face.clip import FaceConfig
+    from merkit.features import check_features
+    from merkit.inputs import build_inputs
+    from merkit.motion.representations import REPRESENTATIONS
+    from merkit.motion.stage import MotionConfig
+    from merkit.synthetic import generate
+
+    table = generate(tmp_path / "synthetic", subjects=1, clips_per_class=1, duration=(12, 14), seed=5).head(2)
+    record = Preprocessing(FaceConfig(size=48, color=color, span="onset-offset"),
+                           MotionConfig(representations=REPRESENTATIONS, method="farneback", size=12,
+                                        long_term_frames=3, resample_length=4, jitter=1, ss_pairs=2))
+    features = build_inputs(table, record, "casme2-5class", tmp_path / "cache")
+    assert set(features.inputs) == set(record.input_keys) and features.meta["clips"]["failed"] == 0
+    check_features(features, record.input_keys)  # passes: every shape is the one the record gives
+    for key, shape in record.input_shapes().items():
+        assert len(features.inputs[key].shape) == len(shape) + 1
+
+
 # ------------------------------------------------------------------------------------------- valid inputs unchanged
 
 #: sha256 of read_composite(composite, with_apex=True)'s tensors, sample ids and labels, as a9b6de1 reads them.
