@@ -373,3 +373,20 @@ def test_the_real_composite_reads_exactly_as_before(composite_dir):
     digest.update(features.table["label"].to_numpy().tobytes())
     assert digest.hexdigest() == COMPOSITE_SHA256
     assert features.meta["diagnostics"] == {}
+
+
+@CHEAP
+@given(base=NAME, data=st.data())
+def test_a_table_built_around_new_sample_table_with_unnormalised_ids_is_refused(base, data):
+    from merkit.datasets.table import validate_sample_table
+
+    written = data.draw(variant("s" + base))
+    table = new_sample_table([{"dataset": "casme2", "subject": "s" + base, "sample": "e1", "emotion": "negative"}])
+    table["subject"] = written
+    table["subject_id"] = "casme2/" + written
+    table["sample_id"] = f"casme2/{written}/e1"
+    if written == norm(written):
+        assert validate_sample_table(table) is table
+        return
+    with pytest.raises(DataError, match="is not normalised"):
+        validate_sample_table(table)

@@ -172,8 +172,9 @@ def validate_sample_table(df: pd.DataFrame) -> pd.DataFrame:
     """Check the schema and the invariants of a sample table; return it unchanged.
 
     Raises:
-        DataError: a column is missing; a dataset, subject or sample name is empty or holds a path separator; a
-            ``sample_id`` is duplicated; ``subject_id`` is not qualified by the dataset; onset, apex and offset
+        DataError: a column is missing; a dataset, subject or sample name is empty, holds a path separator or is
+            not normalised (:func:`normalise_id`: surrounding whitespace, or not Unicode NFC); a ``sample_id`` is
+            duplicated; ``subject_id`` is not qualified by the dataset; onset, apex and offset
             are out of order (``onset <= apex <= offset`` where all are known). The message names the sample.
     """
     missing = [c for c in SAMPLE_COLUMNS if c not in df.columns]
@@ -181,8 +182,11 @@ def validate_sample_table(df: pd.DataFrame) -> pd.DataFrame:
         raise DataError(f"sample table lacks columns {missing}")
     for row in df.itertuples(index=False):
         where = Where(row.dataset, row.subject, row.sample)
-        for what in ("dataset", "subject", "sample"):
+        for what in ID_COLUMNS:
             check_id_part(getattr(row, what), what, where)
+            if getattr(row, what) != normalise_id(getattr(row, what)):
+                raise DataError(f"the {what} name {getattr(row, what)!r} is not normalised (stripped, Unicode NFC)",
+                                where, hint="build sample tables with new_sample_table, which normalises ids")
     dup = df["sample_id"][df["sample_id"].duplicated()].tolist()
     if dup:
         raise DataError(f"duplicate sample ids: {dup[:5]}{' ...' if len(dup) > 5 else ''}")
