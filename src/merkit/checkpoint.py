@@ -30,6 +30,21 @@ from merkit.runfolder import CheckpointFolder
 FILES = CheckpointFolder.FILES
 
 
+def state_mismatch(expected: dict, found: dict) -> str | None:
+    """The first tensor in which the weights ``found`` differ from the state dict ``expected`` (a model's), in the
+    model's order: one it lacks, one of another shape, or one it does not have; ``None`` when they fit."""
+    for name, tensor in expected.items():
+        if name not in found:
+            return f"tensor {name!r} {tuple(tensor.shape)} is missing from the weights"
+        if tuple(found[name].shape) != tuple(tensor.shape):
+            return (f"tensor {name!r} is {tuple(found[name].shape)} in the weights, the model's is "
+                    f"{tuple(tensor.shape)}")
+    extra = [name for name in found if name not in expected]
+    if extra:
+        return f"the weights hold tensor {extra[0]!r} {tuple(found[extra[0]].shape)}, which the model has not"
+    return None
+
+
 @dataclass
 class Checkpoint:
     """What a checkpoint folder holds besides the weights.
@@ -106,7 +121,9 @@ class Checkpoint:
 
         Raises:
             CheckpointError: a missing or damaged file of any kind (the message names it), another major merkit
-                version, a record the current code cannot reproduce, or weights that do not fit the model.
+                version, a record the current code cannot reproduce, or weights that do not fit the model the record
+                builds (another number of classes, input size or preset: the message names the folder and the first
+                tensor that differs, :func:`state_mismatch`).
         """
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -150,6 +167,11 @@ class Checkpoint:
         except (SafetensorError, OSError) as error:
             raise CheckpointError(f"{folder / CheckpointFolder.WEIGHTS} cannot be read ({error}): the checkpoint is "
                                   "damaged") from error
+        mismatch = state_mismatch(model.state_dict(), state)
+        if mismatch:
+            raise CheckpointError(f"{folder}: the weights do not fit the model its checkpoint.json builds "
+                                  f"({meta['model']!r}, preset {meta.get('preset')!r}, {len(checkpoint.classes)} "
+                                  f"classes): {mismatch}")
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as error:

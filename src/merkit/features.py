@@ -140,3 +140,69 @@ def require_inputs(provided: Mapping[str, torch.Tensor], needed: Sequence[str]) 
     missing = [k for k in needed if k not in provided]
     if missing:
         raise KeyError(f"missing model inputs {missing}; got {sorted(provided)}")
+
+
+#: Per-sample shapes of inputs whose layout is fixed whatever made them (boxes and points in units of the crop).
+FIXED_SHAPES: dict[str, tuple[int, ...]] = {"au_boxes": (9, 4), "face_points": (5, 2), "jitter_bounds": (4,)}
+
+
+def _shape_text(shape: Sequence[int | None]) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
+
+
+def check_inputs(inputs: Mapping[str, "torch.Tensor | np.ndarray"], needed: Sequence[str],
+                 shapes: Mapping[str, Sequence[int | None]], source: str, batched: bool = True) -> None:
+    """Check that ``inputs`` hold every key in ``needed`` with the per-sample shape ``shapes`` gives it (``None``:
+    any size) and a numeric dtype (integer for ``jitter_bounds``, floating point otherwise).
+
+    Args:
+        inputs: key -> tensor or array; with ``batched`` the first dimension indexes the samples.
+        needed: the keys the model consumes (``Model.input_keys``).
+        shapes: key -> per-sample shape, e.g. :meth:`merkit.inputs.record.Preprocessing.input_shapes` and
+            :data:`FIXED_SHAPES`; keys it lacks are checked for presence only.
+        source: how messages name the inputs (``"the data (casme2)"``, ``"the clip's inputs"``).
+
+    Raises:
+        DataError: a needed key is missing, or an input has another shape or dtype than described; one line naming
+            the key, its shape and the expected one.
+    """
+    missing = [k for k in needed if k not in inputs]
+    if missing:
+        raise DataError(f"the model takes inputs {missing}, which {source} does not provide (it has "
+                        f"{sorted(inputs)})", hint="choose data.motion.representations (or the flow folder's "
+                        "with_apex / with_au_boxes / with_face_points) that build them")
+    for key in needed:
+        value = inputs[key]
+        shape = tuple(value.shape[1:] if batched else value.shape)
+        want = tuple(shapes.get(key, shape))
+        if len(shape) != len(want) or any(w is not None and w != d for d, w in zip(shape, want)):
+            raise DataError(f"input {key!r} of {source} is {_shape_text(shape)} per sample, its preprocessing "
+                            f"record describes {_shape_text(want)}",
+                            hint="the inputs were made with other settings than the record says; rebuild them")
+        integer = key == "jitter_bounds"
+        kind = value.dtype.is_floating_point if isinstance(value, torch.Tensor) else value.dtype.kind == "f"
+        if kind == integer:
+            raise DataError(f"input {key!r} of {source} has dtype {value.dtype}, expected "
+                            f"{'an integer' if integer else 'a floating-point'} dtype")
+
+
+def check_features(data: FeatureSet, needed: Sequence[str]) -> None:
+    """:func:`check_inputs` for a FeatureSet: every key in ``needed`` (the model's input keys) is there, with the
+    shape its preprocessing record (``meta["preprocessing"]``, when it has one) describes; called once where the
+    inputs enter evaluation and training.
+
+    Raises:
+        DataError: as :func:`check_inputs`; or a ``meta["preprocessing"]`` that is not a readable record.
+    """
+    shapes: dict[str, Sequence[int | None]] = dict(FIXED_SHAPES)
+    if data.meta.get("preprocessing"):
+        from merkit.errors import CheckpointError
+        from merkit.inputs.record import Preprocessing
+
+        try:
+            record = Preprocessing.from_dict(data.meta["preprocessing"], "the data's preprocessing record")
+        except CheckpointError as error:
+            raise DataError(str(error)) from error
+        shapes.update(record.input_shapes())
+    datasets = sorted(map(str, set(data.table["dataset"]))) if "dataset" in data.table.columns else []
+    check_inputs(data.inputs, needed, shapes, f"the data ({', '.join(datasets)})" if datasets else "the data")

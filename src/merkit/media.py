@@ -71,6 +71,9 @@ def list_frames(folder: str | Path, where: Where | None = None) -> list[Path]:
 def read_frame(path: str | Path, where: Where | None = None) -> np.ndarray:
     """One frame file as (H, W, 3) RGB uint8.
 
+    A 16-bit frame is scaled by its dtype's maximum to 8 bits (OpenCV's ``IMREAD_COLOR`` keeps the high byte,
+    ``v // 256``), so its range is kept, never clipped.
+
     Raises:
         DataError: missing or unreadable file; the message names ``where`` and the frame.
     """
@@ -79,6 +82,44 @@ def read_frame(path: str | Path, where: Where | None = None) -> np.ndarray:
         where = dataclasses.replace(where or Where(), frame=Path(path).name)
         raise DataError("cannot read frame", where, hint=f"check that {path} exists and is an image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def bit_depth(image: np.ndarray) -> str:
+    """How a decoded image stores a value: ``"8-bit"``, ``"16-bit"``, ``"32-bit float"``, ..."""
+    kind = "float" if image.dtype.kind == "f" else ""
+    return f"{image.dtype.itemsize * 8}-bit{' ' + kind if kind else ''}"
+
+
+def read_8bit_image(path: str | Path, where: Where | None = None, grey: bool = False) -> np.ndarray:
+    """An image file decoded at its true bit depth, which must be 8 bits per value.
+
+    Formats whose values are 8-bit (the MEGC2019 composite's PNGs and JPEGs) are read here; a 16-bit or float
+    file is refused rather than read as if its values were 0..255, and never scaled to another range silently.
+
+    Args:
+        grey: decode as one grey plane (``cv2.IMREAD_GRAYSCALE`` with ``cv2.IMREAD_ANYDEPTH``, so that the bit
+            depth is kept to be checked); otherwise the stored channels, BGR(A) reordered to RGB(A).
+
+    Returns:
+        uint8 (H, W) grey, or (H, W), (H, W, 3) RGB or (H, W, 4) RGBA as stored.
+
+    Raises:
+        DataError: the file is missing or cannot be decoded, or its values are not 8-bit; the message names the
+            file, its bit depth and ``where``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"file not found: {path}", where)
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH if grey else cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise DataError(f"cannot decode image {path}", where)
+    if image.dtype != np.uint8:
+        raise DataError(f"{path} is a {bit_depth(image)} image; 8-bit images are expected", where,
+                        hint="the composite format stores 8-bit PNGs and JPEGs; convert the file to 8 bits per "
+                             "channel (scaling by the bit depth's maximum) or re-export the folder")
+    if image.ndim == 3 and image.shape[2] in (3, 4):
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB if image.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
+    return image
 
 
 class FrameFiles(Sequence[np.ndarray]):
@@ -276,27 +317,6 @@ def read_image(path: str | Path, where: Where | None = None, what: str = "image"
         DataError: ``cannot decode <what> <path>``: missing, unreadable or not an image.
     """
     return cv2.cvtColor(_decode(path, cv2.IMREAD_COLOR, where, what), cv2.COLOR_BGR2RGB)
-
-
-def read_image_unchanged(path: str | Path, where: Where | None = None, what: str = "image") -> np.ndarray:
-    """An image file exactly as stored (OpenCV's ``IMREAD_UNCHANGED``): (H, W) grey or (H, W, C) with the colour
-    planes in OpenCV's BGR(A) order, in the file's dtype (uint8, or uint16 for 16-bit PNG/TIFF), so that the caller
-    can check the layout it expects (e.g. the three planes of a flow image).
-
-    Raises:
-        DataError: ``cannot decode <what> <path>``: missing, unreadable or not an image.
-    """
-    return _decode(path, cv2.IMREAD_UNCHANGED, where, what)
-
-
-def read_grey(path: str | Path, where: Where | None = None, what: str = "image") -> np.ndarray:
-    """An image file as (H, W) uint8 grey (OpenCV's ``IMREAD_GRAYSCALE``: colour files are converted with its
-    BT.601 weights).
-
-    Raises:
-        DataError: ``cannot decode <what> <path>``: missing, unreadable or not an image.
-    """
-    return _decode(path, cv2.IMREAD_GRAYSCALE, where, what)
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int, what: str = "an image") -> bytes:

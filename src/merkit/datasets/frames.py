@@ -233,11 +233,14 @@ def attach_frames(
     return out.reset_index(drop=True)
 
 
-def sample_table(rows: pd.DataFrame, dataset: str, release: Release | None) -> pd.DataFrame:
+def sample_table(rows: pd.DataFrame, dataset: str, release: Release | None,
+                 diagnostics: Diagnostics | None = None) -> pd.DataFrame:
     """Build the validated sample table of ``dataset`` from prepared rows, noting the release it came from.
 
     ``df.attrs["layout"]`` is ``"raw"``, ``"cropped"`` or ``"sheet-only"`` (no frames were looked for) and
-    ``df.attrs["release"]`` the folder holding the subject folders.
+    ``df.attrs["release"]`` the folder holding the subject folders. Ids are normalised
+    (:func:`~merkit.datasets.table.normalise_ids`; each changed id is an ``id-normalised`` warning in
+    ``diagnostics``).
 
     Raises:
         DataError: no sample is left, or the table fails :func:`~merkit.datasets.table.validate_sample_table`.
@@ -245,7 +248,7 @@ def sample_table(rows: pd.DataFrame, dataset: str, release: Release | None) -> p
     if rows.empty:
         raise DataError("no samples left to build a table from", Where(dataset))
     records = rows.assign(dataset=dataset).to_dict("records")
-    table = new_sample_table(records)
+    table = new_sample_table(records, diagnostics)
     table.attrs["layout"] = release.kind if release is not None else "sheet-only"
     table.attrs["release"] = str(release.base) if release is not None else ""
     return table

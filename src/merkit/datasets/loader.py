@@ -272,4 +272,4 @@ def load(
                    invalid=invalid, diagnostics=diagnostics)
     rows = attach_frames(rows, spec.name, _folder_finder(spec, release.base, rows, chosen), missing=missing,
                          window=spec.frames.window, diagnostics=diagnostics)
-    return sample_table(rows, spec.name, release)
+    return sample_table(rows, spec.name, release, diagnostics)

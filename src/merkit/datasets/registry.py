@@ -106,7 +106,7 @@ def load_synthetic_release(root: str | Path, sheet: str | Path | None = None, *,
         truth = pd.read_csv(truth_path, dtype={"subject": str, "sample": str})
         columns = [c for c in ("label_class", "amplitude_px", "blink", "face") if c in truth.columns]
         rows = rows.merge(truth[["subject", "sample", *columns]], on=["subject", "sample"], how="left")
-    out = new_sample_table(rows.to_dict("records"))
+    out = new_sample_table(rows.to_dict("records"), diagnostics)
     out.attrs.update(table.attrs)
     return out
 
@@ -205,4 +205,4 @@ def sheet_table(name: str, path: str | Path, *, diagnostics: Diagnostics | None 
     rows = entry.read_sheet(path)
     rows = prepare(rows, entry.name, entry.fixes if fixes is None else fixes,  # type: ignore[arg-type]
                    diagnostics=diagnostics, **options)  # type: ignore[arg-type]
-    return sample_table(rows, entry.name, None)
+    return sample_table(rows, entry.name, None, diagnostics)

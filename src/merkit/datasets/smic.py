@@ -235,6 +235,6 @@ def load(
                    diagnostics=diagnostics)
     rows["frames"] = pd.Series([frames_of[(s, n)] for s, n in zip(rows["subject"], rows["sample"])],
                                index=rows.index, dtype=object)
-    table = sample_table(rows, dataset, release)
+    table = sample_table(rows, dataset, release, diagnostics)
     table.attrs["apex"] = apex if isinstance(apex, str) else getattr(apex, "__name__", "callable")
     return table

@@ -32,7 +32,7 @@ from merkit.errors import ConfigError, DataError, Diagnostics, Where
 from merkit.features import FeatureSet
 from merkit.files import write_atomic
 from merkit.inputs.record import ON_ERROR, Preprocessing
-from merkit.media import read_grey, read_image_unchanged, write_image
+from merkit.media import read_8bit_image, write_image
 from merkit.runfolder import ExportFolder
 
 FLOW_FILE_CHANNELS: tuple[str, ...] = ("u", "v", "strain")
@@ -42,21 +42,49 @@ REQUIRED_COLUMNS: tuple[str, ...] = MANIFEST_COLUMNS[:-1]
 
 # ---------------------------------------------------------------------------------------------------- reading
 
+def manifest_line(position: int) -> int:
+    """The line of ``manifest.csv`` that holds data row ``position`` (0-based; line 1 is the header)."""
+    return position + 2
+
+
 def read_manifest(root: str | Path) -> pd.DataFrame:
-    """Read and check ``root/manifest.csv``.
+    """Read and check ``root/manifest.csv``: its columns, at least one row, no empty required cell, integer labels.
+
+    Returns:
+        The rows as written (ids as strings, not yet normalised), ``label`` as int64.
 
     Raises:
-        DataError: the folder or manifest is missing, or required columns are absent.
+        DataError: the folder or manifest is missing, empty (zero bytes or a header alone) or not CSV, required
+            columns are absent, a required cell is empty, or a label is not an integer. The message names the file,
+            and the line and sample where there is one.
     """
     root = Path(root)
     path = root / "manifest.csv"
+    hint = "a flow folder needs manifest.csv with columns " + ", ".join(REQUIRED_COLUMNS)
     if not path.is_file():
-        raise DataError(f"no manifest.csv in {root}", hint="a flow folder needs manifest.csv with columns "
-                        + ", ".join(REQUIRED_COLUMNS))
-    df = pd.read_csv(path, dtype={"subject": str, "sample": str})
+        raise DataError(f"no manifest.csv in {root}", hint=hint)
+    try:
+        df = pd.read_csv(path, dtype={"subject": str, "sample": str})
+    except pd.errors.EmptyDataError as error:
+        raise DataError(f"{path} is empty", hint=hint) from error
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise DataError(f"{path} is not a readable CSV file: {str(error).splitlines()[0]}", hint=hint) from error
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
-        raise DataError(f"{path} lacks columns {missing}")
+        raise DataError(f"{path} lacks columns {missing}", hint=hint)
+    if df.empty:
+        raise DataError(f"{path} has a header but no samples", hint="list one sample per line below the header")
+    for position, values in enumerate(df[list(REQUIRED_COLUMNS)].itertuples(index=False)):
+        where = Where(*(None if pd.isna(v) else str(v).strip() for v in values[:3]))
+        empty = [c for c, v in zip(REQUIRED_COLUMNS, values) if pd.isna(v) or not str(v).strip()]
+        if empty:
+            raise DataError(f"{path} line {manifest_line(position)}: the {empty[0]!r} cell is empty", where,
+                            hint="every sample needs " + ", ".join(REQUIRED_COLUMNS))
+        label = pd.to_numeric(pd.Series([values[3]]), errors="coerce").iloc[0]
+        if pd.isna(label) or not np.isfinite(label) or label != int(label):
+            raise DataError(f"{path} line {manifest_line(position)}: label {values[3]!r} is not a class index",
+                            where, hint="labels are integers 0..classes-1")
+    df["label"] = pd.to_numeric(df["label"]).astype("int64")
     return df
 
 
@@ -78,14 +106,59 @@ def folder_record(root: str | Path) -> Preprocessing | None:
                         hint="re-export the folder with merkit export-flow") from error
 
 
-def _read_rgb(path: Path, where: Where) -> np.ndarray:
-    if not path.is_file():
-        raise DataError(f"file not found: {path}", where)
-    img = read_image_unchanged(path, where)
+def _read_flow(path: Path, where: Where, side: tuple[int, int] | None, expected: str) -> np.ndarray:
+    """One flow image, (H, W, 3) RGB uint8 (:func:`merkit.media.read_8bit_image`), ``side`` (H, W) pixels if given.
+
+    Raises:
+        DataError: missing, undecodable or not 8-bit (named with its bit depth), not 3 channels, or another size
+            than ``side`` (the message names the file, its size and the expected one, and says ``expected``).
+    """
+    img = read_8bit_image(path, where)
     if img.ndim != 3 or img.shape[2] != 3:
         channels = 1 if img.ndim == 2 else img.shape[2]
         raise DataError(f"flow image {path} has {channels} channels, expected 3 (u, v, strain)", where)
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    if side is not None and img.shape[:2] != side:
+        raise DataError(f"flow image {path} is {img.shape[0]}x{img.shape[1]} px, expected {side[0]}x{side[1]} "
+                        f"({expected})", where, hint="every flow image of a folder has the size its record's "
+                        "data.motion.size gives; re-export the folder, or set data.motion.size to the images' size")
+    return img
+
+
+def _check_labels(table: pd.DataFrame, cls, manifest: Path) -> None:
+    """Raise :class:`DataError` (naming the manifest line and the sample) for a label or emotion that the class
+    scheme ``cls`` does not give; an unknown emotion gets a did-you-mean."""
+    import difflib
+
+    for position, row in enumerate(table.itertuples(index=False)):
+        where = Where(row.dataset, row.subject, row.sample)
+        line = f"{manifest} line {manifest_line(position)}"
+        known = sorted(set(cls.classes) | set(cls.mapping) | set(cls.drop))
+        key = str(row.emotion).strip().lower()
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            raise DataError(f"{line}: emotion {row.emotion!r} is not in class scheme {cls.name!r} "
+                            f"{list(cls.classes)}", where, hint=f"did you mean {close[0]!r}?" if close else
+                            f"the scheme knows {known}")
+        expected = cls.label_of(row.emotion)
+        if expected is None or not 0 <= int(row.label) < cls.num_classes:
+            raise DataError(f"{line}: label {row.label} / emotion {row.emotion!r} is not a class of {cls.name}", where)
+        if int(row.label) != expected:
+            raise DataError(f"{line}: label {row.label} disagrees with emotion {row.emotion!r} "
+                            f"({cls.name} gives {expected})", where)
+
+
+def _read_apex(path: Path, where: Where, side: tuple[int, int] | None) -> np.ndarray:
+    """One stored apex crop, grey (H, W) uint8, ``side`` (H, W) pixels if given (the first crop's size, when the
+    crops are stacked as stored).
+
+    Raises:
+        DataError: missing, undecodable or not 8-bit, or another size than ``side``; the message names the file.
+    """
+    grey = read_8bit_image(path, where, grey=True)
+    if side is not None and grey.shape != tuple(side):
+        raise DataError(f"apex image {path} is {grey.shape[0]}x{grey.shape[1]} px, the first apex crop is "
+                        f"{side[0]}x{side[1]}", where, hint="give data.apex_size to resize every crop to one size")
+    return grey
 
 
 def read_composite(
@@ -125,9 +198,13 @@ def read_composite(
         ``"au_boxes"`` and ``"face_points"``.
 
     Raises:
-        DataError: a file is missing or unreadable, has the wrong channel count or size, a sample id repeats, a
-            label disagrees with the class scheme, or the folder's record differs from ``record``. Messages name
-            the dataset, subject and sample.
+        DataError: the manifest is empty or has an empty cell, a non-integer label or an emotion the scheme does
+            not know (:func:`read_manifest`); a file is missing or unreadable, not 8-bit, has the wrong channel
+            count, or a flow image is not the record's ``data.motion.size`` (or, without one, the first image's
+            size); a sample id repeats (also once stripped and NFC-normalised: ids are normalised with a counted
+            ``id-normalised`` warning, :func:`merkit.datasets.table.normalise_ids`); a label disagrees with the
+            class scheme, or the folder's record differs from ``record``. Messages name the file or manifest line,
+            and the dataset, subject and sample.
     """
     from merkit.datasets.schemes import get_scheme
     from merkit.datasets.table import new_sample_table
@@ -147,34 +224,28 @@ def read_composite(
     record = own or record or Preprocessing()
     # The manifest's 'apex' column is an image path; the sample table's 'apex' is a frame number.
     man = man.rename(columns={"apex": "apex_path"})
-    table = new_sample_table(man.to_dict("records"))  # raises on duplicate sample ids
-    for row in table.itertuples(index=False):
-        where = Where(row.dataset, row.subject, row.sample)
-        expected = cls.label_of(row.emotion)
-        if expected is None or not 0 <= int(row.label) < cls.num_classes:
-            raise DataError(f"label {row.label} / emotion {row.emotion!r} is not a class of {cls.name}", where)
-        if int(row.label) != expected:
-            raise DataError(f"label {row.label} disagrees with emotion {row.emotion!r} "
-                            f"({cls.name} gives {expected})", where)
-    order = [list(file_channels).index(c) for c in channels]
     diagnostics = diagnostics if diagnostics is not None else Diagnostics()
+    table = new_sample_table(man.to_dict("records"), diagnostics)  # normalises ids; raises on duplicate ids
+    _check_labels(table, cls, root / "manifest.csv")
+    order = [list(file_channels).index(c) for c in channels]
     missed_before = diagnostics.summary().get("face-not-detected", 0)
-    flows, apexes, boxes, points, shape = [], [], [], [], None
+    flows, apexes, boxes, points = [], [], [], []
     with_landmarks = with_au_boxes or with_face_points
+    side, expected = None, ""
+    if record.motion.size is not None:
+        side, expected = (record.motion.size,) * 2, "the record's data.motion.size"
     for row in table.itertuples(index=False):
         where = Where(row.dataset, row.subject, row.sample)
-        img = _read_rgb(root / row.flow, where)
-        if shape is None:
-            shape = img.shape
-        elif img.shape != shape:
-            raise DataError(f"flow image is {img.shape}, the first was {shape}", where)
+        img = _read_flow(root / row.flow, where, side, expected)
+        if side is None:
+            side, expected = img.shape[:2], f"the size of {root / row.flow}, the first flow image"
         flows.append(img[:, :, order])
         if with_apex or with_landmarks:
             if "apex_path" not in table.columns or pd.isna(row.apex_path):
                 raise DataError("with_apex, with_au_boxes and with_face_points need an 'apex' column in the "
                                 "manifest", where)
-            path = root / row.apex_path
-            grey = read_grey(path, where, "apex image")
+            stored = apexes[0].shape[1:] if apexes and not apex_size else None
+            grey = _read_apex(root / row.apex_path, where, stored)
             if with_landmarks:
                 from merkit.face.regions import au_boxes, crop_landmarks, face_points
 

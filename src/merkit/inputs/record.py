@@ -62,6 +62,24 @@ class Preprocessing:
         """The model-input keys these settings build (:data:`merkit.motion.stage.OUTPUTS`)."""
         return self.motion.input_keys
 
+    def input_shapes(self) -> dict[str, tuple[int | None, ...]]:
+        """The shape of one sample's input under each key these settings build (the table of
+        :mod:`merkit.motion.stage`): S = ``motion.size``, F = ``long_term_frames``, T = ``resample_length``,
+        2J + 1 jitter windows, P = ``ss_pairs``; ``None`` where the record leaves a dimension open (channels, and
+        the side when ``motion.size`` is ``None``)."""
+        m, side = self.motion, self.motion.size
+        square = (side, side)
+        window = (2 * m.jitter + 1, None, *square)
+        shapes: dict[str, tuple[int | None, ...]] = {
+            "flow": (None, *square), "apex_minus_onset": (None, *square), "dynamic_image": (None, *square),
+            "long_term_flow": (m.long_term_frames, None, *square),
+            "clip": (m.resample_length, *square) + ((3,) if self.face.color == "rgb" else ()),
+            "onset": (None, *square), "apex": (None, *square), "onset_window": window, "apex_window": window,
+            "jitter_bounds": (4,), "au_boxes": (9, 4), "face_points": (5, 2),
+            "ss_onset": (m.ss_pairs, None, *square), "ss_apex": (m.ss_pairs, None, *square),
+        }
+        return {key: shapes[key] for key in self.input_keys}
+
     def to_dict(self) -> dict[str, Any]:
         return {"schema": PREPROCESSING_SCHEMA, "merkit_version": __version__, "face": self.face.to_dict(),
                 "motion": self.motion.to_dict()}

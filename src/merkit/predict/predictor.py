@@ -209,9 +209,18 @@ class Predictor:
 
     def forward(self, inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         """The model on one clip's inputs: class probabilities (float64, summing to 1) and its spatial feature map
-        ((C, h, w) float32, or ``None`` when its features are not spatial)."""
+        ((C, h, w) float32, or ``None`` when its features are not spatial).
+
+        Raises:
+            DataError: an input the model takes is missing, or has another shape than the checkpoint's preprocessing
+                record describes (:func:`merkit.features.check_inputs`).
+        """
         import torch
 
+        from merkit.features import FIXED_SHAPES, check_inputs
+
+        check_inputs(inputs, self.model.input_keys, {**FIXED_SHAPES, **self.preprocessing.input_shapes()},
+                     "the clip's inputs", batched=False)
         batch = {k: torch.from_numpy(np.ascontiguousarray(inputs[k]))[None] for k in self.model.input_keys}
         with torch.no_grad():
             features = self.model.forward_features(batch)

@@ -18,6 +18,7 @@ def train_model(config_dict: dict, data: FeatureSet, seed: int) -> tuple[bytes, 
     from safetensors.torch import save
 
     from merkit.config import config_from_dict
+    from merkit.features import check_features
     from merkit.models import build_model
     from merkit.training.engine import cpu_state_dict, describe_device, describe_environment, fit, module_device
     from merkit.training.seeds import unit_seed
@@ -27,6 +28,7 @@ def train_model(config_dict: dict, data: FeatureSet, seed: int) -> tuple[bytes, 
     s = unit_seed(seed, "all-subjects")
     torch.manual_seed(s)
     model = build_model(config.model.name, len(data.classes), config.model.preset, **config.model.params)
+    check_features(data, model.input_keys)
     fit(model, data, config.training, torch.Generator().manual_seed(s))
     return (save(cpu_state_dict(model)), describe_device(module_device(model)), tuple(model.input_keys),
             describe_environment())

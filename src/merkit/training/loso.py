@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from merkit.config import SPLITS  # protocol.split's values live with the config
-from merkit.errors import ConfigError, LeakageError
+from merkit.errors import ConfigError, DataError, LeakageError
 
 
 @dataclass(frozen=True)
@@ -41,9 +41,23 @@ class Fold:
         return f"{self.name.replace('/', '_').replace(':', '_')}-{digest}"
 
 
+def describe_data(table: pd.DataFrame) -> str:
+    """How messages name a table's data: its datasets, e.g. ``"the data (casme2, smic)"``."""
+    names = sorted(map(str, set(table["dataset"]))) if "dataset" in table.columns else []
+    return f"the data ({', '.join(names)})" if names else "the data"
+
+
 def loso_folds(table: pd.DataFrame) -> list[Fold]:
-    """One fold per ``subject_id``, in sorted subject order; each fold is checked with :func:`check_fold`."""
+    """One fold per ``subject_id``, in sorted subject order; each fold is checked with :func:`check_fold`.
+
+    Raises:
+        DataError: the table holds fewer than two subjects (a fold would train on nothing).
+    """
     subjects = table["subject_id"].to_numpy()
+    count = len(set(subjects))
+    if count < 2:
+        raise DataError(f"LOSO needs at least two subjects, {describe_data(table)} has {count}",
+                        hint="add subjects, or choose protocol.split train-test / lodo")
     folds = []
     for i, subject in enumerate(sorted(set(subjects))):
         fold = Fold(i, subject, np.flatnonzero(subjects != subject), np.flatnonzero(subjects == subject))
@@ -96,6 +110,7 @@ def make_folds(table: pd.DataFrame, split: str = "loso", train_on: list[str] | N
 
     Raises:
         ConfigError: an unknown split, or a split the data cannot make.
+        DataError: LOSO on fewer than two subjects, or a fold with an empty side (:func:`check_fold`).
     """
     if split == "loso":
         return loso_folds(table)
@@ -111,9 +126,15 @@ def check_fold(table: pd.DataFrame, fold: Fold) -> None:
     test rows are the fold's subject's).
 
     Raises:
+        DataError: the fold's training or test side is empty.
         LeakageError: a test subject (or sample) also appears in training, or a LOSO test set holds another
             subject.
     """
+    for side, rows in (("training", fold.train_index), ("test", fold.test_index)):
+        if len(rows) == 0:
+            raise DataError(f"fold {fold.name} has no {side} samples ({len(fold.train_index)} training, "
+                            f"{len(fold.test_index)} test, of {describe_data(table)})",
+                            hint="every fold needs samples on both sides; check protocol.split and the data")
     train, test = table.iloc[fold.train_index], table.iloc[fold.test_index]
     leaked = sorted(set(train["subject_id"]) & set(test["subject_id"]))
     if leaked:

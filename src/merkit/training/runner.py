@@ -32,7 +32,9 @@ from merkit.models import build_model
 from merkit.training.engine import (cpu_state_dict, describe_device, describe_environment, fit, module_device,
                                     predict_proba, resolve_device)
 from merkit.training.loso import Fold, check_fold, make_folds
+from merkit.training.check import check_model_inputs
 from merkit.training.seeds import member_seed
+from merkit.training.selection import check_inner_folds
 
 PREDICTION_COLUMNS = ("sample_id", "dataset", "subject", "subject_id", "sample", "fold", "seed", "epoch",
                       "label", "prediction")
@@ -168,13 +170,21 @@ def plan_units(config: RunConfig, data: FeatureSet, run_dir: Path) -> list[UnitP
     """One unit per (seed, fold), each with its own files.
 
     Raises:
-        ConfigError: the split cannot be made from the data (e.g. ``lodo`` with one dataset).
+        ConfigError: the split cannot be made from the data (e.g. ``lodo`` with one dataset), or inner selection
+            has fewer training subjects than ``protocol.inner_folds`` in a fold
+            (:func:`merkit.training.selection.check_inner_folds`).
+        DataError: LOSO on one subject, or a fold with an empty side (:func:`merkit.training.loso.check_fold`); the
+            data lacks an input the model takes or has one of another shape than its record says
+            (:func:`merkit.training.check.check_model_inputs`).
         LeakageError: a fold is not subject-disjoint (:func:`merkit.training.loso.check_fold`).
         DataError: two units would write the same file (cannot happen with validated ids; asserted all the same,
             since a collision would silently merge two folds' predictions).
     """
     protocol = config.protocol
     folds = make_folds(data.table, protocol.split, protocol.train_on, protocol.test_on)
+    if protocol.selection == "inner":
+        check_inner_folds(data.table, folds, protocol.inner_folds)
+    check_model_inputs(config, data)
     folder = RunFolder(run_dir)
     keep = {RunFolder.CHECKPOINTS: protocol.save_checkpoints, RunFolder.EPOCHS: protocol.record_epochs,
             RunFolder.CHOICES: protocol.selection == "inner"}

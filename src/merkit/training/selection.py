@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from merkit.errors import LeakageError
+from merkit.errors import ConfigError, LeakageError
 from merkit.features import FeatureSet
 from merkit.training.seeds import unit_seed
 
@@ -49,6 +49,28 @@ class Choice:
     def to_dict(self) -> dict:
         return {"recipe": self.recipe, "epochs": self.epochs, "inner_uf1": self.uf1, "inner_folds": self.folds,
                 "training_subjects": self.subjects}
+
+
+def check_inner_folds(table, folds, k: int) -> None:
+    """Refuse, before anything trains, outer folds with fewer training subjects than ``k`` inner folds.
+
+    Args:
+        table: the sample table the folds index (``subject_id`` column).
+        folds: the outer folds (:class:`merkit.training.loso.Fold`).
+        k: ``protocol.inner_folds``.
+
+    Raises:
+        ConfigError: an outer fold trains on fewer than ``k`` subjects; the message names the first such fold and
+            the counts.
+    """
+    subjects = table["subject_id"].to_numpy()
+    for fold in folds:
+        count = len(set(subjects[fold.train_index]))
+        if count < k:
+            raise ConfigError(f"protocol.selection inner splits each outer fold's training subjects into "
+                              f"protocol.inner_folds = {k} folds, but fold {fold.name} trains on {count} "
+                              f"subject{'s' if count != 1 else ''}; set protocol.inner_folds to at most {count} (it "
+                              "must be >= 2), or use more subjects")
 
 
 def inner_splits(train: FeatureSet, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
