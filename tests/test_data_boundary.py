@@ -340,7 +340,7 @@ def test_a_clip_whose_inputs_disagree_with_the_checkpoint_record_is_refused_at_p
 @pytest.mark.parametrize("color", ["grey", "rgb"])
 def test_the_record_describes_the_shape_of_every_input_the_inputs_stage_builds(tmp_path, color):
     from merkit.face.clip import FaceConfig
-    from merkit.features import check_features
+    from merkit.training.check import check_features
     from merkit.inputs import build_inputs
     from merkit.motion.representations import REPRESENTATIONS
     from merkit.motion.stage import MotionConfig

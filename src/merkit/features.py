@@ -184,25 +184,3 @@ def check_inputs(inputs: Mapping[str, "torch.Tensor | np.ndarray"], needed: Sequ
         if kind == integer:
             raise DataError(f"input {key!r} of {source} has dtype {value.dtype}, expected "
                             f"{'an integer' if integer else 'a floating-point'} dtype")
-
-
-def check_features(data: FeatureSet, needed: Sequence[str]) -> None:
-    """:func:`check_inputs` for a FeatureSet: every key in ``needed`` (the model's input keys) is there, with the
-    shape its preprocessing record (``meta["preprocessing"]``, when it has one) describes; called once where the
-    inputs enter evaluation and training.
-
-    Raises:
-        DataError: as :func:`check_inputs`; or a ``meta["preprocessing"]`` that is not a readable record.
-    """
-    shapes: dict[str, Sequence[int | None]] = dict(FIXED_SHAPES)
-    if data.meta.get("preprocessing"):
-        from merkit.errors import CheckpointError
-        from merkit.inputs.record import Preprocessing
-
-        try:
-            record = Preprocessing.from_dict(data.meta["preprocessing"], "the data's preprocessing record")
-        except CheckpointError as error:
-            raise DataError(str(error)) from error
-        shapes.update(record.input_shapes())
-    datasets = sorted(map(str, set(data.table["dataset"]))) if "dataset" in data.table.columns else []
-    check_inputs(data.inputs, needed, shapes, f"the data ({', '.join(datasets)})" if datasets else "the data")

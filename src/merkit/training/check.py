@@ -1,49 +1,58 @@
 """The data boundary of a run: before any unit trains, the inputs must be what the configured model takes.
 
-:func:`check_model_inputs` asks the model the config describes for its input keys (built once per model
-description and process, without drawing from the global random stream) and checks the FeatureSet against them and
-against the data's preprocessing record (:func:`merkit.features.check_features`), so that a missing key or an
-image of another size is one line naming it, raised before training, not a shape error inside the model in the
-first unit.
+:func:`check_model_inputs` reads the input keys of the model the config describes from the model registry (without
+building it, :func:`merkit.models.model_info`) and checks the FeatureSet against them and against the data's
+preprocessing record (:func:`check_features`), so that a missing key or an image of another size is one line naming
+it, raised before training, not a shape error inside the model in the first unit.
 """
 
 from __future__ import annotations
 
-import json
-from functools import lru_cache
+from collections.abc import Sequence
 
-import torch
-
-from merkit.features import FeatureSet, check_features
+from merkit.errors import DataError
+from merkit.features import FIXED_SHAPES, FeatureSet, check_inputs
 
 
-@lru_cache(maxsize=16)
-def _input_keys(name: str, num_classes: int, preset: str | None, params: str) -> tuple[str, ...]:
-    from merkit.models import build_model
-
-    with torch.random.fork_rng(devices=[]):
-        model = build_model(name, num_classes, preset, **json.loads(params))
-    return tuple(model.input_keys)
-
-
-def model_input_keys(config, num_classes: int) -> tuple[str, ...]:
-    """The input keys of the model ``config.model`` builds for ``num_classes`` classes.
-
-    The model is built inside :func:`torch.random.fork_rng`, so the global random stream the units then seed and
-    draw from is left as it was; the answer is kept per model description, so a run builds it once.
+def model_input_keys(config) -> tuple[str, ...]:
+    """The input keys of the model ``config.model`` describes, from the registry (nothing is built).
 
     Raises:
-        ConfigError: the model cannot be built (unknown model, preset or parameter).
+        ConfigError: unknown model, preset or parameter.
     """
+    from merkit.models import model_info
+
     m = config.model
-    return _input_keys(m.name, num_classes, m.preset, json.dumps(dict(m.params), sort_keys=True, default=str))
+    return tuple(model_info(m.name, m.preset, **m.params).input_keys)
+
+
+def check_features(data: FeatureSet, needed: Sequence[str]) -> None:
+    """:func:`merkit.features.check_inputs` for a FeatureSet: every key in ``needed`` (the model's input keys) is there, with the
+    shape its preprocessing record (``meta["preprocessing"]``, when it has one) describes; called once where the
+    inputs enter evaluation and training.
+
+    Raises:
+        DataError: as :func:`merkit.features.check_inputs`; or a ``meta["preprocessing"]`` that is not a readable record.
+    """
+    shapes: dict[str, Sequence[int | None]] = dict(FIXED_SHAPES)
+    if data.meta.get("preprocessing"):
+        from merkit.errors import CheckpointError
+        from merkit.inputs.record import Preprocessing
+
+        try:
+            record = Preprocessing.from_dict(data.meta["preprocessing"], "the data's preprocessing record")
+        except CheckpointError as error:
+            raise DataError(str(error)) from error
+        shapes.update(record.input_shapes())
+    datasets = sorted(map(str, set(data.table["dataset"]))) if "dataset" in data.table.columns else []
+    check_inputs(data.inputs, needed, shapes, f"the data ({', '.join(datasets)})" if datasets else "the data")
 
 
 def check_model_inputs(config, data: FeatureSet) -> None:
-    """Check ``data`` against the model ``config.model`` builds (:func:`merkit.features.check_features`).
+    """Check ``data`` against the model ``config.model`` builds (:func:`check_features`).
 
     Raises:
         ConfigError: the model cannot be built (unknown model, preset or parameter).
         DataError: the data lacks an input the model takes, or an input has another shape than its record says.
     """
-    check_features(data, model_input_keys(config, len(data.classes)))
+    check_features(data, model_input_keys(config))

@@ -18,7 +18,7 @@ def train_model(config_dict: dict, data: FeatureSet, seed: int) -> tuple[bytes, 
     from safetensors.torch import save
 
     from merkit.config import config_from_dict
-    from merkit.features import check_features
+    from merkit.training.check import check_features
     from merkit.models import build_model
     from merkit.training.engine import cpu_state_dict, describe_device, describe_environment, fit, module_device
     from merkit.training.seeds import unit_seed
