@@ -372,7 +372,7 @@ def test_no_module_but_the_owner_spells_the_layout():
     readers of other helpers' modules aside: the composite reader and the predictor's packaged models)."""
     layout = [f'"{name}"' for name in ("run.json", "config.yaml", "predictions.csv", "metrics.json", "report.md",
                                          "confusion.png", "data_notes.json", "preprocessing.json", "per_class.csv",
-                                         "provenance.csv", "record.json", "meta.json", "inputs.npz",
+                                         "provenance.csv", "sources.csv", "record.json", "meta.json", "inputs.npz",
                                          "model.safetensors", "checkpoint.json")]
     layout += [f'/ "{name}"' for name in ("units", "checkpoints", "epochs", "choices", "flow", "apex")]
     owners = ("api.py", "runner.py", "checkpoint.py", "build.py", "report.py", "ensemble.py")

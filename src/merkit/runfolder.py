@@ -428,7 +428,8 @@ class ExportFolder:
 
         OUT/export.json          the stamp: kind, the preprocessing record and its hash, then the counts
         OUT/manifest.csv         dataset, subject, sample, label, emotion, flow, apex
-        OUT/provenance.csv       per sample: onset and apex frames, apex source, frames read and their bytes' hash
+        OUT/provenance.csv       per sample: onset and apex frames, apex source
+        OUT/sources.csv          per sample: the frame numbers read and a hash of their bytes (re-export checks it)
         OUT/flow/<stem>.png      28x28 RGB u, v, strain
         OUT/apex/<stem>.jpg      the grey apex crop
     """
@@ -437,6 +438,7 @@ class ExportFolder:
     STAMP: ClassVar[str] = "export.json"
     MANIFEST: ClassVar[str] = "manifest.csv"
     PROVENANCE: ClassVar[str] = "provenance.csv"
+    SOURCES: ClassVar[str] = "sources.csv"
     FLOW: ClassVar[str] = "flow"
     APEX: ClassVar[str] = "apex"
 
@@ -472,14 +474,15 @@ class ExportFolder:
 
     def claim(self, action: str, stamp: dict) -> None:
         """Act on :meth:`check`: for ``replace``, remove the old export's own files (the images its manifest lists,
-        the manifest, provenance and stamp); for ``new`` and ``replace``, write the stamp; then make ``flow/`` and
+        the manifest, provenance, sources and stamp); for ``new`` and ``replace``, write the stamp; then make ``flow/`` and
         ``apex/``.
 
         Raises:
             OutputError: the disk refused a write.
         """
         if action == "replace":
-            _remove(self._listed_images() + [self.file(n) for n in (self.MANIFEST, self.PROVENANCE, self.STAMP)])
+            _remove(self._listed_images() + [self.file(n) for n in (self.MANIFEST, self.PROVENANCE, self.SOURCES,
+                                                                    self.STAMP)])
         if action in ("new", "replace"):
             make_dirs(self.path)
             write_json(self.file(self.STAMP), {"kind": "export-flow", **stamp})

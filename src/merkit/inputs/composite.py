@@ -9,8 +9,8 @@ i.e. (strain, v, u); :func:`read_composite` converts to the file's RGB order bef
 :func:`write_composite` writes that format from a raw sample table, through :func:`merkit.inputs.clip.clip_inputs`
 with a preprocessing record, so a user holding the raw releases can rebuild the benchmark's kind of inputs, or
 build them for another dataset. Besides the composite's files the folder gets ``export.json`` (the record, its
-hash and the counts) and ``provenance.csv`` (per sample the onset and apex frame numbers used, where the apex
-came from, the frames read and a hash of their bytes). A rerun with the same record reuses the images already
+hash and the counts), ``provenance.csv`` (per sample the onset and apex frame numbers used and where the apex
+came from) and ``sources.csv`` (per sample the frames read and a hash of their bytes). A rerun with the same record reuses the images already
 written of samples whose frames are unchanged; another record refuses to mix with them. The folder's layout and
 rules are :class:`merkit.runfolder.ExportFolder`'s. :func:`read_composite` takes the folder's own record from
 ``export.json`` when it has one.
@@ -37,6 +37,10 @@ from merkit.runfolder import ExportFolder
 
 FLOW_FILE_CHANNELS: tuple[str, ...] = ("u", "v", "strain")
 MANIFEST_COLUMNS: tuple[str, ...] = ("dataset", "subject", "sample", "label", "emotion", "flow", "apex")
+#: ``provenance.csv``: where each exported sample's onset and apex came from.
+PROVENANCE_COLUMNS: tuple[str, ...] = ("sample_id", "onset_frame", "apex_frame", "apex_source")
+#: ``sources.csv``: the frames each exported sample read and a hash of their bytes (:func:`source_hash`).
+SOURCE_COLUMNS: tuple[str, ...] = ("sample_id", "frames", "source_hash")
 REQUIRED_COLUMNS: tuple[str, ...] = MANIFEST_COLUMNS[:-1]
 
 
@@ -374,8 +378,8 @@ def write_composite(table: pd.DataFrame, out: str | Path, record: Preprocessing 
 
     Args:
         table: sample table with ``frames`` and onset/apex/offset frame numbers (a raw dataset loader's output).
-        out: output folder; gets ``flow/*.png``, ``apex/*.jpg``, ``manifest.csv``, ``provenance.csv`` and
-            ``export.json``.
+        out: output folder; gets ``flow/*.png``, ``apex/*.jpg``, ``manifest.csv``, ``provenance.csv``,
+            ``sources.csv`` and ``export.json``.
         record: the preprocessing; it must compute ``onset_apex_flow`` with ``normalise: minmax`` (the format).
             The apex crop is the aligned apex frame, ``record.face.size`` pixels.
         scheme: class scheme giving ``label`` and ``emotion`` (the class name); rows it drops are counted.
@@ -383,7 +387,7 @@ def write_composite(table: pd.DataFrame, out: str | Path, record: Preprocessing 
         on_error: ``skip`` (default; counted, named) or ``raise`` for samples that fail (no face, missing frames).
         diagnostics: collects counted warnings (dropped and failed samples).
         overwrite: replace an export made with another record instead of raising (only the old export's own files
-            are removed: the images its manifest lists, the manifest, provenance and ``export.json``).
+            are removed: the images its manifest lists, the manifest, provenance, sources and ``export.json``).
         progress: called with ``(done, total)`` after each sample.
 
     Returns:
@@ -397,7 +401,7 @@ def write_composite(table: pd.DataFrame, out: str | Path, record: Preprocessing 
             anything is written).
         OutputError: the disk refused a write.
 
-    A rerun reuses a sample's images only when the frames it read then (``provenance.csv``: ``frames`` and the
+    A rerun reuses a sample's images only when the frames it read then (``sources.csv``: ``frames`` and the
     hash of their bytes, ``source_hash``) are unchanged; a sample whose frames changed, or that an older export
     did not hash, is recomputed with a counted warning (``flow-export-recomputed``).
     """
@@ -462,16 +466,23 @@ def write_composite(table: pd.DataFrame, out: str | Path, record: Preprocessing 
         "apex": [f"apex/{stems[i]}.jpg" for i in keep],
     }, columns=list(MANIFEST_COLUMNS))
     write_atomic(folder.file(ExportFolder.MANIFEST), lambda p: manifest.to_csv(p, index=False))
-    write_atomic(folder.file(ExportFolder.PROVENANCE),
-                 lambda p: pd.DataFrame([provenance[i] for i in keep]).to_csv(p, index=False))
+    table = pd.DataFrame([provenance[i] for i in keep])
+    write_atomic(folder.file(ExportFolder.PROVENANCE), lambda p: table[list(PROVENANCE_COLUMNS)].to_csv(p, index=False))
+    write_atomic(folder.file(ExportFolder.SOURCES), lambda p: table[list(SOURCE_COLUMNS)].to_csv(p, index=False))
     folder.finish({**stamp, "samples": len(keep), "skipped": len(rows) - len(keep),
                    "diagnostics": diagnostics.summary()})
     return manifest
 
 
 def _read_provenance(folder: ExportFolder) -> dict[str, dict]:
-    path = folder.file(ExportFolder.PROVENANCE)
+    """Per sample id, what an earlier export recorded: its provenance row joined with its sources row (an export
+    without ``sources.csv`` gives rows without ``frames`` and ``source_hash``, which are then recomputed)."""
+    path, sources = folder.file(ExportFolder.PROVENANCE), folder.file(ExportFolder.SOURCES)
     if not path.is_file() or not folder.file(ExportFolder.STAMP).is_file():
         return {}
-    return {r["sample_id"]: r for r in pd.read_csv(path, dtype={"sample_id": str, "frames": str,
-                                                               "source_hash": str}).to_dict("records")}
+    rows = {r["sample_id"]: r for r in pd.read_csv(path, dtype={"sample_id": str}).to_dict("records")}
+    if sources.is_file():
+        for r in pd.read_csv(sources, dtype={"sample_id": str, "frames": str, "source_hash": str}).to_dict("records"):
+            if r["sample_id"] in rows:
+                rows[r["sample_id"]].update(r)
+    return rows
