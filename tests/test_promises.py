@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import f1_score, recall_score
 from typer.testing import CliRunner
@@ -168,6 +168,7 @@ def test_evaluate_keeps_the_promises_on_generated_folders(tmp_path_factory, fold
         assert {k: after_out.get(k) for k in before_out} == before_out
     if options["out"] == "is-a-file":
         assert _snapshot(out) == before_out
+    event(f"exit {result.exit_code}")  # --hypothesis-show-statistics shows how many examples succeeded
     subjects = {r["subject"] for r in rows}
     valid = (fault in ("none", "spaced-id", "nfd-id") and len(subjects) >= 2 and options["lr"] == "0.001"
              and options["batch_size"] == "4" and options["out"] in ("absent", "empty"))
