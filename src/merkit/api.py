@@ -5,7 +5,8 @@
 * :func:`report` (run folder) -> report path: regenerate metrics and report from saved predictions.
 * :func:`ensemble` (run folders) -> :class:`RunResult`: average finished runs into a new run folder.
 * :func:`compare` (run folders) -> Markdown table.
-* :func:`evaluate_spotting` (a set of long videos) -> :class:`~merkit.evaluation.spotting.SpottingRun`: spotting scored by the MEGC protocol.
+* :func:`evaluate_spotting` (a set of long videos) -> :class:`~merkit.evaluation.spotting.SpottingRun`: spotting
+  scored by the MEGC protocol.
 """
 
 from __future__ import annotations

@@ -473,9 +473,9 @@ class ExportFolder:
         return "replace"
 
     def claim(self, action: str, stamp: dict) -> None:
-        """Act on :meth:`check`: for ``replace``, remove the old export's own files (the images its manifest lists,
-        the manifest, provenance, sources and stamp); for ``new`` and ``replace``, write the stamp; then make ``flow/`` and
-        ``apex/``.
+        """Act on :meth:`check`: for ``replace``, remove the old export's own files (the images its manifest lists, the
+        manifest, provenance, sources and stamp); for ``new`` and ``replace``, write the stamp; then make ``flow/``
+        and ``apex/``.
 
         Raises:
             OutputError: the disk refused a write.

@@ -495,6 +495,26 @@ def _fix_zip_times(data: bytes, path: Path) -> None:
     path.write_bytes(out.getvalue())
 
 
+class _FaceSource:
+    """The face photos a generator cycles over (``faces``: images or folders; default skimage's astronaut), each
+    decoded once, when first used."""
+
+    def __init__(self, faces: Sequence[str | Path] | None):
+        self.sources = [(p.name, p) for p in face_paths(faces)] if faces else [("skimage.data.astronaut", None)]
+        self.loaded: dict[str, np.ndarray] = {}
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.sources]
+
+    def __call__(self, i: int) -> tuple[str, np.ndarray]:
+        """The name and RGB image of the ``i``-th subject's (or video's) face, cycling over the sources."""
+        name, path = self.sources[i % len(self.sources)]
+        if name not in self.loaded:
+            self.loaded[name] = default_face() if path is None else _read_rgb(path)
+        return name, self.loaded[name]
+
+
 def generate(
     out_dir: str | Path,
     subjects: int = 5,
@@ -537,18 +557,12 @@ def generate(
                           f"{duration}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if faces:
-        sources = [(p.name, p) for p in face_paths(faces)]
-    else:
-        sources = [("skimage.data.astronaut", None)]
-    loaded: dict[str, np.ndarray] = {}
+    face_of = _FaceSource(faces)
     rows = []
     for s in range(subjects):
         name = f"sub{s + 1:02d}"
-        source_name, source_path = sources[s % len(sources)]
-        if source_name not in loaded:
-            loaded[source_name] = default_face() if source_path is None else _read_rgb(source_path)
-        subject = make_subject(name, loaded[source_name], source_name, np.random.default_rng([seed, s, 0]))
+        source_name, image = face_of(s)
+        subject = make_subject(name, image, source_name, np.random.default_rng([seed, s, 0]))
         # shuffle the class order so that a clip's name (EPyy) says nothing about its class
         order = np.random.default_rng([seed, s, 1]).permutation(len(CLASSES) * clips_per_class)
         for j, slot in enumerate(order):
@@ -556,28 +570,39 @@ def generate(
             rng = np.random.default_rng([seed, s, 2, j])
             spec = draw_clip(rng, label_class, f"EP{j + 1:02d}_{int(rng.integers(1, 10)):02d}", amplitude_scale,
                              duration)
-            clip_dir = out / name / spec.sample
-            clip_dir.mkdir(parents=True, exist_ok=True)
-            frames = []
-            for k, frame in enumerate(render_clip(subject, spec, rng)):
-                path = clip_dir / f"img{spec.onset + k}.jpg"
-                _write_jpeg(path, frame, jpeg_quality)
-                frames.append(str(path.resolve()))
+            frames = _write_clip(out / name / spec.sample, subject, spec, rng, jpeg_quality)
             rows.append(dict(dataset=DATASET, subject=name, sample=spec.sample, emotion=spec.emotion,
                              onset=spec.onset, apex=spec.apex, offset=spec.offset,
                              action_units="+".join(str(a) for a in spec.aus), frames=frames,
                              label_class=spec.label_class, amplitude_px=round(spec.amplitude_px, 4),
                              blink=spec.blink is not None, face=source_name))
     table = new_sample_table(rows)
+    settings = {"generator": "merkit.synthetic", "version": GENERATOR_VERSION, "subjects": subjects,
+                "clips_per_class": clips_per_class, "seed": seed, "faces": face_of.names,
+                "amplitude_scale": amplitude_scale, "duration": list(duration), "jpeg_quality": jpeg_quality}
+    _write_release_tables(out, table, settings)
+    return table
+
+
+def _write_clip(clip_dir: Path, subject, spec, rng: np.random.Generator, jpeg_quality: int) -> list[str]:
+    """Render one clip into ``clip_dir`` as ``img<frame number>.jpg`` files; their absolute paths."""
+    clip_dir.mkdir(parents=True, exist_ok=True)
+    frames = []
+    for k, frame in enumerate(render_clip(subject, spec, rng)):
+        path = clip_dir / f"img{spec.onset + k}.jpg"
+        _write_jpeg(path, frame, jpeg_quality)
+        frames.append(str(path.resolve()))
+    return frames
+
+
+def _write_release_tables(out: Path, table: pd.DataFrame, settings: dict) -> None:
+    """The release's coding sheet (as CASME II's), ``samples.csv`` (frame paths relative to ``out``) and
+    ``generator.json`` (the settings)."""
     write_coding_sheet(table, out / SHEET_NAME)
     saved = table.copy()
     saved["frames"] = [";".join(Path(p).relative_to(out.resolve()).as_posix() for p in fr) for fr in table["frames"]]
     saved.to_csv(out / TABLE_NAME, index=False)
-    settings = {"generator": "merkit.synthetic", "version": GENERATOR_VERSION, "subjects": subjects,
-                "clips_per_class": clips_per_class, "seed": seed, "faces": [n for n, _ in sources],
-                "amplitude_scale": amplitude_scale, "duration": list(duration), "jpeg_quality": jpeg_quality}
     (out / "generator.json").write_text(json.dumps(settings, indent=2))
-    return table
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -747,6 +772,24 @@ def render_long_video(subject: Subject, plan: LongVideoPlan, rng: np.random.Gene
     yield from render_frames(subject, layers, plan.pose, plan.noise_sigma, plan.flicker, plan.fps, rng)
 
 
+def _write_long_video(folder: Path, subject, plan, rng: np.random.Generator, jpeg_quality: int) -> None:
+    """Render one long video into ``folder`` as ``img<5-digit frame number>.jpg`` files, each written atomically."""
+    from merkit.files import write_atomic
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, frame in enumerate(render_long_video(subject, plan, rng)):
+        data = encode_jpeg(frame, jpeg_quality, f"frame {k} of {folder}")
+        write_atomic(folder / f"img{k:05d}.jpg", lambda p, data=data: p.write_bytes(data))
+
+
+def _interval_rows(video: str, plan, fps: float) -> list[dict]:
+    """The ground-truth rows of ``intervals.csv`` for one video's planned events (frames and seconds)."""
+    return [dict(video=video, kind=e.kind, onset=e.onset, apex=e.apex, offset=e.offset,
+                 onset_s=round(e.onset / fps, 4), apex_s=round(e.apex / fps, 4), offset_s=round(e.offset / fps, 4),
+                 label_class=e.label_class, emotion=e.emotion, action_units=e.action_units,
+                 amplitude_px=e.amplitude_px) for e in plan.events]
+
+
 def generate_long_videos(
     out_dir: str | Path,
     videos: int = 10,
@@ -801,8 +844,34 @@ def generate_long_videos(
             a video.
         DataError: a face image is missing or unreadable; FaceNotFoundError: dlib finds no face in one.
     """
-    from merkit.files import write_atomic, write_json
+    settings = {"generator": "merkit.synthetic.generate_long_videos", "version": GENERATOR_VERSION, "videos": videos,
+                "seconds": seconds, "seed": seed, "fps": fps, "micro": micro, "macro": macro,
+                "faces": None, "amplitude_scale": amplitude_scale, "size": list(size),
+                "face_width": face_width, "jpeg_quality": jpeg_quality}
+    _check_long_settings(videos, seconds, seed, fps, micro, macro, amplitude_scale, size, face_width, jpeg_quality)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    face_of = _FaceSource(faces)
+    video_rows, interval_rows = [], []
+    for v in range(videos):
+        name = f"vid{v + 1:02d}"
+        source_name, image = face_of(v)
+        # seeds (seed, video, 10..12) keep the videos apart from the clip generator's (seed, subject, 0..2) streams
+        subject = make_subject(name, image, source_name, np.random.default_rng([seed, v, 10]), size=size,
+                               face_width=face_width)
+        plan = draw_long_video(np.random.default_rng([seed, v, 11]), seconds, fps, micro, macro, amplitude_scale)
+        _write_long_video(out / name, subject, plan, np.random.default_rng([seed, v, 12]), jpeg_quality)
+        video_rows.append(dict(video=name, path=name, fps=fps, frames=plan.n_frames,
+                               seconds=round(plan.n_frames / fps, 4), width=size[0], height=size[1],
+                               face=source_name, noise_sigma=round(plan.noise_sigma, 4)))
+        interval_rows += _interval_rows(name, plan, fps)
+    settings["faces"] = face_of.names
+    return _write_long_video_tables(out, video_rows, interval_rows, settings)
 
+
+def _check_long_settings(videos, seconds, seed, fps, micro, macro, amplitude_scale, size, face_width,
+                         jpeg_quality) -> None:
+    """Raise :class:`ConfigError` for a setting of :func:`generate_long_videos` out of range."""
     check("synthetic.generate_long_videos", videos=(Count, videos), seconds=(PositiveFloat, seconds),
           seed=(NonNegativeInt, seed), fps=(PositiveFloat, fps), micro=(NonNegativeInt, micro),
           macro=(NonNegativeInt, macro), amplitude_scale=(NonNegativeFloat, amplitude_scale),
@@ -810,44 +879,21 @@ def generate_long_videos(
           jpeg_quality=(NonNegativeInt, jpeg_quality))
     if min(size) < 64 or face_width < 40 or face_width > 0.8 * min(size):
         raise ConfigError(f"need frames of at least 64 px and a face of 40 px to 80 % of the frame, got size {size}, "
-                         f"face_width {face_width}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    sources = [(p.name, p) for p in face_paths(faces)] if faces else [("skimage.data.astronaut", None)]
-    loaded: dict[str, np.ndarray] = {}
-    video_rows, interval_rows = [], []
-    for v in range(videos):
-        name = f"vid{v + 1:02d}"
-        source_name, source_path = sources[v % len(sources)]
-        if source_name not in loaded:
-            loaded[source_name] = default_face() if source_path is None else _read_rgb(source_path)
-        # seeds (seed, video, 10..12) keep the videos apart from the clip generator's (seed, subject, 0..2) streams
-        subject = make_subject(name, loaded[source_name], source_name, np.random.default_rng([seed, v, 10]),
-                               size=size, face_width=face_width)
-        plan = draw_long_video(np.random.default_rng([seed, v, 11]), seconds, fps, micro, macro, amplitude_scale)
-        folder = out / name
-        folder.mkdir(parents=True, exist_ok=True)
-        for k, frame in enumerate(render_long_video(subject, plan, np.random.default_rng([seed, v, 12]))):
-            data = encode_jpeg(frame, jpeg_quality, f"frame {k} of {folder}")
-            write_atomic(folder / f"img{k:05d}.jpg", lambda p, data=data: p.write_bytes(data))
-        video_rows.append(dict(video=name, path=name, fps=fps, frames=plan.n_frames,
-                               seconds=round(plan.n_frames / fps, 4), width=size[0], height=size[1],
-                               face=source_name, noise_sigma=round(plan.noise_sigma, 4)))
-        for e in plan.events:
-            interval_rows.append(dict(video=name, kind=e.kind, onset=e.onset, apex=e.apex, offset=e.offset,
-                                      onset_s=round(e.onset / fps, 4), apex_s=round(e.apex / fps, 4),
-                                      offset_s=round(e.offset / fps, 4), label_class=e.label_class, emotion=e.emotion,
-                                      action_units=e.action_units, amplitude_px=e.amplitude_px))
+                          f"face_width {face_width}")
+
+
+def _write_long_video_tables(out: Path, video_rows: list[dict], interval_rows: list[dict],
+                             settings: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Write ``videos.csv``, ``intervals.csv`` and ``generator.json`` atomically; the two tables, with the video
+    paths made absolute in the returned ``videos``."""
+    from merkit.files import write_atomic, write_json
+
     video_table = pd.DataFrame(video_rows)
     interval_table = pd.DataFrame(interval_rows, columns=["video", "kind", "onset", "apex", "offset", "onset_s",
                                                           "apex_s", "offset_s", "label_class", "emotion",
                                                           "action_units", "amplitude_px"])
     write_atomic(out / VIDEOS_NAME, lambda p: video_table.to_csv(p, index=False))
     write_atomic(out / INTERVALS_NAME, lambda p: interval_table.to_csv(p, index=False))
-    write_json(out / "generator.json", {
-        "generator": "merkit.synthetic.generate_long_videos", "version": GENERATOR_VERSION, "videos": videos,
-        "seconds": seconds, "seed": seed, "fps": fps, "micro": micro, "macro": macro,
-        "faces": [n for n, _ in sources], "amplitude_scale": amplitude_scale, "size": list(size),
-        "face_width": face_width, "jpeg_quality": jpeg_quality})
+    write_json(out / "generator.json", settings)
     video_table["path"] = [str((out / p).resolve()) for p in video_table["path"]]
     return video_table, interval_table

@@ -192,6 +192,45 @@ def _compute(row: dict[str, Any], record: Preprocessing) -> tuple[dict, dict] | 
     return result.inputs, clip_meta(row, result)
 
 
+def _gather(rows: list[dict], results: dict, record: Preprocessing,
+            diagnostics: Diagnostics) -> tuple[list[int], dict[str, list], int]:
+    """The rows that yielded inputs, their arrays per input key, and how many failed; each failed clip, and each
+    note a clip carries, becomes a counted warning naming it."""
+    from merkit.face.landmarks import FaceLostError, FaceNotFoundError
+
+    keep, arrays = [], {key: [] for key in record.input_keys}
+    failed = 0
+    for i, row in enumerate(rows):
+        where = Where(row["dataset"], row["subject"], row["sample"])
+        result = results[i]
+        if isinstance(result, DataError):
+            failed += 1
+            kind = ("face-lost" if isinstance(result, FaceLostError) else
+                    "face-not-found" if isinstance(result, FaceNotFoundError) else "clip-failed")
+            diagnostics.warn(kind, f"skipped: {str(result).split(' [')[0]}", where)
+            continue
+        inputs, meta = result
+        for note in meta.get("notes", []):
+            kind, _, message = note.partition(": ")
+            diagnostics.warn(kind, message, where)
+        for key in record.input_keys:
+            arrays[key].append(inputs[key])
+        keep.append(i)
+    return keep, arrays, failed
+
+
+def _record_notes(record: Preprocessing) -> list[str]:
+    """What the report says of the inputs a record builds."""
+    notes = [f"inputs: {record.describe()}"]
+    if "onset_apex_frames" in record.motion.representations:
+        mode = record.motion.jitter_mode
+        notes.append(f"onset/apex crops with windows of +-{record.motion.jitter} frames for temporal jitter "
+                     "(training only)" + ("" if mode == "symmetric" else f", jitter mode {mode}"))
+    if "ss_pairs" in record.motion.representations:
+        notes.append(f"{record.motion.ss_pairs} self-supervised frame pairs per clip, drawn once at preprocessing")
+    return notes
+
+
 def build_inputs(table: pd.DataFrame, record: Preprocessing, scheme: str = "megc2019-3class",
                  cache: str | Path | None = None, workers: int = 1, on_error: str = "skip",
                  diagnostics: Diagnostics | None = None,
@@ -222,7 +261,6 @@ def build_inputs(table: pd.DataFrame, record: Preprocessing, scheme: str = "megc
         ConfigError: an unknown ``on_error`` or ``workers < 1``.
     """
     from merkit.datasets.schemes import get_scheme
-    from merkit.face.landmarks import FaceLostError, FaceNotFoundError
 
     if on_error not in ON_ERROR:
         raise ConfigError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
@@ -258,36 +296,13 @@ def build_inputs(table: pd.DataFrame, record: Preprocessing, scheme: str = "megc
                           lambda k, result, node: collect(todo[k], result, node), max_retries=2)
     if failures:  # a crash that is not bad data, twice: a bug, not a clip to skip
         raise RuntimeError(f"preprocessing crashed on {failures[0][0]}: {failures[0][1]}")
-    keep, arrays = [], {key: [] for key in record.input_keys}
-    failed = 0
-    for i, row in enumerate(rows):
-        where = Where(row["dataset"], row["subject"], row["sample"])
-        result = results[i]
-        if isinstance(result, DataError):
-            failed += 1
-            kind = ("face-lost" if isinstance(result, FaceLostError) else
-                    "face-not-found" if isinstance(result, FaceNotFoundError) else "clip-failed")
-            diagnostics.warn(kind, f"skipped: {str(result).split(' [')[0]}", where)
-            continue
-        inputs, meta = result
-        for note in meta.get("notes", []):
-            kind, _, message = note.partition(": ")
-            diagnostics.warn(kind, message, where)
-        for key in record.input_keys:
-            arrays[key].append(inputs[key])
-        keep.append(i)
+    keep, arrays, failed = _gather(rows, results, record, diagnostics)
     if not keep:
         raise DataError("no sample left to build inputs from", hint="check the class scheme, the frames and the faces")
     import torch
 
     tensors = {key: torch.from_numpy(np.stack(values)) for key, values in arrays.items()}
-    notes = [f"inputs: {record.describe()}"]
-    if "onset_apex_frames" in record.motion.representations:
-        mode = record.motion.jitter_mode
-        notes.append(f"onset/apex crops with windows of +-{record.motion.jitter} frames for temporal jitter "
-                     "(training only)" + ("" if mode == "symmetric" else f", jitter mode {mode}"))
-    if "ss_pairs" in record.motion.representations:
-        notes.append(f"{record.motion.ss_pairs} self-supervised frame pairs per clip, drawn once at preprocessing")
+    notes = _record_notes(record)
     meta = {"preprocessing": record.to_dict(), "diagnostics": diagnostics.summary(),
             "clips": {"clips": len(rows), "computed": len(todo) - failed, "cached": cached, "failed": failed,
                       "seconds": round(time.perf_counter() - start, 3), "workers": workers}}

@@ -7,13 +7,13 @@ apex crops. **Channel order in the files:** R = horizontal flow u (positive to t
 i.e. (strain, v, u); :func:`read_composite` converts to the file's RGB order before selecting channels.
 
 :func:`write_composite` writes that format from a raw sample table, through :func:`merkit.inputs.clip.clip_inputs`
-with a preprocessing record, so a user holding the raw releases can rebuild the benchmark's kind of inputs, or
-build them for another dataset. Besides the composite's files the folder gets ``export.json`` (the record, its
-hash and the counts), ``provenance.csv`` (per sample the onset and apex frame numbers used and where the apex
-came from) and ``sources.csv`` (per sample the frames read and a hash of their bytes). A rerun with the same record reuses the images already
-written of samples whose frames are unchanged; another record refuses to mix with them. The folder's layout and
-rules are :class:`merkit.runfolder.ExportFolder`'s. :func:`read_composite` takes the folder's own record from
-``export.json`` when it has one.
+with a preprocessing record, so a user holding the raw releases can rebuild the benchmark's kind of inputs, or build
+them for another dataset. Besides the composite's files the folder gets ``export.json`` (the record, its hash and
+the counts), ``provenance.csv`` (per sample the onset and apex frame numbers used and where the apex came from) and
+``sources.csv`` (per sample the frames read and a hash of their bytes). A rerun with the same record reuses the
+images already written of samples whose frames are unchanged; another record refuses to mix with them. The folder's
+layout and rules are :class:`merkit.runfolder.ExportFolder`'s. :func:`read_composite` takes the folder's own record
+from ``export.json`` when it has one.
 """
 
 from __future__ import annotations
@@ -165,6 +165,81 @@ def _read_apex(path: Path, where: Where, side: tuple[int, int] | None) -> np.nda
     return grey
 
 
+def _the_record(root: Path, record: Preprocessing | None) -> Preprocessing:
+    """The preprocessing record of a flow folder: its own (``export.json``), else ``record``, else the default.
+
+    Raises:
+        DataError: the folder's own record differs from ``record``.
+    """
+    own = folder_record(root)
+    if own is not None and record is not None and own != record:
+        raise DataError(f"{root} was exported with preprocessing {own.config_hash()} ({own.describe()}), the config "
+                        f"says {record.config_hash()} ({record.describe()})",
+                        hint="give the config the export's data.face / data.motion, or re-export with this config")
+    return own or record or Preprocessing()
+
+
+def _apex_row(path: Path, where: Where, stored: tuple[int, int] | None, apex_size: int | None, with_au_boxes: bool,
+              with_face_points: bool, diagnostics: Diagnostics):
+    """One sample's apex crop, grey (S, S) uint8 resized to ``apex_size`` when given, and the AU boxes and face
+    points of the landmarks fitted on the stored crop (``None`` where not asked for)."""
+    grey = _read_apex(path, where, stored)
+    box = point = None
+    if with_au_boxes or with_face_points:
+        from merkit.face.regions import au_boxes, crop_landmarks, face_points
+
+        landmarks = crop_landmarks(grey, where, diagnostics)
+        box = au_boxes(landmarks, grey.shape[0]) if with_au_boxes else None
+        point = face_points(landmarks, grey.shape[0]) if with_face_points else None
+    if apex_size:
+        grey = cv2.resize(grey, (apex_size, apex_size), interpolation=cv2.INTER_AREA)
+    return grey, box, point
+
+
+def _read_images(root: Path, table: pd.DataFrame, order: list[int], record: Preprocessing, with_apex: bool,
+                 apex_size: int | None, with_au_boxes: bool, with_face_points: bool,
+                 diagnostics: Diagnostics) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """The model inputs of a flow folder's rows (``flow`` with its planes in ``order``, and the apex inputs asked
+    for), and the notes on the landmarks fitted on the apex crops; see :func:`read_composite`."""
+    missed_before = diagnostics.summary().get("face-not-detected", 0)
+    flows, apexes, boxes, points = [], [], [], []
+    with_landmarks = with_au_boxes or with_face_points
+    side, expected = None, ""
+    if record.motion.size is not None:
+        side, expected = (record.motion.size,) * 2, "the record's data.motion.size"
+    for row in table.itertuples(index=False):
+        where = Where(row.dataset, row.subject, row.sample)
+        img = _read_flow(root / row.flow, where, side, expected)
+        if side is None:
+            side, expected = img.shape[:2], f"the size of {root / row.flow}, the first flow image"
+        flows.append(img[:, :, order])
+        if with_apex or with_landmarks:
+            if "apex_path" not in table.columns or pd.isna(row.apex_path):
+                raise DataError("with_apex, with_au_boxes and with_face_points need an 'apex' column in the "
+                                "manifest", where)
+            stored = apexes[0].shape[1:] if apexes and not apex_size else None
+            grey, box, point = _apex_row(root / row.apex_path, where, stored, apex_size, with_au_boxes,
+                                         with_face_points, diagnostics)
+            apexes.append(grey[None])
+            boxes += [box] if with_au_boxes else []
+            points += [point] if with_face_points else []
+    flow = torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
+    inputs = {"flow": flow}
+    notes = []
+    if with_apex:
+        inputs["apex"] = torch.from_numpy(np.stack(apexes)).float().div_(255.0)
+    if with_au_boxes:
+        inputs["au_boxes"] = torch.from_numpy(np.stack(boxes))
+    if with_face_points:
+        inputs["face_points"] = torch.from_numpy(np.stack(points))
+    if with_landmarks:
+        missed = diagnostics.summary().get("face-not-detected", 0) - missed_before
+        what = " and ".join(n for n, on in (("AU regions", with_au_boxes), ("face points", with_face_points)) if on)
+        notes.append(f"{what} from dlib landmarks fitted on each apex crop (in {missed} of {len(table)} crops "
+                     "the detector found no face and the whole crop was the face box)")
+    return inputs, notes
+
+
 def read_composite(
     root: str | Path,
     scheme: str = "megc2019-3class",
@@ -220,61 +295,16 @@ def read_composite(
     if unknown or len(file_channels) != 3 or len(set(file_channels)) != 3:
         raise DataError(f"channels must be drawn from {FLOW_FILE_CHANNELS}; got channels={list(channels)}, "
                         f"file_channels={list(file_channels)}")
-    own = folder_record(root)
-    if own is not None and record is not None and own != record:
-        raise DataError(f"{root} was exported with preprocessing {own.config_hash()} ({own.describe()}), the config "
-                        f"says {record.config_hash()} ({record.describe()})",
-                        hint="give the config the export's data.face / data.motion, or re-export with this config")
-    record = own or record or Preprocessing()
+    record = _the_record(root, record)
     # The manifest's 'apex' column is an image path; the sample table's 'apex' is a frame number.
     man = man.rename(columns={"apex": "apex_path"})
     diagnostics = diagnostics if diagnostics is not None else Diagnostics()
     table = new_sample_table(man.to_dict("records"), diagnostics)  # normalises ids; raises on duplicate ids
     _check_labels(table, cls, root / "manifest.csv")
     order = [list(file_channels).index(c) for c in channels]
-    missed_before = diagnostics.summary().get("face-not-detected", 0)
-    flows, apexes, boxes, points = [], [], [], []
-    with_landmarks = with_au_boxes or with_face_points
-    side, expected = None, ""
-    if record.motion.size is not None:
-        side, expected = (record.motion.size,) * 2, "the record's data.motion.size"
-    for row in table.itertuples(index=False):
-        where = Where(row.dataset, row.subject, row.sample)
-        img = _read_flow(root / row.flow, where, side, expected)
-        if side is None:
-            side, expected = img.shape[:2], f"the size of {root / row.flow}, the first flow image"
-        flows.append(img[:, :, order])
-        if with_apex or with_landmarks:
-            if "apex_path" not in table.columns or pd.isna(row.apex_path):
-                raise DataError("with_apex, with_au_boxes and with_face_points need an 'apex' column in the "
-                                "manifest", where)
-            stored = apexes[0].shape[1:] if apexes and not apex_size else None
-            grey = _read_apex(root / row.apex_path, where, stored)
-            if with_landmarks:
-                from merkit.face.regions import au_boxes, crop_landmarks, face_points
-
-                landmarks = crop_landmarks(grey, where, diagnostics)
-                if with_au_boxes:
-                    boxes.append(au_boxes(landmarks, grey.shape[0]))
-                if with_face_points:
-                    points.append(face_points(landmarks, grey.shape[0]))
-            if apex_size:
-                grey = cv2.resize(grey, (apex_size, apex_size), interpolation=cv2.INTER_AREA)
-            apexes.append(grey[None])
-    flow = torch.from_numpy(np.stack(flows)).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
-    inputs = {"flow": flow}
-    notes = [f"onset->apex flow images from {root.name}, channels {list(channels)}"]
-    if with_apex:
-        inputs["apex"] = torch.from_numpy(np.stack(apexes)).float().div_(255.0)
-    if with_au_boxes:
-        inputs["au_boxes"] = torch.from_numpy(np.stack(boxes))
-    if with_face_points:
-        inputs["face_points"] = torch.from_numpy(np.stack(points))
-    if with_landmarks:
-        missed = diagnostics.summary().get("face-not-detected", 0) - missed_before
-        what = " and ".join(n for n, on in (("AU regions", with_au_boxes), ("face points", with_face_points)) if on)
-        notes.append(f"{what} from dlib landmarks fitted on each apex crop (in {missed} of {len(table)} crops "
-                     "the detector found no face and the whole crop was the face box)")
+    inputs, notes = _read_images(root, table, order, record, with_apex, apex_size, with_au_boxes, with_face_points,
+                                 diagnostics)
+    notes.insert(0, f"onset->apex flow images from {root.name}, channels {list(channels)}")
     table = table.drop(columns=[c for c in ("apex_path",) if c in table.columns])
     return FeatureSet(table, inputs, cls.classes, notes,
                       {"flow_channels": list(channels), "diagnostics": diagnostics.summary(),
@@ -370,6 +400,49 @@ def _check_record(out: Path, record: Preprocessing, overwrite: bool) -> str:
     return ExportFolder(out).check(record.config_hash(), overwrite)
 
 
+def _check_export_settings(record: Preprocessing, workers: int, on_error: str) -> None:
+    """Raise :class:`ConfigError` unless ``record`` makes the composite's images (min-max stretched onset->apex
+    flow), ``workers >= 1`` and ``on_error`` is known."""
+    if record.motion.representations != ("onset_apex_flow",) or record.motion.normalise != "minmax":
+        raise ConfigError("the composite format holds min-max stretched onset->apex flow: data.motion needs "
+                          f"representations [onset_apex_flow] and normalise minmax, not "
+                          f"{list(record.motion.representations)} / {record.motion.normalise}")
+    if workers < 1 or on_error not in ON_ERROR:
+        raise ConfigError(f"workers must be >= 1 and on_error one of {ON_ERROR}; got {workers}, {on_error!r}")
+
+
+def _write_sample(folder: ExportFolder, stem: str, sample_id: str, result: tuple) -> dict:
+    """Write one exported sample's flow PNG and apex JPEG (:func:`_export_task`'s ``result``); its provenance and
+    sources record."""
+    flow, apex, onset, apex_frame, source, frames, read_hash = result
+    write_flow_png(folder.flow(stem), flow_to_rgb8(flow))
+    # The composite stores its grey apex crops as 3-channel JPEGs.
+    grey = apex if apex.ndim == 2 else cv2.cvtColor(apex, cv2.COLOR_RGB2GRAY)
+    write_image(folder.apex(stem), cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR))
+    return {"sample_id": sample_id, "onset_frame": onset, "apex_frame": apex_frame, "apex_source": source,
+            "frames": frames, "source_hash": read_hash}
+
+
+def _write_tables(folder: ExportFolder, rows: list[dict], stems: list[str], provenance: list[dict],
+                  classes: Sequence[str]) -> pd.DataFrame:
+    """Write the export's ``manifest.csv``, ``provenance.csv`` and ``sources.csv`` for the exported ``rows`` (with
+    their file ``stems`` and provenance records); return the manifest."""
+    manifest = pd.DataFrame({
+        "dataset": [r["dataset"] for r in rows],
+        "subject": [r["subject"] for r in rows],
+        "sample": [r["sample"] for r in rows],
+        "label": [int(r["label"]) for r in rows],
+        "emotion": [classes[int(r["label"])] for r in rows],
+        "flow": [f"flow/{stem}.png" for stem in stems],
+        "apex": [f"apex/{stem}.jpg" for stem in stems],
+    }, columns=list(MANIFEST_COLUMNS))
+    write_atomic(folder.file(ExportFolder.MANIFEST), lambda p: manifest.to_csv(p, index=False))
+    table = pd.DataFrame(provenance)
+    write_atomic(folder.file(ExportFolder.PROVENANCE), lambda p: table[list(PROVENANCE_COLUMNS)].to_csv(p, index=False))
+    write_atomic(folder.file(ExportFolder.SOURCES), lambda p: table[list(SOURCE_COLUMNS)].to_csv(p, index=False))
+    return manifest
+
+
 def write_composite(table: pd.DataFrame, out: str | Path, record: Preprocessing = Preprocessing(),
                     scheme: str = "megc2019-3class", workers: int = 1, on_error: str = "skip",
                     diagnostics: Diagnostics | None = None, overwrite: bool = False,
@@ -407,12 +480,7 @@ def write_composite(table: pd.DataFrame, out: str | Path, record: Preprocessing 
     """
     from merkit.datasets.schemes import get_scheme
 
-    if record.motion.representations != ("onset_apex_flow",) or record.motion.normalise != "minmax":
-        raise ConfigError("the composite format holds min-max stretched onset->apex flow: data.motion needs "
-                          f"representations [onset_apex_flow] and normalise minmax, not "
-                          f"{list(record.motion.representations)} / {record.motion.normalise}")
-    if workers < 1 or on_error not in ON_ERROR:
-        raise ConfigError(f"workers must be >= 1 and on_error one of {ON_ERROR}; got {workers}, {on_error!r}")
+    _check_export_settings(record, workers, on_error)
     classes = get_scheme(scheme)
     diagnostics = diagnostics if diagnostics is not None else Diagnostics()
     folder = ExportFolder(out)
@@ -435,13 +503,7 @@ def write_composite(table: pd.DataFrame, out: str | Path, record: Preprocessing 
                 raise result
             diagnostics.warn("flow-export-failed", str(result), Where(row["dataset"], row["subject"], row["sample"]))
         else:
-            flow, apex, onset, apex_frame, source, frames, read_hash = result
-            write_flow_png(folder.flow(stems[i]), flow_to_rgb8(flow))
-            # The composite stores its grey apex crops as 3-channel JPEGs.
-            grey = apex if apex.ndim == 2 else cv2.cvtColor(apex, cv2.COLOR_RGB2GRAY)
-            write_image(folder.apex(stems[i]), cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR))
-            provenance[i] = {"sample_id": row["sample_id"], "onset_frame": onset, "apex_frame": apex_frame,
-                             "apex_source": source, "frames": frames, "source_hash": read_hash}
+            provenance[i] = _write_sample(folder, stems[i], row["sample_id"], result)
         done += 1
         if progress is not None:
             progress(done, len(rows))
@@ -456,19 +518,8 @@ def write_composite(table: pd.DataFrame, out: str | Path, record: Preprocessing 
     keep = sorted(provenance)
     if not keep:
         raise DataError("no sample left to export", hint="check the class scheme, the frames and the faces")
-    manifest = pd.DataFrame({
-        "dataset": [rows[i]["dataset"] for i in keep],
-        "subject": [rows[i]["subject"] for i in keep],
-        "sample": [rows[i]["sample"] for i in keep],
-        "label": [int(rows[i]["label"]) for i in keep],
-        "emotion": [classes.classes[int(rows[i]["label"])] for i in keep],
-        "flow": [f"flow/{stems[i]}.png" for i in keep],
-        "apex": [f"apex/{stems[i]}.jpg" for i in keep],
-    }, columns=list(MANIFEST_COLUMNS))
-    write_atomic(folder.file(ExportFolder.MANIFEST), lambda p: manifest.to_csv(p, index=False))
-    table = pd.DataFrame([provenance[i] for i in keep])
-    write_atomic(folder.file(ExportFolder.PROVENANCE), lambda p: table[list(PROVENANCE_COLUMNS)].to_csv(p, index=False))
-    write_atomic(folder.file(ExportFolder.SOURCES), lambda p: table[list(SOURCE_COLUMNS)].to_csv(p, index=False))
+    manifest = _write_tables(folder, [rows[i] for i in keep], [stems[i] for i in keep],
+                             [provenance[i] for i in keep], classes.classes)
     folder.finish({**stamp, "samples": len(keep), "skipped": len(rows) - len(keep),
                    "diagnostics": diagnostics.summary()})
     return manifest

@@ -27,12 +27,13 @@ def model_input_keys(config) -> tuple[str, ...]:
 
 
 def check_features(data: FeatureSet, needed: Sequence[str]) -> None:
-    """:func:`merkit.features.check_inputs` for a FeatureSet: every key in ``needed`` (the model's input keys) is there, with the
-    shape its preprocessing record (``meta["preprocessing"]``, when it has one) describes; called once where the
-    inputs enter evaluation and training.
+    """:func:`merkit.features.check_inputs` for a FeatureSet: every key in ``needed`` (the model's input keys) is
+    there, with the shape its preprocessing record (``meta["preprocessing"]``, when it has one) describes; called
+    once where the inputs enter evaluation and training.
 
     Raises:
-        DataError: as :func:`merkit.features.check_inputs`; or a ``meta["preprocessing"]`` that is not a readable record.
+        DataError: as :func:`merkit.features.check_inputs`; or a ``meta["preprocessing"]`` that is not a readable
+            record.
     """
     shapes: dict[str, Sequence[int | None]] = dict(FIXED_SHAPES)
     if data.meta.get("preprocessing"):

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from merkit.config import RunConfig, dump_config
-from merkit.errors import ConfigError, DataError, Diagnostics, UnitError, Where
+from merkit.errors import DataError, Diagnostics, UnitError, Where
 from merkit.features import FeatureSet
 from merkit.cluster import runs_in_process
 from merkit.files import write_atomic, write_json
@@ -325,12 +325,13 @@ def run_loso(config: RunConfig, data: FeatureSet, run_dir: str | Path,
 
     Everything is checked before anything is written (the split, the device, the folder: :func:`check_run_dir`);
     then the folder gets its stamp (``run.json``) and ``config.yaml``. Units run on the executor of
-    :func:`merkit.cluster.executor`: in this process when ``protocol.workers == 1`` and no cluster is named, else
-    on Ray (a local instance with that many workers, or the cluster at ``protocol.address`` / ``$RAY_ADDRESS``). Finished units already in ``run_dir`` are reused, each only
-    when :func:`unit_problem` finds nothing wrong with it; a unit file that fails is recomputed, with a counted
-    warning (``unit-recomputed``) in ``diagnostics`` that names it. A folder stamped before content fingerprints
-    is resumed with a counted warning (``run-stamp-upgraded``); ``force`` replaces finished units of another config
-    or of changed data (``units-replaced``).
+    :func:`merkit.cluster.executor`: in this process when ``protocol.workers == 1`` and no cluster is named, else on
+    Ray (a local instance with that many workers, or the cluster at ``protocol.address`` / ``$RAY_ADDRESS``).
+    Finished units already in ``run_dir`` are reused, each only when :func:`unit_problem` finds nothing wrong with
+    it; a unit file that fails is recomputed, with a counted warning (``unit-recomputed``) in ``diagnostics`` that
+    names it. A folder stamped before content fingerprints is resumed with a counted warning
+    (``run-stamp-upgraded``); ``force`` replaces finished units of another config or of changed data
+    (``units-replaced``).
 
     Returns:
         The predictions table (:data:`PREDICTION_COLUMNS` plus ``prob_<class>``), sorted by seed and sample id.
