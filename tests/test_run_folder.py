@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from skimage import data as skdata
 from typer.testing import CliRunner
@@ -87,6 +87,23 @@ def test_train_replaces_its_own_checkpoint_and_a_damaged_one(tmp_path):
     again = api.train(config, tmp_path / "ck", features=data)
     assert json.loads((again / "checkpoint.json").read_text())["kind"] == "checkpoint"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]  # no temporary or replaced folder left
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.text(st.characters(categories=("L", "N"), include_characters="._- "), min_size=1, max_size=12)
+       .filter(lambda n: n.strip() not in ("", ".", "..") and not n.startswith(".")
+               and n not in ("checkpoint.json", "model.safetensors", "config.yaml")))
+def test_a_checkpoint_holding_a_file_merkit_did_not_write_is_not_replaced(tmp_path_factory, name):
+    """A checkpoint is replaced whole; one beside a file of the user's is refused, and that file kept."""
+    folder = tmp_path_factory.mktemp("ck") / "ck"
+    config = load_config(None, FAST)
+    data = toy_flow_features(subjects=2, per_class=2)
+    api.train(config, folder, features=data)
+    (folder / name).write_text("the user's notes\n")
+    before = snapshot(folder)
+    with pytest.raises(ConfigError, match="holds files merkit did not write"):
+        api.train(config, folder, features=data)
+    assert snapshot(folder) == before
 
 
 # ------------------------------------------------------------------------------------------ 2. ensemble

@@ -174,7 +174,20 @@ class Opening:
     note: str | None = None
 
 
-class RunFolder:
+class _Folder:
+    """A folder of merkit's at ``path``; each subclass names its kind's files."""
+
+    path: Path
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def file(self, name: str) -> Path:
+        """``<folder>/<name>`` for one of the layout's names (``RunFolder.METRICS``, ...)."""
+        return self.path / name
+
+
+class RunFolder(_Folder):
     """The layout of an evaluation or ensemble run folder (``merkit evaluate``, ``merkit ensemble``)::
 
         RUN/run.json            the stamp (kind, result_hash, data fingerprint; devices, machines, Ray nodes)
@@ -187,7 +200,6 @@ class RunFolder:
             preprocessing.json, epoch_curve.csv, epoch_curve.png, megc2019_log_seed<S>.txt
     """
 
-    path: Path
     STAMP: ClassVar[str] = "run.json"
     CONFIG: ClassVar[str] = "config.yaml"
     PREDICTIONS: ClassVar[str] = "predictions.csv"
@@ -206,13 +218,6 @@ class RunFolder:
     UNIT_PARTS: ClassVar[dict[str, str]] = {UNITS: ".csv", CHECKPOINTS: ".safetensors", EPOCHS: ".csv",
                                             CHOICES: ".json"}
     _MEGC_LOG: ClassVar[re.Pattern] = re.compile(r"^megc2019_log_seed-?\d+\.txt$")
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-
-    def file(self, name: str) -> Path:
-        """``RUN/<name>`` for one of the layout's names (``RunFolder.METRICS``, ...)."""
-        return self.path / name
 
     def megc_log(self, seed: int) -> Path:
         """The MEGC2019 log of one seed."""
@@ -356,7 +361,7 @@ class RunFolder:
 
 # ---------------------------------------------------------------------------------------------------- checkpoints
 
-class CheckpointFolder:
+class CheckpointFolder(_Folder):
     """The layout of a checkpoint folder (``merkit train``)::
 
         CKPT/model.safetensors   the weights
@@ -365,24 +370,29 @@ class CheckpointFolder:
         CKPT/MODEL_CARD.md       optional (the packaged models)
     """
 
-    path: Path
     WEIGHTS: ClassVar[str] = "model.safetensors"
     CONFIG: ClassVar[str] = "config.yaml"
     META: ClassVar[str] = "checkpoint.json"
     CARD: ClassVar[str] = "MODEL_CARD.md"
     FILES: ClassVar[tuple[str, ...]] = ("checkpoint.json", "model.safetensors", "config.yaml")
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-
     def check(self) -> None:
         """Refuse a destination that is a file or a folder other than a merkit checkpoint (an empty or absent one
         is fine). Reads only.
 
+        A checkpoint is replaced whole, so a checkpoint folder that also holds other files (a note, a model card
+        someone added) is refused too: replacing it would delete them.
+
         Raises:
-            ConfigError: naming the folder.
+            ConfigError: naming the folder (and the files merkit did not write).
         """
-        check_target(self.path, "checkpoint")
+        if not check_target(self.path, "checkpoint"):
+            return
+        others = sorted(e.name for e in self.path.iterdir() if not is_temporary(e.name) and e.name not in self.FILES)
+        if others:
+            raise ConfigError(f"{self.path} is a merkit checkpoint that also holds files merkit did not write "
+                              f"({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}); replacing it would "
+                              "delete them: move them away, or choose another --out")
 
     def write(self, meta: dict, weights: Writer, config: Writer) -> Path:
         """Write the checkpoint whole into a temporary folder beside ``path``, flush it, then swap it into place;
@@ -423,7 +433,7 @@ class CheckpointFolder:
 
 # ---------------------------------------------------------------------------------------------------- exports
 
-class ExportFolder:
+class ExportFolder(_Folder):
     """The layout of a composite-format export (``merkit export-flow``)::
 
         OUT/export.json          the stamp: kind, the preprocessing record and its hash, then the counts
@@ -434,19 +444,12 @@ class ExportFolder:
         OUT/apex/<stem>.jpg      the grey apex crop
     """
 
-    path: Path
     STAMP: ClassVar[str] = "export.json"
     MANIFEST: ClassVar[str] = "manifest.csv"
     PROVENANCE: ClassVar[str] = "provenance.csv"
     SOURCES: ClassVar[str] = "sources.csv"
     FLOW: ClassVar[str] = "flow"
     APEX: ClassVar[str] = "apex"
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-
-    def file(self, name: str) -> Path:
-        return self.path / name
 
     def flow(self, stem: str) -> Path:
         return self.path / self.FLOW / f"{stem}.png"
