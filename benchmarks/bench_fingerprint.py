@@ -64,7 +64,7 @@ def main() -> None:
     fingerprint = median_seconds(data.fingerprint)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        run_loso(demo_config("ststnet"), data, Path(tmp) / "run")
+        run_loso(demo_config("ststnet").resolve(), data, Path(tmp) / "run")
         loso = time.perf_counter() - start
     print(f"demo-sized inputs ({len(data)} x 3 x 28 x 28 float32, {data.inputs['flow'].nbytes / 2**20:.2f} MiB): "
           f"fingerprint {fingerprint * 1e3:.2f} ms; one LOSO seed of the demo's STSTNet {loso:.1f} s; "

@@ -44,7 +44,7 @@ def main() -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         wall, cpu = time.perf_counter(), time.process_time()
-        preds = run_unit(config, data, fold, seed=0)
+        preds = run_unit(config.resolve().protocol, data, fold, seed=0, threads=config.protocol.threads_per_fold)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     scale = full_epochs / config.training.epochs
     acc = float((preds["label"] == preds["prediction"]).mean())

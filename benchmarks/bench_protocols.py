@@ -43,7 +43,7 @@ def main() -> None:
         config = load_config(args.config, base + extra)
         start = time.perf_counter()
         for fold in folds:
-            compute_unit(config, features, fold, 0)
+            compute_unit(config.resolve().protocol, features, fold, 0, config.protocol.threads_per_fold)
         results["seconds_per_fold"][name] = round((time.perf_counter() - start) / len(folds), 2)
         print(name, results["seconds_per_fold"][name], flush=True)
     last = results["seconds_per_fold"]["last"]

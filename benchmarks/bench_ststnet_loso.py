@@ -116,7 +116,7 @@ def main() -> None:
 
         start = time.perf_counter()
         for fold in folds:
-            run_unit(cfg1, features, fold, 0)
+            run_unit(cfg1.resolve().protocol, features, fold, 0, cfg1.protocol.threads_per_fold)
         merkit_fold = (time.perf_counter() - start) / len(folds)
         results["per_fold"] = {"naive_s": round(naive, 3), "merkit_s": round(merkit_fold, 3),
                                "speedup": round(naive / merkit_fold, 2), "folds_timed": len(folds)}

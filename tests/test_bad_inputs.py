@@ -73,9 +73,9 @@ def test_subjects_whose_flattened_names_coincide_get_their_own_units_and_every_s
     rows = new_sample_table(table.drop(columns=["sample_id", "subject_id"]).to_dict("records"))
     data = FeatureSet(rows, fs.inputs, fs.classes)
     config = load_config(None, FAST)
-    plans = plan_units(config, data, tmp_path)
+    plans = plan_units(config.resolve().protocol, data, tmp_path)
     assert len({p.path for p in plans}) == 2
-    predictions = run_loso(config, data, tmp_path)
+    predictions = run_loso(config.resolve(), data, tmp_path)
     assert sorted(predictions["sample_id"]) == sorted(data.table["sample_id"])
 
 

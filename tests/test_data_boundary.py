@@ -286,10 +286,11 @@ def test_inner_selection_with_too_few_training_subjects_is_refused_before_any_un
     fewest = min(data.table.iloc[f.train_index]["subject_id"].nunique() for f in folds)
     with tempfile.TemporaryDirectory() as tmp:
         if fewest >= k:
-            assert len(plan_units(config, data, Path(tmp))) == len(folds) * len(config.protocol.seeds)
+            units = plan_units(config.resolve().protocol, data, Path(tmp))
+            assert len(units) == len(folds) * len(config.protocol.seeds)
             return
         with pytest.raises(ConfigError) as error:
-            plan_units(config, data, Path(tmp))
+            plan_units(config.resolve().protocol, data, Path(tmp))
         assert not any(Path(tmp).iterdir())  # nothing was trained or written
     first = next(f for f in folds if data.table.iloc[f.train_index]["subject_id"].nunique() < k)
     text = one_line(error)
@@ -309,10 +310,10 @@ def test_every_input_has_the_shape_its_record_describes_before_a_unit_trains(sha
     config = load_config(None, [f"model.name={model}", "model.preset=cpu"])
     with tempfile.TemporaryDirectory() as tmp:
         if model == "ststnet" and shape[1:] == (28, 28):
-            assert plan_units(config, data, Path(tmp))
+            assert plan_units(config.resolve().protocol, data, Path(tmp))
             return
         with pytest.raises(DataError) as error:
-            plan_units(config, data, Path(tmp))
+            plan_units(config.resolve().protocol, data, Path(tmp))
     text = one_line(error)
     if model == "mmnet":  # takes apex_minus_onset and onset, which the data does not hold
         assert "['apex_minus_onset', 'onset']" in text and "does not provide" in text

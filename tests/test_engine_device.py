@@ -21,7 +21,8 @@ from merkit.training.augment import AUGMENTATIONS
 from merkit.training.engine import (describe_environment, fit, make_optimizer, make_scheduler, predict_proba,
                                     resolve_device)
 from merkit.training.loso import loso_folds
-from merkit.training.runner import compute_unit, gpus_per_unit, run_provenance, run_loso, run_unit
+from merkit.cluster import gpu_share
+from merkit.training.runner import compute_unit, run_provenance, run_loso, run_unit
 from tests.helpers import toy_flow_features
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -61,7 +62,7 @@ def test_cuda_device_without_cuda_raises_config_error(spec):
 def test_run_on_an_unavailable_device_fails_before_training(tmp_path):
     fs = toy_flow_features(subjects=2)
     with pytest.raises(ConfigError, match="training.device"):
-        run_loso(load_config(None, FAST + ["training.device=cuda"]), fs, tmp_path / "run")
+        run_loso(load_config(None, FAST + ["training.device=cuda"]).resolve(), fs, tmp_path / "run")
     assert not (tmp_path / "run" / "units").exists()
 
 
@@ -111,12 +112,12 @@ def _drop_a_unit(run_dir):
 def test_run_json_records_the_device_and_a_resume_on_another_device_adds_it(tmp_path, monkeypatch):
     fs = toy_flow_features(subjects=2)
     cfg = load_config(None, FAST)
-    run_loso(cfg, fs, tmp_path)
+    run_loso(cfg.resolve(), fs, tmp_path)
     assert run_provenance(tmp_path) == ["cpu"]
     stamp = json.loads((tmp_path / "run.json").read_text())
     monkeypatch.setattr("merkit.training.runner.describe_device", lambda device: "cuda:0 (test GPU)")
     _drop_a_unit(tmp_path)
-    run_loso(cfg, fs, tmp_path)  # the unit it recomputes records where it trained
+    run_loso(cfg.resolve(), fs, tmp_path)  # the unit it recomputes records where it trained
     resumed = json.loads((tmp_path / "run.json").read_text())
     assert resumed["devices"] == ["cpu", "cuda:0 (test GPU)"]
     assert resumed["environments"] == stamp["environments"]  # same machine: recorded once
@@ -130,7 +131,7 @@ def test_checkpoint_is_written_from_cpu_tensors_and_reproduces_the_fold_predicti
     fs = toy_flow_features(subjects=2, per_class=3)
     cfg = load_config(None, FAST)
     fold = loso_folds(fs.table)[0]
-    result = compute_unit(cfg.with_overrides(["protocol.save_checkpoints=true"]), fs, fold, seed=0)
+    result = compute_unit(cfg.with_overrides(["protocol.save_checkpoints=true"]).resolve().protocol, fs, fold, seed=0)
     preds = result.predictions
     state = load(result.weights)
     assert {t.device.type for t in state.values()} == {"cpu"}
@@ -214,9 +215,9 @@ def test_cuda_training_matches_cpu_training_and_its_checkpoint_predicts_on_cpu(t
     monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     fs = toy_flow_features(subjects=2, per_class=3)
     fold = loso_folds(fs.table)[0]
-    cpu = run_unit(load_config(None, FAST), fs, fold, seed=0)
-    result = compute_unit(load_config(None, FAST + ["training.device=cuda", "protocol.save_checkpoints=true"]), fs,
-                          fold, seed=0)
+    cpu = run_unit(load_config(None, FAST).resolve().protocol, fs, fold, seed=0)
+    cuda = load_config(None, FAST + ["training.device=cuda", "protocol.save_checkpoints=true"]).resolve()
+    result = compute_unit(cuda.protocol, fs, fold, seed=0)
     cuda = result.predictions
     columns = [f"prob_{c}" for c in fs.classes]
     np.testing.assert_allclose(cuda[columns].to_numpy(), cpu[columns].to_numpy(), rtol=0, atol=1e-4)
@@ -247,13 +248,15 @@ def test_numbered_cuda_device_with_ray_workers_is_rejected():
 
 
 def test_ray_units_request_a_gpu_share_only_on_cuda(monkeypatch):
-    assert gpus_per_unit(load_config(None, ["protocol.workers=2", "training.device=auto"])) == (
-        0.5 if HAS_CUDA else 0.0)
+    assert gpu_share("auto", 0.0, 2) == (0.5 if HAS_CUDA else 0.0)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert gpus_per_unit(load_config(None, ["protocol.workers=4", "training.device=cuda"])) == 0.25
-    assert gpus_per_unit(load_config(None, ["protocol.workers=4", "training.device=cuda",
-                                            "protocol.gpus_per_fold=1"])) == 1.0
-    assert gpus_per_unit(load_config(None, ["protocol.workers=4"])) == 0.0
+    assert gpu_share("cuda", 0.0, 4) == 0.25
+    assert gpu_share("cuda", 1.0, 4) == 1.0
+    assert gpu_share("cpu", 0.0, 4) == 0.0
+    assert gpu_share("auto", 0.0, 4, cluster_gpus=0.0) == 0.0  # a cluster without GPUs
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="no CUDA device"):
+        gpu_share("cuda", 0.0, 2)
 
 
 # ------------------------------------------------------------------------------------------------ param groups
@@ -355,11 +358,11 @@ def test_run_json_records_the_machine_and_a_resume_on_another_machine_adds_it(tm
     assert f"torch {torch.__version__}" in here and torch.backends.cpu.get_cpu_capability() in here
     fs = toy_flow_features(subjects=2)
     cfg = load_config(None, FAST)
-    run_loso(cfg, fs, tmp_path)
+    run_loso(cfg.resolve(), fs, tmp_path)
     assert run_provenance(tmp_path, "environments") == [here]
     monkeypatch.setattr("merkit.training.runner.describe_environment", lambda: "other host (AVX2), torch 0")
     _drop_a_unit(tmp_path)
-    run_loso(cfg, fs, tmp_path)
-    run_loso(cfg, fs, tmp_path)  # nothing left to run: nothing added
+    run_loso(cfg.resolve(), fs, tmp_path)
+    run_loso(cfg.resolve(), fs, tmp_path)  # nothing left to run: nothing added
     assert run_provenance(tmp_path, "environments") == [here, "other host (AVX2), torch 0"]
     assert run_provenance(tmp_path) == ["cpu"]

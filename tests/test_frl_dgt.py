@@ -278,7 +278,7 @@ def test_cpu_preset_trains_through_one_loso_unit():
         "training": {"epochs": 2, "batch_size": 4, "lr": 2e-3, "scheduler": "cosine",
                      "augment": ["hflip", "random_crop_pad15"]},
     })
-    preds = run_unit(config, data, loso_folds(table)[0], seed=0)
+    preds = run_unit(config.resolve().protocol, data, loso_folds(table)[0], seed=0)
     assert len(preds) == 4 and set(preds["prediction"]) <= {0, 1}
     assert {"prob_a", "prob_b"} <= set(preds.columns)
 

@@ -27,16 +27,16 @@ def test_fold_with_leaked_subject_raises():
     good = loso_folds(fs.table)[0]
     leaked = Fold(0, good.name, np.concatenate([good.train_index, good.test_index[:1]]), good.test_index)
     with pytest.raises(LeakageError, match="toy/s00"):
-        run_unit(load_config(None, FAST), fs, leaked, seed=0)
+        run_unit(load_config(None, FAST).resolve().protocol, fs, leaked, seed=0)
 
 
 def test_same_seed_gives_identical_predictions_and_another_seed_differs(tmp_path):
     fs = toy_flow_features(subjects=3)
     cfg = load_config(None, FAST)
     fold = loso_folds(fs.table)[1]
-    a = run_unit(cfg, fs, fold, seed=0)
-    b = run_unit(cfg, fs, fold, seed=0)
-    c = run_unit(cfg, fs, fold, seed=1)
+    a = run_unit(cfg.resolve().protocol, fs, fold, seed=0)
+    b = run_unit(cfg.resolve().protocol, fs, fold, seed=0)
+    c = run_unit(cfg.resolve().protocol, fs, fold, seed=1)
     pd.testing.assert_frame_equal(a, b)
     assert not np.allclose(a["prob_negative"], c["prob_negative"])
 
@@ -45,10 +45,12 @@ def test_ema_of_weights_predicts_with_the_average(tmp_path):
     fs = toy_flow_features(subjects=3)
     fold = loso_folds(fs.table)[0]
     probs = lambda df: df[["prob_negative", "prob_positive", "prob_surprise"]].to_numpy()  # noqa: E731
-    plain = probs(run_unit(load_config(None, FAST), fs, fold, seed=0))
+    plain = probs(run_unit(load_config(None, FAST).resolve().protocol, fs, fold, seed=0))
     # A decay of ~0 makes the average the last weights; a long one averages over many steps and predicts otherwise.
-    nearly_last = probs(run_unit(load_config(None, FAST + ["training.ema_decay=1e-9"]), fs, fold, seed=0))
-    averaged = probs(run_unit(load_config(None, FAST + ["training.ema_decay=0.9"]), fs, fold, seed=0))
+    nearly_last = probs(run_unit(load_config(None, FAST + ["training.ema_decay=1e-9"]).resolve().protocol, fs, fold,
+                                 seed=0))
+    averaged = probs(run_unit(load_config(None, FAST + ["training.ema_decay=0.9"]).resolve().protocol, fs, fold,
+                              seed=0))
     np.testing.assert_allclose(nearly_last, plain, atol=1e-6)
     assert np.abs(averaged - plain).max() > 1e-3
     with pytest.raises(ConfigError, match="ema_decay"):
@@ -58,7 +60,7 @@ def test_ema_of_weights_predicts_with_the_average(tmp_path):
 def test_killed_run_resumes_to_identical_predictions(tmp_path):
     fs = toy_flow_features(subjects=4)
     cfg = load_config(None, FAST + ["protocol.seeds=[0,1]"])
-    full = run_loso(cfg, fs, tmp_path / "uninterrupted")
+    full = run_loso(cfg.resolve(), fs, tmp_path / "uninterrupted")
 
     done = []
 
@@ -68,28 +70,28 @@ def test_killed_run_resumes_to_identical_predictions(tmp_path):
             raise KeyboardInterrupt  # what Ctrl-C or a kill does mid-run
 
     with pytest.raises(KeyboardInterrupt):
-        run_loso(cfg, fs, tmp_path / "killed", on_unit_done=kill_after_three)
+        run_loso(cfg.resolve(), fs, tmp_path / "killed", on_unit_done=kill_after_three)
     finished = sorted((tmp_path / "killed" / "units").rglob("*.csv"))
     assert len(finished) == 3  # finished folds were written at once
 
     ran_again = []
-    resumed = run_loso(cfg, fs, tmp_path / "killed", on_unit_done=ran_again.append)
+    resumed = run_loso(cfg.resolve(), fs, tmp_path / "killed", on_unit_done=ran_again.append)
     assert len(ran_again) == 8  # 3 reused + 5 run
     pd.testing.assert_frame_equal(resumed, full)
 
 
 def test_resuming_with_another_config_is_refused(tmp_path):
     fs = toy_flow_features(subjects=3)
-    run_loso(load_config(None, FAST), fs, tmp_path / "run")
+    run_loso(load_config(None, FAST).resolve(), fs, tmp_path / "run")
     with pytest.raises(ConfigError, match="another config"):
-        run_loso(load_config(None, FAST + ["training.lr=0.5"]), fs, tmp_path / "run")
+        run_loso(load_config(None, FAST + ["training.lr=0.5"]).resolve(), fs, tmp_path / "run")
 
 
 def test_ray_workers_give_the_same_predictions_as_sequential(tmp_path):
     pytest.importorskip("ray")
     fs = toy_flow_features(subjects=4)
-    seq = run_loso(load_config(None, FAST), fs, tmp_path / "seq")
-    par = run_loso(load_config(None, FAST + ["protocol.workers=2"]), fs, tmp_path / "par")
+    seq = run_loso(load_config(None, FAST).resolve(), fs, tmp_path / "seq")
+    par = run_loso(load_config(None, FAST + ["protocol.workers=2"]).resolve(), fs, tmp_path / "par")
     pd.testing.assert_frame_equal(seq, par)
 
 
@@ -156,10 +158,10 @@ def test_the_report_lists_the_recipe_and_every_augmentation_with_its_parameters(
 
     config = load_config(None, FAST + ["training.augment=[hflip, random_crop]",
                                        "training.augment_params={random_crop: {padding: 4}}"])
-    line = training_recipe(config)
+    line = training_recipe(config.training)
     assert "augmentation (training only): hflip, random_crop {'padding': 4}" in line
     assert f"{config.training.epochs} epochs" in line and f"batch {config.training.batch_size}" in line
-    assert training_recipe(load_config(None, FAST)).endswith("augmentation (training only): none")
+    assert training_recipe(load_config(None, FAST).training).endswith("augmentation (training only): none")
     res = evaluate(config, tmp_path / "run", features=toy_flow_features(subjects=3), progress=False)
     assert f"- training: {line}" in res.report_path.read_text()
 

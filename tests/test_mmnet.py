@@ -138,5 +138,5 @@ def test_raw_clip_keys_train_through_one_loso_unit_with_the_image_augmentations(
         "training": {"epochs": 2, "batch_size": 4, "optimizer": "adamw", "lr": 8e-4, "weight_decay": 0.6,
                      "augment": ["hflip", "rotate3", "random_crop_pad15"]},
     })
-    preds = run_unit(config, data, loso_folds(table)[0], seed=0)
+    preds = run_unit(config.resolve().protocol, data, loso_folds(table)[0], seed=0)
     assert len(preds) == 4 and set(preds["prediction"]) <= {0, 1}

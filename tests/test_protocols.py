@@ -59,12 +59,12 @@ def test_inner_selection_never_reads_the_outer_test_labels():
     guarded.forbidden = frozenset(fs.table["sample_id"].iloc[fold.test_index])
     with pytest.raises(AssertionError, match="labels were read"):
         guarded.subset(fold.test_index).labels  # the guard works
-    result = compute_unit(config, guarded, fold, seed=0)  # selection and training never touch them
+    result = compute_unit(config.resolve().protocol, guarded, fold, seed=0)  # selection and training never touch them
     assert len(result.predictions) == len(fold.test_index)
     assert 1 <= result.choice["epochs"] <= 3 and result.choice["recipe"] == "config"
     with pytest.raises(LeakageError, match="test samples"):
-        choose(config, fs.subset(fold.train_index.tolist() + fold.test_index[:1].tolist()), 0, fold.name,
-               set(fs.table["sample_id"].iloc[fold.test_index]))
+        choose(config.resolve().protocol, fs.subset(fold.train_index.tolist() + fold.test_index[:1].tolist()), 0,
+               fold.name, set(fs.table["sample_id"].iloc[fold.test_index]))
 
 
 def test_inner_folds_are_subject_disjoint_and_cover_every_training_subject_once():
@@ -135,10 +135,10 @@ def test_an_ensemble_refuses_runs_over_other_samples_or_seeds(tmp_path):
 def test_protocol_ensemble_averages_k_member_models_and_one_member_is_the_single_model(tmp_path):
     fs = toy_flow_features(subjects=3, per_class=2)
     fold = make_folds(fs.table)[0]
-    single = compute_unit(load_config(None, FAST), fs, fold, 0).predictions
-    one = compute_unit(load_config(None, FAST + ["protocol.ensemble=1"]), fs, fold, 0).predictions
+    single = compute_unit(load_config(None, FAST).resolve().protocol, fs, fold, 0).predictions
+    one = compute_unit(load_config(None, FAST + ["protocol.ensemble=1"]).resolve().protocol, fs, fold, 0).predictions
     pd.testing.assert_frame_equal(one, single)
-    two = compute_unit(load_config(None, FAST + ["protocol.ensemble=2"]), fs, fold, 0).predictions
+    two = compute_unit(load_config(None, FAST + ["protocol.ensemble=2"]).resolve().protocol, fs, fold, 0).predictions
     assert not np.allclose(two[PROBS], single[PROBS])
     np.testing.assert_allclose(two[PROBS].sum(axis=1), 1.0, atol=1e-9)
     assert "mean of 2 models" in evaluate(load_config(None, FAST + ["protocol.ensemble=2"]), tmp_path / "run",
@@ -170,7 +170,7 @@ def test_train_on_test_on_makes_one_fold_and_is_checked(tmp_path):
     assert set(fs.table["dataset"].iloc[fold.train_index]) == {"d0", "d1"}
     assert set(fs.table["dataset"].iloc[fold.test_index]) == {"d2"}
     predictions = run_loso(load_config(None, FAST + ["protocol.split=train-test", "protocol.train_on=[d0, d1]",
-                                                     "protocol.test_on=[d2]"]), fs, tmp_path)
+                                                     "protocol.test_on=[d2]"]).resolve(), fs, tmp_path)
     assert set(predictions["dataset"]) == {"d2"} and set(predictions["fold"]) == {"train-test"}
     with pytest.raises(ConfigError, match="does not hold"):
         make_folds(fs.table, "train-test", ["d0"], ["casme3"])

@@ -27,7 +27,7 @@ def loso_uf1(tmp_path, amplitude_scale: float) -> float:
     table = generate(tmp_path / "data", subjects=4, clips_per_class=6, seed=0, amplitude_scale=amplitude_scale,
                      duration=(15, 20))
     features = build_inputs(table, Preprocessing(DEMO_FACE, DEMO_MOTION))
-    predictions = run_loso(load_config(None, OVERRIDES), features, tmp_path / "run")
+    predictions = run_loso(load_config(None, OVERRIDES).resolve(), features, tmp_path / "run")
     assert predictions["subject_id"].nunique() == 4 and len(predictions) == 72
     return f1_score(predictions["label"], predictions["prediction"], average="macro")
 

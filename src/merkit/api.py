@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from merkit.config import RunConfig, dump_config, load_config
+from merkit.config import Plan, RunConfig, dump_config, load_config
 from merkit.errors import ConfigError, Diagnostics
 from merkit.files import write_json
 from merkit.runfolder import CheckpointFolder, RunFolder
@@ -78,17 +78,18 @@ def load_features(config: RunConfig) -> FeatureSet:
     return load_inputs(config.data, address=config.protocol.address)
 
 
-def model_facts(config: RunConfig, data: FeatureSet) -> tuple[list[str], list[str]]:
-    """What the configured model declares about itself, for the report.
+def model_facts(config: RunConfig) -> tuple[list[str], list[str]]:
+    """What the configured model declares about itself, for the report, read from the model registry without
+    building it (:func:`merkit.models.model_info`).
 
     Returns:
         ``(ground_truth_inputs, notes)``: input keys it takes from annotations (``uses_ground_truth_inputs``,
         e.g. CVA+FPF's AUs) and its ``notes`` (e.g. SLSTT's "F = 1", "not ImageNet-pretrained").
     """
-    from merkit.models import build_model
+    from merkit.config import ModelSpec
 
-    model = build_model(config.model.name, len(data.classes), config.model.preset, **config.model.params)
-    return list(model.uses_ground_truth_inputs), list(model.notes)
+    spec = ModelSpec.of(config.model)
+    return list(spec.ground_truth_inputs), list(spec.notes)
 
 
 def _progress(total: int, enabled: bool):
@@ -123,30 +124,32 @@ def evaluate(config: RunConfig, out_dir: str | Path | None = None, features: Fea
         LeakageError: a fold's train and test share a subject (cannot happen with the built-in folds).
     """
     from merkit.evaluation.report import write_outputs
-    from merkit.training.runner import plan_units, run_provenance, run_loso
+    from merkit.inputs import load_inputs
+    from merkit.training.runner import run_loso, run_provenance
 
-    config.validate()
+    plan = config.resolve()  # the one place the config is resolved: nothing below takes a RunConfig
     start = time.perf_counter()
-    run_dir = Path(out_dir) if out_dir is not None else Path("runs") / config.name
-    data = features if features is not None else load_features(config)
-    total = len(plan_units(config, data, run_dir))
+    run_dir = Path(out_dir) if out_dir is not None else Path("runs") / plan.name
+    data = features if features is not None else load_inputs(plan.data, address=plan.resources.address)
     run_diagnostics = Diagnostics()
-    with _progress(total, progress) as bar:
-        task = bar.add_task("units", total=total)
-        preds = run_loso(config, data, run_dir, on_unit_done=lambda _plan: bar.advance(task),
-                         diagnostics=run_diagnostics, force=force)
+    with _progress(None, progress) as bar:
+        task = bar.add_task("units", total=None)
+        preds = run_loso(plan, data, run_dir, on_unit_done=lambda _unit: bar.advance(task),
+                         diagnostics=run_diagnostics, force=force,
+                         on_units_planned=lambda total: bar.update(task, total=total))
     diagnostics = dict(data.meta.get("diagnostics", {}))
     for kind, count in run_diagnostics.summary().items():
         diagnostics[kind] = diagnostics.get(kind, 0) + count
-    model_gt, model_notes = model_facts(config, data)
+    model = plan.protocol.own.model
+    model_gt, model_notes = list(model.ground_truth_inputs), list(model.notes)
     devices = f"trained on: {', '.join(run_provenance(run_dir))}"
     machines = f"machine and software: {'; '.join(run_provenance(run_dir, 'environments'))}"
     side = {"notes": data.notes + model_notes + [devices, machines], "diagnostics": diagnostics,
             "ground_truth_inputs": sorted(set(data.ground_truth_inputs) | set(model_gt))}
+    metrics = write_outputs(run_dir, plan, preds, data.classes, **side)
     folder = RunFolder(run_dir)
     write_json(folder.file(RunFolder.DATA_NOTES), side)
     write_json(folder.file(RunFolder.PREPROCESSING), data.meta.get("preprocessing"))
-    metrics = write_outputs(run_dir, config, preds, data.classes, **side)
     return RunResult(run_dir, config, preds, metrics, folder.file(RunFolder.REPORT), time.perf_counter() - start)
 
 
@@ -171,7 +174,7 @@ def report(run_dir: str | Path) -> Path:
     classes = tuple(c[len("prob_"):] for c in preds.columns if c.startswith("prob_"))
     side = folder.file(RunFolder.DATA_NOTES)
     extra = _read_saved(side, lambda p: json.loads(p.read_text())) if side.is_file() else {}
-    write_outputs(folder.path, config, preds, classes, extra.get("notes", []), extra.get("diagnostics", {}),
+    write_outputs(folder.path, config.resolve(), preds, classes, extra.get("notes", []), extra.get("diagnostics", {}),
                   extra.get("ground_truth_inputs", []))
     return folder.file(RunFolder.REPORT)
 
@@ -238,7 +241,7 @@ def ensemble(run_dirs: list[str | Path], out_dir: str | Path, collapse_seeds: bo
     side = {"notes": notes, "diagnostics": {}, "ground_truth_inputs": []}
     folder.claim(opening, {RunFolder.CONFIG: lambda p: dump_config(config, p)})
     write_json(folder.file(RunFolder.DATA_NOTES), side)
-    metrics = write_outputs(folder.path, config, preds, classes, **side)
+    metrics = write_outputs(folder.path, config.resolve(), preds, classes, **side)
     return RunResult(folder.path, config, preds, metrics, folder.file(RunFolder.REPORT), time.perf_counter() - start)
 
 
@@ -322,11 +325,13 @@ def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = 
     from merkit.checkpoint import Checkpoint
     from merkit.inputs import Preprocessing
 
-    config.validate()
+    from merkit.inputs import load_inputs
+
+    plan = config.resolve()
     CheckpointFolder(out_dir).check()  # before the data is loaded and the model trained
-    data = features if features is not None else load_features(config)
-    seed = config.protocol.seeds[0] if seed is None else seed
-    weights, device, keys, environment = _train_task(config, data, seed)
+    data = features if features is not None else load_inputs(plan.data, address=plan.resources.address)
+    seed = plan.protocol.seeds[0] if seed is None else seed
+    weights, device, keys, environment = _train_task(plan, data, seed)
     summary = {
         "samples": len(data), "subjects": int(data.table["subject_id"].nunique()),
         "per_class": {c: int((data.table["label"] == i).sum()) for i, c in enumerate(data.classes)},
@@ -340,23 +345,23 @@ def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = 
     return checkpoint.save(out_dir, load(weights))
 
 
-def _train_task(config: RunConfig, data: FeatureSet, seed: int):
+def _train_task(plan: Plan, data: FeatureSet, seed: int):
     """:func:`merkit.training.final.train_model` on the executor (:func:`merkit.cluster.executor`): in this
     process, or as one task on the cluster at ``protocol.address`` asking for ``threads_per_fold`` CPUs and, on
     CUDA, one GPU (at most)."""
-    from merkit.cluster import cluster_address, executor
+    from merkit.cluster import cluster_address, executor, gpu_share
     from merkit.errors import UnitError
     from merkit.training.final import train_model
-    from merkit.training.runner import gpus_per_unit
 
-    p, got = config.protocol, []
-    with executor(1, p.address, p.threads_per_fold) as ex:
-        gpus = 0.0 if ex.in_process else min(1.0, gpus_per_unit(config, ex.cluster_gpus) * p.workers)
-        failures = ex.run(train_model, [(config.to_dict(), data, seed)], ["training"],
-                          lambda i, result, node: got.append(result), num_cpus=p.threads_per_fold, num_gpus=gpus,
-                          max_retries=p.max_retries)
+    r, got = plan.resources, []
+    with executor(1, r.address, r.threads_per_fold) as ex:
+        gpus = 0.0 if ex.in_process else min(1.0, gpu_share(r.device, r.gpus_per_fold, r.workers,
+                                                               ex.cluster_gpus) * r.workers)
+        failures = ex.run(train_model, [(plan.protocol.own, data, seed, r.threads_per_fold)], ["training"],
+                          lambda i, result, node: got.append(result), num_cpus=r.threads_per_fold, num_gpus=gpus,
+                          max_retries=r.max_retries)
     if failures:
-        raise UnitError(f"training failed on the cluster at {cluster_address(p.address)}: {failures[0][1]}")
+        raise UnitError(f"training failed on the cluster at {cluster_address(r.address)}: {failures[0][1]}")
     return got[0]
 
 

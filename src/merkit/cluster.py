@@ -201,6 +201,34 @@ class OnRay:
         return run_tasks(function, calls, names, on_result, num_cpus, num_gpus, max_retries)
 
 
+def gpu_share(device: str, gpus_per_fold: float, workers: int, cluster_gpus: float | None = None) -> float:
+    """The GPU share a Ray unit asks for: 0 on the CPU; else ``gpus_per_fold``, or ``1 / workers`` when that is 0
+    (the workers share one GPU).
+
+    Args:
+        device: ``training.device`` (``cpu``, ``cuda``, ``cuda:N`` or ``auto``).
+        cluster_gpus: the GPUs of the Ray cluster the units run on; ``None`` for a local instance, where the
+            device is looked for on this machine. ``auto`` asks for GPUs only where there are some.
+
+    Raises:
+        ConfigError: a local run names a CUDA device this machine does not have.
+    """
+    if device == "cpu":
+        return 0.0
+    if cluster_gpus is not None:
+        has_gpu = cluster_gpus > 0
+    else:
+        import torch
+
+        has_gpu = torch.cuda.is_available()
+        if not has_gpu and device != "auto":
+            raise ConfigError(f"training.device is {device!r} but PyTorch sees no CUDA device here; use "
+                              "training.device=cpu or auto")
+    if device == "auto" and not has_gpu:
+        return 0.0
+    return gpus_per_fold or 1.0 / workers
+
+
 def runs_in_process(workers: int, address: str | None = None, tasks: int | None = None) -> bool:
     """Whether :func:`executor` gives :class:`InProcess` for these arguments: ``workers <= 1`` and no cluster named
     (``address``, else ``$RAY_ADDRESS``), or fewer than two ``tasks``. Callers ask it to check, before anything

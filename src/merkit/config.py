@@ -258,6 +258,29 @@ class RunConfig:
                                   f"got {bad}")
             self.with_overrides(overrides)  # every recipe must make a valid config
 
+    def resolve(self) -> "Plan":
+        """This config resolved once, at the API boundary, into what the layers below need (:class:`Plan`): the
+        protocol with its recipes (model spec + training) built, and the resources. Recipes are validated here, so
+        nothing re-parses the config inside the training loop.
+
+        Raises:
+            ConfigError: the config or one of its recipes is invalid.
+        """
+        self.validate()
+        p = self.protocol
+        own = Recipe(DEFAULT_RECIPE, ModelSpec.of(self.model), self.training)
+        candidates = tuple(Recipe(name, ModelSpec.of(c.model), c.training)
+                           for name, c in ((n, self.with_overrides(o)) for n, o in p.recipes.items()))
+        protocol = Protocol(p.split, tuple(p.train_on), tuple(p.test_on), p.selection, p.inner_folds, p.ensemble,
+                            tuple(p.seeds), p.save_checkpoints, p.record_epochs, own, candidates)
+        from merkit.cluster import runs_in_process
+
+        resources = Resources(p.workers, p.threads_per_fold, p.gpus_per_fold, p.address, p.max_retries,
+                              self.training.device, runs_in_process(p.workers, p.address))
+        plain = self.to_dict()
+        return Plan(self.name, self.data, protocol, resources, self.result_hash(), plain,
+                    yaml.safe_dump(plain, sort_keys=False))
+
     def with_overrides(self, overrides: list[str]) -> "RunConfig":
         """A copy of this config with ``key.sub=value`` overrides applied, validated.
 
@@ -463,3 +486,130 @@ def dump_config(config: RunConfig, path: str | Path) -> None:
     from merkit.files import write_text
 
     write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The config resolved once (RunConfig.resolve): what the layers below the API take instead of a RunConfig
+
+#: The name of a run's own recipe (the config's ``model`` and ``training``).
+DEFAULT_RECIPE = "config"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model to build (a registry name, a preset and parameter overrides: ``model.*`` of a config), and the
+    facts the registry gives of it without building it (:func:`merkit.models.model_info`).
+
+    Attributes:
+        input_keys: the model inputs it reads; ground_truth_inputs: those taken from annotations (oracle inputs,
+            e.g. CVA+FPF's AUs); notes: what a report says of it.
+    """
+
+    name: str
+    preset: str | None
+    params: tuple[tuple[str, Any], ...] = ()
+    input_keys: tuple[str, ...] = ()
+    ground_truth_inputs: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, model: ModelConfig) -> "ModelSpec":
+        """The spec of a config's ``model`` section, with its facts read from the registry.
+
+        Raises:
+            ConfigError: unknown model, preset or parameter.
+        """
+        from merkit.models import model_info
+
+        info = model_info(model.name, model.preset, **model.params)
+        return cls(model.name, model.preset, tuple(model.params.items()), tuple(info.input_keys),
+                   tuple(info.uses_ground_truth_inputs), tuple(info.notes))
+
+    def build(self, num_classes: int):
+        """The model (:func:`merkit.models.create_model`) for ``num_classes`` classes.
+
+        Raises:
+            ConfigError: unknown model, preset or parameter.
+        """
+        from merkit.models import create_model
+
+        return create_model(self.name, self.preset, num_classes=num_classes, **dict(self.params))
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named way to train: the model spec and the training settings."""
+
+    name: str
+    model: ModelSpec
+    training: TrainConfig
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How a run evaluates: the split, the selection, the seeds, and the recipes.
+
+    Attributes:
+        own: the config's own recipe (:data:`DEFAULT_RECIPE`).
+        candidates: inner selection's named recipes (``protocol.recipes``); empty: ``own`` is the only one.
+    """
+
+    split: str
+    train_on: tuple[str, ...]
+    test_on: tuple[str, ...]
+    selection: str
+    inner_folds: int
+    ensemble: int
+    seeds: tuple[int, ...]
+    save_checkpoints: bool
+    record_epochs: bool
+    own: Recipe
+    candidates: tuple[Recipe, ...] = ()
+
+    @property
+    def recipes(self) -> tuple[Recipe, ...]:
+        """The recipes inner selection chooses among: the candidates, else the config's own."""
+        return self.candidates or (self.own,)
+
+    def recipe(self, name: str) -> Recipe:
+        """The recipe called ``name`` (the own recipe for :data:`DEFAULT_RECIPE`)."""
+        return next(r for r in (self.own, *self.candidates) if r.name == name)
+
+    @property
+    def longest_epochs(self) -> int:
+        """The most epochs any recipe trains (a unit's epoch lies in ``1..longest_epochs``)."""
+        return max(r.training.epochs for r in (self.own, *self.candidates))
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Where a run's units run: workers, threads and GPU share per unit, the Ray cluster, retries, the device, and
+    whether the executor runs them in this process (:func:`merkit.cluster.runs_in_process`)."""
+
+    workers: int
+    threads_per_fold: int
+    gpus_per_fold: float
+    address: str | None
+    max_retries: int
+    device: str
+    in_process: bool = True
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A run config resolved once (:meth:`RunConfig.resolve`).
+
+    Attributes:
+        name: the run's name. data: the config's ``data`` section (how the inputs are made and labelled).
+        protocol, resources: see :class:`Protocol`, :class:`Resources`.
+        result_hash: :meth:`RunConfig.result_hash`, which ties a run folder to the config.
+        config: the config as plain dicts; config_yaml: the same as the text of ``config.yaml``.
+    """
+
+    name: str
+    data: DataConfig
+    protocol: Protocol
+    resources: Resources
+    result_hash: str
+    config: dict[str, Any] = field(hash=False, compare=False)
+    config_yaml: str = field(default="", compare=False)

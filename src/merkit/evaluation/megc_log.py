@@ -41,10 +41,15 @@ def read_megc_log(path: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_megc_log(preds: pd.DataFrame, path: str | Path) -> None:
-    """Write one seed's predictions in the MEGC2019 log format, subjects in first-appearance order."""
+def megc_log_text(preds: pd.DataFrame) -> str:
+    """One seed's predictions in the MEGC2019 log format, subjects in first-appearance order."""
     lines = []
     for (dataset, subject), df in preds.groupby(["dataset", "subject"], sort=False):
         lines.append(f"{dataset} {subject}")
         lines.extend(f"{r.sample} {int(r.label)} {int(r.prediction)}" for r in df.itertuples(index=False))
-    write_text(path, "\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
+
+
+def write_megc_log(preds: pd.DataFrame, path: str | Path) -> None:
+    """Write one seed's predictions in the MEGC2019 log format (:func:`megc_log_text`) atomically."""
+    write_text(path, megc_log_text(preds))

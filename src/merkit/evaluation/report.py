@@ -13,35 +13,35 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from merkit.config import RunConfig
-from merkit.files import write_atomic, write_json, write_text
+from merkit.config import DEFAULT_RECIPE, Plan, TrainConfig
+from merkit.files import write_atomic
 from merkit.runfolder import RunFolder
 
 PAPER_PROTOCOL_LABEL = "PAPER PROTOCOL: best epoch chosen on each test subject (test-selected, optimistic)"
 
 
-def protocol_label(config: RunConfig) -> str:
+def protocol_label(plan: Plan) -> str:
     """The selection protocol in one line, as every table of a report states it."""
-    p = config.protocol
+    p = plan.protocol
     if p.selection == "paper":
         return PAPER_PROTOCOL_LABEL
     if p.selection == "inner":
-        recipes = f" and the recipe among {list(p.recipes)}" if p.recipes else ""
+        recipes = f" and the recipe among {[r.name for r in p.candidates]}" if p.candidates else ""
         label = (f"honest: epoch count{recipes} chosen on {p.inner_folds} inner folds of the training subjects "
                  "(pooled inner UF1), outer test labels never read")
     else:
-        label = f"honest: fixed {config.training.epochs} epochs, last epoch evaluated"
+        label = f"honest: fixed {p.own.training.epochs} epochs, last epoch evaluated"
     return label + (f"; mean of {p.ensemble} models (seeds) per fold" if p.ensemble > 1 else "")
 
 
-def split_label(config: RunConfig) -> str:
+def split_label(plan: Plan) -> str:
     """The fold protocol in one line."""
-    p = config.protocol
+    p = plan.protocol
     if p.split == "lodo":
         return ("leave-one-dataset-out: each dataset held out in turn, trained on the others (a part's row is "
                 "its held-out fold)")
     if p.split == "train-test":
-        return f"cross-dataset: trained on {p.train_on}, tested on {p.test_on}"
+        return f"cross-dataset: trained on {list(p.train_on)}, tested on {list(p.test_on)}"
     return "leave-one-subject-out"
 
 
@@ -54,17 +54,16 @@ def render_choices(choices: list[dict]) -> list[str]:
     lines += [f"| {epochs} | {count} |" for epochs, count in table["epochs"].value_counts().sort_index().items()]
     lines += ["", f"Median {int(table['epochs'].median())}, range {int(table['epochs'].min())}-"
                   f"{int(table['epochs'].max())}.", ""]
-    if table["recipe"].nunique() > 1 or table["recipe"].iloc[0] != "config":
+    if table["recipe"].nunique() > 1 or table["recipe"].iloc[0] != DEFAULT_RECIPE:
         lines += ["| recipe | units |", "|---|---|"]
         lines += [f"| {recipe} | {count} |" for recipe, count in table["recipe"].value_counts().items()]
         lines.append("")
     return lines
 
 
-def training_recipe(config: RunConfig) -> str:
+def training_recipe(t: TrainConfig) -> str:
     """One line for reports: the optimiser, schedule, batch, epochs and every training augmentation with its
     parameters, so that a report says, for example, that a recipe adds a random crop its paper does not list."""
-    t = config.training
     batch = f"batch {t.batch_size}" + (f" x {t.grad_accumulation} accumulated" if t.grad_accumulation > 1 else "")
     hooks = [name + (f" {t.augment_params[name]}" if name in t.augment_params else "") for name in t.augment]
     return (f"{t.optimizer} lr {t.lr:g}, weight decay {t.weight_decay:g}, scheduler {t.scheduler}, {batch}, "
@@ -92,7 +91,13 @@ def _fmt(stat: dict) -> str:
 
 
 def save_confusion_png(confusion: np.ndarray, classes: list[str], path: Path, title: str) -> None:
-    """Row-normalised confusion matrix with counts, rows = ground truth."""
+    """Write :func:`confusion_figure` as a PNG, atomically."""
+    fig = confusion_figure(confusion, classes, title)
+    write_atomic(path, lambda p: fig.savefig(p))
+
+
+def confusion_figure(confusion: np.ndarray, classes: list[str], title: str):
+    """Row-normalised confusion matrix with counts, rows = ground truth (a :class:`matplotlib.figure.Figure`)."""
     from matplotlib.figure import Figure
 
     counts = np.asarray(confusion, dtype=float)
@@ -110,7 +115,7 @@ def save_confusion_png(confusion: np.ndarray, classes: list[str], path: Path, ti
     ax.set_ylabel("ground truth")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    write_atomic(path, lambda p: fig.savefig(p))
+    return fig
 
 
 def ground_truth_warning(keys: list[str]) -> str:
@@ -119,7 +124,13 @@ def ground_truth_warning(keys: list[str]) -> str:
 
 
 def save_curve_png(curve: pd.DataFrame, path: Path, title: str) -> None:
-    """UF1 and UAR of :func:`merkit.evaluation.metrics.epoch_curve` against the epoch."""
+    """Write :func:`curve_figure` as a PNG, atomically."""
+    fig = curve_figure(curve, title)
+    write_atomic(path, lambda p: fig.savefig(p))
+
+
+def curve_figure(curve: pd.DataFrame, title: str):
+    """UF1 and UAR of :func:`merkit.evaluation.metrics.epoch_curve` against the epoch (a matplotlib Figure)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6, 3.5), dpi=100)
@@ -133,7 +144,7 @@ def save_curve_png(curve: pd.DataFrame, path: Path, title: str) -> None:
     ax.legend()
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    write_atomic(path, lambda p: fig.savefig(p))
+    return fig
 
 
 def render_curve(curve: pd.DataFrame, units: int) -> list[str]:
@@ -150,24 +161,25 @@ def render_curve(curve: pd.DataFrame, units: int) -> list[str]:
     return lines + ["", "![test-set learning curve](epoch_curve.png)", ""]
 
 
-def render_report(config: RunConfig, metrics: dict, notes: list[str], diagnostics: dict[str, int],
+def render_report(plan: Plan, metrics: dict, notes: list[str], diagnostics: dict[str, int],
                   ground_truth_inputs: list[str] | None = None, curve: list[str] | None = None,
                   choices: list[str] | None = None) -> str:
     """The Markdown report of a run; ``curve`` and ``choices`` are the optional :func:`render_curve` and
     :func:`render_choices` sections."""
     summary = metrics["summary"]
     seeds = metrics["seeds"]
-    lines = [f"# merkit run: {config.name}", ""]
+    lines = [f"# merkit run: {plan.name}", ""]
+    model, data = plan.protocol.own.model, plan.data
     if ground_truth_inputs:
         lines += [f"> **{ground_truth_warning(ground_truth_inputs)}**", ""]
     lines += [
-        f"- model: `{config.model.name}` (preset `{config.model.preset or 'default'}`)"
-        + (f", params {config.model.params}" if config.model.params else ""),
-        f"- data: `{config.data.kind}`" + (f" ({config.data.benchmark})" if config.data.benchmark else "")
-        + f", class scheme `{config.data.scheme}` ({', '.join(metrics['classes'])})",
-        f"- training: {training_recipe(config)}",
-        f"- protocol: {split_label(config)}, metrics pooled over all folds (MEGC2019 definitions)",
-        f"- **selection: {protocol_label(config)}**",
+        f"- model: `{model.name}` (preset `{model.preset or 'default'}`)"
+        + (f", params {dict(model.params)}" if model.params else ""),
+        f"- data: `{data.kind}`" + (f" ({data.benchmark})" if data.benchmark else "")
+        + f", class scheme `{data.scheme}` ({', '.join(metrics['classes'])})",
+        f"- training: {training_recipe(plan.protocol.own.training)}",
+        f"- protocol: {split_label(plan)}, metrics pooled over all folds (MEGC2019 definitions)",
+        f"- **selection: {protocol_label(plan)}**",
         f"- seeds: {seeds} (figures are mean ± sample std over seeds)" if len(seeds) > 1 else f"- seed: {seeds[0]}",
     ]
     lines += [f"- note: {n}" for n in notes]
@@ -187,7 +199,7 @@ def render_report(config: RunConfig, metrics: dict, notes: list[str], diagnostic
     fold_mean = np.mean([m["uf1"] for m in metrics["per_fold_mean"].values()])
     lines += ["", f"Secondary figure, not comparable with the pooled ones: per-fold mean UF1 {fold_mean:.4f}.",
               "", "![confusion matrix, all seeds pooled](confusion.png)", ""]
-    published = published_results(config.data.benchmark) if config.data.benchmark else pd.DataFrame()
+    published = published_results(data.benchmark) if data.benchmark else pd.DataFrame()
     if len(published):
         lines += ["## Published results on this benchmark", "",
                   "Selection says how each paper chose the reported model: a number picked on the test subject "
@@ -197,9 +209,9 @@ def render_report(config: RunConfig, metrics: dict, notes: list[str], diagnostic
             uf1 = "" if pd.isna(r.uf1) else f"{r.uf1:.4f}"
             uar = "" if pd.isna(r.uar) else f"{r.uar:.4f}"
             lines.append(f"| {r.method} | {r.scope} | {uf1} | {uar} | {r.selection} | {r.source} |")
-        lines += ["", f"This run ({protocol_label(config)}):", ""]
-        lines.append(f"| {config.model.name} (merkit) | full | {_fmt(summary['full']['uf1'])} | "
-                     f"{_fmt(summary['full']['uar'])} | {protocol_label(config)} | this run |")
+        lines += ["", f"This run ({protocol_label(plan)}):", ""]
+        lines.append(f"| {model.name} (merkit) | full | {_fmt(summary['full']['uf1'])} | "
+                     f"{_fmt(summary['full']['uar'])} | {protocol_label(plan)} | this run |")
         lines.append("")
     lines += choices or []
     lines += curve or []
@@ -212,20 +224,36 @@ def render_report(config: RunConfig, metrics: dict, notes: list[str], diagnostic
     return "\n".join(lines)
 
 
-def write_outputs(run_dir: Path, config: RunConfig, preds: pd.DataFrame, classes: tuple[str, ...],
+def write_outputs(run_dir: Path, plan: Plan, preds: pd.DataFrame, classes: tuple[str, ...],
                   notes: list[str], diagnostics: dict[str, int], ground_truth_inputs: list[str] | None = None) -> dict:
-    """Write ``predictions.csv``, ``metrics.json``, ``report.md``, ``confusion.png`` and MEGC logs."""
-    from merkit.evaluation.megc_log import write_megc_log
+    """Write ``predictions.csv``, ``metrics.json``, ``per_class.csv``, ``report.md``, ``confusion.png``, the MEGC
+    logs and the learning curve (:func:`render_outputs`), each atomically, after all of them are computed.
+
+    Returns:
+        The metrics (what ``metrics.json`` holds).
+    """
+    metrics, files = render_outputs(run_dir, plan, preds, classes, notes, diagnostics, ground_truth_inputs)
+    for path, write in files.items():
+        write_atomic(path, write)
+    return metrics
+
+
+def render_outputs(run_dir: Path, plan: Plan, preds: pd.DataFrame, classes: tuple[str, ...], notes: list[str],
+                   diagnostics: dict[str, int], ground_truth_inputs: list[str] | None = None):
+    """Everything :func:`write_outputs` writes, computed and not yet written.
+
+    Returns:
+        ``(metrics, files)``: the metrics, and for each output file a writer of its temporary path.
+    """
+    from merkit.evaluation.megc_log import megc_log_text
     from merkit.evaluation.metrics import summarize_run
 
-    run_dir = Path(run_dir)
     folder = RunFolder(run_dir)
-    write_atomic(folder.file(RunFolder.PREDICTIONS), lambda p: preds.to_csv(p, index=False))
     metrics = summarize_run(preds, classes)
     gt = list(ground_truth_inputs or [])
-    metrics.update(selection=config.protocol.selection, protocol=protocol_label(config), split=config.protocol.split,
-                   ensemble=config.protocol.ensemble, notes=notes,
-                   diagnostics=diagnostics, ground_truth_inputs=gt,
+    label = protocol_label(plan)
+    metrics.update(selection=plan.protocol.selection, protocol=label, split=plan.protocol.split,
+                   ensemble=plan.protocol.ensemble, notes=notes, diagnostics=diagnostics, ground_truth_inputs=gt,
                    ground_truth_warning=ground_truth_warning(gt) if gt else None)
     choices = None
     kept = [c for c in (json.loads(f.read_text()) for f in folder.unit_files(RunFolder.CHOICES))
@@ -233,27 +261,41 @@ def write_outputs(run_dir: Path, config: RunConfig, preds: pd.DataFrame, classes
     if kept:
         metrics["inner_selection"] = [{k: c[k] for k in ("seed", "fold", "recipe", "epochs")} for c in kept]
         choices = render_choices(kept)
-    write_json(folder.file(RunFolder.METRICS), metrics)
     per_class = pd.DataFrame(metrics["per_class"]).T.rename_axis("class")
-    write_atomic(folder.file(RunFolder.PER_CLASS), lambda p: per_class.to_csv(p))
     confusion = sum(np.asarray(m["full"]["confusion"]) for m in metrics["per_seed"].values())
-    save_confusion_png(confusion, list(classes), folder.file(RunFolder.CONFUSION),
-                       f"{config.name}: {protocol_label(config)}")
+    figure = confusion_figure(confusion, list(classes), f"{plan.name}: {label}")
+    files = {folder.file(RunFolder.PREDICTIONS): lambda p: preds.to_csv(p, index=False),
+             folder.file(RunFolder.METRICS): _text_writer(json.dumps(metrics, indent=2, default=str)),
+             folder.file(RunFolder.PER_CLASS): lambda p: per_class.to_csv(p),
+             folder.file(RunFolder.CONFUSION): lambda p: figure.savefig(p)}
     if list(classes) == ["negative", "positive", "surprise"]:
         for seed, df in preds.groupby("seed"):
-            write_megc_log(df, folder.megc_log(seed))
-    curve = None
-    curve_files = folder.unit_files(RunFolder.EPOCHS)
-    if curve_files:
-        from merkit.evaluation.metrics import epoch_curve
+            files[folder.megc_log(seed)] = _text_writer(megc_log_text(df))
+    curve = _learning_curve(folder, plan, preds, classes, files)
+    report = render_report(plan, metrics, notes, diagnostics, gt, curve, choices)
+    files[folder.file(RunFolder.REPORT)] = _text_writer(report)
+    return metrics, files
 
-        curves = pd.concat([pd.read_csv(f) for f in curve_files], ignore_index=True)
-        curves = curves[curves["seed"].isin(preds["seed"].unique())]  # the folder may hold other seeds' units
-        if len(curves):
-            table = epoch_curve(curves, len(classes))
-            write_atomic(folder.file(RunFolder.EPOCH_CURVE), lambda p: table.to_csv(p, index=False))
-            save_curve_png(table, folder.file(RunFolder.EPOCH_CURVE_PNG),
-                           f"{config.name}: test-set learning curve (diagnostic)")
-            curve = render_curve(table, preds["fold"].nunique())
-    write_text(folder.file(RunFolder.REPORT), render_report(config, metrics, notes, diagnostics, gt, curve, choices))
-    return metrics
+
+def _text_writer(text: str):
+    return lambda p: p.write_text(text)
+
+
+def _learning_curve(folder: RunFolder, plan: Plan, preds: pd.DataFrame, classes: tuple[str, ...],
+                    files: dict) -> list[str] | None:
+    """The report's learning-curve section, with its table and figure added to ``files``; ``None`` when the run
+    recorded no epochs of these seeds."""
+    curve_files = folder.unit_files(RunFolder.EPOCHS)
+    if not curve_files:
+        return None
+    from merkit.evaluation.metrics import epoch_curve
+
+    curves = pd.concat([pd.read_csv(f) for f in curve_files], ignore_index=True)
+    curves = curves[curves["seed"].isin(preds["seed"].unique())]  # the folder may hold other seeds' units
+    if not len(curves):
+        return None
+    table = epoch_curve(curves, len(classes))
+    figure = curve_figure(table, f"{plan.name}: test-set learning curve (diagnostic)")
+    files[folder.file(RunFolder.EPOCH_CURVE)] = lambda p: table.to_csv(p, index=False)
+    files[folder.file(RunFolder.EPOCH_CURVE_PNG)] = lambda p: figure.savefig(p)
+    return render_curve(table, preds["fold"].nunique())

@@ -10,20 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from merkit.config import ModelSpec
 from merkit.errors import DataError
 from merkit.features import FIXED_SHAPES, FeatureSet, check_inputs
-
-
-def model_input_keys(config) -> tuple[str, ...]:
-    """The input keys of the model ``config.model`` describes, from the registry (nothing is built).
-
-    Raises:
-        ConfigError: unknown model, preset or parameter.
-    """
-    from merkit.models import model_info
-
-    m = config.model
-    return tuple(model_info(m.name, m.preset, **m.params).input_keys)
 
 
 def check_features(data: FeatureSet, needed: Sequence[str]) -> None:
@@ -49,11 +38,11 @@ def check_features(data: FeatureSet, needed: Sequence[str]) -> None:
     check_inputs(data.inputs, needed, shapes, f"the data ({', '.join(datasets)})" if datasets else "the data")
 
 
-def check_model_inputs(config, data: FeatureSet) -> None:
-    """Check ``data`` against the model ``config.model`` builds (:func:`check_features`).
+def check_model_inputs(model: ModelSpec, data: FeatureSet) -> None:
+    """Check ``data`` against the input keys of the model ``model`` describes (read from the registry when the
+    config was resolved, without building the model; :func:`check_features`).
 
     Raises:
-        ConfigError: the model cannot be built (unknown model, preset or parameter).
         DataError: the data lacks an input the model takes, or an input has another shape than its record says.
     """
-    check_features(data, model_input_keys(config))
+    check_features(data, model.input_keys)

@@ -1,11 +1,11 @@
-"""Runs the units of an evaluation: (config, fold, seed) -> predictions, resumably, in this process or on Ray.
+"""Runs the units of an evaluation: (protocol, fold, seed) -> predictions, resumably, in this process or on Ray.
 
 Each unit trains on a fold's training rows and predicts its held-out rows (one subject under LOSO, one dataset
 under LODO; :mod:`merkit.training.loso`). :func:`compute_unit` is pure: it returns the predictions and, as the run
 asks, the fold's weights, its learning curve and its inner-selection choice, and writes nothing. The driver alone
 writes them into the run folder, each file atomically and the unit's predictions last, so a killed run, whether
 its driver or a worker died, resumes from the finished units and loses nothing (:func:`run_loso`). Units are
-deterministic functions of (config, data, fold, seed): the unit's seed comes from the run seed and the fold's
+deterministic functions of (protocol, data, fold, seed): the unit's seed comes from the run seed and the fold's
 name, and ``protocol.threads_per_fold`` fixes the intra-op threads, so Ray workers give the predictions of a
 sequential run. That holds on the CPU of one machine; another host can round differently, and CUDA units are not
 bit-reproducible, so ``run.json`` records the devices, machines and Ray nodes that trained a folder's units.
@@ -22,13 +22,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from merkit.config import RunConfig, dump_config
+from merkit.config import Plan, Protocol
 from merkit.errors import DataError, Diagnostics, UnitError, Where
 from merkit.features import FeatureSet
-from merkit.cluster import runs_in_process
 from merkit.files import write_atomic, write_json
-from merkit.runfolder import Opening, RunFolder
-from merkit.models import build_model
+from merkit.runfolder import RunFolder
 from merkit.training.engine import (cpu_state_dict, describe_device, describe_environment, fit, module_device,
                                     predict_proba, resolve_device)
 from merkit.training.loso import Fold, check_fold, make_folds
@@ -74,8 +72,9 @@ class UnitResult:
     environment: str = ""
 
 
-def compute_unit(config: RunConfig, data: FeatureSet, fold: Fold, seed: int) -> UnitResult:
-    """Train on ``fold.train_index``, predict ``fold.test_index``; write nothing.
+def compute_unit(protocol: Protocol, data: FeatureSet, fold: Fold, seed: int, threads: int = 1) -> UnitResult:
+    """Train on ``fold.train_index``, predict ``fold.test_index``; write nothing. ``threads``: torch's intra-op
+    threads for the unit (``protocol.threads_per_fold``).
 
     Selection (``protocol.selection``): ``last`` predicts with the model after the last epoch; ``inner`` first
     chooses the recipe and epoch count on the training subjects alone (:func:`merkit.training.selection.choose`),
@@ -92,17 +91,16 @@ def compute_unit(config: RunConfig, data: FeatureSet, fold: Fold, seed: int) -> 
     """
     check_fold(data.table, fold)
     previous_threads = torch.get_num_threads()
-    torch.set_num_threads(config.protocol.threads_per_fold)
+    torch.set_num_threads(threads)
     try:
-        protocol = config.protocol
         train = data.subset(fold.train_index)
         test_rows = lambda: data.subset(fold.test_index)  # noqa: E731  built only where the test is scored
-        recipe, stop, choice = config, None, None
+        recipe, stop, choice = protocol.own, None, None
         if protocol.selection == "inner":
             from merkit.training.selection import choose
 
-            chosen = choose(config, train, seed, fold.name, set(data.table["sample_id"].iloc[fold.test_index]))
-            recipe = config.with_overrides(protocol.recipes.get(chosen.recipe, []))
+            chosen = choose(protocol, train, seed, fold.name, set(data.table["sample_id"].iloc[fold.test_index]))
+            recipe = protocol.recipe(chosen.recipe)
             stop, choice = chosen.epochs, chosen.to_dict()
         paper, record = protocol.selection == "paper", protocol.record_epochs
         test = test_rows() if paper or record else None
@@ -121,7 +119,7 @@ def compute_unit(config: RunConfig, data: FeatureSet, fold: Fold, seed: int) -> 
         for member in range(protocol.ensemble):
             s = member_seed(seed, fold.name, member)
             torch.manual_seed(s)
-            model = build_model(recipe.model.name, len(data.classes), recipe.model.preset, **recipe.model.params)
+            model = recipe.model.build(len(data.classes))
             fit(model, train, recipe.training, torch.Generator().manual_seed(s),
                 on_epoch_end=score_test if (paper or record) and member == 0 else None, stop_after=stop)
             if protocol.save_checkpoints:
@@ -148,9 +146,9 @@ def compute_unit(config: RunConfig, data: FeatureSet, fold: Fold, seed: int) -> 
         torch.set_num_threads(previous_threads)
 
 
-def run_unit(config: RunConfig, data: FeatureSet, fold: Fold, seed: int) -> pd.DataFrame:
+def run_unit(protocol: Protocol, data: FeatureSet, fold: Fold, seed: int, threads: int = 1) -> pd.DataFrame:
     """The predictions table of one unit (:func:`compute_unit` without the rest)."""
-    return compute_unit(config, data, fold, seed).predictions
+    return compute_unit(protocol, data, fold, seed, threads).predictions
 
 
 @dataclass
@@ -166,7 +164,7 @@ class UnitPlan:
     choice: Path | None = None
 
 
-def plan_units(config: RunConfig, data: FeatureSet, run_dir: Path) -> list[UnitPlan]:
+def plan_units(protocol: Protocol, data: FeatureSet, run_dir: Path) -> list[UnitPlan]:
     """One unit per (seed, fold), each with its own files.
 
     Raises:
@@ -180,11 +178,10 @@ def plan_units(config: RunConfig, data: FeatureSet, run_dir: Path) -> list[UnitP
         DataError: two units would write the same file (cannot happen with validated ids; asserted all the same,
             since a collision would silently merge two folds' predictions).
     """
-    protocol = config.protocol
     folds = make_folds(data.table, protocol.split, protocol.train_on, protocol.test_on)
     if protocol.selection == "inner":
         check_inner_folds(data.table, folds, protocol.inner_folds)
-    check_model_inputs(config, data)
+    check_model_inputs(protocol.own.model, data)
     folder = RunFolder(run_dir)
     keep = {RunFolder.CHECKPOINTS: protocol.save_checkpoints, RunFolder.EPOCHS: protocol.record_epochs,
             RunFolder.CHOICES: protocol.selection == "inner"}
@@ -201,7 +198,7 @@ def plan_units(config: RunConfig, data: FeatureSet, run_dir: Path) -> list[UnitP
     return plans
 
 
-def unit_problem(path: Path, plan: UnitPlan, data: FeatureSet, config: RunConfig) -> str | None:
+def unit_problem(path: Path, plan: UnitPlan, data: FeatureSet, protocol: Protocol) -> str | None:
     """Why the unit file at ``path`` cannot be trusted for ``plan``, or ``None`` when it can.
 
     A unit file is trusted when it parses, has the prediction columns and one ``prob_<class>`` per class, holds
@@ -231,8 +228,7 @@ def unit_problem(path: Path, plan: UnitPlan, data: FeatureSet, config: RunConfig
         return "its probabilities are not finite or do not sum to 1"
     if (values.argmax(axis=1) != df["prediction"].to_numpy()).any():
         return "its predictions are not the most probable classes"
-    longest = max([config.training.epochs] + [config.with_overrides(o).training.epochs
-                                               for o in config.protocol.recipes.values()])
+    longest = protocol.longest_epochs
     if not df["epoch"].between(1, longest).all():
         return f"its epochs lie outside 1..{longest}"
     if plan.checkpoint is not None and not _readable_weights(plan.checkpoint):
@@ -249,7 +245,7 @@ def unit_problem(path: Path, plan: UnitPlan, data: FeatureSet, config: RunConfig
             curve = pd.read_csv(plan.curve)
         except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
             return f"its learning curve {plan.curve} is missing or damaged"
-        if sorted(set(curve.get("epoch", []))) != list(range(1, config.training.epochs + 1)):
+        if sorted(set(curve.get("epoch", []))) != list(range(1, protocol.own.training.epochs + 1)):
             return f"its learning curve {plan.curve} does not hold every epoch"
     return None
 
@@ -262,19 +258,6 @@ def _readable_weights(path: Path) -> bool:
             return len(list(handle.keys())) > 0
     except (SafetensorError, OSError):
         return False
-
-
-def check_run_dir(config: RunConfig, data: FeatureSet, run_dir: Path, force: bool = False) -> Opening:
-    """Whether the run may write into ``run_dir`` (:meth:`merkit.runfolder.RunFolder.check_run`), from the config's
-    ``result_hash`` and the data's content fingerprint; reads only.
-
-    Raises:
-        ConfigError: ``run_dir`` is a file or a folder merkit did not write, another kind of merkit folder, a run
-            with finished units of another config or of other data (unless ``force``), or its ``run.json`` is
-            damaged.
-    """
-    return RunFolder(run_dir).check_run("evaluate", {"result_hash": config.result_hash()}, data.fingerprint(),
-                                        data.shape_fingerprint(), force)
 
 
 def write_unit(plan: UnitPlan, result: UnitResult, run_dir: Path, node: str | None = None) -> None:
@@ -301,29 +284,14 @@ def run_provenance(run_dir: str | Path, key: str = "devices") -> list[str]:
     return RunFolder(run_dir).provenance(key)
 
 
-def gpus_per_unit(config: RunConfig, cluster_gpus: float | None = None) -> float:
-    """The GPU share a Ray unit asks for: 0 on the CPU; else ``protocol.gpus_per_fold``, or ``1 / workers`` when
-    that is 0 (the workers share one GPU).
-
-    Args:
-        cluster_gpus: the GPUs of the Ray cluster the units run on; ``None`` for a local run, where
-            ``training.device`` is resolved on this machine. ``auto`` asks for GPUs only where there are some.
-    """
-    device = config.training.device
-    if device == "cpu":
-        return 0.0
-    has_gpu = (cluster_gpus or 0) > 0 if cluster_gpus is not None else resolve_device(device).type == "cuda"
-    if device == "auto" and not has_gpu:
-        return 0.0
-    return config.protocol.gpus_per_fold or 1.0 / config.protocol.workers
-
-
-def run_loso(config: RunConfig, data: FeatureSet, run_dir: str | Path,
+def run_loso(plan: Plan, data: FeatureSet, run_dir: str | Path,
              on_unit_done: Callable[[UnitPlan], None] | None = None,
-             diagnostics: Diagnostics | None = None, force: bool = False) -> pd.DataFrame:
+             diagnostics: Diagnostics | None = None, force: bool = False,
+             on_units_planned: Callable[[int], None] | None = None) -> pd.DataFrame:
     """Run every (seed, fold) unit not yet finished in ``run_dir`` and return all predictions.
 
-    Everything is checked before anything is written (the split, the device, the folder: :func:`check_run_dir`);
+    Everything is checked before anything is written (the device, the split, and the folder, from the config's
+    ``result_hash`` and the data's content fingerprint: :meth:`merkit.runfolder.RunFolder.check_run`);
     then the folder gets its stamp (``run.json``) and ``config.yaml``. Units run on the executor of
     :func:`merkit.cluster.executor`: in this process when ``protocol.workers == 1`` and no cluster is named, else on
     Ray (a local instance with that many workers, or the cluster at ``protocol.address`` / ``$RAY_ADDRESS``).
@@ -331,7 +299,8 @@ def run_loso(config: RunConfig, data: FeatureSet, run_dir: str | Path,
     it; a unit file that fails is recomputed, with a counted warning (``unit-recomputed``) in ``diagnostics`` that
     names it. A folder stamped before content fingerprints is resumed with a counted warning
     (``run-stamp-upgraded``); ``force`` replaces finished units of another config or of changed data
-    (``units-replaced``).
+    (``units-replaced``). ``on_units_planned`` receives the number of units once they are planned (a progress
+    bar's total); ``on_unit_done`` each unit as it finishes or is found finished.
 
     Returns:
         The predictions table (:data:`PREDICTION_COLUMNS` plus ``prob_<class>``), sorted by seed and sample id.
@@ -344,34 +313,38 @@ def run_loso(config: RunConfig, data: FeatureSet, run_dir: str | Path,
     """
     run_dir = Path(run_dir)
     diagnostics = diagnostics if diagnostics is not None else Diagnostics()
-    plans = plan_units(config, data, run_dir)
-    if runs_in_process(config.protocol.workers, config.protocol.address):
-        resolve_device(config.training.device)  # an unavailable device fails before anything is written
-    opening = check_run_dir(config, data, run_dir, force)
-    RunFolder(run_dir).claim(opening, {RunFolder.CONFIG: lambda p: dump_config(config, p)})
+    if plan.resources.in_process:
+        resolve_device(plan.resources.device)  # an unavailable device fails before anything is written
+    units = plan_units(plan.protocol, data, run_dir)
+    if on_units_planned is not None:
+        on_units_planned(len(units))
+    folder = RunFolder(run_dir)
+    opening = folder.check_run("evaluate", {"result_hash": plan.result_hash}, data.fingerprint(),
+                               data.shape_fingerprint(), force)
+    folder.claim(opening, {RunFolder.CONFIG: lambda p: p.write_text(plan.config_yaml)})
     if opening.note:
         diagnostics.warn("run-stamp-upgraded" if opening.action == "upgrade" else "units-replaced", opening.note)
     todo = []
-    for plan in plans:
-        if not plan.path.is_file():
-            todo.append(plan)
+    for unit in units:
+        if not unit.path.is_file():
+            todo.append(unit)
             continue
-        problem = unit_problem(plan.path, plan, data, config)
+        problem = unit_problem(unit.path, unit, data, plan.protocol)
         if problem is not None:
-            diagnostics.warn("unit-recomputed", f"{plan.path} was not trusted: {problem}",
-                             Where(sample=f"seed {plan.seed}, fold {plan.fold.name}"))
-            todo.append(plan)
-    pending = {p.path for p in todo}
-    for plan in plans:
-        if plan.path not in pending and on_unit_done is not None:
-            on_unit_done(plan)
-    _run_units(config, data, todo, run_dir, on_unit_done)
-    frames = [pd.read_csv(p.path, dtype={"subject": str, "sample": str}) for p in plans]
+            diagnostics.warn("unit-recomputed", f"{unit.path} was not trusted: {problem}",
+                             Where(sample=f"seed {unit.seed}, fold {unit.fold.name}"))
+            todo.append(unit)
+    pending = {u.path for u in todo}
+    for unit in units:
+        if unit.path not in pending and on_unit_done is not None:
+            on_unit_done(unit)
+    _run_units(plan, data, todo, run_dir, on_unit_done)
+    frames = [pd.read_csv(u.path, dtype={"subject": str, "sample": str}) for u in units]
     preds = pd.concat(frames, ignore_index=True)
     return preds.sort_values(["seed", "sample_id"], kind="stable").reset_index(drop=True)
 
 
-def _run_units(config: RunConfig, data: FeatureSet, todo: list[UnitPlan], run_dir: Path,
+def _run_units(plan: Plan, data: FeatureSet, todo: list[UnitPlan], run_dir: Path,
                on_unit_done: Callable[[UnitPlan], None] | None) -> None:
     """The units, on the executor the protocol names (:func:`merkit.cluster.executor`: this process, a local Ray
     instance with ``workers`` workers, or the cluster at ``protocol.address``): the data is shared once, each unit
@@ -380,25 +353,26 @@ def _run_units(config: RunConfig, data: FeatureSet, todo: list[UnitPlan], run_di
     Raises:
         UnitError: units that failed for good on Ray, each named with its error; the others are written.
     """
-    from merkit.cluster import executor
+    from merkit.cluster import executor, gpu_share
 
-    protocol = config.protocol
+    r = plan.resources
     if not todo:
         return
-    with executor(protocol.workers, protocol.address, protocol.workers * protocol.threads_per_fold) as ex:
-        data_ref = ex.share(data)
+    with executor(r.workers, r.address, r.workers * r.threads_per_fold) as ex:
+        data_ref, protocol = ex.share(data), ex.share(plan.protocol)
 
         def done(i: int, result: UnitResult, node: str | None) -> None:
             write_unit(todo[i], result, run_dir, node)
             if on_unit_done is not None:
                 on_unit_done(todo[i])
 
-        failures = ex.run(compute_unit, [(config, data_ref, p.fold, p.seed) for p in todo],
-                          [f"seed {p.seed}, fold {p.fold.name}" for p in todo], done,
-                          num_cpus=protocol.threads_per_fold, num_gpus=gpus_per_unit(config, ex.cluster_gpus),
-                          max_retries=protocol.max_retries)
+        failures = ex.run(compute_unit, [(protocol, data_ref, u.fold, u.seed, r.threads_per_fold) for u in todo],
+                          [f"seed {u.seed}, fold {u.fold.name}" for u in todo], done,
+                          num_cpus=r.threads_per_fold,
+                          num_gpus=gpu_share(r.device, r.gpus_per_fold, r.workers, ex.cluster_gpus),
+                          max_retries=r.max_retries)
     if failures:
         listed = "; ".join(f"{name}: {error}" for name, error in failures[:5])
-        raise UnitError(f"{len(failures)} unit(s) failed after {protocol.max_retries} retries: {listed}"
+        raise UnitError(f"{len(failures)} unit(s) failed after {r.max_retries} retries: {listed}"
                         f"{' ...' if len(failures) > 5 else ''}; the finished units are saved: run the same command "
                         "again to resume")

@@ -26,15 +26,13 @@ from merkit.errors import ConfigError, LeakageError
 from merkit.features import FeatureSet
 from merkit.training.seeds import unit_seed
 
-DEFAULT_RECIPE = "config"
-
 
 @dataclass
 class Choice:
     """What inner selection chose for one outer fold and seed.
 
     Attributes:
-        recipe: the recipe's name (:data:`DEFAULT_RECIPE` when the config lists none).
+        recipe: the recipe's name (:data:`merkit.config.DEFAULT_RECIPE` when the config lists none).
         epochs: the chosen epoch count.
         uf1: recipe -> the pooled inner UF1 after each epoch (index 0 = epoch 1).
         folds: k, and the number of training subjects split.
@@ -101,12 +99,12 @@ def pooled_uf1(labels: np.ndarray, predictions: np.ndarray, num_classes: int) ->
     return float(pooled_metrics(labels, predictions, num_classes)["uf1"])
 
 
-def choose(config, train: FeatureSet, seed: int, fold: str, forbidden: set[str]) -> Choice:
+def choose(protocol, train: FeatureSet, seed: int, fold: str, forbidden: set[str]) -> Choice:
     """The (recipe, epoch count) whose models, trained on k - 1 inner folds of ``train``, score the best pooled UF1
     on the remaining one (see the module docstring).
 
     Args:
-        config: the run config (:class:`merkit.config.RunConfig`); its ``protocol.recipes`` are the candidates.
+        protocol: the run's :class:`merkit.config.Protocol`; its ``recipes`` are the candidates.
         train: the outer fold's training rows only.
         seed: the unit's seed; inner models draw from seeds derived from it, the fold and the recipe.
         fold: the outer fold's name, for the seeds.
@@ -115,25 +113,23 @@ def choose(config, train: FeatureSet, seed: int, fold: str, forbidden: set[str])
     Raises:
         LeakageError: ``train`` holds one of ``forbidden``'s samples.
     """
-    from merkit.models import build_model
     from merkit.training.engine import fit, predict_proba
 
     leaked = forbidden & set(train.table["sample_id"])
     if leaked:
         raise LeakageError(f"inner selection of fold {fold} was given test samples {sorted(leaked)[:5]}")
-    recipes = config.protocol.recipes or {DEFAULT_RECIPE: []}
-    k = config.protocol.inner_folds
+    recipes = {r.name: r for r in protocol.recipes}
+    k = protocol.inner_folds
     splits = inner_splits(train, k, unit_seed(seed, f"{fold}/inner"))
     labels = train.labels.numpy()
     curves: dict[str, list[float]] = {}
-    for name, overrides in recipes.items():
-        recipe = config.with_overrides(overrides)
+    for name, recipe in recipes.items():
         epochs = recipe.training.epochs
         predicted = np.zeros((epochs, len(train)), dtype=np.int64)
         for j, (fit_rows, score_rows) in enumerate(splits):
             s = unit_seed(seed, f"{fold}/inner{j}/{name}")
             torch.manual_seed(s)
-            model = build_model(recipe.model.name, len(train.classes), recipe.model.preset, **recipe.model.params)
+            model = recipe.model.build(len(train.classes))
             scored = train.subset(score_rows)
 
             def record(epoch: int, m, rows=score_rows, scored=scored) -> None:
