@@ -85,3 +85,15 @@ def test_no_function_is_longer_than_80_lines():
             for p in (REPO / "src").rglob("*.py") for n in ast.walk(ast.parse(p.read_text()))
             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.end_lineno - n.lineno + 1 > 80]
     assert long == []
+
+
+def test_nothing_below_the_api_takes_a_run_config():
+    """The API resolves a RunConfig once (RunConfig.resolve -> Plan); the layers below take the plan or its parts.
+    checkpoint.py keeps a RunConfig only to save and reload a checkpoint's config.yaml."""
+    src = REPO / "src" / "merkit"
+    above = {"api.py", "config.py", "demo.py", "checkpoint.py", "__init__.py", "boundary.py"}
+    offenders = [f"{p.relative_to(src)}:{i}" for p in src.rglob("*.py")
+                 if p.name not in above and p.parent.name != "cli"
+                 for i, line in enumerate(p.read_text().splitlines(), 1)
+                 if any(word in line for word in ("RunConfig", "config_from_dict", "load_config(", "with_overrides"))]
+    assert offenders == []

@@ -99,6 +99,11 @@ def write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
+def text_writer(text: str) -> Callable[[Path], None]:
+    """A writer of ``text`` for :func:`write_atomic` (which gives it the temporary path)."""
+    return lambda tmp: tmp.write_text(text)
+
+
 def write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically."""
     return write_atomic(path, lambda p: p.write_text(text))

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from merkit.config import DEFAULT_RECIPE, Plan, TrainConfig
-from merkit.files import write_atomic
+from merkit.files import text_writer, write_atomic
 from merkit.runfolder import RunFolder
 
 PAPER_PROTOCOL_LABEL = "PAPER PROTOCOL: best epoch chosen on each test subject (test-selected, optimistic)"
@@ -265,20 +265,16 @@ def render_outputs(run_dir: Path, plan: Plan, preds: pd.DataFrame, classes: tupl
     confusion = sum(np.asarray(m["full"]["confusion"]) for m in metrics["per_seed"].values())
     figure = confusion_figure(confusion, list(classes), f"{plan.name}: {label}")
     files = {folder.file(RunFolder.PREDICTIONS): lambda p: preds.to_csv(p, index=False),
-             folder.file(RunFolder.METRICS): _text_writer(json.dumps(metrics, indent=2, default=str)),
+             folder.file(RunFolder.METRICS): text_writer(json.dumps(metrics, indent=2, default=str)),
              folder.file(RunFolder.PER_CLASS): lambda p: per_class.to_csv(p),
              folder.file(RunFolder.CONFUSION): lambda p: figure.savefig(p)}
     if list(classes) == ["negative", "positive", "surprise"]:
         for seed, df in preds.groupby("seed"):
-            files[folder.megc_log(seed)] = _text_writer(megc_log_text(df))
+            files[folder.megc_log(seed)] = text_writer(megc_log_text(df))
     curve = _learning_curve(folder, plan, preds, classes, files)
     report = render_report(plan, metrics, notes, diagnostics, gt, curve, choices)
-    files[folder.file(RunFolder.REPORT)] = _text_writer(report)
+    files[folder.file(RunFolder.REPORT)] = text_writer(report)
     return metrics, files
-
-
-def _text_writer(text: str):
-    return lambda p: p.write_text(text)
 
 
 def _learning_curve(folder: RunFolder, plan: Plan, preds: pd.DataFrame, classes: tuple[str, ...],

@@ -25,7 +25,7 @@ import torch
 from merkit.config import Plan, Protocol
 from merkit.errors import DataError, Diagnostics, UnitError, Where
 from merkit.features import FeatureSet
-from merkit.files import write_atomic, write_json
+from merkit.files import text_writer, write_atomic, write_json
 from merkit.runfolder import RunFolder
 from merkit.training.engine import (cpu_state_dict, describe_device, describe_environment, fit, module_device,
                                     predict_proba, resolve_device)
@@ -321,7 +321,7 @@ def run_loso(plan: Plan, data: FeatureSet, run_dir: str | Path,
     folder = RunFolder(run_dir)
     opening = folder.check_run("evaluate", {"result_hash": plan.result_hash}, data.fingerprint(),
                                data.shape_fingerprint(), force)
-    folder.claim(opening, {RunFolder.CONFIG: lambda p: p.write_text(plan.config_yaml)})
+    folder.claim(opening, {RunFolder.CONFIG: text_writer(plan.config_yaml)})
     if opening.note:
         diagnostics.warn("run-stamp-upgraded" if opening.action == "upgrade" else "units-replaced", opening.note)
     todo = []
