@@ -1,5 +1,8 @@
 import numpy as np
+import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from merkit.evaluation.megc_log import read_megc_log, write_megc_log
 from merkit.evaluation.metrics import metrics_by_part, pooled_metrics, summarize_run
@@ -53,3 +56,30 @@ def test_megc_log_round_trip(tmp_path, shared_data):
     write_megc_log(preds, tmp_path / "log.txt")
     again = read_megc_log(tmp_path / "log.txt")
     assert again.equals(preds)
+
+
+@settings(max_examples=100, deadline=None)
+@given(seeds=st.integers(1, 5), n=st.integers(1, 40), data=st.data())
+def test_the_reported_confusion_counts_per_seed_sum_to_the_sample_count(seeds, n, data):
+    """The report's confusion matrix is the mean over seeds: each row sums to the class's samples, not seeds x
+    that (it used to add the seeds' counts up)."""
+    from merkit.evaluation.metrics import summarize_run
+    from merkit.evaluation.report import mean_confusion
+
+    labels = data.draw(st.lists(st.integers(0, 2), min_size=n, max_size=n))
+    rows = []
+    for seed in range(seeds):
+        predictions = data.draw(st.lists(st.integers(0, 2), min_size=n, max_size=n))
+        rows += [{"seed": seed, "dataset": "d", "fold": f"d/s{i % 3}", "label": y, "prediction": p}
+                 for i, (y, p) in enumerate(zip(labels, predictions))]
+    confusion = mean_confusion(summarize_run(pd.DataFrame(rows), ("negative", "positive", "surprise")))
+    assert np.allclose(confusion.sum(axis=1), np.bincount(labels, minlength=3))
+    assert np.isclose(confusion.sum(), n)
+
+
+def test_the_learning_curve_has_whole_epoch_ticks():
+    from merkit.evaluation.report import curve_figure
+
+    figure = curve_figure(pd.DataFrame({"epoch": [1, 2, 3], "uf1": [.2, .4, .5], "uar": [.3, .35, .5]}), "t")
+    ticks = figure.axes[0].get_xticks()
+    assert len(ticks) and all(float(t).is_integer() for t in ticks)

@@ -96,8 +96,17 @@ def save_confusion_png(confusion: np.ndarray, classes: list[str], path: Path, ti
     write_atomic(path, lambda p: fig.savefig(p))
 
 
+def mean_confusion(metrics: dict) -> np.ndarray:
+    """The full set's confusion matrix (rows = ground truth) as mean counts per seed, so that each row sums to the
+    class's sample count however many seeds the run has (:func:`merkit.evaluation.metrics.summarize_run`'s
+    ``per_seed``)."""
+    return np.mean([np.asarray(m["full"]["confusion"], dtype=float) for m in metrics["per_seed"].values()], axis=0)
+
+
 def confusion_figure(confusion: np.ndarray, classes: list[str], title: str):
-    """Row-normalised confusion matrix with counts, rows = ground truth (a :class:`matplotlib.figure.Figure`)."""
+    """Row-normalised confusion matrix with counts, rows = ground truth (a :class:`matplotlib.figure.Figure`).
+    ``confusion`` may hold mean counts over seeds (:func:`mean_confusion`); they are shown with one decimal where
+    they are not whole."""
     from matplotlib.figure import Figure
 
     counts = np.asarray(confusion, dtype=float)
@@ -107,7 +116,8 @@ def confusion_figure(confusion: np.ndarray, classes: list[str], title: str):
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(classes)):
         for j in range(len(classes)):
-            ax.text(j, i, f"{rates[i, j]:.2f}\n({int(counts[i, j])})", ha="center", va="center",
+            count = f"{counts[i, j]:.0f}" if float(counts[i, j]).is_integer() else f"{counts[i, j]:.1f}"
+            ax.text(j, i, f"{rates[i, j]:.2f}\n({count})", ha="center", va="center",
                     color="white" if rates[i, j] > 0.6 else "black", fontsize=9)
     ax.set_xticks(range(len(classes)), classes, rotation=30, ha="right")
     ax.set_yticks(range(len(classes)), classes)
@@ -132,12 +142,14 @@ def save_curve_png(curve: pd.DataFrame, path: Path, title: str) -> None:
 def curve_figure(curve: pd.DataFrame, title: str):
     """UF1 and UAR of :func:`merkit.evaluation.metrics.epoch_curve` against the epoch (a matplotlib Figure)."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(6, 3.5), dpi=100)
     ax = fig.subplots()
     ax.plot(curve["epoch"], curve["uf1"], label="UF1")
     ax.plot(curve["epoch"], curve["uar"], label="UAR")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.set_ylabel("pooled over held-out subjects")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
@@ -198,7 +210,7 @@ def render_report(plan: Plan, metrics: dict, notes: list[str], diagnostics: dict
               for name, c in metrics["per_class"].items()]
     fold_mean = np.mean([m["uf1"] for m in metrics["per_fold_mean"].values()])
     lines += ["", f"Secondary figure, not comparable with the pooled ones: per-fold mean UF1 {fold_mean:.4f}.",
-              "", "![confusion matrix, all seeds pooled](confusion.png)", ""]
+              "", "![confusion matrix, mean counts per seed](confusion.png)", ""]
     published = published_results(data.benchmark) if data.benchmark else pd.DataFrame()
     if len(published):
         lines += ["## Published results on this benchmark", "",
@@ -262,8 +274,8 @@ def render_outputs(run_dir: Path, plan: Plan, preds: pd.DataFrame, classes: tupl
         metrics["inner_selection"] = [{k: c[k] for k in ("seed", "fold", "recipe", "epochs")} for c in kept]
         choices = render_choices(kept)
     per_class = pd.DataFrame(metrics["per_class"]).T.rename_axis("class")
-    confusion = sum(np.asarray(m["full"]["confusion"]) for m in metrics["per_seed"].values())
-    figure = confusion_figure(confusion, list(classes), f"{plan.name}: {label}")
+    seeds = f", mean counts over {len(metrics['seeds'])} seeds" if len(metrics["seeds"]) > 1 else ""
+    figure = confusion_figure(mean_confusion(metrics), list(classes), f"{plan.name}: {label}{seeds}")
     files = {folder.file(RunFolder.PREDICTIONS): lambda p: preds.to_csv(p, index=False),
              folder.file(RunFolder.METRICS): text_writer(json.dumps(metrics, indent=2, default=str)),
              folder.file(RunFolder.PER_CLASS): lambda p: per_class.to_csv(p),
