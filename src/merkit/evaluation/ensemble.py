@@ -70,7 +70,7 @@ def average_runs(runs: list[Path], collapse_seeds: bool = False, last_epochs: in
                       pd.read_csv(path, dtype={"subject": str, "sample": str}))
     probs = _prob_columns(frames[0], runs[0])
     first = frames[0].drop_duplicates("sample_id").set_index("sample_id")[["fold", "label"]].sort_index()
-    seeds = sorted(frames[0]["seed"].unique())
+    seeds = sorted(int(s) for s in frames[0]["seed"].unique())  # plain ints: messages print 0, not np.int64(0)
     for run, df in zip(runs[1:], frames[1:]):
         if _prob_columns(df, run) != probs:
             raise ConfigError(f"{run} predicts classes {_prob_columns(df, run)}, {runs[0]} predicts {probs}")
@@ -78,9 +78,10 @@ def average_runs(runs: list[Path], collapse_seeds: bool = False, last_epochs: in
         if not other.equals(first):
             raise ConfigError(f"{run} does not hold the samples, folds and labels of {runs[0]}: an ensemble averages "
                               "the same samples under the same folds")
-        if not collapse_seeds and sorted(df["seed"].unique()) != seeds:
-            raise ConfigError(f"{run} has seeds {sorted(df['seed'].unique())}, {runs[0]} has {seeds}; pair runs with "
-                              "the same seeds, or collapse the seeds (--collapse-seeds)")
+        theirs = sorted(int(s) for s in df["seed"].unique())
+        if not collapse_seeds and theirs != seeds:
+            raise ConfigError(f"{run} has seeds {theirs}, {runs[0]} has {seeds}; pair runs with the same seeds, or "
+                              "collapse the seeds (--collapse-seeds)")
     if collapse_seeds:
         frames = [_mean([df], probs, ["sample_id"]) for df in frames]
         out = _mean(frames, probs, ["sample_id"]).assign(seed=int(seeds[0]))
