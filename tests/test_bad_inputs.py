@@ -160,7 +160,7 @@ def test_every_file_of_a_run_and_a_checkpoint_goes_through_the_atomic_writer():
     folder (``tmp /``, moved into place whole), or is SpotResult.to_csv, which is atomic itself."""
     offenders = []
     for path in Path(merkit.__file__).parent.rglob("*.py"):
-        if path.name in ("files.py", "synthetic.py"):  # the writer itself; the generator writes a dataset, not a run
+        if path.name == "files.py" or path.parent.name == "synthetic":  # the writer; the generator writes a dataset
             continue
         source = path.read_text()
         for line_no, line in enumerate(source.splitlines(), 1):
