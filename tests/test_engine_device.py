@@ -22,7 +22,8 @@ from merkit.training.engine import (describe_environment, fit, make_optimizer, m
                                     resolve_device)
 from merkit.training.loso import loso_folds
 from merkit.cluster import gpu_share
-from merkit.training.runner import compute_unit, run_provenance, run_loso, run_unit
+from merkit.runfolder import RunFolder
+from merkit.training.runner import compute_unit, run_loso, run_unit
 from tests.helpers import toy_flow_features
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -113,7 +114,7 @@ def test_run_json_records_the_device_and_a_resume_on_another_device_adds_it(tmp_
     fs = toy_flow_features(subjects=2)
     cfg = load_config(None, FAST)
     run_loso(cfg.resolve(), fs, tmp_path)
-    assert run_provenance(tmp_path) == ["cpu"]
+    assert RunFolder(tmp_path).provenance() == ["cpu"]
     stamp = json.loads((tmp_path / "run.json").read_text())
     monkeypatch.setattr("merkit.training.runner.describe_device", lambda device: "cuda:0 (test GPU)")
     _drop_a_unit(tmp_path)
@@ -359,10 +360,10 @@ def test_run_json_records_the_machine_and_a_resume_on_another_machine_adds_it(tm
     fs = toy_flow_features(subjects=2)
     cfg = load_config(None, FAST)
     run_loso(cfg.resolve(), fs, tmp_path)
-    assert run_provenance(tmp_path, "environments") == [here]
+    assert RunFolder(tmp_path).provenance("environments") == [here]
     monkeypatch.setattr("merkit.training.runner.describe_environment", lambda: "other host (AVX2), torch 0")
     _drop_a_unit(tmp_path)
     run_loso(cfg.resolve(), fs, tmp_path)
     run_loso(cfg.resolve(), fs, tmp_path)  # nothing left to run: nothing added
-    assert run_provenance(tmp_path, "environments") == [here, "other host (AVX2), torch 0"]
-    assert run_provenance(tmp_path) == ["cpu"]
+    assert RunFolder(tmp_path).provenance("environments") == [here, "other host (AVX2), torch 0"]
+    assert RunFolder(tmp_path).provenance() == ["cpu"]

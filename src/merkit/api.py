@@ -125,7 +125,7 @@ def evaluate(config: RunConfig, out_dir: str | Path | None = None, features: Fea
     """
     from merkit.evaluation.report import write_outputs
     from merkit.inputs import load_inputs
-    from merkit.training.runner import run_loso, run_provenance
+    from merkit.training.runner import run_loso
 
     plan = config.resolve()  # the one place the config is resolved: nothing below takes a RunConfig
     start = time.perf_counter()
@@ -142,12 +142,12 @@ def evaluate(config: RunConfig, out_dir: str | Path | None = None, features: Fea
         diagnostics[kind] = diagnostics.get(kind, 0) + count
     model = plan.protocol.own.model
     model_gt, model_notes = list(model.ground_truth_inputs), list(model.notes)
-    devices = f"trained on: {', '.join(run_provenance(run_dir))}"
-    machines = f"machine and software: {'; '.join(run_provenance(run_dir, 'environments'))}"
+    folder = RunFolder(run_dir)
+    devices = f"trained on: {', '.join(folder.provenance())}"
+    machines = f"machine and software: {'; '.join(folder.provenance('environments'))}"
     side = {"notes": data.notes + model_notes + [devices, machines], "diagnostics": diagnostics,
             "ground_truth_inputs": sorted(set(data.ground_truth_inputs) | set(model_gt))}
     metrics = write_outputs(run_dir, plan, preds, data.classes, **side)
-    folder = RunFolder(run_dir)
     write_json(folder.file(RunFolder.DATA_NOTES), side)
     write_json(folder.file(RunFolder.PREPROCESSING), data.meta.get("preprocessing"))
     return RunResult(run_dir, config, preds, metrics, folder.file(RunFolder.REPORT), time.perf_counter() - start)

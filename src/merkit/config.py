@@ -277,9 +277,8 @@ class RunConfig:
 
         resources = Resources(p.workers, p.threads_per_fold, p.gpus_per_fold, p.address, p.max_retries,
                               self.training.device, runs_in_process(p.workers, p.address))
-        plain = self.to_dict()
-        return Plan(self.name, self.data, protocol, resources, self.result_hash(), plain,
-                    yaml.safe_dump(plain, sort_keys=False))
+        return Plan(self.name, self.data, protocol, resources, self.result_hash(),
+                    yaml.safe_dump(self.to_dict(), sort_keys=False))
 
     def with_overrides(self, overrides: list[str]) -> "RunConfig":
         """A copy of this config with ``key.sub=value`` overrides applied, validated.
@@ -603,7 +602,7 @@ class Plan:
         name: the run's name. data: the config's ``data`` section (how the inputs are made and labelled).
         protocol, resources: see :class:`Protocol`, :class:`Resources`.
         result_hash: :meth:`RunConfig.result_hash`, which ties a run folder to the config.
-        config: the config as plain dicts; config_yaml: the same as the text of ``config.yaml``.
+        config_yaml: the config as the text of ``config.yaml``.
     """
 
     name: str
@@ -611,5 +610,4 @@ class Plan:
     protocol: Protocol
     resources: Resources
     result_hash: str
-    config: dict[str, Any] = field(hash=False, compare=False)
     config_yaml: str = field(default="", compare=False)

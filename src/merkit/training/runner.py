@@ -277,13 +277,6 @@ def write_unit(plan: UnitPlan, result: UnitResult, run_dir: Path, node: str | No
     write_atomic(plan.path, lambda p: result.predictions.to_csv(p, index=False))
 
 
-def run_provenance(run_dir: str | Path, key: str = "devices") -> list[str]:
-    """What trained the units of ``run_dir``, from ``run.json``: ``key="devices"`` (default) lists the devices,
-    ``key="environments"`` the machines and software stacks; empty for folders written before merkit recorded
-    them."""
-    return RunFolder(run_dir).provenance(key)
-
-
 def run_loso(plan: Plan, data: FeatureSet, run_dir: str | Path,
              on_unit_done: Callable[[UnitPlan], None] | None = None,
              diagnostics: Diagnostics | None = None, force: bool = False,
