@@ -97,3 +97,41 @@ def test_nothing_below_the_api_takes_a_run_config():
                  for i, line in enumerate(p.read_text().splitlines(), 1)
                  if any(word in line for word in ("RunConfig", "config_from_dict", "load_config(", "with_overrides"))]
     assert offenders == []
+
+
+def test_the_config_climbs_back_up_at_most_four_times():
+    """docs/architecture.md, "Counting how often the config climbs back up": the count stays at 4 or fewer."""
+    done = subprocess.run([sys.executable, str(REPO / "docs" / "scripts" / "config_climbs.py"), "-v"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    last = done.stdout.strip().splitlines()[-1]
+    stays, climbs = int(last.split()[0]), int(last.split()[2])
+    assert stays > 10 and "merkit.training.runner" in done.stdout and "merkit.evaluation.report" in done.stdout
+    assert climbs <= 4, done.stdout
+    assert sum(" UP" in line for line in done.stdout.splitlines()) == climbs
+
+
+def test_the_climb_count_sees_a_climb(tmp_path):
+    """The counter on a three-module tree: api hands config down to config, which hands it up to training (one
+    climb by a call), and api then hands it to training again after a trip down to files (a second, by a
+    return); a warning about it in an f-string is no hand-on."""
+    src = tmp_path / "src" / "merkit"
+    (src / "training").mkdir(parents=True)
+    for name in ("__init__.py", "training/__init__.py"):
+        (src / name).write_text("")
+    (src / "api.py").write_text(
+        "from merkit.config import check\nfrom merkit.training.runner import run\n"
+        "from merkit.files import write\n\n"
+        "def evaluate(config):\n    check(config)\n    write(config.name)\n    run(config)\n")
+    (src / "config.py").write_text("def check(config):\n    from merkit.training.runner import run\n"
+                                   "    run(config.protocol)\n    print(f'{helper(config)}')\n\n"
+                                   "def helper(x):\n    return x\n")
+    (src / "training" / "runner.py").write_text("def run(protocol):\n    return protocol\n")
+    (src / "files.py").write_text("def write(text):\n    return text\n")
+    done = subprocess.run([sys.executable, str(REPO / "docs" / "scripts" / "config_climbs.py"), "--root",
+                           str(tmp_path), "-v"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    modules = [line.split()[3] for line in done.stdout.splitlines()[:-1]]
+    assert modules == ["merkit.api", "merkit.config", "merkit.training.runner", "merkit.files",
+                       "merkit.training.runner"], done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "5 stays, 2 climbs back up"
