@@ -181,3 +181,29 @@ def test_train_on_test_on_makes_one_fold_and_is_checked(tmp_path):
         with pytest.raises(ConfigError):
             load_config(None, bad)
 
+
+
+def test_an_ensemble_of_two_architectures_names_every_member_and_how_they_were_combined(tmp_path):
+    """Issue 35: a STSTNet + HTNet average with collapsed seeds was headed "model: ststnet", "seed: 6" and labelled
+    "ststnet (merkit)". The report, metrics.json and `merkit report` on the folder now name both members."""
+    fs = toy_flow_features(subjects=3, per_class=2)
+    points = torch.tensor([[0.3, 0.35], [0.7, 0.35], [0.5, 0.55], [0.35, 0.75], [0.65, 0.75]])
+    fs = FeatureSet(fs.table, {**fs.inputs, "face_points": points.expand(len(fs.table), 5, 2).clone()}, fs.classes,
+                    meta=fs.meta)
+    base = FAST + ["data.benchmark=megc2019-composite"]
+    evaluate(load_config(None, base + ["protocol.seeds=[6, 7]"]), tmp_path / "s", features=fs, progress=False)
+    evaluate(load_config(None, base + ["model.name=htnet", "model.preset=cpu", "protocol.seeds=[0]"]),
+             tmp_path / "h", features=fs, progress=False)
+    both = ensemble([tmp_path / "s", tmp_path / "h"], tmp_path / "sh", collapse_seeds=True)
+    text = both.report_path.read_text()
+    header = text.split("## Results")[0]
+    assert "- model: ensemble of 2 runs (class probabilities averaged over each run's seeds, then over the runs, " \
+           "with equal weights; no label was read to form it)" in header
+    assert "member `ststnet` (preset `paper`), seeds [6, 7], selection last:" in header
+    assert "member `htnet` (preset `cpu`), seeds [0], selection last:" in header
+    assert "- model: `ststnet`" not in header and "- seed: 6" not in header and "- training:" not in header
+    assert "| ensemble of ststnet + htnet (merkit) | full |" in text
+    assert [m["model"] for m in both.metrics["members"]] == ["ststnet", "htnet"]
+    from merkit.api import report
+
+    assert report(tmp_path / "sh").read_text() == text  # regenerating keeps the members

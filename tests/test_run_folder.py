@@ -407,3 +407,38 @@ def test_write_atomic_flushes_the_file_before_the_move(tmp_path, monkeypatch):
     monkeypatch.setattr(files.os, "replace", lambda a, b: (order.append("replace"), real_replace(a, b)))
     files.write_text(tmp_path / "x.txt", "data")
     assert order[:2] == ["fsync", "replace"] and (tmp_path / "x.txt").read_text() == "data"
+
+
+# ------------------------------------------------------------------------------------------ checked before any byte
+
+@pytest.mark.parametrize("bad, needle", [
+    (["--set", "model.name=resnet"], "known"),
+    (["--set", "model.name=ststnt"], "did you mean 'ststnet'"),
+    (["--set", "model.preset=cpuu"], "did you mean 'cpu'"),
+    (["--set", "model.params={dropot: 0.5}"], "did you mean 'dropout'"),
+    (["--set", "training.epoch=3"], "did you mean 'epochs'"),
+    (["--set", "protocol.selction=inner"], "did you mean 'selection'"),
+    (["--set", "data.kind=flow_foldr"], "did you mean 'flow_folder'"),
+    (["--config", "megc2019/ststnett"], "ststnet"),
+])
+def test_a_typo_leaves_no_folder_behind_and_the_corrected_command_then_runs(finished, tmp_path, bad, needle):
+    """Issue 35: `--set model.name=resnet --out runs/x` used to write config and stamp into runs/x before failing,
+    and the corrected command was then refused ("holds results of another config")."""
+    flows, _ = finished
+    out = tmp_path / "runs" / "x"
+    code, output = cli("evaluate", "--data", flows, "--out", out, *CLI_FAST, *bad)
+    one_line_error(code, output, needle)
+    assert not out.exists() and not out.parent.exists()
+    code, output = cli("evaluate", "--data", flows, "--out", out, *CLI_FAST)
+    assert code == 0, output
+    assert (out / "report.md").is_file()
+
+
+def test_data_that_cannot_be_read_leaves_no_folder_behind(tmp_path):
+    flows = write_flow_folder(tmp_path / "flows", subjects=2)
+    victim = sorted((flows / "flow").glob("*.png"))[0]
+    victim.write_bytes(b"not a png")
+    out = tmp_path / "runs" / "x"
+    code, output = cli("evaluate", "--data", flows, "--out", out, *CLI_FAST)
+    one_line_error(code, output, victim.name)
+    assert not out.exists()

@@ -175,7 +175,7 @@ def report(run_dir: str | Path) -> Path:
     side = folder.file(RunFolder.DATA_NOTES)
     extra = _read_saved(side, lambda p: json.loads(p.read_text())) if side.is_file() else {}
     write_outputs(folder.path, config.resolve(), preds, classes, extra.get("notes", []), extra.get("diagnostics", {}),
-                  extra.get("ground_truth_inputs", []))
+                  extra.get("ground_truth_inputs", []), ensemble=extra.get("ensemble"))
     return folder.file(RunFolder.REPORT)
 
 
@@ -232,13 +232,14 @@ def ensemble(run_dirs: list[str | Path], out_dir: str | Path, collapse_seeds: bo
     if any(c.protocol.selection == "paper" for c in configs):
         config.protocol.selection = "paper"  # a test-selected member makes the ensemble test-selected
     classes = tuple(c[len("prob_"):] for c in preds.columns if c.startswith("prob_"))
-    how = ("over the runs' seeds, then over the runs" if collapse_seeds else "per seed, over the runs")
-    notes = [f"ensemble: class probabilities averaged {how}"
-             + (f", each run's last {last_epochs} recorded epochs first" if last_epochs else "")
-             + "; no label was read to form it",
-             *[f"member: {r} ({c.model.name}, {c.protocol.selection}, seeds {c.protocol.seeds})"
-               for r, c in zip(runs, configs)]]
-    side = {"notes": notes, "diagnostics": {}, "ground_truth_inputs": []}
+    how = ("over each run's seeds, then over the runs" if collapse_seeds else "per seed, over the runs")
+    how += (f", each run's last {last_epochs} recorded epochs first" if last_epochs else "")
+    members = [{"run": str(r), "model": c.model.name, "preset": c.model.preset or "paper",
+                "seeds": sorted(int(s) for s in c.protocol.seeds), "selection": c.protocol.selection}
+               for r, c in zip(runs, configs)]
+    described = {"combined": f"class probabilities averaged {how}, with equal weights; no label was read to form it",
+                 "collapse_seeds": collapse_seeds, "members": members}
+    side = {"notes": [], "diagnostics": {}, "ground_truth_inputs": [], "ensemble": described}
     folder.claim(opening, {RunFolder.CONFIG: lambda p: dump_config(config, p)})
     write_json(folder.file(RunFolder.DATA_NOTES), side)
     metrics = write_outputs(folder.path, config.resolve(), preds, classes, **side)

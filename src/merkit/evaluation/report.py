@@ -173,26 +173,48 @@ def render_curve(curve: pd.DataFrame, units: int) -> list[str]:
     return lines + ["", "![test-set learning curve](epoch_curve.png)", ""]
 
 
+def ensemble_lines(ensemble: dict) -> list[str]:
+    """The report's header lines of an averaged run: how it was combined, then each member."""
+    lines = [f"- model: ensemble of {len(ensemble['members'])} runs ({ensemble['combined']})"]
+    lines += [f"  - member `{m['model']}` (preset `{m['preset']}`), seeds {m['seeds']}, selection {m['selection']}: "
+              f"`{m['run']}`" for m in ensemble["members"]]
+    return lines
+
+
+def seed_line(seeds: list, ensemble: dict | None) -> str:
+    """The report's seed line; an ensemble with collapsed seeds has one averaged prediction per sample."""
+    if ensemble and ensemble.get("collapse_seeds"):
+        return (f"- seeds: each member's seeds averaged into one prediction per sample (numbered seed {seeds[0]} "
+                "in predictions.csv)")
+    return f"- seeds: {seeds} (figures are mean ± sample std over seeds)" if len(seeds) > 1 else f"- seed: {seeds[0]}"
+
+
+def run_label(model: str, ensemble: dict | None) -> str:
+    """A run's name in tables: its model, or ``ensemble of a + b`` naming every member's model."""
+    return "ensemble of " + " + ".join(m["model"] for m in ensemble["members"]) if ensemble else model
+
+
 def render_report(plan: Plan, metrics: dict, notes: list[str], diagnostics: dict[str, int],
                   ground_truth_inputs: list[str] | None = None, curve: list[str] | None = None,
-                  choices: list[str] | None = None) -> str:
+                  choices: list[str] | None = None, ensemble: dict | None = None) -> str:
     """The Markdown report of a run; ``curve`` and ``choices`` are the optional :func:`render_curve` and
-    :func:`render_choices` sections."""
+    :func:`render_choices` sections; ``ensemble`` as :func:`write_outputs`."""
     summary = metrics["summary"]
     seeds = metrics["seeds"]
     lines = [f"# merkit run: {plan.name}", ""]
     model, data = plan.protocol.own.model, plan.data
     if ground_truth_inputs:
         lines += [f"> **{ground_truth_warning(ground_truth_inputs)}**", ""]
+    lines += ensemble_lines(ensemble) if ensemble else [
+        f"- model: `{model.name}` (preset `{model.preset or 'paper'}`)"
+        + (f", params {dict(model.params)}" if model.params else "")]
     lines += [
-        f"- model: `{model.name}` (preset `{model.preset or 'default'}`)"
-        + (f", params {dict(model.params)}" if model.params else ""),
         f"- data: `{data.kind}`" + (f" ({data.benchmark})" if data.benchmark else "")
         + f", class scheme `{data.scheme}` ({', '.join(metrics['classes'])})",
-        f"- training: {training_recipe(plan.protocol.own.training)}",
+        *([] if ensemble else [f"- training: {training_recipe(plan.protocol.own.training)}"]),
         f"- protocol: {split_label(plan)}, metrics pooled over all folds (MEGC2019 definitions)",
         f"- **selection: {protocol_label(plan)}**",
-        f"- seeds: {seeds} (figures are mean ± sample std over seeds)" if len(seeds) > 1 else f"- seed: {seeds[0]}",
+        seed_line(seeds, ensemble),
     ]
     lines += [f"- note: {n}" for n in notes]
     lines += ["", "## Results", "", "| part | UF1 | UAR | accuracy | samples |", "|---|---|---|---|---|"]
@@ -222,7 +244,7 @@ def render_report(plan: Plan, metrics: dict, notes: list[str], diagnostics: dict
             uar = "" if pd.isna(r.uar) else f"{r.uar:.4f}"
             lines.append(f"| {r.method} | {r.scope} | {uf1} | {uar} | {r.selection} | {r.source} |")
         lines += ["", f"This run ({protocol_label(plan)}):", ""]
-        lines.append(f"| {model.name} (merkit) | full | {_fmt(summary['full']['uf1'])} | "
+        lines.append(f"| {run_label(model.name, ensemble)} (merkit) | full | {_fmt(summary['full']['uf1'])} | "
                      f"{_fmt(summary['full']['uar'])} | {protocol_label(plan)} | this run |")
         lines.append("")
     lines += choices or []
@@ -237,21 +259,25 @@ def render_report(plan: Plan, metrics: dict, notes: list[str], diagnostics: dict
 
 
 def write_outputs(run_dir: Path, plan: Plan, preds: pd.DataFrame, classes: tuple[str, ...],
-                  notes: list[str], diagnostics: dict[str, int], ground_truth_inputs: list[str] | None = None) -> dict:
+                  notes: list[str], diagnostics: dict[str, int], ground_truth_inputs: list[str] | None = None,
+                  ensemble: dict | None = None) -> dict:
     """Write ``predictions.csv``, ``metrics.json``, ``per_class.csv``, ``report.md``, ``confusion.png``, the MEGC
     logs and the learning curve (:func:`render_outputs`), each atomically, after all of them are computed.
+    ``ensemble`` describes an averaged run (:func:`merkit.api.ensemble`): how it was combined and its members
+    (run, model, preset, seeds, selection); the report names them instead of one model.
 
     Returns:
         The metrics (what ``metrics.json`` holds).
     """
-    metrics, files = render_outputs(run_dir, plan, preds, classes, notes, diagnostics, ground_truth_inputs)
+    metrics, files = render_outputs(run_dir, plan, preds, classes, notes, diagnostics, ground_truth_inputs, ensemble)
     for path, write in files.items():
         write_atomic(path, write)
     return metrics
 
 
 def render_outputs(run_dir: Path, plan: Plan, preds: pd.DataFrame, classes: tuple[str, ...], notes: list[str],
-                   diagnostics: dict[str, int], ground_truth_inputs: list[str] | None = None):
+                   diagnostics: dict[str, int], ground_truth_inputs: list[str] | None = None,
+                   ensemble: dict | None = None):
     """Everything :func:`write_outputs` writes, computed and not yet written.
 
     Returns:
@@ -267,6 +293,8 @@ def render_outputs(run_dir: Path, plan: Plan, preds: pd.DataFrame, classes: tupl
     metrics.update(selection=plan.protocol.selection, protocol=label, split=plan.protocol.split,
                    ensemble=plan.protocol.ensemble, notes=notes, diagnostics=diagnostics, ground_truth_inputs=gt,
                    ground_truth_warning=ground_truth_warning(gt) if gt else None)
+    if ensemble:
+        metrics["members"] = ensemble["members"]
     choices = None
     kept = [c for c in (json.loads(f.read_text()) for f in folder.unit_files(RunFolder.CHOICES))
             if c.get("seed") in set(preds["seed"])]  # the folder may hold other seeds' units
@@ -284,7 +312,7 @@ def render_outputs(run_dir: Path, plan: Plan, preds: pd.DataFrame, classes: tupl
         for seed, df in preds.groupby("seed"):
             files[folder.megc_log(seed)] = text_writer(megc_log_text(df))
     curve = _learning_curve(folder, plan, preds, classes, files)
-    report = render_report(plan, metrics, notes, diagnostics, gt, curve, choices)
+    report = render_report(plan, metrics, notes, diagnostics, gt, curve, choices, ensemble)
     files[folder.file(RunFolder.REPORT)] = text_writer(report)
     return metrics, files
 
