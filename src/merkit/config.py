@@ -134,6 +134,9 @@ class TrainConfig:
             settings (:func:`merkit.training.engine.make_optimizer`).
         ema_decay: ``0`` (default) or ``d`` in (0, 1): predict with an exponential moving average of the weights,
             updated after every step (:class:`torch.optim.swa_utils.AveragedModel`); in none of the papers.
+        shuffle: ``True`` (default): a new random batch order every epoch; ``False``: the training rows in the
+            sample table's order every epoch, as the HTNet and STSTNet authors' loaders (``DataLoader`` without
+            ``shuffle``).
     """
 
     epochs: Count = 100
@@ -152,6 +155,13 @@ class TrainConfig:
     device: str = "cpu"  # cpu | cuda | cuda:N | auto; see merkit.training.engine.resolve_device
     param_groups: dict[str, ParamGroup] = field(default_factory=dict)
     ema_decay: Annotated[Float, Field(ge=0, lt=1)] = 0.0
+    shuffle: Bool = True
+
+
+#: Fields added after the shipped configs' dicts and result hashes were pinned, with their defaults: ``to_dict``
+#: leaves a field out while it holds its default, so a config that does not set it keeps its ``config.yaml`` and
+#: result hash, and its run folders still resume.
+LATE_DEFAULTS: dict[tuple[str, str], Any] = {("training", "shuffle"): True}
 
 
 @pydantic.with_config(FIELDS)
@@ -301,8 +311,12 @@ class RunConfig:
                               "its own visible GPU, so use training.device=cuda (and protocol.gpus_per_fold)")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dicts and lists (what ``config.yaml`` holds)."""
-        return _plain(dataclasses.asdict(self))
+        """Plain nested dicts and lists (what ``config.yaml`` holds), without :data:`LATE_DEFAULTS` at their default."""
+        d = _plain(dataclasses.asdict(self))
+        for (section, key), default in LATE_DEFAULTS.items():
+            if d[section].get(key) == default:
+                del d[section][key]
+        return d
 
     def result_hash(self) -> str:
         """Hash of everything that changes a fold's predictions.

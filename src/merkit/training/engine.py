@@ -227,7 +227,8 @@ def _batch_keys(model: MerModel, augment: list, train: FeatureSet) -> tuple[str,
 
 @dataclass
 class _Step:
-    """One epoch of :func:`fit`: a shuffled pass over the training rows in batches, with gradient accumulation."""
+    """One epoch of :func:`fit`: a pass over the training rows in batches (shuffled unless ``cfg.shuffle`` is off),
+    with gradient accumulation."""
 
     model: MerModel
     train: FeatureSet
@@ -245,7 +246,7 @@ class _Step:
         steps = max(1, math.ceil(n / cfg.batch_size))
         labels = self.train.labels
         self.model.train()
-        order = torch.randperm(n, generator=self.generator)
+        order = torch.randperm(n, generator=self.generator) if cfg.shuffle else torch.arange(n)
         self.optimizer.zero_grad(set_to_none=True)
         for step in range(steps):
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
