@@ -32,7 +32,7 @@ def test_the_named_hooks_are_the_parametrised_ones_at_their_old_values():
         b = general(inputs, {}, torch.Generator().manual_seed(1), **params)
         c = general(inputs, {}, torch.Generator().manual_seed(1))
         assert all(torch.equal(a[k], b[k]) and torch.equal(a[k], c[k]) for k in inputs)
-    assert hook_parameters(rotate) == {"degrees": 3.0} and hook_parameters(random_crop) == {"padding": 15}
+    assert hook_parameters(rotate) == {"degrees": 3.0, "order": 1} and hook_parameters(random_crop) == {"padding": 15}
     assert hook_parameters(rotate3) == {}
 
 

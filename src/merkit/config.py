@@ -39,9 +39,12 @@ DEVICE_PATTERN = re.compile(r"cpu|auto|cuda(:\d+)?")
 #: The augmentation hooks of :mod:`merkit.training.augment` by name, with their keyword parameters' types; the
 #: hooks module checks at import that it defines exactly these, so that a config is checked without importing it.
 AUGMENT_PARAMS: dict[str, dict[str, type]] = {
-    "hflip": {}, "rotate": {"degrees": float}, "rotate3": {}, "random_crop": {"padding": int},
+    "hflip": {}, "rotate": {"degrees": float, "order": int}, "rotate3": {}, "random_crop": {"padding": int},
     "random_crop_pad15": {}, "color_jitter": {"strength": float}, "temporal_jitter": {}, "apex_jitter": {},
     "magnify": {}}
+#: Parameters whose values are a closed set: ``rotate``'s interpolation ``order`` (0 nearest, 1 bilinear; the
+#: convention of ``skimage.transform``).
+AUGMENT_CHOICES: dict[tuple[str, str], tuple[Any, ...]] = {("rotate", "order"): (0, 1)}
 #: Parameters a hook needs set in ``training.augment_params``.
 AUGMENT_REQUIRED: dict[str, tuple[str, ...]] = {"color_jitter": ("strength",)}
 #: Hooks that swap in other frames; at most one, first.
@@ -412,6 +415,9 @@ def _hook_parameters(name: str, given: Any) -> dict[str, Any]:
             raise ConfigError(f"{where}[{key!r}] must be a {kind.__name__}, got {value!r}") from None
         if not checked[key] >= 0 or checked[key] == float("inf"):
             raise ConfigError(f"{where}[{key!r}] must be >= 0 and finite, got {value!r}")
+        choices = AUGMENT_CHOICES.get((name, key))
+        if choices is not None and checked[key] not in choices:
+            raise ConfigError(f"{where}[{key!r}] must be one of {list(choices)}, got {value!r}")
     return checked
 
 

@@ -30,9 +30,14 @@ Table 6), ``au_source`` (Table 7).
 
 Departures from the paper:
 
-* The paper gives no ViT configuration for Table 5. ``fpf_backbone="vit"`` is a :class:`transformers.ViTModel`
-  with patch 16 on a 224 input (14 x 14 tokens; the class token is dropped), hidden size = the main branch's last
-  width, ``vit_depth`` layers (default 2) and ``vit_heads`` heads (default 4), MMNet's PC sizes.
+* The paper gives no ViT configuration for Table 5. ``fpf_backbone="vit"`` follows the authors' commented-out
+  ``VisionTransformer_POS(img_size=224, patch_size=16, embed_dim=512, depth=2, num_heads=4)`` (FaceSleuth
+  ``CASME2_5.py`` l. 360-363; ``PC_module.py``): MMNet's position calibration
+  (:class:`merkit.models.mmnet.PositionCalibration`) at patch 16 on a 224 input (14 x 14 tokens), no class token,
+  LayerNorm eps 1e-6, timm's initialisation; hidden size = the main branch's last width, ``vit_depth`` layers
+  (default 2), ``vit_heads`` heads (default 4). ``vit_class_token=True`` (the ``cpu`` preset) is merkit's earlier
+  branch instead: a :class:`transformers.ViTModel` whose class token takes part in attention and is dropped at the
+  output (LayerNorm eps 1e-12); a ``fpf_pretrained`` ViT is always such a model.
 * Without AUs the head keeps the MLP, with ``fc2`` taking 512 inputs instead of 533.
 * Swin's drop path rate defaults to 0.1 (``SwinConfig``'s default); the paper does not give it.
 * The FPF frames are ImageNet-normalised like MMNet's inputs; the paper does not say.
@@ -57,7 +62,14 @@ import torch
 from torch import nn
 
 from merkit.models.base import MerModel, ModelFacts, register_model
-from merkit.models.mmnet import MOTION_KEYS, MainBranchConfig, main_branch, prepare_motion, prepare_position
+from merkit.models.mmnet import (
+    MOTION_KEYS,
+    MainBranchConfig,
+    PositionCalibration,
+    main_branch,
+    prepare_motion,
+    prepare_position,
+)
 
 AU_SOURCES = ("none", "annotation")
 PAPER = ('"A novel approach for micro-expression recognition incorporating vertical attention and position '
@@ -80,6 +92,8 @@ class Config(MainBranchConfig):
         fpf_input_size: side of the FPF input (224).
         swin_embed_dim, swin_depths, swin_heads, swin_window, swin_patch, swin_drop_path: the Swin FPF.
         vit_patch, vit_depth, vit_heads: the ViT FPF (hidden size = ``widths[-1]``).
+        vit_class_token: ``False`` (paper): the authors' ViT without a class token; ``True``: a Hugging Face
+            ``ViTModel`` whose class token takes part in attention (merkit's earlier branch, the ``cpu`` preset).
         fpf_pretrained: local folder of a ``save_pretrained`` Swin / ViT with this configuration; never downloads.
         au_source: ``none`` (default) or ``annotation`` (ground-truth AUs, also at test time; flagged).
         au_dim: length of the AU vector (21).
@@ -100,6 +114,7 @@ class Config(MainBranchConfig):
     vit_patch: int = 16
     vit_depth: int = 2
     vit_heads: int = 4
+    vit_class_token: bool = False
     fpf_pretrained: str | None = None
     au_source: str = "none"
     au_dim: int = 21
@@ -123,7 +138,7 @@ PRESETS: dict[str, Config] = {
     # ViT of patch 4 for the Table 5 switch, and an MLP head of 128 -> 64.
     "cpu": Config(input_size=28, stem_width=24, widths=(16, 16, 32, 64), strides=(1, 1, 2, 1),
                   fpf_input_size=28, swin_embed_dim=64, swin_depths=(1,), swin_heads=(2,),
-                  vit_patch=4, vit_depth=1, vit_heads=2, fc1_dim=128, fc2_dim=64),
+                  vit_patch=4, vit_depth=1, vit_heads=2, vit_class_token=True, fc1_dim=128, fc2_dim=64),
 }
 
 
@@ -174,6 +189,15 @@ class ViTFPF(nn.Module):
         return tokens.transpose(1, 2).reshape(image.shape[0], -1, side, side)
 
 
+class PositionViTFPF(PositionCalibration):
+    """ViT position branch (Table 5) as the authors' ``VisionTransformer_POS``: patch tokens without a class token,
+    (B, 3, s * vit_patch, s * vit_patch) -> (B, C, s, s)."""
+
+    def __init__(self, config: Config, side: int):
+        super().__init__(side, config.widths[-1], config.vit_depth, config.vit_heads, 4.0, 0.0, "trunc_normal",
+                         patch=config.vit_patch)
+
+
 @register_model("cva_fpf", presets=PRESETS, title="CVA+FPF", paper=PAPER)
 class CVAFPF(MerModel):
     """CVA + FPF (+ AU) on ``{motion_key, *fpf_frames[, "action_units"]}``; logits (B, num_classes).
@@ -202,6 +226,8 @@ class CVAFPF(MerModel):
                 raise ValueError(f"the Swin FPF gives {config.swin_output} (side, channels) but the main branch gives "
                                  f"{(side, dim)}; adjust fpf_input_size / swin_embed_dim / swin_depths")
             self.fpf = SwinFPF(config)
+        elif config.fpf_backbone == "vit" and not config.vit_class_token and not config.fpf_pretrained:
+            self.fpf = PositionViTFPF(config, side)
         elif config.fpf_backbone == "vit":
             self.fpf = ViTFPF(config, side)
         facts = self.facts(config)
@@ -224,7 +250,7 @@ class CVAFPF(MerModel):
 
     @property
     def fpf_input_side(self) -> int:
-        if isinstance(self.fpf, ViTFPF):
+        if isinstance(self.fpf, (ViTFPF, PositionViTFPF)):
             return self.fpf.side * self.config.vit_patch
         return self.config.fpf_input_size
 

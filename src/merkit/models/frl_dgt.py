@@ -103,6 +103,9 @@ class Config:
 
     Attributes:
         displacement: ``dgm`` (paper), ``flow`` (Table 2 M0), ``flow_norm`` (M1), ``dynamic_image`` (M2).
+        flow_channels: channels of the ``flow`` input that replace the displacement with ``flow`` / ``flow_norm``:
+            2 (u, v; the paper's M0 puts optical flow where the 2-channel displacement was) or 3 (u, v, strain,
+            merkit's composite runs).
         frames: image inputs concatenated with the displacement (paper: onset and apex; the composite: apex).
             FRL-DGT-S ignores it: each pair's displacement is concatenated with that pair's frame.
         image_channels: channels of each frame (3 RGB, 1 grey); grey inputs are repeated when this is 3.
@@ -114,8 +117,9 @@ class Config:
         lambda_rec, lambda_nm, lambda_sm: eq. 4 weights (10, 1, 0.2).
         cls_grad_scale: factor on the classification gradient reaching the DGM (1e-6).
         self_supervised: add L_DGM of the ``ss_onset`` / ``ss_apex`` pairs (paper: yes; M3: no).
-        regions: ``au-template`` (nine AU boxes of the template face in the aligned crop), ``au-input`` (boxes from
-            the ``au_boxes`` input), ``grid`` (3 x 3 image patches, M5).
+        regions: ``au-input`` (paper: boxes from the ``au_boxes`` input, which merkit builds from each clip's 68
+            dlib landmarks, sec. 3.2.1), ``au-template`` (nine AU boxes of the template face in the aligned crop),
+            ``grid`` (3 x 3 image patches, M5).
         template_crop: the face stage's crop kind (:mod:`merkit.face.crop`) the template boxes are placed in.
         region_side, patch_size: AU box side and patch side in pixels at ``input_size`` (90, 18 -> N = 25).
         face_patch: patch side of the full-face module.
@@ -132,6 +136,7 @@ class Config:
     """
 
     displacement: str = "dgm"
+    flow_channels: int = 2
     frames: tuple[str, ...] = ("onset", "apex")
     image_channels: int = 3
     input_size: int = 224
@@ -143,8 +148,8 @@ class Config:
     lambda_nm: float = 1.0
     lambda_sm: float = 0.2
     cls_grad_scale: float = 1e-6
-    self_supervised: bool = False
-    regions: str = "au-template"
+    self_supervised: bool = True
+    regions: str = "au-input"
     template_crop: str = "slstt"
     region_side: int = 90
     patch_size: int = 18
@@ -165,11 +170,18 @@ class Config:
 
 
 PRESETS: dict[str, Config] = {
+    # The paper's full model (sec. 3): self-supervised DGM pairs, AU boxes from each clip's landmarks.
     "paper": Config(),
+    # The paper preset until merkit 0.1.0: ablation M3 (no self-supervision) with template AU boxes and the
+    # 3-channel flow for M0; its weights and outputs are the old paper preset's exactly.
+    "ablation-m3-template": Config(self_supervised=False, regions="au-template", flow_channels=3),
     # 2-core CPU: 56 px faces, 20 px AU boxes of 4 px patches (N = 25 as in the paper), 8 px full-face patches
     # (49), C = 32 with 4 heads, a three-stage DGM of widths 8/16/32, a 32-wide hidden layer.
+    # Like the old paper preset, without self-supervision, with template boxes and 3-channel flow (the settings of
+    # merkit's composite and synthetic runs, whose configs set what they use).
     "cpu": Config(input_size=56, dgm_widths=(8, 16, 32), region_side=20, patch_size=4, face_patch=8, dim=32,
-                  heads=4, mlp_ratio=2.0, head_hidden=32),
+                  heads=4, mlp_ratio=2.0, head_hidden=32, self_supervised=False, regions="au-template",
+                  flow_channels=3),
 }
 
 
@@ -418,7 +430,8 @@ def _notes(c: Config) -> list[str]:
     notes = []
     if c.displacement != "dgm":
         row = {"flow": "M0", "flow_norm": "M1", "dynamic_image": "M2"}[c.displacement]
-        notes.append(f"FRL-DGT ablation {row}: displacement={c.displacement} instead of the DGM")
+        notes.append(f"FRL-DGT ablation {row}: displacement={c.displacement} instead of the DGM"
+                     + (f" ({c.flow_channels} flow channels)" if c.displacement != "dynamic_image" else ""))
     elif not c.self_supervised:
         notes.append("FRL-DGT without self-supervised DGM pairs (the Table 2 M3 setting)")
     for flag, row in (("face_fusion", "M6"), ("local_fusion", "M7"), ("global_fusion", "M8")):
@@ -462,13 +475,16 @@ class FRLDGT(MerModel):
             raise ValueError("FRL-DGT-S (sequence=True) generates its displacements with the DGM")
         if c.depth < 1:
             raise ValueError(f"FRL-DGT depth (Transformer layers per Attn block) must be >= 1, got {c.depth}")
+        if c.flow_channels not in (2, 3):
+            raise ValueError(f"FRL-DGT flow_channels must be 2 (u, v) or 3 (u, v, strain), got {c.flow_channels}")
         self.config = c
         facts = self.facts(c)
         self.input_keys = facts.input_keys
         self.notes = list(facts.notes)
         self.dgm = (DisplacementGenerator(c.image_channels, c.dgm_widths, c.alpha)
                     if c.displacement == "dgm" else None)
-        motion_channels = {"dgm": 2, "flow": 3, "flow_norm": 3, "dynamic_image": c.image_channels}[c.displacement]
+        motion_channels = {"dgm": 2, "flow": c.flow_channels, "flow_norm": c.flow_channels,
+                           "dynamic_image": c.image_channels}[c.displacement]
         frames = 1 if c.sequence else len(c.frames)
         channels = motion_channels + frames * c.image_channels
         self.in_channels = channels
@@ -616,7 +632,7 @@ class FRLDGT(MerModel):
                     losses.update(self.weighted_dgm_losses(onset, apex, d, "dgm"))
                 motion = self._motion_map(d)
             elif c.displacement in ("flow", "flow_norm"):
-                motion = resize(inputs["flow"], c.input_size)
+                motion = resize(inputs["flow"][:, :c.flow_channels], c.input_size)
                 motion = standardise(motion, c.norm_eps) if c.displacement == "flow_norm" else motion
             else:
                 motion = self._image(inputs, "dynamic_image")

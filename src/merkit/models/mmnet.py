@@ -11,9 +11,12 @@ Two branches, fused by addition:
   128, 256, 512 and strides 1, 2, 2, 2 (:mod:`merkit.models.attention`, eq. 1-3), giving F_M of 512 x 14 x 14.
   Each block's spatial map ``sigmoid(BN(conv1x1([mean_c; max_c])))`` is multiplied by the previous block's map,
   max-pooled to the current size (eq. 1), and re-weights the block's features (eq. 3).
-* **Position calibration (PC)**: a shallow ViT on the onset frame resized to 14 x 14 (bilinear, antialiased, as
-  the authors' ``Resize``), patch 1, dim 512, 4 heads, learned positional embedding, no class token, pre-norm
-  blocks and a final LayerNorm; 5-class: depth 2, MLP ratio 4; 3-class: depth 3, MLP ratio 2, drop path 0.3.
+* **Position calibration (PC)**: a shallow ViT on the onset frame resized to 14 x 14 (bilinear without
+  antialiasing, as the authors' tensor ``Resize([14, 14])`` in the torchvision of 2022, whose tensor path did not
+  antialias; ``pc_antialias``), patch 1, dim 512, 4 heads, learned positional embedding, no class token, pre-norm
+  blocks and a final LayerNorm; 5-class: depth 2, MLP ratio 4; 3-class: depth 3, MLP ratio 2, drop path 0.3. Its
+  linear layers start from a truncated normal of std 0.02 with zero biases (the authors' ``_init_weights``,
+  ``pc_init="trunc_normal"``).
   Its 196 tokens are reshaped to E_pos (512 x 14 x 14) and **added** to F_M.
 * **Head**: flatten, linear to the classes.
 
@@ -39,6 +42,8 @@ Departures from the paper and its code:
   ``paper-3class`` keeps the 5-class stem (``groups=1``). Both scripts' heads have 5 outputs; merkit's has one
   per class.
 * ``dropout`` before the linear head (default 0): the authors' code creates a dropout there but never calls it.
+* The ``cpu`` preset keeps the PC of merkit's composite runs: an antialiased resize (``pc_antialias=True``) and
+  PyTorch's default initialisation (``pc_init="torch"``).
 * The first CA block has an identity residual (authors' code); the paper's "1x1 residual projection" is used
   where shape changes.
 * Ablation switches beyond the paper: ``pc`` (PC on/off), ``attention`` (``spatial``: MMNet; ``y``/``x``/``xy``:
@@ -111,6 +116,9 @@ class Config(MainBranchConfig):
         pc_depth, pc_heads, pc_mlp_ratio, pc_drop_path: the PC ViT (5-class: 2, 4, 4, 0; 3-class: 3, 4, 2, 0.3).
         dropout: dropout before the linear head (merkit's; 0 = paper).
         imagenet_normalize: normalise the inputs with the ImageNet mean / std, as the authors' transforms.
+        pc_antialias: antialias the PC's resize when it shrinks (``False``: plain bilinear, the authors').
+        pc_init: ``trunc_normal`` (the authors': linear weights from a truncated normal of std 0.02, zero biases)
+            or ``torch`` (PyTorch's default initialisation).
     """
 
     position_key: str = "onset"
@@ -121,7 +129,11 @@ class Config(MainBranchConfig):
     pc_drop_path: float = 0.0
     dropout: float = 0.0
     imagenet_normalize: bool = True
+    pc_antialias: bool = False
+    pc_init: str = "trunc_normal"
 
+
+PC_INITS = ("trunc_normal", "torch")
 
 PRESETS: dict[str, Config] = {
     "paper": Config(),
@@ -129,7 +141,7 @@ PRESETS: dict[str, Config] = {
     # 2-core CPU: the composite's native 28 x 28 flow, no resizing; stride-2 stem -> 14, one stride-2 block -> 7;
     # widths / 8 and a one-block PC of dim 64 on a 7 x 7 position image. Fits a 68-fold LOSO in minutes.
     "cpu": Config(input_size=28, stem_width=24, widths=(16, 16, 32, 64), strides=(1, 1, 2, 1),
-                  pc_depth=1, pc_heads=2, pc_mlp_ratio=2.0),
+                  pc_depth=1, pc_heads=2, pc_mlp_ratio=2.0, pc_antialias=True, pc_init="torch"),
 }
 
 
@@ -139,11 +151,13 @@ def prepare_motion(inputs: Mapping[str, torch.Tensor], key: str, side: int, imag
     return normalize_image(x, difference=key == "apex_minus_onset") if imagenet else x
 
 
-def prepare_position(image: torch.Tensor, side: int, imagenet: bool, key: str = "position") -> torch.Tensor:
-    """A position frame (B, 1 or 3, H, W) in [0, 1] (input ``key``) as a normalised (B, 3, side, side) image."""
+def prepare_position(image: torch.Tensor, side: int, imagenet: bool, key: str = "position",
+                     antialias: bool = True) -> torch.Tensor:
+    """A position frame (B, 1 or 3, H, W) in [0, 1] (input ``key``) as a normalised (B, 3, side, side) image,
+    resized bilinearly (antialiased when shrinking with ``antialias``)."""
     x = as_channels(image, 3, key)
     x = normalize_image(x) if imagenet else x
-    return resize(x, side)
+    return resize(x, side, antialias=antialias)
 
 
 def pc_block(dim: int, heads: int, mlp_ratio: float, drop_path: float) -> PreNormBlock:
@@ -152,22 +166,43 @@ def pc_block(dim: int, heads: int, mlp_ratio: float, drop_path: float) -> PreNor
                         drop_path=drop_path)
 
 
-class PositionCalibration(nn.Module):
-    """MMNet's PC module: (B, 3, S, S) image -> (B, dim, S, S) position embedding E_pos.
+def _trunc_normal_init(module: nn.Module) -> None:
+    """timm's ViT ``_init_weights`` for one module: linear weights from a truncated normal of std 0.02, zero bias
+    (``nn.MultiheadAttention``'s packed q, k, v projection counts as the linear layer it stands for)."""
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.MultiheadAttention):
+        nn.init.trunc_normal_(module.in_proj_weight, std=0.02)
+        nn.init.zeros_(module.in_proj_bias)
 
-    Patch 1 (a linear projection of each pixel), learned positional embedding (truncated normal, std 0.02), no
-    class token, ``depth`` pre-norm blocks, final LayerNorm; the S * S tokens are reshaped to the grid.
+
+class PositionCalibration(nn.Module):
+    """MMNet's PC module: (B, 3, S * patch, S * patch) image -> (B, dim, S, S) position embedding E_pos.
+
+    Patch 1 (a linear projection of each pixel; ``patch`` > 1: the authors' ``VisionTransformer_POS`` at another
+    patch size, the ViT position branch of CVA+FPF's Table 5), learned positional embedding (truncated normal, std 0.02), no
+    class token, ``depth`` pre-norm blocks, final LayerNorm; the S * S tokens are reshaped to the grid. With
+    ``init="trunc_normal"`` the blocks' linear layers (q, k, v, output projection, MLP) are redrawn from a truncated
+    normal of std 0.02 with zero biases, as timm's ViT ``_init_weights`` in the authors' ``PC_module.py``; the patch
+    embedding (a convolution) keeps PyTorch's default there too.
     """
 
-    def __init__(self, side: int, dim: int, depth: int, heads: int, mlp_ratio: float, drop_path: float):
+    def __init__(self, side: int, dim: int, depth: int, heads: int, mlp_ratio: float, drop_path: float,
+                 init: str = "torch", patch: int = 1):
         super().__init__()
         self.side = side
-        self.embed = nn.Conv2d(3, dim, kernel_size=1)
+        self.embed = nn.Conv2d(3, dim, kernel_size=patch, stride=patch)
         self.pos = nn.Parameter(torch.zeros(1, side * side, dim))
         nn.init.trunc_normal_(self.pos, std=0.02)
         rates = torch.linspace(0, drop_path, depth).tolist()  # timm's rule: 0 for the first block
         self.blocks = nn.ModuleList(pc_block(dim, heads, mlp_ratio, r) for r in rates)
         self.norm = nn.LayerNorm(dim, eps=1e-6)
+        if init == "trunc_normal":
+            self.blocks.apply(_trunc_normal_init)
+        elif init != "torch":
+            raise ValueError(f"pc_init must be one of {PC_INITS}, got {init!r}")
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         b = image.shape[0]
@@ -195,7 +230,7 @@ class MMNet(MerModel):
         self.main = main_branch(config)
         side, dim = config.feature_side, config.widths[-1]
         self.pc = (PositionCalibration(side, dim, config.pc_depth, config.pc_heads, config.pc_mlp_ratio,
-                                       config.pc_drop_path) if config.pc else None)
+                                       config.pc_drop_path, config.pc_init) if config.pc else None)
         self.dropout = nn.Dropout(config.dropout)
         self.fc = nn.Linear(dim * side * side, num_classes)
 
@@ -214,7 +249,7 @@ class MMNet(MerModel):
         if self.pc is not None:
             c = self.config
             features = features + self.pc(prepare_position(inputs[c.position_key], c.feature_side,
-                                                           c.imagenet_normalize, c.position_key))
+                                                           c.imagenet_normalize, c.position_key, c.pc_antialias))
         return features
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:

@@ -41,7 +41,11 @@ Departures from the paper and its code, and why:
 * The official code runs every encoder layer under ``torch.no_grad`` (``model/transformer.py`` l. 83), so with
   either aggregator it never trains the encoder's layers, patch embedding, class token or position embedding. The
   report initialises the encoder from ImageNet and says nothing of freezing it. Here the encoder is fine-tuned end
-  to end by default; ``freeze_encoder=True`` freezes it as the official code does.
+  to end by default; ``freeze_encoder=True`` freezes it as the official code does: its final LayerNorm, which runs
+  after the layers outside ``no_grad`` (``model/slstt.py`` ``self.norm``), still trains.
+* LayerNorm epsilon ``layer_norm_eps``: 1e-6 in the ``paper`` preset, the official code's (``model/transformer.py``
+  l. 77, 79; ``model/slstt.py`` l. 91), also when Hugging Face weights (whose config says 1e-12) are loaded; the
+  ``cpu`` preset keeps Hugging Face's 1e-12, the setting of merkit's composite figures.
 * Where the input is the single onset->apex flow image (the MEGC2019 composite, input key ``flow``), F = 1: the
   aggregators then see one frame, and the model is a ViT on one flow image, not the paper's spatio-temporal
   model. :attr:`SLSTT.notes` says so for the run report.
@@ -108,7 +112,9 @@ class Config:
             takes precedence over ``pretrained`` and must exist. With weights, the architecture (width, depth,
             heads, patch) is the checkpoint's.
         require_pretrained: raise instead of warning when no pretrained weights can be loaded.
-        freeze_encoder: do not train the encoder (the official code's behaviour, with either aggregator).
+        freeze_encoder: do not train the encoder's embeddings and layers (the official code's behaviour, with either
+            aggregator); its final LayerNorm still trains, as in the official code.
+        layer_norm_eps: epsilon of every LayerNorm of the encoder (official code 1e-6; Hugging Face ViT 1e-12).
         input_mean, input_std: inputs are normalised as ``(x - mean) / std`` before the encoder. The defaults suit
             images in [0, 1] (HSV-encoded long-term flow, the composite's flow images); for ``raw`` long-term flow
             (u, v, magnitude in pixels) set ``input_mean: 0`` and ``input_std`` to a typical magnitude.
@@ -135,6 +141,7 @@ class Config:
     freeze_encoder: bool = False
     input_mean: float = 0.5
     input_std: float = 0.5
+    layer_norm_eps: float = 1e-6
 
     def __post_init__(self) -> None:
         if self.aggregator not in AGGREGATORS:
@@ -166,7 +173,8 @@ PRESETS: dict[str, Config] = {
     # of their input at initialisation (see the module docstring) and did not train within the CPU budget.
     # Sized so that a 68-fold composite LOSO (F = 1, 20 epochs) takes about 30 CPU-minutes or less.
     "cpu": Config(frames=11, image_size=28, patch_size=4, hidden_size=192, num_layers=2, num_heads=3,
-                  mlp_size=384, lstm_hidden=128, lstm_layers=1, head_hidden=64, pretrained=None),
+                  mlp_size=384, lstm_hidden=128, lstm_layers=1, head_hidden=64, pretrained=None,
+                  layer_norm_eps=1e-12),
 }
 
 
@@ -178,8 +186,8 @@ def vit_config(config: Config):
         hidden_size=config.hidden_size, num_hidden_layers=config.num_layers,
         num_attention_heads=config.num_heads, intermediate_size=config.mlp_size,
         hidden_act="gelu", hidden_dropout_prob=config.dropout, attention_probs_dropout_prob=config.attention_dropout,
-        layer_norm_eps=1e-12, image_size=config.image_size, patch_size=config.patch_size, num_channels=3,
-        qkv_bias=True,
+        layer_norm_eps=config.layer_norm_eps, image_size=config.image_size, patch_size=config.patch_size,
+        num_channels=3, qkv_bias=True,
     )
 
 
@@ -199,7 +207,8 @@ def load_encoder(config: Config):
     """
     from transformers import ViTModel
 
-    overrides = dict(hidden_dropout_prob=config.dropout, attention_probs_dropout_prob=config.attention_dropout)
+    overrides = dict(hidden_dropout_prob=config.dropout, attention_probs_dropout_prob=config.attention_dropout,
+                     layer_norm_eps=config.layer_norm_eps)
     reason: str
     if config.weights_dir is not None:
         folder = Path(config.weights_dir).expanduser()
@@ -272,8 +281,9 @@ class SLSTT(MerModel):
         width = self.encoder.config.hidden_size
         # Position embeddings are interpolated only when frames enter at another size than the checkpoint's.
         self._interpolate = config.image_size != self.encoder.config.image_size
-        if config.freeze_encoder:
+        if config.freeze_encoder:  # the official code's no_grad covers the layers, not the final LayerNorm
             self.encoder.requires_grad_(False)
+            self.encoder.layernorm.requires_grad_(True)
         if config.aggregator == "lstm":
             self.lstm = nn.LSTM(width, config.lstm_hidden, num_layers=config.lstm_layers, batch_first=True)
             self.fc1 = nn.Linear(config.lstm_hidden, config.head_hidden)

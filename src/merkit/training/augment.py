@@ -59,14 +59,15 @@ Hook = Callable[[dict[str, torch.Tensor], Mapping, torch.Generator], dict[str, t
 IMAGE_KEYS = ("flow", "apex_minus_onset", "onset", "apex")
 
 
-def _warp(inputs: dict[str, torch.Tensor], theta: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Apply the (B, 2, 3) affine ``theta`` (normalised coordinates) to every image key of ``inputs``."""
+def _warp(inputs: dict[str, torch.Tensor], theta: torch.Tensor, mode: str = "bilinear") -> dict[str, torch.Tensor]:
+    """Apply the (B, 2, 3) affine ``theta`` (normalised coordinates) to every image key of ``inputs``, sampling
+    with ``mode`` (``bilinear`` or ``nearest``, :func:`torch.nn.functional.grid_sample`)."""
     out = dict(inputs)
     for key in IMAGE_KEYS:
         if key in inputs:
             img = inputs[key]
             grid = F.affine_grid(theta.to(device=img.device, dtype=img.dtype), list(img.shape), align_corners=False)
-            out[key] = F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=False)
+            out[key] = F.grid_sample(img, grid, mode=mode, padding_mode="border", align_corners=False)
     return out
 
 
@@ -78,19 +79,21 @@ def _batch_size(inputs: Mapping[str, torch.Tensor]) -> int:
 
 
 def rotate(inputs: dict[str, torch.Tensor], meta: Mapping, generator: torch.Generator, *,
-           degrees: float = 3.0) -> dict:
+           degrees: float = 3.0, order: int = 1) -> dict:
     """Rotate each sample by an angle drawn uniformly from [-degrees, degrees] (torchvision's
     ``RandomRotation(degrees)``; MMNet's ``CASME2_5.py``: 3, ``CASME2_3.py``: 4).
 
     Args:
         degrees: the largest rotation, degrees (``training.augment_params: {rotate: {degrees: 4}}``).
+        order: interpolation, 1 bilinear (default) or 0 nearest neighbour (torchvision ``RandomRotation``'s default,
+            hence MMNet's and FaceSleuth's code; ``{rotate: {degrees: 3, order: 0}}``).
     """
     n = _batch_size(inputs)
     angle = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(degrees)
     cos, sin = torch.cos(angle), torch.sin(angle)
     zero = torch.zeros(n)
     theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
-    return _warp(inputs, theta)
+    return _warp(inputs, theta, "nearest" if order == 0 else "bilinear")
 
 
 def rotate3(inputs: dict[str, torch.Tensor], meta: Mapping, generator: torch.Generator) -> dict:
