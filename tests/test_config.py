@@ -78,6 +78,6 @@ def test_the_mmnet_3class_config_is_the_authors_3class_script():
     assert (t.batch_size, t.epochs, t.lr, t.weight_decay, t.scheduler_params) == (
         24, 99, 8e-4, 0.7, {"gamma": 0.987, "decay_epochs": 50})
     assert t.augment == ["temporal_jitter", "hflip", "rotate", "random_crop"]
-    assert t.augment_params == {"rotate": {"degrees": 4}, "random_crop": {"padding": 4}}
+    assert t.augment_params == {"rotate": {"degrees": 4, "order": 0}, "random_crop": {"padding": 4}}
     assert (config.data.motion.jitter_mode, config.data.motion.jitter) == ("mmnet-3class", 4)
     assert config.model.preset == "paper-3class"

@@ -202,11 +202,14 @@ def test_paper_preset_has_the_papers_sizes():
     assert model.local[0].pos.shape == (1, 25, 256)  # 90 x 90 boxes of 18 x 18 patches, C = 256
     assert model.local[0].fuse.heads == 8 and len(model.local) == 9
     assert model.in_channels == 2 + 3 + 3  # displacement, onset, apex
-    assert model.input_keys == ("onset", "apex")
+    # the full model: self-supervised pairs and AU boxes from landmarks (ablation-m3-template needs neither)
+    assert model.input_keys == ("onset", "apex", "ss_onset", "ss_apex", "au_boxes")
+    assert build_model("frl_dgt", 3, "ablation-m3-template").input_keys == ("onset", "apex")
 
 
 @pytest.mark.parametrize("params,keys", [
     ({"displacement": "flow", "frames": ["apex"], "image_channels": 1}, ("flow", "apex")),  # M0 (composite)
+    ({"displacement": "flow", "flow_channels": 2}, ("flow", "onset", "apex")),  # M0 as the paper: flow (u, v)
     ({"displacement": "flow_norm"}, ("flow", "onset", "apex")),  # M1
     ({"displacement": "dynamic_image"}, ("dynamic_image", "onset", "apex")),  # M2
     ({"fusion": "fu_a"}, ("onset", "apex")),  # M4

@@ -172,7 +172,7 @@ class Config:
 PRESETS: dict[str, Config] = {
     # The paper's full model (sec. 3): self-supervised DGM pairs, AU boxes from each clip's landmarks.
     "paper": Config(),
-    # The paper preset until merkit 0.1.0: ablation M3 (no self-supervision) with template AU boxes and the
+    # The paper preset until 2026-12-07: ablation M3 (no self-supervision) with template AU boxes and the
     # 3-channel flow for M0; its weights and outputs are the old paper preset's exactly.
     "ablation-m3-template": Config(self_supervised=False, regions="au-template", flow_channels=3),
     # 2-core CPU: 56 px faces, 20 px AU boxes of 4 px patches (N = 25 as in the paper), 8 px full-face patches

@@ -182,8 +182,8 @@ class PositionCalibration(nn.Module):
     """MMNet's PC module: (B, 3, S * patch, S * patch) image -> (B, dim, S, S) position embedding E_pos.
 
     Patch 1 (a linear projection of each pixel; ``patch`` > 1: the authors' ``VisionTransformer_POS`` at another
-    patch size, the ViT position branch of CVA+FPF's Table 5), learned positional embedding (truncated normal, std 0.02), no
-    class token, ``depth`` pre-norm blocks, final LayerNorm; the S * S tokens are reshaped to the grid. With
+    patch size, the ViT position branch of CVA+FPF's Table 5), learned positional embedding (truncated normal, std
+    0.02), no class token, ``depth`` pre-norm blocks, final LayerNorm; the S * S tokens are reshaped to the grid. With
     ``init="trunc_normal"`` the blocks' linear layers (q, k, v, output projection, MLP) are redrawn from a truncated
     normal of std 0.02 with zero biases, as timm's ViT ``_init_weights`` in the authors' ``PC_module.py``; the patch
     embedding (a convolution) keeps PyTorch's default there too.
