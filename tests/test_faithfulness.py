@@ -249,7 +249,6 @@ def test_without_shuffle_every_epoch_sees_the_rows_in_table_order():
     seed's generator, so two generators give the same trained weights; with shuffling they do not."""
     from merkit.config import TrainConfig
     from merkit.training.engine import fit
-
     from tests.helpers import toy_flow_features
 
     train = toy_flow_features(subjects=2, per_class=4)
