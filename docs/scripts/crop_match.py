@@ -21,7 +21,8 @@ A second table repeats the flow's r for apex frames 003-005.
 One sample of one part: SAMM and SMIC frames are not in ``../shared/data``. The frames are interpolated and already
 cropped by the dataset's authors, so a crop reaching past them meets black borders, as it does not on raw frames.
 
-Run: ``python docs/scripts/crop_match.py [--data ../shared/data] [--apex 4]`` (about 10 s). Prints Markdown tables.
+Run: ``python docs/scripts/crop_match.py [--data ../shared/data] [--apex 4]`` (about 30 s on a loaded 2-core
+CPU). Prints Markdown tables.
 """
 
 from __future__ import annotations
@@ -100,7 +101,8 @@ def main() -> None:
 
     variants = {f"{crop}, margin {margin}": dataclasses.replace(
         record, face=dataclasses.replace(record.face, crop=crop, margin=margin)) for crop, margin in CROPS}
-    print(f"\n| crop (apex frame {args.apex:03d}) | flow r: u | v | strain | flow MAD (8-bit) | apex crop r | apex MAD |")
+    print(f"\n| crop (apex frame {args.apex:03d}) | flow r: u | v | strain | flow MAD (8-bit) | apex crop r "
+          "| apex MAD |")
     print("|---|---|---|---|---|---|---|")
     rows = {name: exported(frames, rec, args.apex) for name, rec in variants.items()}
     rows["no face fit: the whole frame at 224x224"] = unfitted(frames, record, args.apex)

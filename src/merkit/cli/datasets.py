@@ -27,8 +27,8 @@ def list_datasets() -> None:
     for entry in DATASETS.values():
         typer.echo(f"{entry.name:<10} {entry.title:<48} {', '.join(entry.schemes) or '-'}")
     for bench in BENCHMARKS.values():
-        typer.echo(f"{bench.name:<10} {'flow folder: ' + str(bench.total.samples) + ' samples, parts ' + ', '.join(bench.parts):<48} "
-                   f"{bench.scheme}")
+        title = f"flow folder of {bench.total.samples} samples ({', '.join(bench.parts)})"
+        typer.echo(f"{bench.name:<10} {title:<48} {bench.scheme}")
 
 
 @datasets_app.command("check")
