@@ -19,7 +19,7 @@ import yaml
 from pydantic import Field
 from typing_extensions import TypedDict
 
-from merkit.boundary import (FIELDS, Bool, Count, Float, Fraction, Int, NonNegativeFloat, NonNegativeInt,
+from merkit.boundary import (FIELDS, Bool, Count, Float, Fraction, Int, Name, NonNegativeFloat, NonNegativeInt,
                              PositiveFloat, did_you_mean, unknown_name, validate)
 from merkit.config_files import resolve_config
 from merkit.errors import ConfigError
@@ -80,7 +80,15 @@ class DataConfig:
     ``face`` and ``motion`` make the preprocessing record (:attr:`preprocessing`): how frames become inputs in a
     raw run, and how a flow folder's images were made, so that ``merkit predict`` can rebuild them. Their defaults
     are the composite's recipe. ``benchmark`` names the published results the report lists (e.g.
-    ``megc2019-composite``).
+    ``megc2019-composite``); they are listed only beside a run on the whole benchmark, not on a subset.
+
+    ``subjects`` and ``datasets`` select part of the data where it is loaded
+    (:func:`merkit.inputs.select.select_table`); empty (the default) keeps everything. A subject is its
+    ``subject_id``, ``dataset/subject`` (``samm/006``), or the subject alone (``sub01``) when one dataset of the data
+    (of ``datasets``, when given) has it. With both, a sample is kept when its dataset and its subject are selected.
+    A run on a subset says so in its name (:meth:`RunConfig.run_name`), ``run.json``, ``metrics.json`` and every
+    table of its report ("62 of 442 samples, 5 of 68 subjects"). Names are strings: quote a subject that YAML
+    reads as a number (``'006'``).
     """
 
     kind: Literal[DATA_KINDS] = "flow_folder"
@@ -99,11 +107,24 @@ class DataConfig:
     cache: str | None = None
     preprocess_workers: Count = 1
     on_error: Literal[ON_ERROR] = "skip"
+    subjects: list[Name] = field(default_factory=list)
+    datasets: list[Name] = field(default_factory=list)
 
     @property
     def preprocessing(self) -> Preprocessing:
         """The preprocessing record of ``face`` and ``motion``."""
         return Preprocessing(self.face, self.motion)
+
+    @property
+    def subset_suffix(self) -> str:
+        """What a run on a subset adds to its name: ``""`` for all the data; ``-subset-casme2+samm`` for
+        ``datasets``; ``-subset-5subjects-1a2b3c`` for ``subjects`` (their count and 6 hex digits of SHA-256 of the
+        sorted names, so that two subsets of one size get two names); both, in that order."""
+        parts = ["+".join(self.datasets)] if self.datasets else []
+        if self.subjects:
+            digest = hashlib.sha256("\n".join(sorted(self.subjects)).encode()).hexdigest()[:6]
+            parts.append(f"{len(self.subjects)}subject{'s' if len(self.subjects) > 1 else ''}-{digest}")
+        return "-subset-" + "-".join(parts) if parts else ""
 
 
 @pydantic.with_config(FIELDS)
@@ -214,6 +235,18 @@ class RunConfig:
         """
         checked = validate(RunConfig, _sections(self))
         self.training.param_groups = checked.training.param_groups  # YAML's "1e-3" as a float
+        self.data.subjects, self.data.datasets = checked.data.subjects, checked.data.datasets  # stripped
+        for key in ("subjects", "datasets"):
+            names = getattr(self.data, key)
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise ConfigError(f"data.{key} lists {twice[0]!r} twice: {names}")
+        for name in self.data.datasets:
+            if "/" in name or "\\" in name:
+                raise ConfigError(f"data.datasets: {name!r} is not a dataset name (it holds a path separator)")
+        for name in self.data.subjects:
+            if "\\" in name or name.count("/") > 1 or name.startswith("/") or name.endswith("/"):
+                raise ConfigError(f"data.subjects: {name!r} is neither a subject nor a subject id dataset/subject")
         p, t = self.protocol, self.training
         if len(set(p.seeds)) != len(p.seeds):
             raise ConfigError(f"protocol.seeds lists a seed twice: {p.seeds}")
@@ -277,8 +310,15 @@ class RunConfig:
 
         resources = Resources(p.workers, p.threads_per_fold, p.gpus_per_fold, p.address, p.max_retries,
                               self.training.device, runs_in_process(p.workers, p.address))
-        return Plan(self.name, self.data, protocol, resources, self.result_hash(),
+        return Plan(self.run_name, self.data, protocol, resources, self.result_hash(),
                     yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @property
+    def run_name(self) -> str:
+        """The run's name: ``name``, with :attr:`DataConfig.subset_suffix` for a run on part of the data (the
+        default run folder is ``runs/<run_name>``)."""
+        suffix = self.data.subset_suffix
+        return self.name if self.name.endswith(suffix) else self.name + suffix
 
     def with_overrides(self, overrides: list[str]) -> "RunConfig":
         """A copy of this config with ``key.sub=value`` overrides applied, validated.
@@ -301,16 +341,23 @@ class RunConfig:
                               "its own visible GPU, so use training.device=cuda (and protocol.gpus_per_fold)")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dicts and lists (what ``config.yaml`` holds)."""
-        return _plain(dataclasses.asdict(self))
+        """Plain nested dicts and lists (what ``config.yaml`` holds). ``data.subjects`` and ``data.datasets`` are
+        left out when empty (all the data), so that a config's dict, ``config.yaml`` and :meth:`result_hash` stay
+        what they were before those keys existed, and older run folders still resume."""
+        d = _plain(dataclasses.asdict(self))
+        for key in _ADDED_DATA_KEYS:
+            if not d["data"][key]:
+                d["data"].pop(key)
+        return d
 
     def result_hash(self) -> str:
         """Hash of everything that changes a fold's predictions.
 
-        Excluded: ``name``; ``data.path`` (the data fingerprint checks the data instead), ``data.cache``,
-        ``data.preprocess_workers`` and ``data.on_error`` (where and how inputs are computed; skipped clips change
-        the fingerprint); ``protocol.seeds`` (each seed is its own unit), ``protocol.workers``,
-        ``protocol.save_checkpoints``, ``protocol.gpus_per_fold``, ``protocol.address``,
+        Included: ``data.subjects`` and ``data.datasets`` when set (they choose the samples; left out of the dict
+        when empty, :meth:`to_dict`). Excluded: ``name``; ``data.path`` (the data fingerprint checks the data
+        instead), ``data.cache``, ``data.preprocess_workers`` and ``data.on_error`` (where and how inputs are
+        computed; skipped clips change the fingerprint); ``protocol.seeds`` (each seed is its own unit),
+        ``protocol.workers``, ``protocol.save_checkpoints``, ``protocol.gpus_per_fold``, ``protocol.address``,
         ``protocol.max_retries``, ``protocol.record_epochs`` and ``training.device`` (where a unit runs;
         ``run.json`` records the devices and machines).
         """
@@ -323,6 +370,10 @@ class RunConfig:
             d["protocol"].pop(k)
         d["training"].pop("device")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+#: ``data`` keys added after run folders were made, left out of :meth:`RunConfig.to_dict` at their default.
+_ADDED_DATA_KEYS = ("subjects", "datasets")
 
 
 def _plain(value: Any) -> Any:
@@ -417,7 +468,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     """Load a YAML config (or the defaults when ``path`` is None), set ``values``, then apply ``key.sub=value``
     overrides.
 
-from merkit.boundary import (FIELDS, Bool, Count, Float, Fraction, Int, NonNegativeFloat, NonNegativeInt,
+from merkit.boundary import (FIELDS, Bool, Count, Float, Fraction, Int, Name, NonNegativeFloat, NonNegativeInt,
                              PositiveFloat, did_you_mean, unknown_name, validate)
 from merkit.config_files import resolve_config
 

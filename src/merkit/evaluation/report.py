@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 
 from merkit.config import DEFAULT_RECIPE, Plan, TrainConfig
+from merkit.evaluation.tables import (data_summary, data_text, part_frame, run_caption, run_latex, scope_text,
+                                      subset_text)
 from merkit.files import text_writer, write_atomic
 from merkit.runfolder import RunFolder
 
@@ -198,26 +200,14 @@ def render_report(plan: Plan, metrics: dict, notes: list[str], diagnostics: dict
                   ground_truth_inputs: list[str] | None = None, curve: list[str] | None = None,
                   choices: list[str] | None = None, ensemble: dict | None = None) -> str:
     """The Markdown report of a run; ``curve`` and ``choices`` are the optional :func:`render_curve` and
-    :func:`render_choices` sections; ``ensemble`` as :func:`write_outputs`."""
+    :func:`render_choices` sections; ``ensemble`` as :func:`write_outputs`. A run on a subset
+    (``metrics["data"]["subset"]``) says so in its header and above every table."""
     summary = metrics["summary"]
     seeds = metrics["seeds"]
-    lines = [f"# merkit run: {plan.name}", ""]
-    model, data = plan.protocol.own.model, plan.data
-    if ground_truth_inputs:
-        lines += [f"> **{ground_truth_warning(ground_truth_inputs)}**", ""]
-    lines += ensemble_lines(ensemble) if ensemble else [
-        f"- model: `{model.name}` (preset `{model.preset or 'paper'}`)"
-        + (f", params {dict(model.params)}" if model.params else "")]
-    lines += [
-        f"- data: `{data.kind}`" + (f" ({data.benchmark})" if data.benchmark else "")
-        + f", class scheme `{data.scheme}` ({', '.join(metrics['classes'])})",
-        *([] if ensemble else [f"- training: {training_recipe(plan.protocol.own.training)}"]),
-        f"- protocol: {split_label(plan)}, metrics pooled over all folds (MEGC2019 definitions)",
-        f"- **selection: {protocol_label(plan)}**",
-        seed_line(seeds, ensemble),
-    ]
-    lines += [f"- note: {n}" for n in notes]
-    lines += ["", "## Results", "", "| part | UF1 | UAR | accuracy | samples |", "|---|---|---|---|---|"]
+    data = metrics.get("data") or {}
+    scope = _subset_lines(data)
+    lines = _header(plan, metrics, notes, ground_truth_inputs, ensemble)
+    lines += ["", "## Results", "", *scope, "| part | UF1 | UAR | accuracy | samples |", "|---|---|---|---|---|"]
     first = metrics["per_seed"][seeds[0]]
     for part, stat in summary.items():
         lines.append(f"| {part} | {_fmt(stat['uf1'])} | {_fmt(stat['uar'])} | {_fmt(stat['accuracy'])} | "
@@ -227,28 +217,15 @@ def render_report(plan: Plan, metrics: dict, notes: list[str], diagnostics: dict
         names = [metrics["classes"][c] for c in cls]
         lines.append(f"\n{part}: classes {names} have no sample there; its macro averages run over the others.")
     lines += ["", "Per class (full set, pooled over folds" + (", mean over seeds" if len(seeds) > 1 else "") + "):",
-              "", "| class | precision | recall | F1 | samples |", "|---|---|---|---|---|"]
+              "", *scope, "| class | precision | recall | F1 | samples |", "|---|---|---|---|---|"]
     lines += [f"| {name} | {c['precision']:.4f} | {c['recall']:.4f} | {c['f1']:.4f} | {c['support']} |"
               for name, c in metrics["per_class"].items()]
     fold_mean = np.mean([m["uf1"] for m in metrics["per_fold_mean"].values()])
     lines += ["", f"Secondary figure, not comparable with the pooled ones: per-fold mean UF1 {fold_mean:.4f}.",
               "", "![confusion matrix, mean counts per seed](confusion.png)", ""]
-    published = published_results(data.benchmark) if data.benchmark else pd.DataFrame()
-    if len(published):
-        lines += ["## Published results on this benchmark", "",
-                  "Selection says how each paper chose the reported model: a number picked on the test subject "
-                  "is optimistic and not comparable with an honest last-epoch figure.", "",
-                  "| method | scope | UF1 | UAR | selection | source |", "|---|---|---|---|---|---|"]
-        for r in published.itertuples(index=False):
-            uf1 = "" if pd.isna(r.uf1) else f"{r.uf1:.4f}"
-            uar = "" if pd.isna(r.uar) else f"{r.uar:.4f}"
-            lines.append(f"| {r.method} | {r.scope} | {uf1} | {uar} | {r.selection} | {r.source} |")
-        lines += ["", f"This run ({protocol_label(plan)}):", ""]
-        lines.append(f"| {run_label(model.name, ensemble)} (merkit) | full | {_fmt(summary['full']['uf1'])} | "
-                     f"{_fmt(summary['full']['uar'])} | {protocol_label(plan)} | this run |")
-        lines.append("")
-    lines += choices or []
-    lines += curve or []
+    lines += _published_section(plan, summary, data, ensemble)
+    lines += _under_heading(choices or [], scope)
+    lines += _under_heading(curve or [], scope)
     lines += ["## Data problems", ""]
     if diagnostics:
         lines += [f"- {kind}: {count}" for kind, count in sorted(diagnostics.items())]
@@ -258,18 +235,81 @@ def render_report(plan: Plan, metrics: dict, notes: list[str], diagnostics: dict
     return "\n".join(lines)
 
 
+def _header(plan: Plan, metrics: dict, notes: list[str], ground_truth_inputs: list[str] | None,
+            ensemble: dict | None) -> list[str]:
+    """The report's title and its list of what was run: model (or an ensemble's members), data (with its counts,
+    and the subset in bold), training, protocol, selection, seeds and notes."""
+    seeds, data = metrics["seeds"], metrics.get("data") or {}
+    lines = [f"# merkit run: {plan.name}", ""]
+    model, config = plan.protocol.own.model, plan.data
+    if ground_truth_inputs:
+        lines += [f"> **{ground_truth_warning(ground_truth_inputs)}**", ""]
+    lines += ensemble_lines(ensemble) if ensemble else [
+        f"- model: `{model.name}` (preset `{model.preset or 'paper'}`)"
+        + (f", params {dict(model.params)}" if model.params else "")]
+    lines.append(f"- data: `{config.kind}`" + (f" ({config.benchmark})" if config.benchmark else "")
+                 + f", class scheme `{config.scheme}` ({', '.join(metrics['classes'])})"
+                 + (f"; {scope_text(data)} ({', '.join(data['datasets'])})" if data else ""))
+    if subset_text(data):
+        lines.append(f"- **{subset_text(data)}**")
+    lines += [
+        *([] if ensemble else [f"- training: {training_recipe(plan.protocol.own.training)}"]),
+        f"- protocol: {split_label(plan)}, metrics pooled over all folds (MEGC2019 definitions)",
+        f"- **selection: {protocol_label(plan)}**",
+        seed_line(seeds, ensemble),
+    ]
+    return lines + [f"- note: {n}" for n in notes]
+
+
+def _subset_lines(data: dict) -> list[str]:
+    """The line a subset run puts above each table of its report (none for a run on all the data)."""
+    return [f"*Subset: {scope_text(data)}, not the whole {data_text(data)}.*", ""] if data.get("subset") else []
+
+
+def _under_heading(section: list[str], scope: list[str]) -> list[str]:
+    """``section`` (a ``## heading``, a blank line, then text and tables) with ``scope`` under its heading."""
+    return section[:2] + scope + section[2:] if section and scope else section
+
+
+def _published_section(plan: Plan, summary: dict, data: dict, ensemble: dict | None) -> list[str]:
+    """The published figures of ``data.benchmark`` beside this run's, only for a run on the whole benchmark; a run
+    on a subset says why they are absent."""
+    benchmark = plan.data.benchmark
+    published = published_results(benchmark) if benchmark else pd.DataFrame()
+    if not len(published):
+        return []
+    if data.get("subset"):
+        return ["## Published results on this benchmark", "",
+                f"Not shown: this run is on a subset of {benchmark} ({scope_text(data)}), and the published "
+                "figures are on the whole benchmark, so they are not comparable with this run's.", ""]
+    label = protocol_label(plan)
+    lines = ["## Published results on this benchmark", "",
+             "Selection says how each paper chose the reported model: a number picked on the test subject "
+             "is optimistic and not comparable with an honest last-epoch figure.", "",
+             "| method | scope | UF1 | UAR | selection | source |", "|---|---|---|---|---|---|"]
+    for r in published.itertuples(index=False):
+        uf1 = "" if pd.isna(r.uf1) else f"{r.uf1:.4f}"
+        uar = "" if pd.isna(r.uar) else f"{r.uar:.4f}"
+        lines.append(f"| {r.method} | {r.scope} | {uf1} | {uar} | {r.selection} | {r.source} |")
+    lines += ["", f"This run ({label}):", ""]
+    lines.append(f"| {run_label(plan.protocol.own.model.name, ensemble)} (merkit) | full | "
+                 f"{_fmt(summary['full']['uf1'])} | {_fmt(summary['full']['uar'])} | {label} | this run |")
+    return lines + [""]
+
+
 def write_outputs(run_dir: Path, plan: Plan, preds: pd.DataFrame, classes: tuple[str, ...],
                   notes: list[str], diagnostics: dict[str, int], ground_truth_inputs: list[str] | None = None,
-                  ensemble: dict | None = None) -> dict:
+                  ensemble: dict | None = None, subset: dict | None = None, tables: tuple[str, ...] = ()) -> dict:
     """Write ``predictions.csv``, ``metrics.json``, ``per_class.csv``, ``report.md``, ``confusion.png``, the MEGC
-    logs and the learning curve (:func:`render_outputs`), each atomically, after all of them are computed.
-    ``ensemble`` describes an averaged run (:func:`merkit.api.ensemble`): how it was combined and its members
-    (run, model, preset, seeds, selection); the report names them instead of one model.
+    logs, the learning curve and the paper tables (:func:`render_outputs`), each atomically, after all of them are
+    computed. ``ensemble`` describes an averaged run (:func:`merkit.api.ensemble`): how it was combined and its
+    members (run, model, preset, seeds, selection); the report names them instead of one model.
 
     Returns:
         The metrics (what ``metrics.json`` holds).
     """
-    metrics, files = render_outputs(run_dir, plan, preds, classes, notes, diagnostics, ground_truth_inputs, ensemble)
+    metrics, files = render_outputs(run_dir, plan, preds, classes, notes, diagnostics, ground_truth_inputs, ensemble,
+                                    subset, tables)
     for path, write in files.items():
         write_atomic(path, write)
     return metrics
@@ -277,8 +317,14 @@ def write_outputs(run_dir: Path, plan: Plan, preds: pd.DataFrame, classes: tuple
 
 def render_outputs(run_dir: Path, plan: Plan, preds: pd.DataFrame, classes: tuple[str, ...], notes: list[str],
                    diagnostics: dict[str, int], ground_truth_inputs: list[str] | None = None,
-                   ensemble: dict | None = None):
+                   ensemble: dict | None = None, subset: dict | None = None, tables: tuple[str, ...] = ()):
     """Everything :func:`write_outputs` writes, computed and not yet written.
+
+    Args:
+        subset: the inputs' subset record (:mod:`merkit.inputs.select`), ``None`` for all the data; it enters
+            ``metrics.json``'s ``data`` (:func:`merkit.evaluation.tables.data_summary`) and the report.
+        tables: paper tables to write (``latex``: ``tables.tex``, ``csv``: ``tables.csv``); those the folder
+            holds already are rewritten too, so that they never lag ``metrics.json``.
 
     Returns:
         ``(metrics, files)``: the metrics, and for each output file a writer of its temporary path.
@@ -292,7 +338,8 @@ def render_outputs(run_dir: Path, plan: Plan, preds: pd.DataFrame, classes: tupl
     label = protocol_label(plan)
     metrics.update(selection=plan.protocol.selection, protocol=label, split=plan.protocol.split,
                    ensemble=plan.protocol.ensemble, notes=notes, diagnostics=diagnostics, ground_truth_inputs=gt,
-                   ground_truth_warning=ground_truth_warning(gt) if gt else None)
+                   ground_truth_warning=ground_truth_warning(gt) if gt else None,
+                   data=data_summary(preds, plan.data.kind, plan.data.benchmark, subset))
     if ensemble:
         metrics["members"] = ensemble["members"]
     choices = None
@@ -313,8 +360,29 @@ def render_outputs(run_dir: Path, plan: Plan, preds: pd.DataFrame, classes: tupl
             files[folder.megc_log(seed)] = text_writer(megc_log_text(df))
     curve = _learning_curve(folder, plan, preds, classes, files)
     report = render_report(plan, metrics, notes, diagnostics, gt, curve, choices, ensemble)
+    files.update(_paper_tables(folder, plan, metrics, tables, ensemble))
     files[folder.file(RunFolder.REPORT)] = text_writer(report)
     return metrics, files
+
+
+def _paper_tables(folder: RunFolder, plan: Plan, metrics: dict, tables: tuple[str, ...],
+                  ensemble: dict | None = None) -> dict:
+    """Writers of the paper tables asked for in ``tables`` and of those the folder already holds: ``tables.tex``
+    (:func:`merkit.evaluation.tables.run_latex`, the protocol and subset in its caption) and ``tables.csv``
+    (:func:`merkit.evaluation.tables.part_frame`)."""
+    tex, csv = folder.file(RunFolder.TABLES_TEX), folder.file(RunFolder.TABLES_CSV)
+    latex, frame, files = None, None, {}
+    if "latex" in tables or tex.is_file():
+        model = plan.protocol.own.model
+        title = f"merkit run {plan.name}: " + (run_label(model.name, ensemble) if ensemble else
+                                                f"{model.name} (preset {model.preset or 'paper'})")
+        latex = run_latex(metrics, run_caption(metrics, title, split_label(plan)), f"tab:merkit-{plan.name}")
+    if "csv" in tables or csv.is_file():
+        frame = part_frame(metrics)
+        files[csv] = lambda p: frame.to_csv(p, index=False)
+    if latex is not None:
+        files[tex] = text_writer(latex)
+    return files
 
 
 def _learning_curve(folder: RunFolder, plan: Plan, preds: pd.DataFrame, classes: tuple[str, ...],

@@ -285,7 +285,8 @@ def run_loso(plan: Plan, data: FeatureSet, run_dir: str | Path,
 
     Everything is checked before anything is written (the device, the split, and the folder, from the config's
     ``result_hash`` and the data's content fingerprint: :meth:`merkit.runfolder.RunFolder.check_run`);
-    then the folder gets its stamp (``run.json``) and ``config.yaml``. Units run on the executor of
+    then the folder gets its stamp (``run.json``, with what data the run saw: :meth:`merkit.features.FeatureSet.data_record`)
+    and ``config.yaml``. Units run on the executor of
     :func:`merkit.cluster.executor`: in this process when ``protocol.workers == 1`` and no cluster is named, else on
     Ray (a local instance with that many workers, or the cluster at ``protocol.address`` / ``$RAY_ADDRESS``).
     Finished units already in ``run_dir`` are reused, each only when :func:`unit_problem` finds nothing wrong with
@@ -313,7 +314,7 @@ def run_loso(plan: Plan, data: FeatureSet, run_dir: str | Path,
         on_units_planned(len(units))
     folder = RunFolder(run_dir)
     opening = folder.check_run("evaluate", {"result_hash": plan.result_hash}, data.fingerprint(),
-                               data.shape_fingerprint(), force)
+                               data.shape_fingerprint(), force, about={"data": data.data_record()})
     folder.claim(opening, {RunFolder.CONFIG: text_writer(plan.config_yaml)})
     if opening.note:
         diagnostics.warn("run-stamp-upgraded" if opening.action == "upgrade" else "units-replaced", opening.note)
