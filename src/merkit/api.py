@@ -314,6 +314,8 @@ def compare_runs(run_dirs: list[str | Path]):
     """
     from merkit.evaluation.tables import Comparison
 
+    if not run_dirs:
+        raise ConfigError("compare needs at least one run folder")
     rows = []
     for name, d in zip(distinct_names(run_dirs), run_dirs):
         path = RunFolder(d).file(RunFolder.METRICS)

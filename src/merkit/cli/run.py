@@ -54,6 +54,9 @@ def evaluate(
     Ensembles: --set protocol.ensemble=K averages K seeds per fold;
     merkit ensemble averages finished runs.
 
+    Subsets: --set data.datasets=LIST or --set data.subjects=LIST;
+    a subject alone or dataset/subject; its name, report and tables say so.
+
     --out must be absent, empty, or a run folder of this config on this data; a folder whose data changed is
     refused unless --force."""
     from merkit.api import evaluate as run

@@ -376,7 +376,9 @@ def _paper_tables(folder: RunFolder, plan: Plan, metrics: dict, tables: tuple[st
         model = plan.protocol.own.model
         title = f"merkit run {plan.name}: " + (run_label(model.name, ensemble) if ensemble else
                                                 f"{model.name} (preset {model.preset or 'paper'})")
-        latex = run_latex(metrics, run_caption(metrics, title, split_label(plan)), f"tab:merkit-{plan.name}")
+        over = "each member's seeds averaged into one prediction per sample" if (ensemble or {}).get(
+            "collapse_seeds") else None
+        latex = run_latex(metrics, run_caption(metrics, title, split_label(plan), over), f"tab:merkit-{plan.name}")
     if "csv" in tables or csv.is_file():
         frame = part_frame(metrics)
         files[csv] = lambda p: frame.to_csv(p, index=False)

@@ -15,12 +15,15 @@ Everything here reads a run's ``metrics.json`` (:func:`merkit.evaluation.metrics
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 METRICS = ("uf1", "uar", "accuracy")
 HEADS = {"uf1": "UF1", "uar": "UAR", "accuracy": "Accuracy"}
+#: mean and std in a LaTeX cell: thin spaces, so that a table of ``0.7353\,$\pm$\,0.0113`` fits a page.
+LATEX_PM = r"\,$\pm$\,"
 _LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$",
                    "×": r"$\times$"}
@@ -116,33 +119,36 @@ def part_frame(metrics: dict) -> pd.DataFrame:
 
 def latex_table(frame: pd.DataFrame, caption: str, label: str, text_columns: list) -> str:
     """``frame`` (cells already formatted) as a booktabs LaTeX table (:meth:`pandas.io.formats.style.Styler.to_latex`):
-    the header and ``text_columns`` escaped, the caption escaped, the index hidden."""
+    the header and ``text_columns`` escaped, the caption escaped, the label reduced to letters, digits and
+    ``:+.-``, the index hidden, in ``\\small`` type; text columns left-aligned, the others right-aligned."""
     styler = frame.style.hide(axis="index").format_index(escape="latex", axis=1)
+    styler = styler.set_table_styles([{"selector": "small", "props": ":;"}])  # \small: fits a column more often
     styler = styler.format(escape="latex", subset=text_columns)
-    return styler.to_latex(hrules=True, caption=latex_escape(caption), label=label, environment="table",
-                           position_float="centering", multicol_align="c")
+    align = "".join("l" if c in text_columns else "r" for c in frame.columns)
+    return styler.to_latex(hrules=True, caption=latex_escape(caption), label=re.sub(r"[^A-Za-z0-9:+.-]", "-", label),
+                           environment="table", position_float="centering", multicol_align="c", column_format=align)
 
 
-def run_caption(metrics: dict, title: str, split: str) -> str:
-    """The caption of a run's table: what was run, the split, the seeds, the selection protocol and the data (with
-    the subset, if any)."""
+def run_caption(metrics: dict, title: str, split: str, over: str | None = None) -> str:
+    """The caption of a run's table: what was run, the split, the seeds (``over`` says it instead, e.g. for an
+    ensemble that averaged its members' seeds), the selection protocol and the data (with the subset, if any)."""
     data = metrics.get("data") or {}
     seeds = metrics["seeds"]
-    over = (f"mean ± sample std over {len(seeds)} seeds ({', '.join(map(str, seeds))})" if len(seeds) > 1
-            else f"seed {seeds[0]}")
+    over = over or (f"mean ± sample std over {len(seeds)} seeds ({', '.join(map(str, seeds))})" if len(seeds) > 1
+                    else f"seed {seeds[0]}")
     where = subset_text(data) or (f"{data_text(data)}, {scope_text(data)}" if data else "data not recorded")
     return (f"{title}. UF1, UAR and accuracy pooled over all folds ({split}; MEGC2019 definitions), {over}. "
             f"Selection: {metrics.get('protocol')}. Data: {where}.")
 
 
 def run_latex(metrics: dict, caption: str, label: str) -> str:
-    """The report's table as LaTeX (``tables.tex``): one row per part, UF1, UAR and accuracy as ``mean $\\pm$ std``
+    """The report's table as LaTeX (``tables.tex``): one row per part, UF1, UAR and accuracy as ``mean\\,$\\pm$\\,std``
     over seeds to 4 decimals, samples and subjects."""
     seeds = len(metrics["seeds"])
     frame = part_frame(metrics)
     cells = pd.DataFrame({"Part": frame["part"]})
     for m in METRICS:
-        cells[HEADS[m]] = [_cell(metrics["summary"][p][m], seeds, pm=r" $\pm$ ") for p in frame["part"]]
+        cells[HEADS[m]] = [_cell(metrics["summary"][p][m], seeds, pm=LATEX_PM) for p in frame["part"]]
     cells["Samples"] = [_count(v) for v in frame["samples"]]
     cells["Subjects"] = [_count(v) for v in frame["subjects"]]
     return latex_table(cells, caption, label, ["Part"])
@@ -153,6 +159,12 @@ def _count(value) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- compare
+
+def _whole(data: dict) -> tuple[str, tuple[str, ...]]:
+    """The data a run's samples were taken from: its kind and benchmark, and its datasets before any subset."""
+    subset = data.get("subset")
+    return data_text(data), tuple(subset["of_datasets"] if subset else data.get("datasets", []))
+
 
 @dataclass
 class Comparison:
@@ -201,9 +213,9 @@ class Comparison:
         figures compare."""
         da, db = a["data"], b["data"]
         why = []
-        if data_text(da) != data_text(db) or da.get("datasets") != db.get("datasets"):
-            why.append(f"other data ({data_text(db)}: {', '.join(db['datasets'])}; {first}: {data_text(da)}: "
-                       f"{', '.join(da['datasets'])})")
+        if _whole(da) != _whole(db):
+            why.append(f"other data ({data_text(db)}: {', '.join(_whole(db)[1])}; {first}: {data_text(da)}: "
+                       f"{', '.join(_whole(da)[1])})")
         if a.get("classes") != b.get("classes"):
             why.append(f"other classes ({b.get('classes')}; {first}: {a.get('classes')})")
         if bool(da.get("subset")) != bool(db.get("subset")):
@@ -265,7 +277,7 @@ class Comparison:
     def latex(self) -> str:
         """A booktabs LaTeX table: a row per run, UF1 and UAR per part as ``mean $\\pm$ std``; the protocol and the
         data in the caption (as columns too where the runs differ), and the problems in the caption."""
-        rows = self._cells(r" $\pm$ ")
+        rows = self._cells(LATEX_PM)
         protocols = {m.get("protocol") for _, m in self.runs}
         data = {r["data"] for r in rows}
         columns = [("", "Run"), ("", "Seeds"), ("", "Samples"), ("", "Subjects")]
@@ -284,6 +296,8 @@ class Comparison:
         return latex_table(frame, self.caption(protocols, data), "tab:merkit-compare", text)
 
     def caption(self, protocols: set, data: set) -> str:
+        """The LaTeX table's caption: the metrics, the seeds, the protocol(s), the data (when the runs share it),
+        each subset, and every problem of :meth:`check`."""
         seeds = "mean ± sample std over each run's seeds" if any(len(m["seeds"]) > 1 for _, m in self.runs) \
             else "one seed per run"
         if len(protocols) == 1:
