@@ -120,9 +120,11 @@ def part_frame(metrics: dict) -> pd.DataFrame:
 def latex_table(frame: pd.DataFrame, caption: str, label: str, text_columns: list) -> str:
     """``frame`` (cells already formatted) as a booktabs LaTeX table (:meth:`pandas.io.formats.style.Styler.to_latex`):
     the header and ``text_columns`` escaped, the caption escaped, the label reduced to letters, digits and
-    ``:+.-``, the index hidden, in ``\\small`` type; text columns left-aligned, the others right-aligned."""
+    ``:+.-``, the index hidden, in ``\\small`` type with 4 pt between columns; text columns left-aligned, the others
+    right-aligned."""
     styler = frame.style.hide(axis="index").format_index(escape="latex", axis=1)
-    styler = styler.set_table_styles([{"selector": "small", "props": ":;"}])  # \small: fits a column more often
+    styler = styler.set_table_styles([{"selector": "small", "props": ":;"},  # \small and \setlength{\tabcolsep}{4pt}:
+                                      {"selector": "setlength", "props": ":{\\tabcolsep}{4pt};"}])  # fits a page
     styler = styler.format(escape="latex", subset=text_columns)
     align = "".join("l" if c in text_columns else "r" for c in frame.columns)
     return styler.to_latex(hrules=True, caption=latex_escape(caption), label=re.sub(r"[^A-Za-z0-9:+.-]", "-", label),
