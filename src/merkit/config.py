@@ -46,6 +46,16 @@ AUGMENT_PARAMS: dict[str, dict[str, type]] = {
 AUGMENT_REQUIRED: dict[str, tuple[str, ...]] = {"color_jitter": ("strength",)}
 #: Hooks that swap in other frames; at most one, first.
 TEMPORAL_HOOKS = ("temporal_jitter", "apex_jitter")
+#: ``protocol.tta`` values: ``none``, or ``flip`` (average with the mirrored input, :func:`merkit.training.augment.mirror`).
+TTAS = ("none", "flip")
+#: The model inputs :func:`merkit.training.augment.mirror` mirrors; ``protocol.tta: flip`` refuses a model that reads
+#: any other (a clip or an AU vector would be averaged unmirrored).
+MIRROR_KEYS = ("flow", "apex_minus_onset", "onset", "apex", "au_boxes", "face_points")
+#: Keys added after the shipped configs' result hashes were pinned, with their defaults. :meth:`RunConfig.to_dict`
+#: leaves such a key out while it holds its default, so that ``config.yaml`` and :meth:`RunConfig.result_hash` of
+#: every earlier config, and so its run folders, are unchanged; a config that sets one shows it.
+LATER_KEYS: dict[tuple[str, str], Any] = {("training", "label_smoothing"): 0.0, ("training", "mixup_alpha"): 0.0,
+                                          ("training", "cutmix_alpha"): 0.0, ("protocol", "tta"): "none"}
 
 
 @pydantic.with_config(FIELDS)
@@ -134,6 +144,11 @@ class TrainConfig:
             settings (:func:`merkit.training.engine.make_optimizer`).
         ema_decay: ``0`` (default) or ``d`` in (0, 1): predict with an exponential moving average of the weights,
             updated after every step (:class:`torch.optim.swa_utils.AveragedModel`); in none of the papers.
+        label_smoothing: ``0`` (default) or ``e`` in (0, 1): the cross-entropy's targets are ``1 - e`` on the label
+            and ``e / K`` spread over the K classes (:class:`torch.nn.CrossEntropyLoss`, Szegedy et al. 2016).
+        mixup_alpha, cutmix_alpha: ``0`` (default: off) or the Beta(a, a) parameter of the mixing weight of mixup
+            (Zhang et al. 2018) or CutMix (Yun et al. 2019) on each training batch; with both set, each batch uses
+            one of them with probability 1/2 (:mod:`merkit.training.mixing`).
     """
 
     epochs: Count = 100
@@ -152,6 +167,9 @@ class TrainConfig:
     device: str = "cpu"  # cpu | cuda | cuda:N | auto; see merkit.training.engine.resolve_device
     param_groups: dict[str, ParamGroup] = field(default_factory=dict)
     ema_decay: Annotated[Float, Field(ge=0, lt=1)] = 0.0
+    label_smoothing: Annotated[Float, Field(ge=0, lt=1)] = 0.0
+    mixup_alpha: NonNegativeFloat = 0.0
+    cutmix_alpha: NonNegativeFloat = 0.0
 
 
 @pydantic.with_config(FIELDS)
@@ -169,6 +187,9 @@ class ProtocolConfig:
         inner_folds: k of ``inner`` selection. recipes: named recipes for ``inner``, ``{name: [key=value, ...]}``
             overrides of this config (``training.*`` and ``model.params.*``); empty: the config's own recipe.
         ensemble: K: each unit averages the class probabilities of K models trained with K seeds.
+        tta: ``none`` (default) or ``flip``: every prediction (the held-out rows', and inner selection's scores)
+            averages the class probabilities of the input and of its left-right mirror
+            (:func:`merkit.training.augment.mirror`, the ``hflip`` augmentation's mirror); reads no label.
         seeds: one run per seed. workers: parallel units (Ray); threads_per_fold: torch threads (and Ray CPUs) per
             unit; gpus_per_fold: GPU share per unit on CUDA (``0``: ``1 / workers``).
         address: a Ray cluster to run units and preprocessing on (also ``--address`` or ``$RAY_ADDRESS``);
@@ -186,6 +207,7 @@ class ProtocolConfig:
     inner_folds: Annotated[Int, Field(ge=2)] = 5
     recipes: dict[str, list[str]] = field(default_factory=dict)
     ensemble: Count = 1
+    tta: Literal[TTAS] = "none"
     seeds: Annotated[list[Int], Field(min_length=1)] = field(default_factory=lambda: [0])
     workers: Count = 1
     threads_per_fold: Count = 1
@@ -220,6 +242,7 @@ class RunConfig:
         self._validate_protocol()
         self._validate_device()
         self._validate_names()
+        self._validate_tta()
         check_augmentations(t.augment, t.augment_params)
         for prefix, group in t.param_groups.items():
             if not prefix:
@@ -241,6 +264,19 @@ class RunConfig:
 
             if self.data.dataset.lower() not in DATASETS:
                 raise ConfigError(unknown_name("dataset", self.data.dataset, DATASETS) + " (data.dataset)")
+
+    def _validate_tta(self) -> None:
+        """``protocol.tta: flip`` only for a model whose every input :func:`merkit.training.augment.mirror` mirrors
+        (a recipe's ``model.params`` are checked when its config is validated)."""
+        if self.protocol.tta != "flip":
+            return
+        from merkit.models import model_info
+
+        keys = model_info(self.model.name, self.model.preset, **self.model.params).input_keys
+        unmirrored = [k for k in keys if k not in MIRROR_KEYS]
+        if unmirrored:
+            raise ConfigError(f"protocol.tta flip mirrors the inputs {list(MIRROR_KEYS)}, but model "
+                              f"{self.model.name!r} also reads {unmirrored}; set protocol.tta: none")
 
     def _validate_protocol(self) -> None:
         p = self.protocol
@@ -272,7 +308,7 @@ class RunConfig:
         candidates = tuple(Recipe(name, ModelSpec.of(c.model), c.training)
                            for name, c in ((n, self.with_overrides(o)) for n, o in p.recipes.items()))
         protocol = Protocol(p.split, tuple(p.train_on), tuple(p.test_on), p.selection, p.inner_folds, p.ensemble,
-                            tuple(p.seeds), p.save_checkpoints, p.record_epochs, own, candidates)
+                            tuple(p.seeds), p.save_checkpoints, p.record_epochs, own, candidates, p.tta)
         from merkit.cluster import runs_in_process
 
         resources = Resources(p.workers, p.threads_per_fold, p.gpus_per_fold, p.address, p.max_retries,
@@ -301,8 +337,13 @@ class RunConfig:
                               "its own visible GPU, so use training.device=cuda (and protocol.gpus_per_fold)")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dicts and lists (what ``config.yaml`` holds)."""
-        return _plain(dataclasses.asdict(self))
+        """Plain nested dicts and lists (what ``config.yaml`` holds); a :data:`LATER_KEYS` key at its default is
+        left out."""
+        d = _plain(dataclasses.asdict(self))
+        for (section, key), default in LATER_KEYS.items():
+            if d[section].get(key) == default:
+                del d[section][key]
+        return d
 
     def result_hash(self) -> str:
         """Hash of everything that changes a fold's predictions.
@@ -551,6 +592,7 @@ class Protocol:
     Attributes:
         own: the config's own recipe (:data:`DEFAULT_RECIPE`).
         candidates: inner selection's named recipes (``protocol.recipes``); empty: ``own`` is the only one.
+        tta: ``protocol.tta`` (``none`` or ``flip``), how every prediction of the run is made.
     """
 
     split: str
@@ -564,6 +606,7 @@ class Protocol:
     record_epochs: bool
     own: Recipe
     candidates: tuple[Recipe, ...] = ()
+    tta: str = "none"
 
     @property
     def recipes(self) -> tuple[Recipe, ...]:

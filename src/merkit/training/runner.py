@@ -81,7 +81,8 @@ def compute_unit(protocol: Protocol, data: FeatureSet, fold: Fold, seed: int, th
     then trains on all of them with that recipe and stops at that epoch; ``paper`` scores the test subject after
     every epoch and keeps the epoch with the best test accuracy (the earliest on ties): the optimistic selection of
     the papers' code, labelled as such in every report. With ``protocol.ensemble`` K the unit trains K models
-    (:func:`member_seed`) and averages their class probabilities.
+    (:func:`member_seed`) and averages their class probabilities. With ``protocol.tta: flip`` every prediction
+    averages the input's and its mirror's class probabilities (:func:`merkit.training.engine.predict_proba`).
 
     The test rows enter only the final prediction (and, under ``paper`` or ``record_epochs``, the per-epoch
     scoring that those options exist for); training and inner selection see the training rows alone.
@@ -108,7 +109,7 @@ def compute_unit(protocol: Protocol, data: FeatureSet, fold: Fold, seed: int, th
         best: dict = {}
 
         def score_test(epoch: int, m) -> None:
-            proba = predict_proba(m, test, recipe.training.eval_batch_size)
+            proba = predict_proba(m, test, recipe.training.eval_batch_size, tta=protocol.tta)
             if record:
                 epochs.append(prediction_frame(test, proba, fold.name, seed, epoch))
             acc = float((proba.argmax(1) == test.labels.numpy()).mean())
@@ -127,7 +128,7 @@ def compute_unit(protocol: Protocol, data: FeatureSet, fold: Fold, seed: int, th
                 states.update({prefix + k: v for k, v in cpu_state_dict(model).items()})
             if not paper:
                 probas.append(predict_proba(model, test if test is not None else test_rows(),
-                                            recipe.training.eval_batch_size))
+                                            recipe.training.eval_batch_size, tta=protocol.tta))
             device = describe_device(module_device(model))
         if paper:
             proba, epoch = best["proba"], best["epoch"]
