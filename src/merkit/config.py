@@ -48,6 +48,8 @@ AUGMENT_REQUIRED: dict[str, tuple[str, ...]] = {"color_jitter": ("strength",)}
 TEMPORAL_HOOKS = ("temporal_jitter", "apex_jitter")
 #: ``protocol.tta`` values: ``none``, or ``flip`` (average with the mirrored input, :func:`merkit.training.augment.mirror`).
 TTAS = ("none", "flip")
+#: ``protocol.member_weights`` values (:mod:`merkit.training.members`).
+MEMBER_WEIGHTS = ("equal", "inner")
 #: The model inputs :func:`merkit.training.augment.mirror` mirrors; ``protocol.tta: flip`` refuses a model that reads
 #: any other (a clip or an AU vector would be averaged unmirrored).
 MIRROR_KEYS = ("flow", "apex_minus_onset", "onset", "apex", "au_boxes", "face_points")
@@ -55,7 +57,8 @@ MIRROR_KEYS = ("flow", "apex_minus_onset", "onset", "apex", "au_boxes", "face_po
 #: leaves such a key out while it holds its default, so that ``config.yaml`` and :meth:`RunConfig.result_hash` of
 #: every earlier config, and so its run folders, are unchanged; a config that sets one shows it.
 LATER_KEYS: dict[tuple[str, str], Any] = {("training", "label_smoothing"): 0.0, ("training", "mixup_alpha"): 0.0,
-                                          ("training", "cutmix_alpha"): 0.0, ("protocol", "tta"): "none"}
+                                          ("training", "cutmix_alpha"): 0.0, ("protocol", "tta"): "none",
+                                          ("protocol", "members"): {}, ("protocol", "member_weights"): "equal"}
 
 
 @pydantic.with_config(FIELDS)
@@ -190,6 +193,11 @@ class ProtocolConfig:
         tta: ``none`` (default) or ``flip``: every prediction (the held-out rows', and inner selection's scores)
             averages the class probabilities of the input and of its left-right mirror
             (:func:`merkit.training.augment.mirror`, the ``hflip`` augmentation's mirror); reads no label.
+        members: an ensemble across architectures, ``{name: [key=value, ...]}``: each member is this config with
+            the overrides (``model.*``, which start from an empty model section when they set ``model.name``, and
+            ``training.*``); every unit trains each member and averages their class probabilities
+            (:mod:`merkit.training.members`). member_weights: ``equal`` (default, fixed in advance) or ``inner``
+            (stacking: the weights minimising the inner folds' out-of-fold log loss, per outer fold).
         seeds: one run per seed. workers: parallel units (Ray); threads_per_fold: torch threads (and Ray CPUs) per
             unit; gpus_per_fold: GPU share per unit on CUDA (``0``: ``1 / workers``).
         address: a Ray cluster to run units and preprocessing on (also ``--address`` or ``$RAY_ADDRESS``);
@@ -208,6 +216,8 @@ class ProtocolConfig:
     recipes: dict[str, list[str]] = field(default_factory=dict)
     ensemble: Count = 1
     tta: Literal[TTAS] = "none"
+    members: dict[str, list[str]] = field(default_factory=dict)
+    member_weights: Literal[MEMBER_WEIGHTS] = "equal"
     seeds: Annotated[list[Int], Field(min_length=1)] = field(default_factory=lambda: [0])
     workers: Count = 1
     threads_per_fold: Count = 1
@@ -265,6 +275,39 @@ class RunConfig:
             if self.data.dataset.lower() not in DATASETS:
                 raise ConfigError(unknown_name("dataset", self.data.dataset, DATASETS) + " (data.dataset)")
 
+    def _validate_members(self) -> None:
+        """``protocol.members``: two or more, with ``selection: last`` and ``ensemble: 1``; each overrides
+        ``model.*`` and ``training.*`` only and makes a valid config. ``member_weights: inner`` needs members."""
+        p = self.protocol
+        if not p.members:
+            if p.member_weights != "equal":
+                raise ConfigError("protocol.member_weights weighs protocol.members; list two or more members")
+            return
+        if len(p.members) < 2:
+            raise ConfigError(f"protocol.members lists {len(p.members)} member; an ensemble needs two or more")
+        if p.selection != "last" or p.ensemble > 1 or p.record_epochs:
+            raise ConfigError("protocol.members trains each member for its fixed epochs: it goes with "
+                              "protocol.selection last, protocol.ensemble 1 and no protocol.record_epochs")
+        for name, overrides in p.members.items():
+            bad = [o for o in overrides if not o.startswith(("training.", "model."))]
+            if bad:
+                raise ConfigError(f"protocol.members[{name!r}] may override model.* and training.* only, got {bad}")
+            self.member_config(name)
+
+    def member_config(self, name: str) -> "RunConfig":
+        """The config of member ``name`` of ``protocol.members``: this config without members or recipes, its
+        model section emptied first when the overrides set ``model.name``, then the overrides, validated.
+
+        Raises:
+            ConfigError: as :func:`load_config`.
+        """
+        overrides = self.protocol.members[name]
+        data = self.to_dict()
+        data["protocol"].update(recipes={}, members={}, member_weights="equal")
+        if any(o.split("=", 1)[0].strip() == "model.name" for o in overrides):
+            data["model"] = {}
+        return config_from_dict(_apply_overrides(data, overrides))
+
     def _validate_tta(self) -> None:
         """``protocol.tta: flip`` only for a model whose every input :func:`merkit.training.augment.mirror` mirrors
         (a recipe's ``model.params`` are checked when its config is validated)."""
@@ -287,6 +330,7 @@ class RunConfig:
             raise ConfigError("protocol.recipes are chosen by protocol.selection inner; set it, or drop the recipes")
         if p.selection == "paper" and (p.ensemble > 1):
             raise ConfigError("protocol.ensemble > 1 averages fixed-epoch models; it does not go with selection paper")
+        self._validate_members()
         for name, overrides in p.recipes.items():
             bad = [o for o in overrides if not o.startswith(("training.", "model.params."))]
             if bad:
@@ -307,8 +351,11 @@ class RunConfig:
         own = Recipe(DEFAULT_RECIPE, ModelSpec.of(self.model), self.training)
         candidates = tuple(Recipe(name, ModelSpec.of(c.model), c.training)
                            for name, c in ((n, self.with_overrides(o)) for n, o in p.recipes.items()))
+        members = tuple(Recipe(name, ModelSpec.of(c.model), c.training)
+                        for name, c in ((n, self.member_config(n)) for n in p.members))
         protocol = Protocol(p.split, tuple(p.train_on), tuple(p.test_on), p.selection, p.inner_folds, p.ensemble,
-                            tuple(p.seeds), p.save_checkpoints, p.record_epochs, own, candidates, p.tta)
+                            tuple(p.seeds), p.save_checkpoints, p.record_epochs, own, candidates, p.tta, members,
+                            p.member_weights)
         from merkit.cluster import runs_in_process
 
         resources = Resources(p.workers, p.threads_per_fold, p.gpus_per_fold, p.address, p.max_retries,
@@ -324,6 +371,8 @@ class RunConfig:
         """
         data = self.to_dict()
         data["protocol"]["recipes"] = {}
+        data["protocol"].pop("members", None)
+        data["protocol"].pop("member_weights", None)
         return config_from_dict(_apply_overrides(data, overrides))
 
     def _validate_device(self) -> None:
@@ -593,6 +642,8 @@ class Protocol:
         own: the config's own recipe (:data:`DEFAULT_RECIPE`).
         candidates: inner selection's named recipes (``protocol.recipes``); empty: ``own`` is the only one.
         tta: ``protocol.tta`` (``none`` or ``flip``), how every prediction of the run is made.
+        members, member_weights: the ensemble's member recipes (``protocol.members``; empty: no such ensemble) and
+            how their probabilities are weighted (``equal`` or ``inner``).
     """
 
     split: str
@@ -607,6 +658,8 @@ class Protocol:
     own: Recipe
     candidates: tuple[Recipe, ...] = ()
     tta: str = "none"
+    members: tuple[Recipe, ...] = ()
+    member_weights: str = "equal"
 
     @property
     def recipes(self) -> tuple[Recipe, ...]:
@@ -620,7 +673,7 @@ class Protocol:
     @property
     def longest_epochs(self) -> int:
         """The most epochs any recipe trains (a unit's epoch lies in ``1..longest_epochs``)."""
-        return max(r.training.epochs for r in (self.own, *self.candidates))
+        return max(r.training.epochs for r in (self.own, *self.candidates, *self.members))
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,8 @@ def compute_unit(protocol: Protocol, data: FeatureSet, fold: Fold, seed: int, th
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
+        if protocol.members:
+            return _members_unit(protocol, data, fold, seed)
         train = data.subset(fold.train_index)
         test_rows = lambda: data.subset(fold.test_index)  # noqa: E731  built only where the test is scored
         recipe, stop, choice = protocol.own, None, None
@@ -147,6 +149,22 @@ def compute_unit(protocol: Protocol, data: FeatureSet, fold: Fold, seed: int, th
         torch.set_num_threads(previous_threads)
 
 
+def _members_unit(protocol: Protocol, data: FeatureSet, fold: Fold, seed: int) -> UnitResult:
+    """:func:`compute_unit` for an ensemble across architectures (``protocol.members``,
+    :func:`merkit.training.members.train_members`): the held-out rows enter only the members' final predictions."""
+    from merkit.training.members import train_members
+
+    test = data.subset(fold.test_index)
+    result = train_members(protocol, data.subset(fold.train_index), test, seed, fold.name)
+    weights = None
+    if result.states:
+        from safetensors.torch import save
+
+        weights = save(result.states)
+    return UnitResult(prediction_frame(test, result.proba, fold.name, seed, result.choice["epochs"]), weights, None,
+                      result.choice, result.device, describe_environment())
+
+
 def run_unit(protocol: Protocol, data: FeatureSet, fold: Fold, seed: int, threads: int = 1) -> pd.DataFrame:
     """The predictions table of one unit (:func:`compute_unit` without the rest)."""
     return compute_unit(protocol, data, fold, seed, threads).predictions
@@ -182,10 +200,13 @@ def plan_units(protocol: Protocol, data: FeatureSet, run_dir: Path) -> list[Unit
     folds = make_folds(data.table, protocol.split, protocol.train_on, protocol.test_on)
     if protocol.selection == "inner":
         check_inner_folds(data.table, folds, protocol.inner_folds)
-    check_model_inputs(protocol.own.model, data)
+    if protocol.member_weights == "inner":
+        check_inner_folds(data.table, folds, protocol.inner_folds)
+    for recipe in protocol.members or (protocol.own,):
+        check_model_inputs(recipe.model, data)
     folder = RunFolder(run_dir)
     keep = {RunFolder.CHECKPOINTS: protocol.save_checkpoints, RunFolder.EPOCHS: protocol.record_epochs,
-            RunFolder.CHOICES: protocol.selection == "inner"}
+            RunFolder.CHOICES: protocol.selection == "inner" or bool(protocol.members)}
     plans = []
     for seed in protocol.seeds:
         for fold in folds:
