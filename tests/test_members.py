@@ -93,5 +93,8 @@ def test_a_members_run_writes_its_weights_reports_how_they_were_chosen_and_resum
     assert len(first.metrics["inner_selection"]) == 4 and "weights" in first.metrics["inner_selection"][0]
     again = evaluate(config, tmp_path / "run", features=fs, progress=False)  # resumes: nothing recomputed
     pd.testing.assert_frame_equal(again.predictions, first.predictions)
-    equal = evaluate(load_config(None, FAST + [MEMBERS]), tmp_path / "equal", features=fs, progress=False)
+    equal = evaluate(load_config(None, FAST + [MEMBERS.replace("linear_svm, training.epochs=1",
+                                                                "sssnet, model.params.input_size=28")]),
+                     tmp_path / "equal", features=fs, progress=False)
     assert "equal weights fixed in advance" in equal.report_path.read_text()
+    assert "SSSNet ends in a softmax" in equal.report_path.read_text()  # every member's notes reach the report

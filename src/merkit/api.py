@@ -140,8 +140,9 @@ def evaluate(config: RunConfig, out_dir: str | Path | None = None, features: Fea
     diagnostics = dict(data.meta.get("diagnostics", {}))
     for kind, count in run_diagnostics.summary().items():
         diagnostics[kind] = diagnostics.get(kind, 0) + count
-    model = plan.protocol.own.model
-    model_gt, model_notes = list(model.ground_truth_inputs), list(model.notes)
+    models = [r.model for r in plan.protocol.members or (plan.protocol.own,)]  # an ensemble's every member
+    model_gt = [k for m in models for k in m.ground_truth_inputs]
+    model_notes = list(dict.fromkeys(n for m in models for n in m.notes))
     folder = RunFolder(run_dir)
     devices = f"trained on: {', '.join(folder.provenance())}"
     machines = f"machine and software: {'; '.join(folder.provenance('environments'))}"
