@@ -86,7 +86,7 @@ def test_linear_svm_is_sklearns_linear_svc_and_its_probabilities_are_the_softmax
     model = _fitted_svm(fs)
     x = fs.inputs["flow"].flatten(1).double().numpy()
     seed = int(torch.randint(0, 2 ** 31 - 1, (1,), generator=torch.Generator().manual_seed(0)))
-    reference = LinearSVC(C=1.0, max_iter=10000, random_state=seed).fit(x, fs.labels.numpy())
+    reference = LinearSVC(C=1.0, dual=False, max_iter=10000, random_state=seed).fit(x, fs.labels.numpy())
     decisions = model({"flow": fs.inputs["flow"]}).logits.double()
     np.testing.assert_allclose(decisions.numpy(), reference.decision_function(x), rtol=1e-4, atol=1e-4)
     proba = predict_proba(model, fs)
