@@ -79,17 +79,33 @@ def test_members_are_validated():
             load_config(None, overrides)
     member = load_config(None, ["model.params.dropout=0.5", MEMBERS]).member_config("svm")
     assert member.model.name == "linear_svm" and member.model.params == {}  # a new model starts from its defaults
+    with pytest.raises(ConfigError, match=r"reads other inputs than this run \(data.channels"):
+        load_config("megc2019/ststnet", ["protocol.members={a: [], b: [config=megc2019/off-apexnet]}"])
+    with pytest.raises(ConfigError, match="may name a config first"):
+        load_config(None, ["protocol.members={a: [], b: [training.lr=0.1, config=megc2019/sssnet]}"])
+
+
+def test_a_member_can_be_a_shipped_config_with_its_own_model_and_training():
+    config = load_config("megc2019/ststnet", ["protocol.members={ststnet: [config=megc2019/ststnet], "
+                                              "sssnet: [config=megc2019/sssnet, training.epochs=2]}"])
+    members = {r.name: r for r in config.resolve().protocol.members}
+    sssnet, shipped = members["sssnet"], load_config("megc2019/sssnet")
+    assert (sssnet.model.name, sssnet.training.lr, sssnet.training.batch_size, sssnet.training.epochs) == \
+        ("sssnet", shipped.training.lr, 32, 2)  # the named config's recipe, then the overrides
+    assert members["ststnet"].training == load_config("megc2019/ststnet").training
 
 
 def test_a_members_run_writes_its_weights_reports_how_they_were_chosen_and_resumes(tmp_path):
     fs = toy_flow_features(subjects=4, per_class=2)
-    config = load_config(None, FAST + [MEMBERS, "protocol.member_weights=inner", "protocol.inner_folds=2"])
+    config = load_config(None, FAST + [MEMBERS, "protocol.member_weights=inner", "protocol.inner_folds=2",
+                                       "data.benchmark=megc2019-composite"])
     first = evaluate(config, tmp_path / "run", features=fs, progress=False)
     choices = sorted((tmp_path / "run" / "choices").rglob("*.json"))
     assert len(choices) == 4 and set(json.loads(choices[0].read_text())["weights"]) == {"ststnet", "svm"}
     report = first.report_path.read_text()
     assert "stacking on the out-of-fold predictions of 2 inner folds" in report
     assert "member `svm`: `linear_svm`" in report and "## Member weights" in report
+    assert "| ensemble of ststnet + linear_svm (merkit) |" in report
     assert len(first.metrics["inner_selection"]) == 4 and "weights" in first.metrics["inner_selection"][0]
     again = evaluate(config, tmp_path / "run", features=fs, progress=False)  # resumes: nothing recomputed
     pd.testing.assert_frame_equal(again.predictions, first.predictions)

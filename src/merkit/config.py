@@ -50,6 +50,9 @@ TEMPORAL_HOOKS = ("temporal_jitter", "apex_jitter")
 TTAS = ("none", "flip")
 #: ``protocol.member_weights`` values (:mod:`merkit.training.members`).
 MEMBER_WEIGHTS = ("equal", "inner")
+#: The ``data`` keys that shape a flow folder's or release's inputs: a member's named config must agree on them.
+MEMBER_DATA_KEYS = ("kind", "scheme", "channels", "file_channels", "with_apex", "apex_size", "with_au_boxes",
+                    "with_face_points", "dataset")
 #: The model inputs :func:`merkit.training.augment.mirror` mirrors; ``protocol.tta: flip`` refuses a model that reads
 #: any other (a clip or an AU vector would be averaged unmirrored).
 MIRROR_KEYS = ("flow", "apex_minus_onset", "onset", "apex", "au_boxes", "face_points")
@@ -194,8 +197,8 @@ class ProtocolConfig:
             averages the class probabilities of the input and of its left-right mirror
             (:func:`merkit.training.augment.mirror`, the ``hflip`` augmentation's mirror); reads no label.
         members: an ensemble across architectures, ``{name: [key=value, ...]}``: each member is this config with
-            the overrides (``model.*``, which start from an empty model section when they set ``model.name``, and
-            ``training.*``); every unit trains each member and averages their class probabilities
+            the overrides (first, optionally, ``config=NAME``: that config's model and training; then ``model.*``,
+            which start from an empty model section when they set ``model.name``, and ``training.*``); every unit trains each member and averages their class probabilities
             (:mod:`merkit.training.members`). member_weights: ``equal`` (default, fixed in advance) or ``inner``
             (stacking: the weights minimising the inner folds' out-of-fold log loss, per outer fold).
         seeds: one run per seed. workers: parallel units (Ray); threads_per_fold: torch threads (and Ray CPUs) per
@@ -289,22 +292,35 @@ class RunConfig:
             raise ConfigError("protocol.members trains each member for its fixed epochs: it goes with "
                               "protocol.selection last, protocol.ensemble 1 and no protocol.record_epochs")
         for name, overrides in p.members.items():
-            bad = [o for o in overrides if not o.startswith(("training.", "model."))]
+            bad = [o for i, o in enumerate(overrides)
+                   if not o.startswith(("training.", "model.")) and not (i == 0 and o.startswith("config="))]
             if bad:
-                raise ConfigError(f"protocol.members[{name!r}] may override model.* and training.* only, got {bad}")
+                raise ConfigError(f"protocol.members[{name!r}] may name a config first (config=NAME) and override "
+                                  f"model.* and training.* only, got {bad}")
             self.member_config(name)
 
     def member_config(self, name: str) -> "RunConfig":
-        """The config of member ``name`` of ``protocol.members``: this config without members or recipes, its
-        model section emptied first when the overrides set ``model.name``, then the overrides, validated.
+        """The config of member ``name`` of ``protocol.members``: this config without members or recipes; with
+        ``config=NAME`` first, that config's ``model`` and ``training`` sections (a shipped name or a path, as
+        :func:`load_config` takes); else, when the overrides set ``model.name``, an empty model section; then the
+        overrides, validated.
 
         Raises:
-            ConfigError: as :func:`load_config`.
+            ConfigError: as :func:`load_config`; a named config whose inputs differ from this run's (its
+                ``data`` keys that shape the inputs, :data:`MEMBER_DATA_KEYS`).
         """
-        overrides = self.protocol.members[name]
+        overrides = list(self.protocol.members[name])
         data = self.to_dict()
         data["protocol"].update(recipes={}, members={}, member_weights="equal")
-        if any(o.split("=", 1)[0].strip() == "model.name" for o in overrides):
+        if overrides and overrides[0].startswith("config="):
+            source = load_config(overrides.pop(0).split("=", 1)[1].strip()).to_dict()
+            differ = [k for k in MEMBER_DATA_KEYS if source["data"][k] != data["data"][k]]
+            if differ:
+                raise ConfigError(f"protocol.members[{name!r}]: its config reads other inputs than this run "
+                                  f"(data.{differ[0]}: {source['data'][differ[0]]!r}, here "
+                                  f"{data['data'][differ[0]]!r}); members share the run's data")
+            data["model"], data["training"] = source["model"], source["training"]
+        elif any(o.split("=", 1)[0].strip() == "model.name" for o in overrides):
             data["model"] = {}
         return config_from_dict(_apply_overrides(data, overrides))
 

@@ -283,7 +283,9 @@ def render_report(plan: Plan, metrics: dict, notes: list[str], diagnostics: dict
             uar = "" if pd.isna(r.uar) else f"{r.uar:.4f}"
             lines.append(f"| {r.method} | {r.scope} | {uf1} | {uar} | {r.selection} | {r.source} |")
         lines += ["", f"This run ({protocol_label(plan)}):", ""]
-        lines.append(f"| {run_label(model.name, ensemble)} (merkit) | full | {_fmt(summary['full']['uf1'])} | "
+        name = ("ensemble of " + " + ".join(r.model.name for r in plan.protocol.members) if plan.protocol.members
+                else run_label(model.name, ensemble))
+        lines.append(f"| {name} (merkit) | full | {_fmt(summary['full']['uf1'])} | "
                      f"{_fmt(summary['full']['uar'])} | {protocol_label(plan)} | this run |")
         lines.append("")
     lines += choices or []
