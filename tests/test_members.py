@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from merkit.api import evaluate
+from merkit.api import evaluate, train
 from merkit.config import load_config
 from merkit.errors import ConfigError, LeakageError
 from merkit.training.loso import make_folds
@@ -114,3 +114,9 @@ def test_a_members_run_writes_its_weights_reports_how_they_were_chosen_and_resum
                      tmp_path / "equal", features=fs, progress=False)
     assert "equal weights fixed in advance" in equal.report_path.read_text()
     assert "SSSNet ends in a softmax" in equal.report_path.read_text()  # every member's notes reach the report
+
+
+def test_train_refuses_an_ensemble_of_members(tmp_path):
+    with pytest.raises(ConfigError, match="train each member's config on its own"):
+        train(load_config(None, FAST + [MEMBERS]), tmp_path / "model", features=toy_flow_features(2, 2))
+    assert not (tmp_path / "model").exists()

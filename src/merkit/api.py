@@ -318,6 +318,7 @@ def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = 
         The checkpoint folder.
 
     Raises:
+        ConfigError: the config lists ``protocol.members`` (an ensemble, not one model).
         ConfigError, DataError: as :func:`evaluate`; ``out_dir`` is a file or a folder other than a merkit
             checkpoint (checked before the data is loaded). OutputError: the disk refused a write. UnitError: the
             training task failed on the cluster.
@@ -330,6 +331,9 @@ def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = 
     from merkit.inputs import load_inputs
 
     plan = config.resolve()
+    if plan.protocol.members:
+        raise ConfigError("merkit train makes one model's checkpoint; protocol.members is an ensemble of several: "
+                          "train each member's config on its own")
     CheckpointFolder(out_dir).check()  # before the data is loaded and the model trained
     data = features if features is not None else load_inputs(plan.data, address=plan.resources.address)
     seed = plan.protocol.seeds[0] if seed is None else seed
