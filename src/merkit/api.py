@@ -162,8 +162,9 @@ def evaluate(config: RunConfig, out_dir: str | Path | None = None, features: Fea
     diagnostics = dict(data.meta.get("diagnostics", {}))
     for kind, count in run_diagnostics.summary().items():
         diagnostics[kind] = diagnostics.get(kind, 0) + count
-    model = plan.protocol.own.model
-    model_gt, model_notes = list(model.ground_truth_inputs), list(model.notes)
+    models = [r.model for r in plan.protocol.members or (plan.protocol.own,)]  # an ensemble's every member
+    model_gt = [k for m in models for k in m.ground_truth_inputs]
+    model_notes = list(dict.fromkeys(n for m in models for n in m.notes))
     folder = RunFolder(run_dir)
     devices = f"trained on: {', '.join(folder.provenance())}"
     machines = f"machine and software: {'; '.join(folder.provenance('environments'))}"
@@ -362,6 +363,7 @@ def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = 
         The checkpoint folder.
 
     Raises:
+        ConfigError: the config lists ``protocol.members`` (an ensemble, not one model).
         ConfigError, DataError: as :func:`evaluate`; ``out_dir`` is a file or a folder other than a merkit
             checkpoint (checked before the data is loaded). OutputError: the disk refused a write. UnitError: the
             training task failed on the cluster.
@@ -372,6 +374,9 @@ def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = 
     from merkit.inputs import Preprocessing
 
     plan = config.resolve()
+    if plan.protocol.members:
+        raise ConfigError("merkit train makes one model's checkpoint; protocol.members is an ensemble of several: "
+                          "train each member's config on its own")
     CheckpointFolder(out_dir).check()  # before the data is loaded and the model trained
     data = _inputs(plan, features)
     seed = plan.protocol.seeds[0] if seed is None else seed

@@ -31,9 +31,31 @@ def protocol_label(plan: Plan) -> str:
         recipes = f" and the recipe among {[r.name for r in p.candidates]}" if p.candidates else ""
         label = (f"honest: epoch count{recipes} chosen on {p.inner_folds} inner folds of the training subjects "
                  "(pooled inner UF1), outer test labels never read")
+    elif p.members:
+        return f"honest: each member's fixed epochs, last epoch evaluated; {members_weighting(plan)}"
     else:
         label = f"honest: fixed {p.own.training.epochs} epochs, last epoch evaluated"
     return label + (f"; mean of {p.ensemble} models (seeds) per fold" if p.ensemble > 1 else "")
+
+
+def members_weighting(plan: Plan) -> str:
+    """How an ensemble across architectures (``protocol.members``) weighs its members, in one phrase."""
+    p = plan.protocol
+    names = " + ".join(r.name for r in p.members)
+    if p.member_weights == "equal":
+        return f"ensemble of {names}, equal weights fixed in advance"
+    return (f"ensemble of {names}, weights chosen per fold by stacking on the out-of-fold predictions of "
+            f"{p.inner_folds} inner folds of the training subjects (log loss), outer test labels never read")
+
+
+def members_lines(plan: Plan) -> list[str]:
+    """The report's model lines of an ensemble across architectures: every member's model and training."""
+    lines = [f"- model: {members_weighting(plan)}"]
+    for r in plan.protocol.members:
+        params = f", params {dict(r.model.params)}" if r.model.params else ""
+        lines.append(f"  - member `{r.name}`: `{r.model.name}` (preset `{r.model.preset or 'paper'}`){params}; "
+                     f"training: {training_recipe(r.training)}")
+    return lines
 
 
 def split_label(plan: Plan) -> str:
@@ -48,8 +70,11 @@ def split_label(plan: Plan) -> str:
 
 
 def render_choices(choices: list[dict]) -> list[str]:
-    """The report section on what inner selection chose (``choices/seed<S>/<fold>.json``)."""
+    """The report section on what inner selection chose (``choices/seed<S>/<fold>.json``), or on the member
+    weights of an ensemble across architectures."""
     table = pd.DataFrame(choices)
+    if "weights" in table.columns:
+        return render_member_weights(table)
     lines = ["## Inner selection", "",
              f"What the inner folds chose, over {len(table)} units (folds x seeds). The outer test subject's labels "
              "were never read to choose.", "", "| chosen epochs | units |", "|---|---|"]
@@ -61,6 +86,20 @@ def render_choices(choices: list[dict]) -> list[str]:
         lines += [f"| {recipe} | {count} |" for recipe, count in table["recipe"].value_counts().items()]
         lines.append("")
     return lines
+
+
+def render_member_weights(table: pd.DataFrame) -> list[str]:
+    """The report section on the member weights of ``protocol.members`` units (one row per unit)."""
+    weights = pd.DataFrame(list(table["weights"]))
+    inner = table["weighting"].iloc[0] == "inner"
+    lines = ["## Member weights", "",
+             (f"Chosen per unit (folds x seeds, {len(table)} units) by stacking on the inner folds' out-of-fold "
+              "predictions; the outer test subject's labels were never read." if inner else
+              f"Equal, fixed in advance ({len(table)} units)."), "",
+             "| member | mean weight | min | max |", "|---|---|---|---|"]
+    lines += [f"| {m} | {weights[m].mean():.3f} | {weights[m].min():.3f} | {weights[m].max():.3f} |"
+              for m in weights.columns]
+    return lines + [""]
 
 
 def training_recipe(t: TrainConfig) -> str:
@@ -244,7 +283,7 @@ def _header(plan: Plan, metrics: dict, notes: list[str], ground_truth_inputs: li
     model, config = plan.protocol.own.model, plan.data
     if ground_truth_inputs:
         lines += [f"> **{ground_truth_warning(ground_truth_inputs)}**", ""]
-    lines += ensemble_lines(ensemble) if ensemble else [
+    lines += ensemble_lines(ensemble) if ensemble else members_lines(plan) if plan.protocol.members else [
         f"- model: `{model.name}` (preset `{model.preset or 'paper'}`)"
         + (f", params {dict(model.params)}" if model.params else "")]
     lines.append(f"- data: `{config.kind}`" + (f" ({config.benchmark})" if config.benchmark else "")
@@ -253,7 +292,8 @@ def _header(plan: Plan, metrics: dict, notes: list[str], ground_truth_inputs: li
     if subset_text(data):
         lines.append(f"- **{subset_text(data)}**")
     lines += [
-        *([] if ensemble else [f"- training: {training_recipe(plan.protocol.own.training)}"]),
+        *([] if ensemble or plan.protocol.members else
+          [f"- training: {training_recipe(plan.protocol.own.training)}"]),
         f"- protocol: {split_label(plan)}, metrics pooled over all folds (MEGC2019 definitions)",
         f"- **selection: {protocol_label(plan)}**",
         seed_line(seeds, ensemble),
@@ -292,7 +332,9 @@ def _published_section(plan: Plan, summary: dict, data: dict, ensemble: dict | N
         uar = "" if pd.isna(r.uar) else f"{r.uar:.4f}"
         lines.append(f"| {r.method} | {r.scope} | {uf1} | {uar} | {r.selection} | {r.source} |")
     lines += ["", f"This run ({label}):", ""]
-    lines.append(f"| {run_label(plan.protocol.own.model.name, ensemble)} (merkit) | full | "
+    name = ("ensemble of " + " + ".join(r.model.name for r in plan.protocol.members) if plan.protocol.members
+            else run_label(plan.protocol.own.model.name, ensemble))
+    lines.append(f"| {name} (merkit) | full | "
                  f"{_fmt(summary['full']['uf1'])} | {_fmt(summary['full']['uar'])} | {label} | this run |")
     return lines + [""]
 
@@ -346,7 +388,8 @@ def render_outputs(run_dir: Path, plan: Plan, preds: pd.DataFrame, classes: tupl
     kept = [c for c in (json.loads(f.read_text()) for f in folder.unit_files(RunFolder.CHOICES))
             if c.get("seed") in set(preds["seed"])]  # the folder may hold other seeds' units
     if kept:
-        metrics["inner_selection"] = [{k: c[k] for k in ("seed", "fold", "recipe", "epochs")} for c in kept]
+        metrics["inner_selection"] = [{k: c[k] for k in ("seed", "fold", "recipe", "epochs", "weights") if k in c}
+                                      for c in kept]
         choices = render_choices(kept)
     per_class = pd.DataFrame(metrics["per_class"]).T.rename_axis("class")
     seeds = f", mean counts over {len(metrics['seeds'])} seeds" if len(metrics["seeds"]) > 1 else ""
