@@ -220,3 +220,35 @@ def test_an_expression_is_timed_from_its_apex_and_called_micro_up_to_half_a_seco
     if seconds <= 1.5:  # the dip lies within the horizon: the duration is exact
         assert duration == pytest.approx(seconds, abs=0.02)
     assert expression_kind(duration) == kind
+
+
+# ------------------------------------------------------------------------------------------------ the packaged model
+
+def test_the_pexels_smile_carries_the_macro_warning(shared_data):
+    """Issue 34: a clip inside the Pexels video's smile (near 0:14) came out "negative 0.62" without a word."""
+    from merkit.predict import Predictor
+
+    video = shared_data / "faces" / "WolfgangLanger_Pexels.mp4"
+    result = Predictor.from_pretrained().predict(video, onset=324, offset=348)
+    names = {f.name for f in result.domain_warnings}
+    assert "clip-longer-than-micro-expression" in names
+    assert {w["name"] for w in json.loads(result.to_json())["domain_warnings"]} == names
+
+
+def test_the_packaged_domain_record_is_the_composites_sheets(shared_data):
+    """The packaged checkpoint's duration statistics are what `merkit calibrate --annotations` computes from the
+    official sheets, and its weights are those the card's command trains (the record only gained entries)."""
+    from merkit.evaluation.domain import composite_domain
+    from merkit.pretrained import packaged_model
+
+    if not (shared_data / "annotations" / "megc2019").is_dir():
+        pytest.skip("the official sheets are not available")
+    meta = packaged_model("megc2019-ststnet").meta
+    if "domain" not in meta:
+        pytest.fail("the packaged checkpoint has no domain record")
+    domain = composite_domain(shared_data / "annotations")
+    assert domain["onset_offset_s"]["n"] == domain["onset_apex_s"]["n"] == 442
+    for key in ("onset_apex_s", "onset_offset_s"):
+        assert {k: v for k, v in meta["domain"][key].items() if k != "source"} == {
+            k: v for k, v in domain[key].items() if k != "source"}
+    assert meta["calibration"]["fitted_on"]["split"] == "loso" and meta["calibration"]["temperature"] > 0

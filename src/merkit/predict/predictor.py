@@ -76,9 +76,9 @@ class Predictor:
         self.checkpoint = checkpoint
         self.notes = list(notes)
         #: The calibration temperature (:mod:`merkit.predict.trust`); 1.0 without a checkpoint or a fitted one.
-        self.temperature = checkpoint.temperature if checkpoint is not None else 1.0
+        self.temperature = float(getattr(checkpoint, "temperature", 1.0))
         #: The training data's statistics predictions are checked against (``Checkpoint.domain``).
-        self.domain = dict(checkpoint.domain) if checkpoint is not None else {}
+        self.domain = dict(getattr(checkpoint, "domain", None) or {})
         missing = [k for k in model.input_keys if k not in preprocessing.input_keys]
         if missing:
             raise CheckpointError(f"the model needs inputs {missing}, which preprocessing "
