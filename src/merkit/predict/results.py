@@ -128,7 +128,9 @@ class SpotResult:
     Attributes:
         intervals: one row per candidate interval: ``onset, apex, offset`` (frame numbers), ``onset_s, apex_s,
             offset_s`` (seconds, when the frame rate is known), ``score`` (peak motion relative to the local onset,
-            pixels), ``label`` and ``prob_<class>``.
+            pixels), ``duration_s`` and ``kind`` (``micro`` or ``macro``, :func:`merkit.predict.scan.event_duration`),
+            ``label``, ``prob_<class>`` and ``domain_warnings`` (empty for a macro interval unless it was asked
+            for).
         curve: one row per window: ``onset`` (frame number of the local onset), ``peak`` (frame number of its
             strongest motion), ``offset`` (its last frame), ``score`` and ``interior`` (the peak lies before the last
             frame); windows skipped for want of a face are absent.
@@ -159,7 +161,9 @@ class SpotResult:
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "fps": self.fps, "frames": len(self.frame_numbers),
                 "first": self.frame_numbers[0], "last": self.frame_numbers[-1], "threshold": self.threshold,
-                "windows": len(self.curve), "intervals": self.intervals.to_dict("records"),
+                "windows": len(self.curve),
+                # an unlabelled macro interval has no probabilities: null in JSON, not NaN
+                "intervals": self.intervals.astype(object).where(self.intervals.notna(), None).to_dict("records"),
                 "timing": self.timing.to_dict(), "skipped_frames": list(self.skipped_frames),
                 "warnings": dict(self.warnings), "merkit_version": __version__}
 
