@@ -136,7 +136,8 @@ def timeline_figure(result: SpotResult, path: str | Path) -> Path:
     handles = ax.get_legend_handles_labels()[0] + [Patch(color=colours[c], alpha=0.3, label=c)
                                                    for c in result.classes if c in colours]
     handles.append(Patch(facecolor="none", edgecolor="black", hatch="///", label="macro-expression (> 0.5 s)"))
-    if any(isinstance(w, str) and w for w in result.intervals.get("domain_warnings", [])):
+    marked = result.intervals[result.intervals["kind"] == "micro"] if "kind" in result.intervals else result.intervals
+    if any(isinstance(w, str) and w for w in marked.get("domain_warnings", [])):
         handles.append(Patch(color="white", label="(!) domain warning"))
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
