@@ -252,3 +252,20 @@ def test_the_packaged_domain_record_is_the_composites_sheets(shared_data):
         assert {k: v for k, v in meta["domain"][key].items() if k != "source"} == {
             k: v for k, v in domain[key].items() if k != "source"}
     assert meta["calibration"]["fitted_on"]["split"] == "loso" and meta["calibration"]["temperature"] > 0
+
+
+def test_training_records_the_clips_durations_where_the_annotations_allow():
+    """A raw run's table (onset, apex, offset of datasets whose frame rate is known) gives the checkpoint's domain
+    statistics; a table without frame annotations, or of an unknown frame rate, gives none."""
+    from merkit.evaluation.domain import table_domain
+
+    rng = np.random.default_rng(0)
+    onset = rng.integers(0, 100, 200)
+    table = pd.DataFrame({"dataset": ["casme2"] * 100 + ["smic"] * 100, "onset": onset, "apex": onset + 20,
+                          "offset": onset + 60})
+    domain = table_domain(table)
+    assert domain["onset_apex_s"]["p1"] == pytest.approx(0.1) and domain["onset_apex_s"]["p99"] == pytest.approx(0.2)
+    assert domain["onset_offset_s"]["min"] == pytest.approx(0.3) and domain["onset_offset_s"]["max"] == pytest.approx(
+        0.6) and domain["onset_offset_s"]["n"] == 200
+    assert table_domain(table.drop(columns=["offset"])) == {}
+    assert table_domain(table.assign(dataset="synthetic")) == {}

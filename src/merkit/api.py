@@ -313,6 +313,10 @@ def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = 
         features: train on these instead of loading ``config.data``; their ``meta["preprocessing"]`` is recorded.
         seed: the training seed (default the first of ``protocol.seeds``).
 
+    The checkpoint records the training clips' onset->apex and onset->offset times (``domain``,
+    :func:`merkit.evaluation.domain.table_domain`) where the samples carry frame annotations from datasets of known
+    frame rate, so that predictions are checked against them.
+
     Returns:
         The checkpoint folder.
 
@@ -341,8 +345,11 @@ def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = 
     }
     record = Preprocessing.from_dict(data.meta["preprocessing"], "training data") if data.meta.get(
         "preprocessing") else config.data.preprocessing
+    from merkit.evaluation.domain import table_domain
+
     checkpoint = Checkpoint(config.model.name, config.model.preset, dict(config.model.params), tuple(data.classes),
-                            keys, record, config, seed, device, environment, summary)
+                            keys, record, config, seed, device, environment, summary,
+                            domain=table_domain(data.table))
     return checkpoint.save(out_dir, load(weights))
 
 

@@ -18,9 +18,10 @@ import pandas as pd
 
 from merkit.errors import DataError
 
-#: Frame rates of the composite's parts, frames per second (CASME II: Yan et al. 2014; SAMM: Davison et al.
-#: 2018; SMIC-HS: Li et al. 2013).
-FRAME_RATES: dict[str, float] = {"casme2": 200.0, "samm": 200.0, "smic": 100.0}
+#: Frame rates of the datasets' recordings, frames per second (CASME II: Yan et al. 2014; SAMM: Davison et al.
+#: 2018; SMIC-HS, -VIS, -NIR: Li et al. 2013; CAS(ME)^3: Li et al. 2022; MMEW: Ben et al. 2022).
+FRAME_RATES: dict[str, float] = {"casme2": 200.0, "samm": 200.0, "smic": 100.0, "smic-vis": 25.0,
+                                 "smic-nir": 25.0, "casme3": 30.0, "mmew": 90.0}
 
 #: The sheets :func:`composite_durations` reads, relative to the annotations folder (``../shared/data/annotations``
 #: beside a checkout; see its README).
@@ -89,3 +90,28 @@ def composite_domain(annotations: str | Path) -> dict[str, Any]:
                       "field definition: a micro-expression lasts at most 0.5 s onset to offset (MEGC)",
                       "not recorded: flow magnitude, head motion and face size; the composite's flow images are "
                       "min-max stretched per image and carry none of them"]}
+
+
+def table_domain(table: pd.DataFrame) -> dict[str, Any]:
+    """The ``domain`` record of a model trained on a sample table with frame annotations (a raw run): the
+    onset->apex and onset->offset times of its samples, in seconds, where every dataset's frame rate is known
+    (:data:`FRAME_RATES`); empty otherwise (a flow-folder run's table has no onset or offset; the MEGC2019
+    composite's durations come from :func:`composite_domain`).
+
+    Returns:
+        ``{onset_apex_s, onset_offset_s, notes}`` or ``{}``.
+    """
+    needed = {"dataset", "onset", "apex", "offset"}
+    if not needed <= set(table.columns) or table[list(needed)].isna().any().any():
+        return {}
+    fps = table["dataset"].astype(str).map(FRAME_RATES)
+    if fps.isna().any():
+        return {}
+    names = ", ".join(sorted(table["dataset"].astype(str).unique()))
+    source = f"the {len(table)} training samples of {names} (their annotations, at the datasets' frame rates)"
+    return {"onset_apex_s": duration_statistics((table["apex"] - table["onset"]) / fps, source),
+            "onset_offset_s": duration_statistics((table["offset"] - table["onset"]) / fps, source),
+            "notes": ["training data: onset->apex and onset->offset times from the training samples' annotations",
+                      "field definition: a micro-expression lasts at most 0.5 s onset to offset (MEGC)",
+                      "not recorded: flow magnitude, head motion and face size (merkit's inputs stage does not "
+                      "keep them)"]}
