@@ -269,3 +269,12 @@ def test_training_records_the_clips_durations_where_the_annotations_allow():
         0.6) and domain["onset_offset_s"]["n"] == 200
     assert table_domain(table.drop(columns=["offset"])) == {}
     assert table_domain(table.assign(dataset="synthetic")) == {}
+
+
+def test_a_face_that_moved_too_far_points_to_spot():
+    """Issue 34: `merkit predict VIDEO` on a whole long video failed with "the face moved ... choose a shorter
+    clip", and did not say that --spot scans a long video."""
+    from merkit.face.landmarks import MAX_FACE_SHIFT, FaceLostError, raise_if_lost
+
+    with pytest.raises(FaceLostError, match="choose a shorter clip, or scan a long video with `merkit predict --spot`"):
+        raise_if_lost(MAX_FACE_SHIFT + 0.04)
