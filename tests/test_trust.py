@@ -278,3 +278,20 @@ def test_a_face_that_moved_too_far_points_to_spot():
 
     with pytest.raises(FaceLostError, match="choose a shorter clip, or scan a long video with `merkit predict --spot`"):
         raise_if_lost(MAX_FACE_SHIFT + 0.04)
+
+
+def test_spot_reports_progress_and_a_kind_for_every_interval(tmp_path):
+    """--spot's progress bar is fed one call per window, ending at the total; every interval has a kind and a
+    duration, and without a model none is labelled."""
+    from merkit.media import read_video
+    from merkit.predict.scan import spot_video
+    from merkit.synthetic import generate_long_videos
+
+    generate_long_videos(tmp_path / "long", videos=1, seconds=3.0, fps=20.0, seed=1, micro=2, macro=0,
+                         size=(320, 240), face_width=120.0)
+    calls = []
+    result = spot_video(read_video(tmp_path / "long" / "vid01", fps=20.0), progress=lambda d, t: calls.append((d, t)))
+    total = calls[-1][1]
+    assert calls[0] == (0, total) and calls[-1] == (total, total) and total >= len(result.curve)
+    assert len(result.intervals) >= 1 and set(result.intervals["kind"]) <= {"micro", "macro"}
+    assert result.intervals["duration_s"].notna().all() and "label" not in result.intervals
