@@ -182,17 +182,8 @@ class Checkpoint:
         from merkit.errors import MerkitError
 
         folder = Path(folder)
-        for name in FILES:
-            if not (folder / name).is_file():
-                raise CheckpointError(f"{folder / name} not found: is {folder} a checkpoint folder written by "
-                                      "merkit train?")
         path = folder / CheckpointFolder.META
-        try:
-            meta = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise CheckpointError(f"{path} is not valid JSON ({error}): the checkpoint is damaged") from error
-        if not isinstance(meta, dict):
-            raise CheckpointError(f"{path} must hold a JSON object")
+        meta = cls.read_record(folder)
         missing = [k for k in ("model", "classes", "input_keys", "preprocessing", "merkit_version") if k not in meta]
         if missing:
             raise CheckpointError(f"{path} lacks {missing}")

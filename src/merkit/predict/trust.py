@@ -84,8 +84,8 @@ def _outside(name: str, value: float, stats: Mapping[str, Any] | None, what: str
         return None
     side = "longer" if value > high else "shorter"
     return DomainFinding(name, value, f"{low:.3g}-{high:.3g} s", "training data",
-                         f"{what} {value:.3g} s is {side} than 98% of the training clips' ({low:.3g}-{high:.3g} s, "
-                         f"1st-99th percentile of {stats.get('source', 'the training data')})")
+                         f"{what} {value:.3g} s is {side} than 99% of the training clips' (1st-99th percentile "
+                         f"{low:.3g}-{high:.3g} s, of {stats.get('source', 'the training data')})")
 
 
 def domain_findings(onset: int, apex: int, offset: int, fps: float | None,
