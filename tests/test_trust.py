@@ -295,3 +295,36 @@ def test_spot_reports_progress_and_a_kind_for_every_interval(tmp_path):
     assert calls[0] == (0, total) and calls[-1] == (total, total) and total >= len(result.curve)
     assert len(result.intervals) >= 1 and set(result.intervals["kind"]) <= {"micro", "macro"}
     assert result.intervals["duration_s"].notna().all() and "label" not in result.intervals
+
+
+def test_macro_intervals_get_no_label_unless_label_macro(tmp_path, monkeypatch):
+    """A micro-expression model has nothing to say about a macro-expression: such intervals are not recognised
+    (empty label, no probabilities) unless label_macro asks for it; micro ones are."""
+    import types
+
+    from merkit.media import read_video
+    from merkit.predict import scan
+    from merkit.predict.results import Timing
+    from merkit.synthetic import generate_long_videos
+
+    generate_long_videos(tmp_path / "long", videos=1, seconds=3.0, fps=20.0, seed=1, micro=2, macro=0,
+                         size=(320, 240), face_width=120.0)
+    video = read_video(tmp_path / "long" / "vid01", fps=20.0)
+    seen = []
+
+    def recognise(frames, begin, end, apex):
+        seen.append(apex)
+        return types.SimpleNamespace(label="negative", probabilities={"negative": 0.9, "positive": 0.1},
+                                     timing=Timing(), domain_warnings=[])
+
+    for seconds, label_macro, labelled in [(0.3, False, True), (1.2, False, False), (1.2, True, True)]:
+        monkeypatch.setattr(scan, "event_duration", lambda *a, **k: seconds)
+        seen.clear()
+        result = scan.spot_video(video, recognise=recognise, classes=("negative", "positive"),
+                                 label_macro=label_macro)
+        assert len(result.intervals) >= 1
+        assert set(result.intervals["kind"]) == {"micro" if seconds <= 0.5 else "macro"}
+        assert (result.intervals["label"] == "negative").all() == labelled
+        assert len(seen) == (len(result.intervals) if labelled else 0)
+        if not labelled:
+            assert result.intervals["prob_negative"].isna().all() and (result.intervals["label"] == "").all()
