@@ -359,6 +359,10 @@ def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = 
         features: train on these instead of loading ``config.data``; their ``meta["preprocessing"]`` is recorded.
         seed: the training seed (default the first of ``protocol.seeds``).
 
+    The checkpoint records the training clips' onset->apex and onset->offset times (``domain``,
+    :func:`merkit.evaluation.domain.table_domain`) where the samples carry frame annotations from datasets of known
+    frame rate, so that predictions are checked against them.
+
     Returns:
         The checkpoint folder.
 
@@ -391,8 +395,11 @@ def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = 
         summary["subset"] = data.meta["subset"]
     record = Preprocessing.from_dict(data.meta["preprocessing"], "training data") if data.meta.get(
         "preprocessing") else config.data.preprocessing
+    from merkit.evaluation.domain import table_domain
+
     checkpoint = Checkpoint(config.model.name, config.model.preset, dict(config.model.params), tuple(data.classes),
-                            keys, record, config, seed, device, environment, summary)
+                            keys, record, config, seed, device, environment, summary,
+                            domain=table_domain(data.table))
     return checkpoint.save(out_dir, load(weights))
 
 
@@ -477,3 +484,43 @@ def evaluate_spotting(data: str | Path, out_dir: str | Path, checkpoint: str | P
         write_atomic(out / name, lambda p, t=table: t.to_csv(p, index=False))
     run.out_dir = out
     return run
+
+
+def calibrate(run_dir: str | Path, checkpoint: str | Path, annotations: str | Path | None = None) -> dict:
+    """Complete a checkpoint's trust record: the temperature fitted on a LOSO run's out-of-fold predictions of
+    the same recipe, and (with ``annotations``) the composite's clip durations as its domain statistics.
+
+    Only ``CKPT/checkpoint.json`` is rewritten (atomically, its other keys kept) and ``CKPT/calibration.png``
+    (the reliability diagram before and after) written; the weights are not touched.
+
+    Args:
+        run_dir: a finished ``merkit evaluate`` LOSO run folder with an honest selection
+            (:func:`merkit.evaluation.calibration.read_out_of_fold`).
+        checkpoint: a checkpoint folder (``merkit train``), e.g. the packaged model's.
+        annotations: the official sheets folder (``../shared/data/annotations``): records
+            :func:`merkit.evaluation.domain.composite_domain` as the checkpoint's ``domain``.
+
+    Returns:
+        The checkpoint's new ``calibration`` record.
+
+    Raises:
+        ConfigError: a run that is not LOSO, a test-selected one, in-sample predictions, or classes that differ
+            from the checkpoint's. CheckpointError: not a checkpoint folder. DataError: from the sheets.
+    """
+    from merkit.checkpoint import Checkpoint
+    from merkit.evaluation.calibration import calibrate_run, reliability_figure
+
+    folder = Path(checkpoint)
+    meta = Checkpoint.read_record(folder)
+    record, oof = calibrate_run(run_dir)
+    if tuple(meta["classes"]) != oof.classes:
+        raise ConfigError(f"{run_dir} predicts classes {list(oof.classes)}, the checkpoint {folder} "
+                          f"{list(meta['classes'])}: calibrate a checkpoint with a run of its own recipe")
+    domain = None
+    if annotations is not None:
+        from merkit.evaluation.domain import composite_domain
+
+        domain = composite_domain(annotations)
+    reliability_figure(oof, record, folder / "calibration.png")
+    Checkpoint.update_record(folder, calibration=record, **({"domain": domain} if domain else {}))
+    return record
