@@ -131,7 +131,7 @@ def calibrate_run(run: str | Path) -> tuple[dict[str, Any], OutOfFold]:
 
     Returns:
         ``(record, predictions)``: the record stored in a checkpoint's ``calibration`` (``temperature``,
-        ``method``, ``fitted_on`` (the run folder, its seeds, samples and subjects), ``ece_before``,
+        ``method``, ``fitted_on`` (the run folder's name (no path: a checkpoint travels), its seeds, samples and subjects), ``ece_before``,
         ``ece_after``, ``nll_before``, ``nll_after``, ``bins``) and the predictions it was fitted on.
 
     Raises:
@@ -141,7 +141,7 @@ def calibrate_run(run: str | Path) -> tuple[dict[str, Any], OutOfFold]:
     t = fit_temperature(oof.probabilities, oof.labels)
     after = _scaled(oof.probabilities, t)
     record = {"temperature": round(t, 6), "method": "temperature scaling (Guo et al., ICML 2017), NLL",
-              "fitted_on": {"run": str(oof.run), "split": "loso", "seeds": oof.seeds,
+              "fitted_on": {"run": oof.run.name, "split": "loso", "seeds": oof.seeds,
                             "rows": int(len(oof.labels)), "subjects": oof.subjects},
               "bins": ECE_BINS,
               "ece_before": round(expected_calibration_error(oof.probabilities, oof.labels), 4),
