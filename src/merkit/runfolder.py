@@ -231,7 +231,11 @@ class RunFolder(_Folder):
     _FIGURE: ClassVar[re.Pattern] = re.compile(r"^(confusion(_.+)?|epoch_curve)\.(png|pdf|svg)$")
 
     def figure(self, stem: str, figure_format: str = "png") -> Path:
-        """A figure of the run, ``<stem>.<figure_format>`` (``figure_format`` one of :data:`FIGURE_FORMATS`)."""
+        """A figure of the run, ``<stem>.<figure_format>`` (``figure_format`` one of :data:`FIGURE_FORMATS`).
+
+        Raises:
+            ConfigError: another format (callers validate it at the boundary first).
+        """
         if figure_format not in FIGURE_FORMATS:
             raise ConfigError(f"figure format {figure_format!r} is not one of {FIGURE_FORMATS}")
         return self.path / f"{stem}.{figure_format}"

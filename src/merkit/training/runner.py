@@ -1,8 +1,9 @@
 """Runs the units of an evaluation: (protocol, fold, seed) -> predictions, resumably, in this process or on Ray.
 
 Each unit trains on a fold's training rows and predicts its held-out rows (one subject under LOSO, one dataset
-under LODO; :mod:`merkit.training.loso`). :func:`compute_unit` is pure: it returns the predictions and, as the run
-asks, the fold's weights, its learning curve and its inner-selection choice, and writes nothing. The driver alone
+under LODO; :mod:`merkit.training.loso`). :func:`compute_unit` is pure: it returns the predictions, the mean
+training loss of every epoch and, as the run asks, the fold's weights, its learning curve and its inner-selection
+choice, and writes nothing. The driver alone
 writes them into the run folder, each file atomically and the unit's predictions last, so a killed run, whether
 its driver or a worker died, resumes from the finished units and loses nothing (:func:`run_loso`). Units are
 deterministic functions of (protocol, data, fold, seed): the unit's seed comes from the run seed and the fold's
