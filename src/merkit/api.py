@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Literal
 from merkit.config import Plan, RunConfig, dump_config, load_config
 from merkit.errors import ConfigError, Diagnostics
 from merkit.files import write_json
-from merkit.runfolder import CheckpointFolder, RunFolder
+from merkit.runfolder import CheckpointFolder, FigureFormat, RunFolder
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -119,12 +119,13 @@ def _progress(total: int, enabled: bool):
 
 
 def evaluate(config: RunConfig, out_dir: str | Path | None = None, features: FeatureSet | None = None,
-             progress: bool = True, force: bool = False) -> RunResult:
+             progress: bool = True, force: bool = False, figure_format: FigureFormat = "png") -> RunResult:
     """Leave-one-subject-out evaluation of ``config`` into ``out_dir`` (default ``runs/<config.name>``).
 
     Finished (seed, fold) units already in ``out_dir`` are reused, so an interrupted run resumes. The folder
     (:class:`merkit.runfolder.RunFolder`) receives ``run.json``, ``config.yaml``, ``predictions.csv``,
-    ``metrics.json``, ``report.md``, ``confusion.png``, the MEGC2019 log of each seed (3-class runs) and per-fold
+    ``metrics.json``, ``report.md``, the figures (confusion matrices of the full set and of each dataset, the
+    per-epoch curves), the MEGC2019 log of each seed (3-class runs), each unit's training loss and per-fold
     checkpoints. ``out_dir`` must be absent, empty, or a run folder of this config on this data (the data's
     content fingerprint, :meth:`merkit.features.FeatureSet.fingerprint`); nothing is written before that is
     checked.
@@ -138,17 +139,20 @@ def evaluate(config: RunConfig, out_dir: str | Path | None = None, features: Fea
             ``data.subjects`` and ``data.datasets`` select from it too.
         force: recompute a folder's finished units made from other data (or by another config), replacing only
             merkit's own unit files and outputs.
+        figure_format: ``png`` (300 dpi), ``pdf`` or ``svg``, the format of the figures.
 
     Raises:
-        ConfigError: invalid config; ``out_dir`` is a file, a folder merkit did not write, or holds finished units
+        ConfigError: invalid config or ``figure_format``; ``out_dir`` is a file, a folder merkit did not write, or holds finished units
             of another config or of other data (without ``force``).
         DataError: bad input data (the message names the sample).
         OutputError: the disk refused a write (full, read-only); the message names the path.
         LeakageError: a fold's train and test share a subject (cannot happen with the built-in folds).
     """
+    from merkit.boundary import check
     from merkit.evaluation.report import write_outputs
     from merkit.training.runner import run_loso
 
+    check("evaluate", figure_format=(FigureFormat, figure_format))
     plan = config.resolve()  # the one place the config is resolved: nothing below takes a RunConfig
     start = time.perf_counter()
     run_dir = Path(out_dir) if out_dir is not None else Path("runs") / plan.name
@@ -170,14 +174,17 @@ def evaluate(config: RunConfig, out_dir: str | Path | None = None, features: Fea
     machines = f"machine and software: {'; '.join(folder.provenance('environments'))}"
     side = {"notes": data.notes + model_notes + [devices, machines], "diagnostics": diagnostics,
             "ground_truth_inputs": sorted(set(data.ground_truth_inputs) | set(model_gt))}
-    metrics = write_outputs(run_dir, plan, preds, data.classes, **side, subset=data.meta.get("subset"))
+    metrics = write_outputs(run_dir, plan, preds, data.classes, **side, subset=data.meta.get("subset"),
+                            figure_format=figure_format)
     write_json(folder.file(RunFolder.DATA_NOTES), side)
     write_json(folder.file(RunFolder.PREPROCESSING), data.meta.get("preprocessing"))
     return RunResult(run_dir, config, preds, metrics, folder.file(RunFolder.REPORT), time.perf_counter() - start)
 
 
-def report(run_dir: str | Path, latex: bool = False, csv: bool = False) -> Path:
-    """Regenerate ``metrics.json``, ``report.md``, ``confusion.png`` and logs from a run folder's predictions.
+def report(run_dir: str | Path, figure_format: FigureFormat = "png", latex: bool = False, csv: bool = False) -> Path:
+    """Regenerate ``metrics.json``, ``report.md``, the figures (in ``figure_format``: ``png`` at 300 dpi, ``pdf``
+    or ``svg``) and logs from a run folder's predictions and unit files. A folder whose units finished before
+    merkit recorded the training loss is reported without it.
 
     Args:
         latex: also write ``tables.tex``: the report's table (pooled UF1, UAR and accuracy per part, mean ± std
@@ -187,12 +194,14 @@ def report(run_dir: str | Path, latex: bool = False, csv: bool = False) -> Path:
             Either file, once in the folder, is rewritten by every later report of the folder.
 
     Raises:
-        ConfigError: the folder is not a merkit run folder (evaluate or ensemble), lacks ``config.yaml`` or
-            ``predictions.csv``, or one of them is damaged.
+        ConfigError: an unknown ``figure_format``; the folder is not a merkit run folder (evaluate or ensemble),
+            lacks ``config.yaml`` or ``predictions.csv``, or one of them (or a unit's file) is damaged.
         OutputError: the disk refused a write.
     """
+    from merkit.boundary import check
     from merkit.evaluation.report import write_outputs
 
+    check("report", figure_format=(FigureFormat, figure_format))
     folder = RunFolder(run_dir)
     for name in (RunFolder.CONFIG, RunFolder.PREDICTIONS):
         if not folder.file(name).is_file():
@@ -207,7 +216,7 @@ def report(run_dir: str | Path, latex: bool = False, csv: bool = False) -> Path:
     tables = tuple(kind for kind, wanted in (("latex", latex), ("csv", csv)) if wanted)
     write_outputs(folder.path, config.resolve(), preds, classes, extra.get("notes", []), extra.get("diagnostics", {}),
                   extra.get("ground_truth_inputs", []), ensemble=extra.get("ensemble"),
-                  subset=folder.data_record().get("subset"), tables=tables)
+                  subset=folder.data_record().get("subset"), tables=tables, figure_format=figure_format)
     return folder.file(RunFolder.REPORT)
 
 
@@ -236,21 +245,24 @@ def _ensemble_members(run_dirs: list[str | Path], out_dir: str | Path) -> list[P
 
 
 def ensemble(run_dirs: list[str | Path], out_dir: str | Path, collapse_seeds: bool = False,
-             last_epochs: int | None = None) -> RunResult:
+             last_epochs: int | None = None, figure_format: FigureFormat = "png") -> RunResult:
     """Average finished runs' class probabilities (:mod:`merkit.evaluation.ensemble`) into a normal run folder:
     ``config.yaml`` (the first run's, renamed), ``predictions.csv``, metrics and a report that says what was
     averaged. Runs under the paper protocol make a test-selected ensemble, and its report says so. ``out_dir``
     must be absent, empty, or an ensemble folder of the same members and options (checked before any write).
+    Figures are written in ``figure_format`` (``png`` at 300 dpi, ``pdf`` or ``svg``).
 
     Raises:
-        ConfigError: runs that cannot be averaged (another sample set, folds, labels, classes or seeds), a
+        ConfigError: an unknown ``figure_format``; runs that cannot be averaged (another sample set, folds, labels, classes or seeds), a
             folder that is not a finished run, a run listed twice, an output that is one of the runs, or an
             output folder that is not absent, empty or this ensemble's.
         OutputError: the disk refused a write.
     """
+    from merkit.boundary import check
     from merkit.evaluation.ensemble import average_runs
     from merkit.evaluation.report import write_outputs
 
+    check("ensemble", figure_format=(FigureFormat, figure_format))
     start = time.perf_counter()
     runs = _ensemble_members(run_dirs, out_dir)
     folder = RunFolder(out_dir)
@@ -275,7 +287,8 @@ def ensemble(run_dirs: list[str | Path], out_dir: str | Path, collapse_seeds: bo
     side = {"notes": [], "diagnostics": {}, "ground_truth_inputs": [], "ensemble": described}
     folder.claim(opening, {RunFolder.CONFIG: lambda p: dump_config(config, p)})
     write_json(folder.file(RunFolder.DATA_NOTES), side)
-    metrics = write_outputs(folder.path, config.resolve(), preds, classes, **side, subset=data.get("subset"))
+    metrics = write_outputs(folder.path, config.resolve(), preds, classes, **side, subset=data.get("subset"),
+                            figure_format=figure_format)
     return RunResult(folder.path, config, preds, metrics, folder.file(RunFolder.REPORT), time.perf_counter() - start)
 
 

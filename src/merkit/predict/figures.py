@@ -1,5 +1,5 @@
 """Figures of ``merkit predict``: one clip (:func:`prediction_figure`) and a spotting timeline
-(:func:`timeline_figure`)."""
+(:func:`draw_timeline`, written by :func:`timeline_figure`)."""
 
 from __future__ import annotations
 
@@ -89,10 +89,18 @@ def prediction_figure(prediction: Prediction, path: str | Path) -> Path:
 
 
 def timeline_figure(result: SpotResult, path: str | Path) -> Path:
-    """Write the timeline of a :class:`SpotResult`: each window's peak motion score at its peak frame, the
-    threshold, and the candidate intervals: micro ones shaded and labelled with their predicted class (grey and
-    unlabelled when spotted without a model; ``(!)`` marks a domain warning), macro ones hatched and marked
-    ``macro``."""
+    """Write :func:`draw_timeline` of a :class:`SpotResult` (PNG, 90 dpi) atomically to ``path``."""
+    fig = draw_timeline(result)
+    path = Path(path)
+    write_atomic(path, lambda p: fig.savefig(p, dpi=90))
+    return path
+
+
+def draw_timeline(result: SpotResult):
+    """The timeline of a :class:`SpotResult` (a :class:`matplotlib.figure.Figure`): each window's peak motion
+    score at its peak frame, joined in time order, the threshold, and the candidate intervals: micro ones shaded
+    and labelled with their predicted class (grey and unlabelled when spotted without a model; ``(!)`` marks a
+    domain warning), macro ones hatched and marked ``macro``."""
     import matplotlib
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
@@ -101,7 +109,9 @@ def timeline_figure(result: SpotResult, path: str | Path) -> Path:
     unit = "s" if result.fps else "frame"
     fig = Figure(figsize=(10, 2.8))
     ax = fig.subplots()
-    curve = result.curve
+    # The windows come in the order of their starts, but overlapping windows can peak out of that order (one peaks
+    # at its end, the next near its start): drawn in window order, the line ran backwards in time.
+    curve = result.curve.sort_values("peak", kind="stable")
     ax.plot(curve["peak"] * scale, curve["score"], "o-", ms=3, lw=1, color="tab:blue",
             label="peak motion vs local onset")
     ax.axhline(result.threshold, color="tab:red", ls="--", lw=1, label=f"threshold {result.threshold:.2f} px")
@@ -141,6 +151,4 @@ def timeline_figure(result: SpotResult, path: str | Path) -> Path:
         handles.append(Patch(color="white", label="(!) domain warning"))
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
-    path = Path(path)
-    write_atomic(path, lambda p: fig.savefig(p, dpi=90))
-    return path
+    return fig
