@@ -402,7 +402,7 @@ def render_report(plan: Plan, metrics: dict, notes: list[str], diagnostics: dict
               for name, c in metrics["per_class"].items()]
     fold_mean = np.mean([m["uf1"] for m in metrics["per_fold_mean"].values()])
     lines += ["", f"Secondary figure, not comparable with the pooled ones: per-fold mean UF1 {fold_mean:.4f}.",
-              "", *(figures or ["![confusion matrix, mean counts per seed](confusion.png)", ""])]
+              "", *scope, *(figures or ["![confusion matrix, mean counts per seed](confusion.png)", ""])]
     lines += _published_section(plan, summary, data, ensemble)
     lines += _under_heading(choices or [], scope)
     lines += _under_heading(curve or [], scope)
