@@ -27,7 +27,8 @@ from merkit.config import DEVICE_PATTERN, TrainConfig
 from merkit.errors import ConfigError
 from merkit.features import FeatureSet
 from merkit.models.base import MerModel
-from merkit.training.augment import get_augmentations
+from merkit.training.augment import get_augmentations, mirror
+from merkit.training.mixing import mix_batch
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -241,13 +242,18 @@ class _Step:
     device: torch.device
     generator: torch.Generator
 
-    def epoch(self) -> None:
+    def epoch(self) -> torch.Tensor | None:
+        """Run the epoch; return its mean training loss, a float64 scalar tensor on the device (``None`` when no
+        batch ran): the loss each batch minimised (cross-entropy plus the auxiliary losses, before the division by
+        ``grad_accumulation``), weighted by the batch's rows. Keeping it draws no random number and changes no
+        gradient (``detach``); it stays on the device, so a caller that does not read it waits for nothing."""
         cfg, n = self.cfg, len(self.train)
         steps = max(1, math.ceil(n / cfg.batch_size))
         labels = self.train.labels
         self.model.train()
         order = torch.randperm(n, generator=self.generator) if cfg.shuffle else torch.arange(n)
         self.optimizer.zero_grad(set_to_none=True)
+        losses, rows = [], []
         for step in range(steps):
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
             if idx.numel() < 2 and n >= 2:  # a batch of one breaks batch norm; fold it into the previous step
@@ -255,16 +261,29 @@ class _Step:
             inputs = _to_device(self.train.batch(idx, self.keys), self.device)
             for hook in self.augment:
                 inputs = hook(inputs, self.train.meta, self.generator)
-            out = self.model(inputs)
-            loss = self.criterion(out.logits, labels.index_select(0, idx).to(self.device))
+            targets = labels.index_select(0, idx).to(self.device)
+            mixed = mix_batch(inputs, cfg.mixup_alpha, cfg.cutmix_alpha, self.generator)
+            if mixed is None:
+                out = self.model(inputs)
+                loss = self.criterion(out.logits, targets)
+            else:
+                out = self.model(mixed.inputs)
+                loss = mixed.lam * self.criterion(out.logits, targets) + \
+                    (1 - mixed.lam) * self.criterion(out.logits, targets[mixed.partner.to(self.device)])
             for aux in out.aux_losses.values():
                 loss = loss + aux
+            losses.append(loss.detach())
+            rows.append(idx.numel())
             (loss / cfg.grad_accumulation).backward()
             if (step + 1) % cfg.grad_accumulation == 0 or step == steps - 1:
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
                 if self.ema is not None:
                     self.ema.update_parameters(self.model)
+        if not losses:
+            return None
+        weights = torch.tensor(rows, dtype=torch.float64, device=self.device)
+        return (torch.stack(losses).to(torch.float64) * weights).sum() / sum(rows)
 
 
 def fit(
@@ -275,6 +294,7 @@ def fit(
     on_epoch_end: Callable[[int, MerModel], None] | None = None,
     progress: Callable[[int], None] | None = None,
     stop_after: int | None = None,
+    on_train_loss: Callable[[int, float], None] | None = None,
 ) -> MerModel:
     """Train ``model`` on ``train`` for exactly ``cfg.epochs`` epochs, on ``cfg.device``.
 
@@ -289,9 +309,16 @@ def fit(
         progress: called with the finished epoch number, for progress displays.
         stop_after: stop after this many epochs of the ``cfg.epochs`` schedule (the learning-rate schedule still
             spans ``cfg.epochs``), so the model equals the full run's model at that epoch (inner selection).
+        on_train_loss: called as ``on_train_loss(epoch, loss)`` after each epoch (1-based) with the epoch's mean
+            training loss (float, the loss below averaged over the epoch's training rows, in training mode, with
+            the augmentations); reading it changes neither the weights nor the random draws.
 
-    Loss: cross-entropy on ``ModelOutput.logits`` (class-weighted if ``cfg.class_weighted``) plus the sum of
-    ``ModelOutput.aux_losses``.
+    Loss: cross-entropy on ``ModelOutput.logits`` (class-weighted if ``cfg.class_weighted``, with
+    ``cfg.label_smoothing``) plus the sum of ``ModelOutput.aux_losses``; with ``cfg.mixup_alpha`` or
+    ``cfg.cutmix_alpha`` each batch is mixed after augmentation (:mod:`merkit.training.mixing`).
+
+    A model that declares ``closed_form = True`` (the linear SVM) is fitted once on every training row by its
+    ``fit_closed_form(inputs, labels, seed)`` (:func:`_fit_closed_form`) instead.
 
     With ``cfg.ema_decay > 0`` the exponential moving average of the weights and buffers is updated after every
     optimiser step; ``on_epoch_end`` sees the average, and ``model`` holds the average when ``fit`` returns.
@@ -300,10 +327,13 @@ def fit(
         ConfigError: bad device, optimizer, scheduler, augmentation or parameter-group prefix.
     """
     device = resolve_device(cfg.device)
+    if getattr(model, "closed_form", False):
+        return _fit_closed_form(model, train, cfg, generator, on_epoch_end, progress, stop_after)
     augment = get_augmentations(cfg.augment, cfg.augment_params)
     keys = _batch_keys(model, augment, train)
     weight = class_weights(train.labels, len(train.classes)) if cfg.class_weighted else None
-    criterion = nn.CrossEntropyLoss(weight=weight).to(device)  # the class weights are a buffer of the loss
+    criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing).to(device)  # the class
+    # weights are a buffer of the loss
     model.to(device)  # before the optimizer, which then holds the device's parameters and state
     optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(optimizer, cfg)
@@ -314,7 +344,9 @@ def fit(
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
     step = _Step(model, train, keys, augment, criterion, optimizer, ema, cfg, device, generator)
     for epoch in range(1, (stop_after or cfg.epochs) + 1):
-        step.epoch()
+        loss = step.epoch()
+        if on_train_loss is not None:
+            on_train_loss(epoch, float("nan") if loss is None else loss.item())
         if scheduler is not None:
             scheduler.step()
         if on_epoch_end is not None:
@@ -329,18 +361,58 @@ def fit(
     return model
 
 
+def _fit_closed_form(model: MerModel, train: FeatureSet, cfg: TrainConfig, generator: torch.Generator,
+                     on_epoch_end: Callable[[int, MerModel], None] | None, progress: Callable[[int], None] | None,
+                     stop_after: int | None) -> MerModel:
+    """:func:`fit` for a model trained in closed form (``closed_form = True``): one ``fit_closed_form`` on every
+    training row, on the CPU, with a seed drawn from ``generator``. The model does not change from epoch to epoch,
+    so ``on_epoch_end`` and ``progress`` see the same model after each of the ``stop_after or cfg.epochs`` epochs.
+
+    Raises:
+        ConfigError: augmentation, mixing or label smoothing is set: a closed-form fit takes none of them.
+    """
+    used = [k for k, on in (("training.augment", cfg.augment), ("training.mixup_alpha", cfg.mixup_alpha),
+                            ("training.cutmix_alpha", cfg.cutmix_alpha),
+                            ("training.label_smoothing", cfg.label_smoothing)) if on]
+    if used:
+        raise ConfigError(f"{type(model).__name__} is fitted in closed form and takes no {', '.join(used)}; "
+                          "leave them unset")
+    seed = int(torch.randint(0, 2 ** 31 - 1, (1,), generator=generator))
+    model.to("cpu")
+    model.fit_closed_form(train.batch(torch.arange(len(train)), model.input_keys), train.labels, seed)
+    model.eval()
+    for epoch in range(1, (stop_after or cfg.epochs) + 1):
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, model)
+        if progress is not None:
+            progress(epoch)
+    return model
+
+
+def _mirror_averaged(model: MerModel, inputs: dict[str, torch.Tensor], meta) -> torch.Tensor:
+    """(B, K) float64: the mean of the class probabilities of ``inputs`` and of their mirror
+    (:func:`merkit.training.augment.mirror`)."""
+    plain = torch.softmax(model(inputs).logits.double(), dim=1)
+    mirrored = torch.softmax(model(mirror(inputs, meta)).logits.double(), dim=1)
+    return (plain + mirrored) / 2
+
+
 @torch.no_grad()
 def predict_proba(model: MerModel, data: FeatureSet, batch_size: int = 256,
-                  device: str | torch.device | None = None) -> np.ndarray:
+                  device: str | torch.device | None = None, tta: str = "none") -> np.ndarray:
     """Class probabilities, float64 numpy array (N, num_classes) on the CPU, rows in ``data.table`` order.
 
     Args:
         device: where to run: a ``training.device`` string or a :class:`torch.device`; the model moves there.
             ``None`` (default) runs where the model already is (after :func:`fit`: ``training.device``).
+        tta: ``none``, or ``flip`` (``protocol.tta``): the mean of the probabilities of each input and of its
+            left-right mirror (:func:`merkit.training.augment.mirror`, with ``data.meta``'s flow channels).
 
     Raises:
-        ConfigError: a device string that :func:`resolve_device` rejects.
+        ConfigError: a device string that :func:`resolve_device` rejects, or an unknown ``tta``.
     """
+    if tta not in ("none", "flip"):
+        raise ConfigError(f"protocol.tta must be none or flip, got {tta!r}")
     if device is None:
         device = module_device(model)
     elif isinstance(device, str):
@@ -349,6 +421,10 @@ def predict_proba(model: MerModel, data: FeatureSet, batch_size: int = 256,
     out = []
     for start in range(0, len(data), batch_size):
         idx = torch.arange(start, min(start + batch_size, len(data)))
-        logits = model(_to_device(data.batch(idx, model.input_keys), device)).logits
+        inputs = _to_device(data.batch(idx, model.input_keys), device)
+        if tta == "flip":
+            out.append(_mirror_averaged(model, inputs, data.meta).cpu().numpy())
+            continue
+        logits = model(inputs).logits
         out.append(torch.softmax(logits.double(), dim=1).cpu().numpy())
     return np.concatenate(out, axis=0) if out else np.zeros((0, len(data.classes)))

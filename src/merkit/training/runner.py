@@ -1,8 +1,9 @@
 """Runs the units of an evaluation: (protocol, fold, seed) -> predictions, resumably, in this process or on Ray.
 
 Each unit trains on a fold's training rows and predicts its held-out rows (one subject under LOSO, one dataset
-under LODO; :mod:`merkit.training.loso`). :func:`compute_unit` is pure: it returns the predictions and, as the run
-asks, the fold's weights, its learning curve and its inner-selection choice, and writes nothing. The driver alone
+under LODO; :mod:`merkit.training.loso`). :func:`compute_unit` is pure: it returns the predictions, the mean
+training loss of every epoch and, as the run asks, the fold's weights, its learning curve and its inner-selection
+choice, and writes nothing. The driver alone
 writes them into the run folder, each file atomically and the unit's predictions last, so a killed run, whether
 its driver or a worker died, resumes from the finished units and loses nothing (:func:`run_loso`). Units are
 deterministic functions of (protocol, data, fold, seed): the unit's seed comes from the run seed and the fold's
@@ -36,6 +37,8 @@ from merkit.training.selection import check_inner_folds
 
 PREDICTION_COLUMNS = ("sample_id", "dataset", "subject", "subject_id", "sample", "fold", "seed", "epoch",
                       "label", "prediction")
+#: The columns of a unit's training-loss file (``losses/seed<S>/<fold>.csv``): one row per member model and epoch.
+LOSS_COLUMNS = ("seed", "fold", "member", "epoch", "train_loss")
 
 
 def prediction_frame(data: FeatureSet, proba: np.ndarray, fold: str, seed: int, epoch: int) -> pd.DataFrame:
@@ -59,6 +62,8 @@ class UnitResult:
         weights: the trained weights as safetensors bytes (with ``protocol.ensemble`` K > 1, member k's tensors
             are prefixed ``member<k>.``), or ``None`` when the run keeps no checkpoints.
         curve: the held-out rows' predictions after every epoch (``protocol.record_epochs``), or ``None``.
+        losses: the mean training loss of every epoch of every member model (:data:`LOSS_COLUMNS`; see
+            :func:`merkit.training.engine.fit`'s ``on_train_loss``), or ``None``.
         choice: what inner selection chose (``protocol.selection: inner``), or ``None``.
         device, environment: where the unit trained (:func:`merkit.training.engine.describe_device`,
             :func:`~merkit.training.engine.describe_environment`).
@@ -70,6 +75,7 @@ class UnitResult:
     choice: dict | None = None
     device: str = "cpu"
     environment: str = ""
+    losses: pd.DataFrame | None = None
 
 
 def compute_unit(protocol: Protocol, data: FeatureSet, fold: Fold, seed: int, threads: int = 1) -> UnitResult:
@@ -81,7 +87,8 @@ def compute_unit(protocol: Protocol, data: FeatureSet, fold: Fold, seed: int, th
     then trains on all of them with that recipe and stops at that epoch; ``paper`` scores the test subject after
     every epoch and keeps the epoch with the best test accuracy (the earliest on ties): the optimistic selection of
     the papers' code, labelled as such in every report. With ``protocol.ensemble`` K the unit trains K models
-    (:func:`member_seed`) and averages their class probabilities.
+    (:func:`member_seed`) and averages their class probabilities. With ``protocol.tta: flip`` every prediction
+    averages the input's and its mirror's class probabilities (:func:`merkit.training.engine.predict_proba`).
 
     The test rows enter only the final prediction (and, under ``paper`` or ``record_epochs``, the per-epoch
     scoring that those options exist for); training and inner selection see the training rows alone.
@@ -93,6 +100,8 @@ def compute_unit(protocol: Protocol, data: FeatureSet, fold: Fold, seed: int, th
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
+        if protocol.members:
+            return _members_unit(protocol, data, fold, seed)
         train = data.subset(fold.train_index)
         test_rows = lambda: data.subset(fold.test_index)  # noqa: E731  built only where the test is scored
         recipe, stop, choice = protocol.own, None, None
@@ -108,26 +117,27 @@ def compute_unit(protocol: Protocol, data: FeatureSet, fold: Fold, seed: int, th
         best: dict = {}
 
         def score_test(epoch: int, m) -> None:
-            proba = predict_proba(m, test, recipe.training.eval_batch_size)
+            proba = predict_proba(m, test, recipe.training.eval_batch_size, tta=protocol.tta)
             if record:
                 epochs.append(prediction_frame(test, proba, fold.name, seed, epoch))
             acc = float((proba.argmax(1) == test.labels.numpy()).mean())
             if paper and (not best or acc > best["acc"]):
                 best.update(acc=acc, epoch=epoch, proba=proba)
 
-        states, probas = {}, []
+        states, probas, losses = {}, [], []
         for member in range(protocol.ensemble):
             s = member_seed(seed, fold.name, member)
             torch.manual_seed(s)
             model = recipe.model.build(len(data.classes))
             fit(model, train, recipe.training, torch.Generator().manual_seed(s),
-                on_epoch_end=score_test if (paper or record) and member == 0 else None, stop_after=stop)
+                on_epoch_end=score_test if (paper or record) and member == 0 else None, stop_after=stop,
+                on_train_loss=lambda e, loss, m=member: losses.append((seed, fold.name, m, e, loss)))
             if protocol.save_checkpoints:
                 prefix = f"member{member}." if protocol.ensemble > 1 else ""
                 states.update({prefix + k: v for k, v in cpu_state_dict(model).items()})
             if not paper:
                 probas.append(predict_proba(model, test if test is not None else test_rows(),
-                                            recipe.training.eval_batch_size))
+                                            recipe.training.eval_batch_size, tta=protocol.tta))
             device = describe_device(module_device(model))
         if paper:
             proba, epoch = best["proba"], best["epoch"]
@@ -141,9 +151,25 @@ def compute_unit(protocol: Protocol, data: FeatureSet, fold: Fold, seed: int, th
         return UnitResult(prediction_frame(test if test is not None else test_rows(), proba, fold.name, seed,
                                            epoch),
                           weights, pd.concat(epochs, ignore_index=True) if record else None, choice, device,
-                          describe_environment())
+                          describe_environment(), pd.DataFrame(losses, columns=list(LOSS_COLUMNS)))
     finally:
         torch.set_num_threads(previous_threads)
+
+
+def _members_unit(protocol: Protocol, data: FeatureSet, fold: Fold, seed: int) -> UnitResult:
+    """:func:`compute_unit` for an ensemble across architectures (``protocol.members``,
+    :func:`merkit.training.members.train_members`): the held-out rows enter only the members' final predictions."""
+    from merkit.training.members import train_members
+
+    test = data.subset(fold.test_index)
+    result = train_members(protocol, data.subset(fold.train_index), test, seed, fold.name)
+    weights = None
+    if result.states:
+        from safetensors.torch import save
+
+        weights = save(result.states)
+    return UnitResult(prediction_frame(test, result.proba, fold.name, seed, result.choice["epochs"]), weights, None,
+                      result.choice, result.device, describe_environment())
 
 
 def run_unit(protocol: Protocol, data: FeatureSet, fold: Fold, seed: int, threads: int = 1) -> pd.DataFrame:
@@ -154,7 +180,8 @@ def run_unit(protocol: Protocol, data: FeatureSet, fold: Fold, seed: int, thread
 @dataclass
 class UnitPlan:
     """One (seed, fold) unit and its files: ``path`` (the predictions, written last), and the checkpoint, curve
-    and choice files the run keeps (``None`` when it keeps none)."""
+    and choice files the run keeps (``None`` when it keeps none), and its training loss (``losses``, always kept;
+    a unit finished before merkit recorded it has none, and is trusted all the same)."""
 
     seed: int
     fold: Fold
@@ -162,6 +189,7 @@ class UnitPlan:
     checkpoint: Path | None
     curve: Path | None = None
     choice: Path | None = None
+    losses: Path | None = None
 
 
 def plan_units(protocol: Protocol, data: FeatureSet, run_dir: Path) -> list[UnitPlan]:
@@ -181,16 +209,20 @@ def plan_units(protocol: Protocol, data: FeatureSet, run_dir: Path) -> list[Unit
     folds = make_folds(data.table, protocol.split, protocol.train_on, protocol.test_on)
     if protocol.selection == "inner":
         check_inner_folds(data.table, folds, protocol.inner_folds)
-    check_model_inputs(protocol.own.model, data)
+    if protocol.member_weights == "inner":
+        check_inner_folds(data.table, folds, protocol.inner_folds)
+    for recipe in protocol.members or (protocol.own,):
+        check_model_inputs(recipe.model, data)
     folder = RunFolder(run_dir)
     keep = {RunFolder.CHECKPOINTS: protocol.save_checkpoints, RunFolder.EPOCHS: protocol.record_epochs,
-            RunFolder.CHOICES: protocol.selection == "inner"}
+            RunFolder.CHOICES: protocol.selection == "inner" or bool(protocol.members)}
     plans = []
     for seed in protocol.seeds:
         for fold in folds:
             files = {part: folder.unit_file(part, seed, fold.slug) if wanted else None for part, wanted in keep.items()}
             plans.append(UnitPlan(seed, fold, folder.unit_file(RunFolder.UNITS, seed, fold.slug),
-                                  files[RunFolder.CHECKPOINTS], files[RunFolder.EPOCHS], files[RunFolder.CHOICES]))
+                                  files[RunFolder.CHECKPOINTS], files[RunFolder.EPOCHS], files[RunFolder.CHOICES],
+                                  folder.unit_file(RunFolder.LOSSES, seed, fold.slug)))
     paths = [p.path for p in plans]
     if len(set(paths)) != len(paths):
         clash = sorted({str(p) for p in paths if paths.count(p) > 1})
@@ -205,7 +237,8 @@ def unit_problem(path: Path, plan: UnitPlan, data: FeatureSet, protocol: Protoco
     exactly the fold's test samples once each with their labels, the plan's seed and fold, finite probabilities
     that sum to 1 with the prediction at their maximum, and an epoch in ``1..training.epochs``; and when the fold
     checkpoint and the learning curve that the run keeps (``protocol.save_checkpoints``, ``record_epochs``) are
-    there and readable.
+    there and readable. Its training-loss file may be absent (units finished before merkit recorded the loss), but
+    one that is there must hold every epoch the unit trained, for every member model (:func:`_loss_problem`).
     """
     try:
         df = pd.read_csv(path, dtype={"subject": str, "sample": str, "sample_id": str, "fold": str})
@@ -247,6 +280,25 @@ def unit_problem(path: Path, plan: UnitPlan, data: FeatureSet, protocol: Protoco
             return f"its learning curve {plan.curve} is missing or damaged"
         if sorted(set(curve.get("epoch", []))) != list(range(1, protocol.own.training.epochs + 1)):
             return f"its learning curve {plan.curve} does not hold every epoch"
+    trained = int(df["epoch"].iloc[0]) if protocol.selection == "inner" else protocol.own.training.epochs
+    return _loss_problem(plan.losses, protocol, trained)
+
+
+def _loss_problem(path: Path | None, protocol: Protocol, epochs: int) -> str | None:
+    """Why a unit's training-loss file cannot be trusted, or ``None`` (also when there is none): it must parse, with
+    :data:`LOSS_COLUMNS`, and hold one row for each member model and each of the ``epochs`` epochs it trained."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        losses = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        return f"its training loss {path} is damaged"
+    if list(losses.columns) != list(LOSS_COLUMNS):
+        return f"its training loss {path} lacks the columns {list(LOSS_COLUMNS)}"
+    expected = {(m, e) for m in range(protocol.ensemble) for e in range(1, epochs + 1)}
+    found = list(zip(losses["member"], losses["epoch"]))
+    if len(found) != len(expected) or set(found) != expected:
+        return f"its training loss {path} does not hold every epoch of every member"
     return None
 
 
@@ -273,6 +325,8 @@ def write_unit(plan: UnitPlan, result: UnitResult, run_dir: Path, node: str | No
         write_atomic(plan.curve, lambda p: result.curve.to_csv(p, index=False))
     if plan.choice is not None and result.choice is not None:
         write_json(plan.choice, {"seed": plan.seed, "fold": plan.fold.name, **result.choice})
+    if plan.losses is not None and result.losses is not None:
+        write_atomic(plan.losses, lambda p: result.losses.to_csv(p, index=False))
     RunFolder(run_dir).add_provenance(devices=result.device, environments=result.environment, nodes=node)
     write_atomic(plan.path, lambda p: result.predictions.to_csv(p, index=False))
 
@@ -285,7 +339,8 @@ def run_loso(plan: Plan, data: FeatureSet, run_dir: str | Path,
 
     Everything is checked before anything is written (the device, the split, and the folder, from the config's
     ``result_hash`` and the data's content fingerprint: :meth:`merkit.runfolder.RunFolder.check_run`);
-    then the folder gets its stamp (``run.json``) and ``config.yaml``. Units run on the executor of
+    then the folder gets its stamp (``run.json``, with what data the run saw: :meth:`merkit.features.FeatureSet.data_record`)
+    and ``config.yaml``. Units run on the executor of
     :func:`merkit.cluster.executor`: in this process when ``protocol.workers == 1`` and no cluster is named, else on
     Ray (a local instance with that many workers, or the cluster at ``protocol.address`` / ``$RAY_ADDRESS``).
     Finished units already in ``run_dir`` are reused, each only when :func:`unit_problem` finds nothing wrong with
@@ -313,7 +368,7 @@ def run_loso(plan: Plan, data: FeatureSet, run_dir: str | Path,
         on_units_planned(len(units))
     folder = RunFolder(run_dir)
     opening = folder.check_run("evaluate", {"result_hash": plan.result_hash}, data.fingerprint(),
-                               data.shape_fingerprint(), force)
+                               data.shape_fingerprint(), force, about={"data": data.data_record()})
     folder.claim(opening, {RunFolder.CONFIG: text_writer(plan.config_yaml)})
     if opening.note:
         diagnostics.warn("run-stamp-upgraded" if opening.action == "upgrade" else "units-replaced", opening.note)
