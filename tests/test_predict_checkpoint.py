@@ -99,3 +99,34 @@ def test_a_damaged_file_of_any_kind_is_a_checkpoint_error_naming_it(tmp_path):
     _edit(folder, lambda m: m.update(params={"dropout": 0.5, "widths": [1, 2, 3]}))
     with pytest.raises(CheckpointError, match="model.safetensors does not fit|cannot rebuild"):
         Predictor.from_checkpoint(folder)
+
+
+def test_a_checkpoint_records_its_model_config_and_refuses_a_preset_that_now_builds_another_network(tmp_path):
+    """Issue 33 changed what each `paper` preset builds (same weight shapes, other outputs); a checkpoint records
+    every field its model was trained with, and loading refuses one that its preset no longer reproduces."""
+    folder = _train(tmp_path)
+    meta = json.loads((folder / "checkpoint.json").read_text())
+    assert meta["model_config"]["padding"] == 1 and meta["model_config"]["bgr"] is False
+    Checkpoint.load(folder)  # as trained: loads
+    _edit(folder, lambda m: m["model_config"].update(padding=2))
+    with pytest.raises(CheckpointError, match=r"now builds padding=1, the weights were trained with padding=2") as e:
+        Checkpoint.load(folder)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("preset, loads", [("paper", False), ("cpu", True)])
+def test_an_old_checkpoint_of_a_preset_whose_meaning_changed_is_refused_naming_the_old_one(tmp_path, preset, loads):
+    folder = _edit(_train(tmp_path), lambda m: (m.pop("model_config"), m.update(preset=preset)))
+    if loads:
+        Checkpoint.load(folder)
+        return
+    with pytest.raises(CheckpointError, match="set its preset to cpu"):
+        Checkpoint.load(folder)
+
+
+def test_the_packaged_model_records_the_config_it_was_trained_with():
+    from merkit.checkpoint import resolved_model_config
+    from merkit.pretrained import resolve_checkpoint
+
+    meta = Checkpoint.read_record(resolve_checkpoint("megc2019-ststnet")[0])
+    assert meta["model_config"] == resolved_model_config(meta["model"], meta["preset"], meta["params"])

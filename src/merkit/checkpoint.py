@@ -17,6 +17,7 @@ checkpoint or the new one, and it replaces only a folder stamped as a merkit che
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,51 @@ def state_mismatch(expected: dict, found: dict) -> str | None:
     return None
 
 
+#: Presets whose meaning changed after checkpoints began to be written without ``model_config`` (issue 33: each
+#: ``paper`` preset became the authors' behaviour): such an old checkpoint would build another network with the
+#: same weight shapes, so it is refused, naming the preset that keeps its old meaning.
+CHANGED_PRESETS = {("ststnet", "paper"): "cpu", ("mmnet", "paper"): "paper with params {pc_antialias: true, "
+                   "pc_init: torch}", ("mmnet", "paper-3class"): "paper-3class with params {pc_antialias: true, "
+                   "pc_init: torch}", ("frl_dgt", "paper"): "ablation-m3-template"}
+
+
+def resolved_model_config(model: str, preset: str | None, params: dict[str, Any]) -> dict[str, Any]:
+    """Every field of model ``model``'s config with ``preset`` and ``params`` applied, as JSON values.
+
+    Raises:
+        ConfigError: unknown model, preset or parameter.
+    """
+    from merkit.models import model_info
+
+    return json.loads(json.dumps(dataclasses.asdict(model_info(model, preset, **params).config), default=str))
+
+
+def _check_model_config(checkpoint: "Checkpoint", path: Path) -> None:
+    """Refuse a checkpoint whose model config, as trained, differs from what its preset and params build now."""
+    from merkit.errors import MerkitError
+
+    if not checkpoint.model_config:
+        old = CHANGED_PRESETS.get((checkpoint.model, checkpoint.preset or "paper"))
+        if old:
+            raise CheckpointError(f"{path}: trained with {checkpoint.model} preset "
+                                  f"{checkpoint.preset or 'paper'!r} before that preset became the authors' network, "
+                                  f"and it records no model_config; set its preset to {old} (checkpoint.json and "
+                                  "config.yaml) to load the network it was trained as")
+        return
+    try:
+        now = resolved_model_config(checkpoint.model, checkpoint.preset, checkpoint.params)
+    except MerkitError as error:
+        raise CheckpointError(f"{path}: cannot rebuild model {checkpoint.model!r}: {error}") from error
+    changed = [k for k in sorted(set(now) | set(checkpoint.model_config))
+               if now.get(k) != checkpoint.model_config.get(k)]
+    if changed:
+        k = changed[0]
+        raise CheckpointError(f"{path}: {checkpoint.model} preset {checkpoint.preset or 'paper'!r} now builds "
+                              f"{k}={now.get(k)!r}, the weights were trained with {k}="
+                              f"{checkpoint.model_config.get(k)!r} ({len(changed)} field(s) differ); add "
+                              "model.params that restore them")
+
+
 @dataclass
 class Checkpoint:
     """What a checkpoint folder holds besides the weights.
@@ -65,6 +111,9 @@ class Checkpoint:
         calibration: the temperature fitted on LOSO out-of-fold predictions of the same recipe
             (:func:`merkit.evaluation.calibration.fit_temperature`): ``temperature``, what it was fitted on and the
             expected calibration error before and after; empty (temperature 1) in checkpoints without one.
+        model_config: every field of the model's config as the preset and ``params`` resolved it when the weights
+            were trained (:func:`resolved_model_config`); :meth:`load` refuses a checkpoint whose preset now
+            resolves otherwise. Empty in checkpoints written before merkit recorded it.
         domain: the training data's statistics that predictions are checked against
             (:mod:`merkit.predict.trust`): ``onset_apex_s`` and ``onset_offset_s`` (1st, 50th and 99th percentile,
             min, max, count, source) and ``notes``; empty when the training inputs carried none.
@@ -84,6 +133,7 @@ class Checkpoint:
     merkit_version: str = __version__
     calibration: dict[str, Any] = field(default_factory=dict)
     domain: dict[str, Any] = field(default_factory=dict)
+    model_config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def temperature(self) -> float:
@@ -101,6 +151,7 @@ class Checkpoint:
                 "params": self.params, "classes": list(self.classes), "input_keys": list(self.input_keys),
                 "seed": self.seed, "device": self.device, "environment": self.environment,
                 "training_data": self.training_data,
+                "model_config": self.model_config or resolved_model_config(self.model, self.preset, self.params),
                 "preprocessing": self.preprocessing.to_dict(),
                 **({"calibration": self.calibration} if self.calibration else {}),
                 **({"domain": self.domain} if self.domain else {})}
@@ -200,6 +251,8 @@ class Checkpoint:
                          str(meta.get("device", "cpu")), str(meta.get("environment", "")),
                          dict(meta.get("training_data") or {}), meta["merkit_version"],
                          dict(meta.get("calibration") or {}), dict(meta.get("domain") or {}))
+        checkpoint.model_config = dict(meta.get("model_config") or {})
+        _check_model_config(checkpoint, path)
         temperature = checkpoint.calibration.get("temperature", 1.0)
         if not isinstance(temperature, (int, float)) or not 0 < float(temperature) < float("inf"):
             raise CheckpointError(f"{path}: calibration.temperature must be a finite number > 0, got {temperature!r}")
