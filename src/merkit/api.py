@@ -55,8 +55,10 @@ class RunResult:
 
     def summary_line(self) -> str:
         full = self.metrics["summary"]["full"]
+        oracle = self.metrics.get("ground_truth_inputs") or []
+        flag = f"; ORACLE INPUT: ground-truth {', '.join(oracle)} at test time" if oracle else ""
         return (f"{self.config.name}: UF1 {full['uf1']['mean']:.4f}  UAR {full['uar']['mean']:.4f}  "
-                f"acc {full['accuracy']['mean']:.4f}  ({self.metrics['protocol']}; seeds {self.metrics['seeds']})")
+                f"acc {full['accuracy']['mean']:.4f}  ({self.metrics['protocol']}; seeds {self.metrics['seeds']}{flag})")
 
 
 def _pandas():

@@ -81,6 +81,13 @@ class DataConfig:
     raw run, and how a flow folder's images were made, so that ``merkit predict`` can rebuild them. Their defaults
     are the composite's recipe. ``benchmark`` names the published results the report lists (e.g.
     ``megc2019-composite``).
+
+    ``action_units`` names the AUs of a ground-truth AU vector, in its order (CVA+FPF+AU's 21:
+    :data:`merkit.datasets.action_units.PAPER_AUS`); it becomes the input ``action_units``
+    (:mod:`merkit.inputs.action_units`), part of the preprocessing record, and **oracle input**: every report of the
+    run says it was given the annotation at test time. A raw release carries its sheet's AUs; a flow folder takes
+    them from ``au_sheets``, ``{dataset: coding sheet}`` (the official CASME II and SAMM sheets for the MEGC2019
+    composite), joined by dataset, subject and sample. Both keys are empty by default.
     """
 
     kind: Literal[DATA_KINDS] = "flow_folder"
@@ -99,11 +106,13 @@ class DataConfig:
     cache: str | None = None
     preprocess_workers: Count = 1
     on_error: Literal[ON_ERROR] = "skip"
+    action_units: list[Annotated[Int, Field(ge=1, le=99)]] = field(default_factory=list)
+    au_sheets: dict[str, str] = field(default_factory=dict)
 
     @property
     def preprocessing(self) -> Preprocessing:
-        """The preprocessing record of ``face`` and ``motion``."""
-        return Preprocessing(self.face, self.motion)
+        """The preprocessing record of ``face``, ``motion`` and ``action_units``."""
+        return Preprocessing(self.face, self.motion, tuple(self.action_units))
 
 
 @pydantic.with_config(FIELDS)
@@ -218,6 +227,7 @@ class RunConfig:
         if len(set(p.seeds)) != len(p.seeds):
             raise ConfigError(f"protocol.seeds lists a seed twice: {p.seeds}")
         self._validate_protocol()
+        self._validate_action_units()
         self._validate_device()
         self._validate_names()
         check_augmentations(t.augment, t.augment_params)
@@ -241,6 +251,29 @@ class RunConfig:
 
             if self.data.dataset.lower() not in DATASETS:
                 raise ConfigError(unknown_name("dataset", self.data.dataset, DATASETS) + " (data.dataset)")
+
+    def _validate_action_units(self) -> None:
+        """``data.action_units`` distinct; ``data.au_sheets`` only with them, on a flow folder, for datasets whose
+        sheets code AUs; a flow folder's AUs need ``au_sheets``."""
+        from merkit.datasets.action_units import AU_CODED
+
+        d = self.data
+        twice = sorted({u for u in d.action_units if d.action_units.count(u) > 1})
+        if twice:
+            raise ConfigError(f"data.action_units lists AU {twice[0]} twice: {d.action_units}")
+        if d.au_sheets and not d.action_units:
+            raise ConfigError("data.au_sheets joins AU codes for data.action_units, which is empty; set "
+                              "data.action_units (e.g. the 21 AUs of CVA+FPF+AU) or drop data.au_sheets")
+        if d.au_sheets and d.kind != "flow_folder":
+            raise ConfigError("data.au_sheets joins AU codes to a flow folder's samples; a raw release carries "
+                              "its own sheet's AUs, so drop data.au_sheets")
+        if d.action_units and d.kind == "flow_folder" and not d.au_sheets:
+            raise ConfigError("data.action_units on a flow folder needs data.au_sheets ({dataset: coding sheet}): "
+                              "a flow folder's manifest carries no AUs")
+        for name in d.au_sheets:
+            if name not in AU_CODED:
+                raise ConfigError(f"data.au_sheets: {name!r} is not a dataset whose sheet codes AUs "
+                                  f"({', '.join(AU_CODED)})")
 
     def _validate_protocol(self) -> None:
         p = self.protocol
@@ -269,6 +302,13 @@ class RunConfig:
         self.validate()
         p = self.protocol
         own = Recipe(DEFAULT_RECIPE, ModelSpec.of(self.model), self.training)
+        reads_aus = "action_units" in own.model.input_keys
+        if reads_aus != bool(self.data.action_units):
+            raise ConfigError(
+                f"model {self.model.name} reads the ground-truth AU input but data.action_units is empty; set it "
+                "(e.g. the 21 AUs of CVA+FPF+AU, configs/megc2019/cva-fpf-flow-au.yaml)" if reads_aus else
+                f"data.action_units builds a ground-truth AU input that model {self.model.name} does not read "
+                "(cva_fpf reads it with model.params.au_source=annotation); drop data.action_units")
         candidates = tuple(Recipe(name, ModelSpec.of(c.model), c.training)
                            for name, c in ((n, self.with_overrides(o)) for n, o in p.recipes.items()))
         protocol = Protocol(p.split, tuple(p.train_on), tuple(p.test_on), p.selection, p.inner_folds, p.ensemble,
@@ -301,13 +341,20 @@ class RunConfig:
                               "its own visible GPU, so use training.device=cuda (and protocol.gpus_per_fold)")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dicts and lists (what ``config.yaml`` holds)."""
-        return _plain(dataclasses.asdict(self))
+        """Plain nested dicts and lists (what ``config.yaml`` holds). ``data.action_units`` and
+        ``data.au_sheets`` are left out when empty, so that a config's dict, ``config.yaml`` and
+        :meth:`result_hash` stay what they were before those keys existed, and older run folders still resume."""
+        d = _plain(dataclasses.asdict(self))
+        for key in _ADDED_DATA_KEYS:
+            if not d["data"][key]:
+                d["data"].pop(key)
+        return d
 
     def result_hash(self) -> str:
         """Hash of everything that changes a fold's predictions.
 
-        Excluded: ``name``; ``data.path`` (the data fingerprint checks the data instead), ``data.cache``,
+        Included: ``data.action_units`` when set (left out of the dict when empty, :meth:`to_dict`). Excluded:
+        ``name``; ``data.path`` and ``data.au_sheets`` (the data fingerprint checks the data instead), ``data.cache``,
         ``data.preprocess_workers`` and ``data.on_error`` (where and how inputs are computed; skipped clips change
         the fingerprint); ``protocol.seeds`` (each seed is its own unit), ``protocol.workers``,
         ``protocol.save_checkpoints``, ``protocol.gpus_per_fold``, ``protocol.address``,
@@ -318,11 +365,16 @@ class RunConfig:
         d.pop("name")
         for k in ("path", "cache", "preprocess_workers", "on_error"):
             d["data"].pop(k)
+        d["data"].pop("au_sheets", None)
         for k in ("seeds", "workers", "save_checkpoints", "gpus_per_fold", "record_epochs", "address",
                   "max_retries"):
             d["protocol"].pop(k)
         d["training"].pop("device")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+#: ``data`` keys added after run folders were made, left out of :meth:`RunConfig.to_dict` at their default.
+_ADDED_DATA_KEYS = ("action_units", "au_sheets")
 
 
 def _plain(value: Any) -> Any:

@@ -129,8 +129,8 @@ def confusion_figure(confusion: np.ndarray, classes: list[str], title: str):
 
 
 def ground_truth_warning(keys: list[str]) -> str:
-    return (f"WARNING: this run feeds ground-truth annotations ({', '.join(keys)}) to the model at test time; "
-            "its figures are not comparable with methods that see only the video.")
+    return (f"WARNING: oracle input: this run feeds ground-truth annotations ({', '.join(keys)}) to the model at test "
+            "time; its figures are not comparable with methods that see only the video.")
 
 
 def save_curve_png(curve: pd.DataFrame, path: Path, title: str) -> None:
