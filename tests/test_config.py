@@ -55,7 +55,7 @@ def test_paper_network_configs_train_on_the_gpu_when_there_is_one():
     """Every config of a paper-size network sets training.device auto, except STSTNet's, a tiny network whose
     documented figures are CPU runs (its config says so)."""
     paper = {p: c for p, c in _shipped("*/*.yaml").items() if c.model.preset in ("paper", "paper-3class")}
-    assert len(paper) == 21
+    assert len(paper) == 22
     for path, config in paper.items():
         assert config.training.device == ("cpu" if config.model.name == "ststnet" else "auto"), path
 
@@ -63,7 +63,7 @@ def test_paper_network_configs_train_on_the_gpu_when_there_is_one():
 def test_mmnet_and_cva_raw_configs_use_the_alignment_closest_to_the_papers():
     raw = {p: c for p, c in _shipped("*/*.yaml").items()
            if c.data.kind == "raw" and c.model.name in ("mmnet", "cva_fpf") and c.model.preset != "cpu"}
-    assert len(raw) == 10
+    assert len(raw) == 11
     for path, config in raw.items():
         face = config.data.face
         assert (face.align, face.crop, face.mode, face.reference, face.stabilise) == (
