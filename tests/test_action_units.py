@@ -336,3 +336,20 @@ def test_the_synthetic_release_writes_aus_the_parser_reads_into_the_vector(relea
         aus = {int(a) for a in truth.loc[(row.subject, row.sample), "action_units"].split("+")}
         assert {au for au, on in zip(PAPER_AUS, vector.tolist()) if on} == aus
     assert features.ground_truth_inputs == ["action_units"]
+
+
+def test_a_trained_checkpoint_keeps_the_au_order_and_predict_refuses_it(release, tmp_path):
+    from merkit.api import train
+    from merkit.checkpoint import Checkpoint
+    from merkit.config import load_config
+    from merkit.predict import Predictor
+
+    config = load_config("synthetic/cva-fpf-au", [
+        f"data.path={release}", f"data.cache={tmp_path / 'cache'}", "data.face={size: 64, color: grey, upsample: 0}",
+        "data.motion={representations: [apex_minus_onset, onset_apex_frames], size: 28}",
+        "model.params.input_size=28", "model.params.fpf_input_size=28", "training.epochs=1"])
+    folder = train(config, tmp_path / "checkpoint")
+    assert json.loads((folder / "checkpoint.json").read_text())["preprocessing"]["action_units"] == list(PAPER_AUS)
+    assert Checkpoint.load(folder)[0].preprocessing.action_units == PAPER_AUS
+    with pytest.raises(CheckpointError, match="oracle input"):
+        Predictor.from_checkpoint(folder)
