@@ -93,7 +93,7 @@ def spotting_accuracy(subjects: int, clips_per_class: int, seed: int = 1) -> lis
         table = generate(tmp, subjects=subjects, clips_per_class=clips_per_class, seed=seed)
         clips = []
         for row in table.to_dict("records"):
-            clip = aligned_clip(row, FaceConfig(size=112, color="grey"))
+            clip = aligned_clip(row, FaceConfig(size=112, color="grey", crop="slstt"))
             clips.append((clip.frames, list(clip.frame_numbers).index(int(row["apex"]))))
     rows = []
     for measure, compensate in SPOTTING_VARIANTS:

@@ -82,11 +82,10 @@ def main() -> None:
                 folder = tmp / "long" / "vid01"
             videos["synthetic 640x360 25 fps"] = (folder, 25.0)
         if args.no_model:
-            from merkit.face.clip import FaceConfig
-            from merkit.predict.scan import spot_video
+            from merkit.predict.scan import SPOT_FACE, spot_video
 
-            run = lambda path, fps: spot_video(path, config, FaceConfig(), fps=fps)  # noqa: E731
-            what = "spotting only (FaceConfig() defaults: HOG upsample 1)"
+            run = lambda path, fps: spot_video(path, config, SPOT_FACE, fps=fps)  # noqa: E731
+            what = "spotting only (SPOT_FACE: HOG upsample 1, SLSTT crop)"
         else:
             predictor = Predictor.from_pretrained(args.checkpoint)
             run = lambda path, fps: predictor.spot(path, config, fps=fps)  # noqa: E731

@@ -72,7 +72,8 @@ def test_piecewise_affine_moves_redetected_landmarks_onto_the_template(shared_da
     image = cv2.imread(str(shared_data / "faces" / "single_face.jpg"))[:, :, ::-1].copy()
     source_landmarks, _, _ = detect_landmarks(image)
     aligned, landmarks, transform = align_image(image, config)
-    template = apply_matrix(crop_matrix(crop_box(TEMPLATE_68, config.crop), config.size), TEMPLATE_68)
+    template = apply_matrix(crop_matrix(crop_box(TEMPLATE_68, config.crop, config.margin), config.size),
+                            TEMPLATE_68)
     assert np.allclose(landmarks, template)
     assert np.allclose(transform.apply(source_landmarks), template, atol=1e-6)
     redetected, _, _ = detect_landmarks(aligned)

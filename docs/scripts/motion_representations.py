@@ -28,7 +28,8 @@ from merkit.synthetic import generate  # noqa: E402
 
 # Every frame from the onset to the offset, aligned with the onset's transform: resample_clip reads them all, so the
 # inputs stage decodes and aligns the whole span.
-ALIGN = Preprocessing(FaceConfig(size=224, color="grey", span="onset-offset"),
+# The SLSTT crop, merkit's default when the figure was drawn.
+ALIGN = Preprocessing(FaceConfig(size=224, color="grey", span="onset-offset", crop="slstt"),
                       MotionConfig(representations=("resample_clip",)))
 
 

@@ -14,7 +14,9 @@ Usage::
     python docs/scripts/path_hashes.py --check hashes.json    # compare; exit 1 on any difference
 
 Hashes are of floating-point results, so they hold on one machine and software stack; compare runs made on the
-same host. Every setting is given explicitly, so that a change of a default does not show up here.
+same host. The evaluate, train and predict runs give every setting that matters explicitly, so that a change of a
+default does not show up there; ``merkit export-flow`` runs with its defaults (the composite's recipe), and
+``merkit demo`` with its own (``merkit.demo.DEMO_FACE``, ``DEMO_MOTION``), so a change of those does.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ data:
   kind: raw
   dataset: synthetic
   scheme: megc2019-3class
-  face: {{size: 128, color: grey, upsample: 0}}
+  face: {{crop: slstt, size: 128, color: grey, upsample: 0}}
   motion: {{representations: [onset_apex_flow], size: 28, flow_params: {json.dumps(FAST_TVL1)}}}
 model: {{name: ststnet, preset: cpu}}
 training: {{epochs: 3, batch_size: 8}}

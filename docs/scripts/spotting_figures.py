@@ -7,7 +7,7 @@ JPEG (``merkit synth OUT --long-videos 10 --video-seconds 20 --seed 0``). Seed 1
 settings chosen on seed 0 are reported (``--seed 1``).
 
 Each setting of :data:`VARIANTS` is one ``merkit evaluate-spotting`` pass without a checkpoint (spotting needs no
-model; the face settings are ``FaceConfig()``, the composite recipe's), scored by the MEGC protocol (a hit is
+model; the face settings are ``merkit.predict.scan.SPOT_FACE``, ``FaceConfig()`` with SLSTT's crop), scored by the MEGC protocol (a hit is
 IoU >= 0.5 with a micro-expression; macro-expressions, blinks and head movements are distractors). The sweep over
 ``p`` reuses each pass's windows. The set and the runs are cached under ``--cache`` (default
 ``~/.cache/merkit/spotting-docs``, or under ``$MERKIT_CACHE``); delete a run folder to measure it again. About
@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 SETS = {seed: dict(videos=10, seconds=20.0, fps=30.0, seed=seed, micro=3, macro=1) for seed in (0, 1)}
 
 #: The settings compared: SpotConfig fields that differ from the defaults. "before" is the settings of merkit
-#: before spotting was measured (p 0.5, Farneback, the checkpoint's crop: 224 px with FaceConfig(), whole window);
+#: before spotting was measured (p 0.5, Farneback, 224 px with SPOT_FACE, whole window);
 #: the others change one default each.
 VARIANTS: dict[str, dict] = {
     "default": {},

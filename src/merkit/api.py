@@ -384,7 +384,7 @@ def evaluate_spotting(data: str | Path, out_dir: str | Path, checkpoint: str | P
         out_dir: output folder: ``spotting.json``, ``spotted.csv``, ``matches.csv``, ``pr.csv``, ``windows.csv``.
         checkpoint: what :meth:`merkit.predict.Predictor.from_pretrained` takes (a packaged model's name, a
             checkpoint folder or a Hub id): its face settings are used and each interval is recognised; without
-            one, the default :class:`merkit.face.clip.FaceConfig` and no labels.
+            one, :data:`merkit.predict.scan.SPOT_FACE` and no labels.
         config: the spotting settings (:class:`merkit.motion.spotting.SpotConfig`; default its defaults).
         kinds: the ground-truth kinds to find (the others, e.g. ``macro``, are distractors).
         step: keep every ``step``-th frame.
@@ -399,17 +399,16 @@ def evaluate_spotting(data: str | Path, out_dir: str | Path, checkpoint: str | P
             :func:`merkit.predict.scan.spot_video`; CheckpointError: see :meth:`Predictor.from_pretrained`.
     """
     from merkit.evaluation.spotting import load_spotting_set, score_spotting_set
-    from merkit.face.clip import FaceConfig
     from merkit.files import write_atomic
     from merkit.motion.spotting import SpotConfig
-    from merkit.predict.scan import spot_video
+    from merkit.predict.scan import SPOT_FACE, spot_video
 
     config = config or SpotConfig()
     dataset = load_spotting_set(data)
     dataset.ground_truth(kinds)  # a kind the set lacks is an error before any output, not zero ground truths
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    predictor, face = None, FaceConfig()
+    predictor, face = None, SPOT_FACE
     if checkpoint is not None:
         from merkit.predict import Predictor
 

@@ -122,6 +122,30 @@ def read_8bit_image(path: str | Path, where: Where | None = None, grey: bool = F
     return image
 
 
+def verify_image(path: str | Path, where: Where | None = None) -> None:
+    """Decode an image file to its last byte, to tell an intact file from a damaged one.
+
+    OpenCV decodes a truncated JPEG without an error (it warns on stderr and fills the missing rows with grey), so
+    :func:`read_8bit_image` alone cannot find one. Pillow refuses it ("image file is truncated"), and this is what
+    ``merkit datasets check`` runs on every file of a flow folder before reading it with :func:`read_8bit_image`.
+
+    Raises:
+        DataError: the file is missing, is not an image, or is truncated or corrupt; the message names the file
+            and Pillow's reason.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"file not found: {path}", where)
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise DataError(f"cannot decode image {path}: {error}", where,
+                        hint="the file is damaged or not an image: copy it again from the release") from error
+
+
 class FrameFiles(Sequence[np.ndarray]):
     """A clip's frame files as a sequence of frames decoded on indexing (:func:`read_frame`), so that a stage that
     needs two frames of a 300-frame clip decodes two."""

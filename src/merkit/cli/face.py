@@ -48,12 +48,31 @@ def show_face(
     source: Path = typer.Argument(..., help="an image, or a video (then --frame picks the frame)"),
     out: Path = typer.Option(None, "--out", help="PNG to write; default SOURCE-face.png beside the input"),
     frame: int = typer.Option(0, "--frame", min=0, help="frame index of a video, 0-based"),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Draw the face settings of this "
+                                             "checkpoint's preprocessing record, what predict feeds its model: a "
+                                             "packaged model's name (merkit models), a checkpoint folder or a "
+                                             "Hugging Face Hub id. Not with --config or --set."),
     config: Optional[Path] = CONFIG_OPTION,
     set_: list[str] = SET_OPTION,
 ) -> None:
-    """Draw the detected face, its 68 landmarks, the crop (the config's data.face) and the nine AU regions into a
-    PNG."""
+    """Draw the detected face, its 68 landmarks, the crop and the nine AU regions into a PNG. The face settings are
+    the config's data.face (default: merkit's, the crop of the packaged model's record and of export-flow), or with
+    --checkpoint the checkpoint's own record."""
+    from merkit.errors import ConfigError
     from merkit.face.show import show_face as draw
 
-    face = run_config(config, set_).data.face
+    if checkpoint is not None:
+        if config is not None or set_:
+            raise ConfigError("--checkpoint draws the checkpoint's own face settings; leave out --config and --set "
+                              "(or drop --checkpoint to draw a config's data.face)")
+        from merkit.predict import Predictor
+
+        predictor = Predictor.from_pretrained(checkpoint)
+        face, source_of = predictor.preprocessing.face, f"the record of {predictor.source}"
+    else:
+        face = run_config(config, set_).data.face
+        where = str(config) if config is not None else "merkit's defaults"
+        source_of = f"data.face of {where}" + (" with --set" if set_ else "")
     typer.echo(draw(source, out or source.with_name(f"{source.stem}-face.png"), face, frame))
+    margin = f", margin {face.margin:g}" if face.crop == "landmarks" else ""
+    typer.echo(f"face: {face.align} alignment, {face.crop} crop{margin}, {face.size} px {face.color} ({source_of})")

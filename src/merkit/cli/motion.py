@@ -22,7 +22,8 @@ def export_flow_command(
     set_: list[str] = SET_OPTION,
 ) -> None:
     """Write composite-style 28x28 u/v/strain PNGs and manifest.csv (MEGC2019 composite format) from raw clips,
-    with the config's data.face and data.motion (default: the composite's recipe)."""
+    with the config's data.face and data.motion (default: the composite's recipe, the packaged model's record: a
+    224 px grey face, landmarks crop with no margin, onset->apex TV-L1 at 28 px, min-max stretched)."""
     from rich.progress import Progress
 
     from merkit.datasets.registry import load_dataset

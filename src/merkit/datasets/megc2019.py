@@ -15,6 +15,7 @@ The list spells SAMM subjects ``6`` and SMIC subjects ``s01``; the table uses ea
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -33,6 +34,52 @@ EMOTIONS: frozenset[str] = casme2.EMOTIONS | samm.EMOTIONS | smic.EMOTIONS
 SHEET_PATTERNS: tuple[str, ...] = ("combined_3class_gt.csv",)
 _LOADERS = {"casme2": casme2.load, "samm": samm.load, "smic": smic.load}
 _SUBJECT = {"casme2": casme2.subject_name, "samm": samm.subject_name, "smic": smic.subject_name}
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Samples, subjects and samples per class of a benchmark or of one of its parts."""
+
+    samples: int
+    subjects: int
+    per_class: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """What a benchmark's released flow folder holds: its counts in full and per part (``dataset``), its class
+    scheme, and the sizes of its images (pixels, square). ``merkit datasets check`` compares a folder with it."""
+
+    name: str
+    scheme: str
+    total: Counts
+    parts: dict[str, Counts]
+    flow_size: int
+    apex_size: int
+
+
+#: The MEGC2019 composite as the official list ``combined_3class_gt.csv`` defines it (a test recounts the list),
+#: with the sizes of its released images (STSTNet's 28x28 flow PNGs and 224x224 apex crops).
+COMPOSITE = Benchmark(
+    name="megc2019-composite", scheme="megc2019-3class",
+    total=Counts(442, 68, {"negative": 250, "positive": 109, "surprise": 83}),
+    parts={"smic": Counts(164, 16, {"negative": 70, "positive": 51, "surprise": 43}),
+           "casme2": Counts(145, 24, {"negative": 88, "positive": 32, "surprise": 25}),
+           "samm": Counts(133, 28, {"negative": 92, "positive": 26, "surprise": 15})},
+    flow_size=28, apex_size=224)
+
+
+def release_names(dataset: str, subject: object, sample: object) -> tuple[str, str]:
+    """A part's subject and sample in its release's spelling (SMIC ``s01``/``s01_ne_01`` -> ``s1``/``s1_ne_01``,
+    SAMM ``6`` -> ``006``), as the raw loaders and :func:`read_sheet` write them.
+
+    Raises:
+        DataError: ``dataset`` is not a part, or a name does not follow its part's pattern.
+    """
+    if dataset not in PARTS:
+        raise DataError(f"unknown MEGC2019 part {dataset!r}; use {PARTS}", Where(dataset, str(subject), str(sample)))
+    name = smic.sample_name(sample) if dataset == "smic" else str(sample).strip()
+    return _SUBJECT[dataset](subject), name
 
 
 def read_sheet(path: str | Path) -> pd.DataFrame:
@@ -57,8 +104,8 @@ def read_sheet(path: str | Path) -> pd.DataFrame:
             raise DataError(f"unknown database {db!r} in the MEGC2019 list", where)
         if str(label).strip() not in {"0", "1", "2"}:
             raise DataError(f"label {label!r} is not 0, 1 or 2", where)
-        sample = smic.sample_name(video) if db == "smic" else str(video).strip()
-        rows.append({"dataset": db, "subject": _SUBJECT[db](subject), "sample": sample,
+        subject, sample = release_names(db, subject, video)
+        rows.append({"dataset": db, "subject": subject, "sample": sample,
                      "label": int(label), "emotion": CLASSES[int(label)]})
     return pd.DataFrame(rows)
 

@@ -45,15 +45,20 @@ class FaceConfig:
     (:class:`merkit.inputs.Preprocessing`).
 
     The defaults are the MEGC2019 composite's kind of crop: a 224 px grey similarity-aligned face, fitted once per
-    clip on the onset frame.
+    clip on the onset frame, cropped to the landmarks' square box with no margin. Of merkit's crops, that one frames
+    faces most like the composite's released apex crops, and on the one composite sample whose frames were at hand
+    its exported flow matched the released image best (``docs/predict.md``, ``docs/scripts/crop_match.py``). It is
+    the crop of the packaged model's record, and so of ``merkit export-flow`` and ``merkit show-face`` by default.
 
     Attributes:
         detector: dlib detector, ``hog`` (default, frontal) or ``cnn`` (mmod).
         upsample: times dlib upsamples the frame before detecting (finds smaller faces; slower).
         align: ``similarity`` (default) or ``piecewise-affine`` (see :mod:`merkit.face.align`).
         similarity_points: ``eyes`` or ``eyes-nose-mouth``.
-        crop: ``slstt`` (default), ``eyes`` or ``landmarks`` (see :mod:`merkit.face.crop`).
-        margin: ``landmarks`` crop margin, a fraction of the box side on each side.
+        crop: ``landmarks`` (default), ``slstt`` (SLSTT's crop, the default until the composite's crop was
+            measured; the SLSTT, FRL-DGT and synthetic configs name it) or ``eyes`` (see :mod:`merkit.face.crop`).
+        margin: ``landmarks`` crop margin, a fraction of the box side on each side (default 0; the other crops
+            ignore it).
         size: output side in pixels (square).
         color: ``grey`` (H, W; default) or ``rgb`` (H, W, 3) output frames. Frames are always decoded and warped
             in RGB and converted after warping.
@@ -78,8 +83,8 @@ class FaceConfig:
     upsample: NonNegativeInt = 1
     align: Literal[ALIGNMENTS] = "similarity"
     similarity_points: Literal[SIMILARITY_POINTS] = "eyes"
-    crop: Literal[CROPS] = "slstt"
-    margin: NonNegativeFloat = 0.1
+    crop: Literal[CROPS] = "landmarks"
+    margin: NonNegativeFloat = 0.0
     size: Annotated[Int, Field(ge=8)] = 224
     color: Literal[COLORS] = "grey"
     reference: Literal[REFERENCES] = "onset"

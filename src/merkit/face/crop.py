@@ -27,13 +27,14 @@ EYES_SIDE = 2.5
 EYES_DROP = 0.6
 
 
-def crop_box(landmarks: np.ndarray, kind: str = "slstt", margin: float = 0.1) -> tuple[float, float, float]:
+def crop_box(landmarks: np.ndarray, kind: str, margin: float = 0.0) -> tuple[float, float, float]:
     """The square crop ``(cx, cy, side)`` of a face, in the landmarks' coordinates.
 
     Args:
         landmarks: (68, 2) (x, y) landmarks, ideally of an aligned face (eye line level).
-        kind: ``slstt``, ``eyes`` or ``landmarks`` (see the module docstring).
-        margin: for ``landmarks`` only, the fraction of the box side added on each side.
+        kind: ``slstt``, ``eyes`` or ``landmarks`` (see the module docstring; the pipeline's default is
+            :class:`merkit.face.clip.FaceConfig`'s).
+        margin: for ``landmarks`` only, the fraction of the box side added on each side (none by default).
 
     Raises:
         ValueError: unknown ``kind``, or a degenerate face (non-positive side: chin above the brows).

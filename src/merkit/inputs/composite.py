@@ -129,27 +129,33 @@ def _read_flow(path: Path, where: Where, side: tuple[int, int] | None, expected:
     return img
 
 
-def _check_labels(table: pd.DataFrame, cls, manifest: Path) -> None:
-    """Raise :class:`DataError` (naming the manifest line and the sample) for a label or emotion that the class
-    scheme ``cls`` does not give; an unknown emotion gets a did-you-mean."""
+def label_problem(label: object, emotion: object, cls) -> tuple[str, str | None] | None:
+    """What is wrong with a manifest row's ``label`` and ``emotion`` under the class scheme ``cls``: ``(message,
+    hint)``, or ``None`` when they agree. An emotion the scheme does not know gets a did-you-mean hint."""
     import difflib
 
+    known = sorted(set(cls.classes) | set(cls.mapping) | set(cls.drop))
+    key = str(emotion).strip().lower()
+    if key not in known:
+        close = difflib.get_close_matches(key, known, n=1)
+        return (f"emotion {emotion!r} is not in class scheme {cls.name!r} {list(cls.classes)}",
+                f"did you mean {close[0]!r}?" if close else f"the scheme knows {known}")
+    expected = cls.label_of(emotion)
+    if expected is None or not 0 <= int(label) < cls.num_classes:
+        return f"label {label} / emotion {emotion!r} is not a class of {cls.name}", None
+    if int(label) != expected:
+        return f"label {label} disagrees with emotion {emotion!r} ({cls.name} gives {expected})", None
+    return None
+
+
+def _check_labels(table: pd.DataFrame, cls, manifest: Path) -> None:
+    """Raise :class:`DataError` (naming the manifest line and the sample) for a label or emotion that the class
+    scheme ``cls`` does not give (:func:`label_problem`)."""
     for position, row in enumerate(table.itertuples(index=False)):
-        where = Where(row.dataset, row.subject, row.sample)
-        line = f"{manifest} line {manifest_line(position)}"
-        known = sorted(set(cls.classes) | set(cls.mapping) | set(cls.drop))
-        key = str(row.emotion).strip().lower()
-        if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            raise DataError(f"{line}: emotion {row.emotion!r} is not in class scheme {cls.name!r} "
-                            f"{list(cls.classes)}", where, hint=f"did you mean {close[0]!r}?" if close else
-                            f"the scheme knows {known}")
-        expected = cls.label_of(row.emotion)
-        if expected is None or not 0 <= int(row.label) < cls.num_classes:
-            raise DataError(f"{line}: label {row.label} / emotion {row.emotion!r} is not a class of {cls.name}", where)
-        if int(row.label) != expected:
-            raise DataError(f"{line}: label {row.label} disagrees with emotion {row.emotion!r} "
-                            f"({cls.name} gives {expected})", where)
+        problem = label_problem(row.label, row.emotion, cls)
+        if problem is not None:
+            raise DataError(f"{manifest} line {manifest_line(position)}: {problem[0]}",
+                            Where(row.dataset, row.subject, row.sample), hint=problem[1])
 
 
 def _read_apex(path: Path, where: Where, side: tuple[int, int] | None) -> np.ndarray:

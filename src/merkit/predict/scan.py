@@ -159,8 +159,13 @@ def scan_windows(frames: VideoFrames, face: FaceConfig, config: SpotConfig, diag
 
 Recognise = Callable[[VideoFrames, int, int, int], Prediction]
 
+#: The face settings of spotting without a model (``merkit evaluate-spotting`` without ``--checkpoint``, and
+#: :func:`spot_video` by default): ``FaceConfig()`` with SLSTT's crop, the settings the spotting figures of
+#: ``docs/predict.md`` were measured with. With a model, spotting uses the face settings of the model's record.
+SPOT_FACE = FaceConfig(crop="slstt")
 
-def spot_video(video, config: SpotConfig = SpotConfig(), face: FaceConfig = FaceConfig(), first: int | None = None,
+
+def spot_video(video, config: SpotConfig = SpotConfig(), face: FaceConfig = SPOT_FACE, first: int | None = None,
                last: int | None = None, step: int = 1, fps: float | None = None,
                recognise: Recognise | None = None, classes: tuple[str, ...] = ()) -> SpotResult:
     """Find candidate micro-expression intervals in a long video; recognise each when ``recognise`` is given.
@@ -170,7 +175,7 @@ def spot_video(video, config: SpotConfig = SpotConfig(), face: FaceConfig = Face
             arrays.
         config: window, hop, threshold, crop size and interval rule (:class:`merkit.motion.spotting.SpotConfig`).
         face: the face settings (:class:`merkit.face.clip.FaceConfig`; a checkpoint's record for
-            :meth:`Predictor.spot`).
+            :meth:`Predictor.spot`; default :data:`SPOT_FACE`).
         first, last: scan only frames numbered in ``[first, last]``.
         step: keep every ``step``-th frame (the window and hop stay in seconds, so they span fewer kept frames).
         fps: frame rate of a frame folder (default ``config.default_fps``).
