@@ -54,6 +54,13 @@ CASES: list[tuple[str, str, dict[str, Any]]] = [
     ("frl_dgt", "cpu", {"displacement": "flow_norm", "frames": ["apex"], "fusion": "fu_a", "dropout": 0.1}),
     ("frl_dgt", "cpu", {"regions": "au-input", "self_supervised": True}),
     ("frl_dgt", "cpu", {"regions": "grid", "sequence": True, "sequence_length": 4, "image_channels": 1}),
+    ("sssnet", "paper", {}),
+    ("sssnet", "cpu", {}),
+    ("sssnet", "paper", {"softmax_output": False}),
+    ("off_apexnet", "paper", {}),
+    ("off_apexnet", "cpu", {}),
+    ("linear_svm", "paper", {}),
+    ("linear_svm", "cpu", {}),
 ]
 
 #: Cases whose forward pass takes too long for a unit test on a 2-core CPU (ViT-B/16 at 384 on 11 frames).
@@ -88,7 +95,7 @@ def make_inputs(model, seed: int, side: int, batch: int = 2) -> dict[str, torch.
     out: dict[str, torch.Tensor] = {}
     for key in model.input_keys:
         if key in ("flow", "dynamic_image"):
-            out[key] = torch.rand(batch, 3, side, side, generator=g)
+            out[key] = torch.rand(batch, getattr(config, "in_channels", 3), side, side, generator=g)
         elif key == "apex_minus_onset":
             out[key] = torch.rand(batch, 3, side, side, generator=g) * 2 - 1
         elif key in ("onset", "apex"):

@@ -54,6 +54,10 @@ PINNED = {
     "configs/megc2019/slstt-lstm.yaml": ("2f180df41c0832e5", "b1710bfcfc80d069"),
     "configs/megc2019/slstt-mean.yaml": ("bef9b7a8cbbd8d03", "3986beda7475e801"),
     "configs/megc2019/ststnet.yaml": ("d3c277e503a3cbd4", "eeeec928ac5d9482"),
+    # added with issue 32 (SSSNet, OFF-ApexNet and the flow SVM, as MEB trains them), pinned when added
+    "configs/megc2019/linear-svm.yaml": ("f5df1a6c30c1da43", "0ec769dd446cafe9"),
+    "configs/megc2019/off-apexnet.yaml": ("9e0be6ffc8b860f7", "fbc5b8a09e3f3dc6"),
+    "configs/megc2019/sssnet.yaml": ("824ce2f5d3fba4d8", "dfcef0f7b1fa500f"),
     "configs/mmew/cva-fpf-4class.yaml": ("3f265348647cfdab", "32d4d1fa14e2a711"),
     "configs/mmew/mmnet-4class.yaml": ("410f773cf4b1e5c6", "7b1d785d318ceb0d"),
     "configs/samm/cva-fpf-5class.yaml": ("632ba2e06b5fc9ca", "c523e64a5d9e4675"),

@@ -23,7 +23,7 @@ def test_evaluate_report_compare_and_train_from_the_command_line(tmp_path):
     res = runner.invoke(app, ["compare", str(run), str(run)])
     assert res.exit_code == 0, res.output
     table = [line for line in res.output.splitlines() if line.startswith("|")]
-    assert table[0].startswith("| run | selection | seeds | full UF1 | full UAR")
+    assert table[0].startswith("| run | selection | seeds | samples | subjects | data | full UF1 | full UAR")
     assert len(table) == 2 + 2 and all("fixed 3 epochs" in row for row in table[2:])
 
     ckpt = tmp_path / "ckpt"

@@ -154,6 +154,9 @@ MODEL_INPUTS = {
     "frl_dgt-au-input": ({"regions": "au-input"},
                          {"onset": (2, 3, 56, 56), "apex": (2, 3, 56, 56), "au_boxes": (2, 9, 4)}),
     "htnet": ({}, {"flow": (2, 3, 28, 28), "face_points": (2, 5, 2)}),
+    "sssnet": ({}, {"flow": (2, 3, 28, 28)}),
+    "off_apexnet": ({}, {"flow": (2, 2, 28, 28)}),
+    "linear_svm": ({}, {"flow": (2, 3, 28, 28)}),
 }
 
 

@@ -4,7 +4,8 @@
 * :func:`train` (config) -> checkpoint folder: one model on every subject.
 * :func:`report` (run folder) -> report path: regenerate metrics and report from saved predictions.
 * :func:`ensemble` (run folders) -> :class:`RunResult`: average finished runs into a new run folder.
-* :func:`compare` (run folders) -> Markdown table.
+* :func:`compare` (run folders) -> a Markdown, LaTeX or CSV table, with a warning for rows that are not comparable;
+  :func:`compare_runs` -> the :class:`~merkit.evaluation.tables.Comparison` itself.
 * :func:`evaluate_spotting` (a set of long videos) -> :class:`~merkit.evaluation.spotting.SpottingRun`: spotting
   scored by the MEGC protocol.
 """
@@ -15,7 +16,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from merkit.config import Plan, RunConfig, dump_config, load_config
 from merkit.errors import ConfigError, Diagnostics
@@ -28,8 +29,8 @@ if TYPE_CHECKING:
     from merkit.evaluation.spotting import SpottingRun
     from merkit.features import FeatureSet
 
-__all__ = ["RunResult", "compare", "ensemble", "evaluate", "evaluate_spotting", "load_features", "model_facts",
-           "report", "train"]
+__all__ = ["RunResult", "compare", "compare_runs", "ensemble", "evaluate", "evaluate_spotting", "load_features",
+           "model_facts", "report", "train"]
 
 
 @dataclass
@@ -54,11 +55,16 @@ class RunResult:
                 f"{len(self.predictions)} predictions, {self.seconds:.1f} s)")
 
     def summary_line(self) -> str:
+        from merkit.evaluation.tables import scope_text
+
         full = self.metrics["summary"]["full"]
+        data = self.metrics.get("data") or {}
+        subset = f"; subset: {scope_text(data)}" if data.get("subset") else ""
         oracle = self.metrics.get("ground_truth_inputs") or []
         flag = f"; ORACLE INPUT: ground-truth {', '.join(oracle)} at test time" if oracle else ""
-        return (f"{self.config.name}: UF1 {full['uf1']['mean']:.4f}  UAR {full['uar']['mean']:.4f}  "
-                f"acc {full['accuracy']['mean']:.4f}  ({self.metrics['protocol']}; seeds {self.metrics['seeds']}{flag})")
+        return (f"{self.config.run_name}: UF1 {full['uf1']['mean']:.4f}  UAR {full['uar']['mean']:.4f}  "
+                f"acc {full['accuracy']['mean']:.4f}  ({self.metrics['protocol']}; seeds {self.metrics['seeds']}"
+                f"{subset}{flag})")
 
 
 def _pandas():
@@ -69,15 +75,27 @@ def _pandas():
 
 
 def load_features(config: RunConfig) -> FeatureSet:
-    """The model inputs that ``config.data`` describes (:func:`merkit.inputs.load_inputs`).
+    """The model inputs that ``config.data`` describes (:func:`merkit.inputs.load_inputs`), restricted to
+    ``data.subjects`` and ``data.datasets``.
 
     Raises:
-        ConfigError: unknown ``data.kind``, or a missing ``data.path`` / ``data.dataset``.
+        ConfigError: unknown ``data.kind``, or a missing ``data.path`` / ``data.dataset``; a subject or dataset the
+            data does not hold.
         DataError: the data cannot be loaded, or no sample yields inputs.
     """
     from merkit.inputs import load_inputs
 
     return load_inputs(config.data, address=config.protocol.address)
+
+
+def _inputs(plan: Plan, features: FeatureSet | None) -> FeatureSet:
+    """The inputs a run takes: ``features`` (restricted to ``data.subjects`` and ``data.datasets``, as loaded
+    inputs are), else what ``plan.data`` describes (:func:`merkit.inputs.load_inputs`)."""
+    from merkit.inputs import load_inputs, select_inputs
+
+    if features is not None:
+        return select_inputs(features, plan.data.subjects, plan.data.datasets)
+    return load_inputs(plan.data, address=plan.resources.address)
 
 
 def model_facts(config: RunConfig) -> tuple[list[str], list[str]]:
@@ -113,8 +131,13 @@ def evaluate(config: RunConfig, out_dir: str | Path | None = None, features: Fea
     content fingerprint, :meth:`merkit.features.FeatureSet.fingerprint`); nothing is written before that is
     checked.
 
+    With ``data.subjects`` or ``data.datasets`` the run is on that part of the data (:mod:`merkit.inputs.select`):
+    its default folder is ``runs/<config.run_name>`` (the name with a ``-subset-...`` suffix), and ``run.json``,
+    ``metrics.json`` and every table of the report say "62 of 442 samples, 5 of 68 subjects".
+
     Args:
-        features: evaluate this FeatureSet instead of loading ``config.data`` (the demo and notebooks).
+        features: evaluate this FeatureSet instead of loading ``config.data`` (the demo and notebooks); the config's
+            ``data.subjects`` and ``data.datasets`` select from it too.
         force: recompute a folder's finished units made from other data (or by another config), replacing only
             merkit's own unit files and outputs.
 
@@ -126,13 +149,12 @@ def evaluate(config: RunConfig, out_dir: str | Path | None = None, features: Fea
         LeakageError: a fold's train and test share a subject (cannot happen with the built-in folds).
     """
     from merkit.evaluation.report import write_outputs
-    from merkit.inputs import load_inputs
     from merkit.training.runner import run_loso
 
     plan = config.resolve()  # the one place the config is resolved: nothing below takes a RunConfig
     start = time.perf_counter()
     run_dir = Path(out_dir) if out_dir is not None else Path("runs") / plan.name
-    data = features if features is not None else load_inputs(plan.data, address=plan.resources.address)
+    data = _inputs(plan, features)
     run_diagnostics = Diagnostics()
     with _progress(None, progress) as bar:
         task = bar.add_task("units", total=None)
@@ -142,21 +164,29 @@ def evaluate(config: RunConfig, out_dir: str | Path | None = None, features: Fea
     diagnostics = dict(data.meta.get("diagnostics", {}))
     for kind, count in run_diagnostics.summary().items():
         diagnostics[kind] = diagnostics.get(kind, 0) + count
-    model = plan.protocol.own.model
-    model_gt, model_notes = list(model.ground_truth_inputs), list(model.notes)
+    models = [r.model for r in plan.protocol.members or (plan.protocol.own,)]  # an ensemble's every member
+    model_gt = [k for m in models for k in m.ground_truth_inputs]
+    model_notes = list(dict.fromkeys(n for m in models for n in m.notes))
     folder = RunFolder(run_dir)
     devices = f"trained on: {', '.join(folder.provenance())}"
     machines = f"machine and software: {'; '.join(folder.provenance('environments'))}"
     side = {"notes": data.notes + model_notes + [devices, machines], "diagnostics": diagnostics,
             "ground_truth_inputs": sorted(set(data.ground_truth_inputs) | set(model_gt))}
-    metrics = write_outputs(run_dir, plan, preds, data.classes, **side)
+    metrics = write_outputs(run_dir, plan, preds, data.classes, **side, subset=data.meta.get("subset"))
     write_json(folder.file(RunFolder.DATA_NOTES), side)
     write_json(folder.file(RunFolder.PREPROCESSING), data.meta.get("preprocessing"))
     return RunResult(run_dir, config, preds, metrics, folder.file(RunFolder.REPORT), time.perf_counter() - start)
 
 
-def report(run_dir: str | Path) -> Path:
+def report(run_dir: str | Path, latex: bool = False, csv: bool = False) -> Path:
     """Regenerate ``metrics.json``, ``report.md``, ``confusion.png`` and logs from a run folder's predictions.
+
+    Args:
+        latex: also write ``tables.tex``: the report's table (pooled UF1, UAR and accuracy per part, mean ± std
+            over seeds, samples and subjects) as a booktabs LaTeX table whose caption gives the protocol and the
+            subset, ready to ``\\input`` (:func:`merkit.evaluation.tables.run_latex`).
+        csv: also write ``tables.csv``, the same table in full precision (:func:`merkit.evaluation.tables.part_frame`).
+            Either file, once in the folder, is rewritten by every later report of the folder.
 
     Raises:
         ConfigError: the folder is not a merkit run folder (evaluate or ensemble), lacks ``config.yaml`` or
@@ -176,8 +206,10 @@ def report(run_dir: str | Path) -> Path:
     classes = tuple(c[len("prob_"):] for c in preds.columns if c.startswith("prob_"))
     side = folder.file(RunFolder.DATA_NOTES)
     extra = _read_saved(side, lambda p: json.loads(p.read_text())) if side.is_file() else {}
+    tables = tuple(kind for kind, wanted in (("latex", latex), ("csv", csv)) if wanted)
     write_outputs(folder.path, config.resolve(), preds, classes, extra.get("notes", []), extra.get("diagnostics", {}),
-                  extra.get("ground_truth_inputs", []), ensemble=extra.get("ensemble"))
+                  extra.get("ground_truth_inputs", []), ensemble=extra.get("ensemble"),
+                  subset=folder.data_record().get("subset"), tables=tables)
     return folder.file(RunFolder.REPORT)
 
 
@@ -226,7 +258,8 @@ def ensemble(run_dirs: list[str | Path], out_dir: str | Path, collapse_seeds: bo
     folder = RunFolder(out_dir)
     identity = {"members": [str(r.resolve()) for r in runs], "collapse_seeds": collapse_seeds,
                 "last_epochs": last_epochs}
-    opening = folder.check_run("ensemble", identity)
+    data = RunFolder(runs[0]).data_record()  # average_runs checks that every member has the same samples
+    opening = folder.check_run("ensemble", identity, about={"data": data} if data else None)
     preds = average_runs(runs, collapse_seeds, last_epochs)
     configs = [load_config(RunFolder(r).file(RunFolder.CONFIG)) for r in runs]
     config = configs[0]
@@ -244,7 +277,7 @@ def ensemble(run_dirs: list[str | Path], out_dir: str | Path, collapse_seeds: bo
     side = {"notes": [], "diagnostics": {}, "ground_truth_inputs": [], "ensemble": described}
     folder.claim(opening, {RunFolder.CONFIG: lambda p: dump_config(config, p)})
     write_json(folder.file(RunFolder.DATA_NOTES), side)
-    metrics = write_outputs(folder.path, config.resolve(), preds, classes, **side)
+    metrics = write_outputs(folder.path, config.resolve(), preds, classes, **side, subset=data.get("subset"))
     return RunResult(folder.path, config, preds, metrics, folder.file(RunFolder.REPORT), time.perf_counter() - start)
 
 
@@ -274,31 +307,44 @@ def distinct_names(paths: list[str | Path]) -> list[str]:
     return names
 
 
-def compare(run_dirs: list[str | Path]) -> str:
-    """One Markdown table over several run folders: full-set and per-part UF1/UAR, with each run's protocol. Rows
-    are named by :func:`distinct_names`.
+def compare_runs(run_dirs: list[str | Path]):
+    """Several run folders side by side (:class:`merkit.evaluation.tables.Comparison`): each run's metrics, rows
+    named by :func:`distinct_names`, and why rows are not comparable (``problems``: other data or samples, a subset
+    beside all the data, another split, a test-selected protocol beside an honest one).
 
     Raises:
         ConfigError: a folder without ``metrics.json``, or a damaged one.
     """
-    rows, parts = [], []
+    from merkit.evaluation.tables import Comparison
+
+    if not run_dirs:
+        raise ConfigError("compare needs at least one run folder")
+    rows = []
     for name, d in zip(distinct_names(run_dirs), run_dirs):
         path = RunFolder(d).file(RunFolder.METRICS)
         if not path.is_file():
             raise ConfigError(f"{path} not found: run `merkit report {d}` first")
-        m = _read_saved(path, lambda p: json.loads(p.read_text()))
-        rows.append((name, m))
-        parts += [p for p in m["summary"] if p not in parts]
-    head = "| run | selection | seeds | " + " | ".join(f"{p} UF1 | {p} UAR" for p in parts) + " |"
-    lines = [head, "|" + "---|" * (3 + 2 * len(parts))]
-    for name, m in rows:
-        cells = []
-        for p in parts:
-            s = m["summary"].get(p)
-            cells += ["" if s is None else f"{s[k]['mean']:.4f}" + (f" ± {s[k]['std']:.4f}" if len(s[k]["values"]) > 1
-                                                                     else "") for k in ("uf1", "uar")]
-        lines.append(f"| {name} | {m['protocol']} | {len(m['seeds'])} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append((name, _read_saved(path, lambda p: json.loads(p.read_text()))))
+    return Comparison(rows)
+
+
+def compare(run_dirs: list[str | Path], format: str = "markdown") -> str:
+    """One table over several run folders (:func:`compare_runs`): per run its protocol, seeds, samples, subjects
+    and data, then full-set and per-part UF1/UAR (mean ± std over seeds).
+
+    Args:
+        format: ``markdown`` (a ``warning: not comparable: ...`` line under the table for each run that is not
+            comparable with the first), ``latex`` (booktabs; protocol, data, subsets and those warnings in the
+            caption) or ``csv`` (one row per run and part, full precision).
+
+    Raises:
+        ConfigError: a folder without ``metrics.json``, or a damaged one; an unknown format.
+    """
+    from merkit.boundary import check
+
+    check("compare", format=(Literal["markdown", "latex", "csv"], format))
+    comparison = compare_runs(run_dirs)
+    return {"markdown": comparison.markdown, "latex": comparison.latex, "csv": comparison.csv}[format]()
 
 
 def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = None, seed: int | None = None
@@ -319,6 +365,7 @@ def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = 
         The checkpoint folder.
 
     Raises:
+        ConfigError: the config lists ``protocol.members`` (an ensemble, not one model).
         ConfigError, DataError: as :func:`evaluate`; ``out_dir`` is a file or a folder other than a merkit
             checkpoint (checked before the data is loaded). OutputError: the disk refused a write. UnitError: the
             training task failed on the cluster.
@@ -328,11 +375,12 @@ def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = 
     from merkit.checkpoint import Checkpoint
     from merkit.inputs import Preprocessing
 
-    from merkit.inputs import load_inputs
-
     plan = config.resolve()
+    if plan.protocol.members:
+        raise ConfigError("merkit train makes one model's checkpoint; protocol.members is an ensemble of several: "
+                          "train each member's config on its own")
     CheckpointFolder(out_dir).check()  # before the data is loaded and the model trained
-    data = features if features is not None else load_inputs(plan.data, address=plan.resources.address)
+    data = _inputs(plan, features)
     seed = plan.protocol.seeds[0] if seed is None else seed
     weights, device, keys, environment = _train_task(plan, data, seed)
     summary = {
@@ -341,6 +389,8 @@ def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = 
         "datasets": sorted(map(str, data.table["dataset"].unique())), "fingerprint": data.fingerprint(),
         "notes": data.notes,
     }
+    if data.meta.get("subset"):
+        summary["subset"] = data.meta["subset"]
     record = Preprocessing.from_dict(data.meta["preprocessing"], "training data") if data.meta.get(
         "preprocessing") else config.data.preprocessing
     checkpoint = Checkpoint(config.model.name, config.model.preset, dict(config.model.params), tuple(data.classes),

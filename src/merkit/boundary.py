@@ -74,6 +74,30 @@ Fraction = Annotated[Float, Field(ge=0, le=1)]
 Bool = Annotated[bool, Strict()]
 
 
+def _name_in(value: Any) -> Any:
+    """A non-empty string, stripped; never a number (YAML reads the SAMM subject ``006`` as the integer 6 and
+    ``011`` as 9, so a name that looks like a number must be quoted)."""
+    if not isinstance(value, str):
+        raise PydanticCustomError("name_type", "must be a string (quote names that YAML reads as numbers: "
+                                               "'006', not 006)")
+    if not value.strip():
+        raise PydanticCustomError("name_empty", "must not be empty")
+    return value.strip()
+
+
+#: A name of something in the data (a subject, a dataset): a non-empty string, stripped; numbers are refused.
+Name = Annotated[str, BeforeValidator(_name_in)]
+
+
+def close_names(value: Any, choices: typing.Iterable[Any], n: int = 3) -> list[str]:
+    """Up to ``n`` of ``choices`` whose similarity to ``value`` is at least 0.6 (:class:`difflib.SequenceMatcher`'s
+    ratio, ignoring case, as :func:`difflib.get_close_matches`), closest first and, among equally close ones, in
+    sorted order (``sub10`` -> ``sub01, sub02, ...``, not the last names)."""
+    target = str(value).lower()
+    scored = sorted((-difflib.SequenceMatcher(None, target, str(c).lower()).ratio(), str(c)) for c in set(choices))
+    return [c for score, c in scored if -score >= 0.6][:n]
+
+
 def did_you_mean(value: Any, choices: typing.Iterable[Any]) -> str:
     """``" (did you mean 'x'?)"`` when ``value`` is close to one of ``choices`` (:func:`difflib.get_close_matches`,
     ignoring case), else ``""``."""

@@ -19,7 +19,7 @@ import yaml
 from pydantic import Field
 from typing_extensions import TypedDict
 
-from merkit.boundary import (FIELDS, Bool, Count, Float, Fraction, Int, NonNegativeFloat, NonNegativeInt,
+from merkit.boundary import (FIELDS, Bool, Count, Float, Fraction, Int, Name, NonNegativeFloat, NonNegativeInt,
                              PositiveFloat, did_you_mean, unknown_name, validate)
 from merkit.config_files import resolve_config
 from merkit.errors import ConfigError
@@ -46,6 +46,24 @@ AUGMENT_PARAMS: dict[str, dict[str, type]] = {
 AUGMENT_REQUIRED: dict[str, tuple[str, ...]] = {"color_jitter": ("strength",)}
 #: Hooks that swap in other frames; at most one, first.
 TEMPORAL_HOOKS = ("temporal_jitter", "apex_jitter")
+#: ``protocol.tta`` values: ``none``, or ``flip`` (average with the mirrored input, :func:`merkit.training.augment.mirror`).
+TTAS = ("none", "flip")
+#: ``protocol.member_weights`` values (:mod:`merkit.training.members`).
+MEMBER_WEIGHTS = ("equal", "inner")
+#: The ``data`` keys that shape a flow folder's or release's inputs: a member's named config must agree on them.
+MEMBER_DATA_KEYS = ("kind", "scheme", "channels", "file_channels", "with_apex", "apex_size", "with_au_boxes",
+                    "with_face_points", "dataset")
+#: The model inputs :func:`merkit.training.augment.mirror` mirrors; ``protocol.tta: flip`` refuses a model that reads
+#: any other (a clip or an AU vector would be averaged unmirrored).
+MIRROR_KEYS = ("flow", "apex_minus_onset", "onset", "apex", "au_boxes", "face_points")
+#: Keys added after the shipped configs' result hashes were pinned, with their defaults. :meth:`RunConfig.to_dict`
+#: leaves such a key out while it holds its default, so that ``config.yaml`` and :meth:`RunConfig.result_hash` of
+#: every earlier config, and so its run folders, are unchanged; a config that sets one shows it.
+LATER_KEYS: dict[tuple[str, str], Any] = {("training", "label_smoothing"): 0.0, ("training", "mixup_alpha"): 0.0,
+                                          ("training", "cutmix_alpha"): 0.0, ("protocol", "tta"): "none",
+                                          ("protocol", "members"): {}, ("protocol", "member_weights"): "equal",
+                                          ("data", "subjects"): [], ("data", "datasets"): [],
+                                          ("data", "action_units"): [], ("data", "au_sheets"): {}}
 
 
 @pydantic.with_config(FIELDS)
@@ -80,7 +98,15 @@ class DataConfig:
     ``face`` and ``motion`` make the preprocessing record (:attr:`preprocessing`): how frames become inputs in a
     raw run, and how a flow folder's images were made, so that ``merkit predict`` can rebuild them. Their defaults
     are the composite's recipe. ``benchmark`` names the published results the report lists (e.g.
-    ``megc2019-composite``).
+    ``megc2019-composite``); they are listed only beside a run on the whole benchmark, not on a subset.
+
+    ``subjects`` and ``datasets`` select part of the data where it is loaded
+    (:func:`merkit.inputs.select.select_table`); empty (the default) keeps everything. A subject is its
+    ``subject_id``, ``dataset/subject`` (``samm/006``), or the subject alone (``sub01``) when one dataset of the data
+    (of ``datasets``, when given) has it. With both, a sample is kept when its dataset and its subject are selected.
+    A run on a subset says so in its name (:meth:`RunConfig.run_name`), ``run.json``, ``metrics.json`` and every
+    table of its report ("62 of 442 samples, 5 of 68 subjects"). Names are strings: quote a subject that YAML
+    reads as a number (``'006'``).
 
     ``action_units`` names the AUs of a ground-truth AU vector, in its order (CVA+FPF+AU's 21:
     :data:`merkit.datasets.action_units.PAPER_AUS`); it becomes the input ``action_units``
@@ -106,6 +132,8 @@ class DataConfig:
     cache: str | None = None
     preprocess_workers: Count = 1
     on_error: Literal[ON_ERROR] = "skip"
+    subjects: list[Name] = field(default_factory=list)
+    datasets: list[Name] = field(default_factory=list)
     action_units: list[Annotated[Int, Field(ge=1, le=99)]] = field(default_factory=list)
     au_sheets: dict[str, str] = field(default_factory=dict)
 
@@ -113,6 +141,17 @@ class DataConfig:
     def preprocessing(self) -> Preprocessing:
         """The preprocessing record of ``face``, ``motion`` and ``action_units``."""
         return Preprocessing(self.face, self.motion, tuple(self.action_units))
+
+    @property
+    def subset_suffix(self) -> str:
+        """What a run on a subset adds to its name: ``""`` for all the data; ``-subset-casme2+samm`` for
+        ``datasets``; ``-subset-5subjects-1a2b3c`` for ``subjects`` (their count and 6 hex digits of SHA-256 of the
+        sorted names, so that two subsets of one size get two names); both, in that order."""
+        parts = ["+".join(self.datasets)] if self.datasets else []
+        if self.subjects:
+            digest = hashlib.sha256("\n".join(sorted(self.subjects)).encode()).hexdigest()[:6]
+            parts.append(f"{len(self.subjects)}subject{'s' if len(self.subjects) > 1 else ''}-{digest}")
+        return "-subset-" + "-".join(parts) if parts else ""
 
 
 @pydantic.with_config(FIELDS)
@@ -143,6 +182,11 @@ class TrainConfig:
             settings (:func:`merkit.training.engine.make_optimizer`).
         ema_decay: ``0`` (default) or ``d`` in (0, 1): predict with an exponential moving average of the weights,
             updated after every step (:class:`torch.optim.swa_utils.AveragedModel`); in none of the papers.
+        label_smoothing: ``0`` (default) or ``e`` in (0, 1): the cross-entropy's targets are ``1 - e`` on the label
+            and ``e / K`` spread over the K classes (:class:`torch.nn.CrossEntropyLoss`, Szegedy et al. 2016).
+        mixup_alpha, cutmix_alpha: ``0`` (default: off) or the Beta(a, a) parameter of the mixing weight of mixup
+            (Zhang et al. 2018) or CutMix (Yun et al. 2019) on each training batch; with both set, each batch uses
+            one of them with probability 1/2 (:mod:`merkit.training.mixing`).
     """
 
     epochs: Count = 100
@@ -161,6 +205,9 @@ class TrainConfig:
     device: str = "cpu"  # cpu | cuda | cuda:N | auto; see merkit.training.engine.resolve_device
     param_groups: dict[str, ParamGroup] = field(default_factory=dict)
     ema_decay: Annotated[Float, Field(ge=0, lt=1)] = 0.0
+    label_smoothing: Annotated[Float, Field(ge=0, lt=1)] = 0.0
+    mixup_alpha: NonNegativeFloat = 0.0
+    cutmix_alpha: NonNegativeFloat = 0.0
 
 
 @pydantic.with_config(FIELDS)
@@ -178,6 +225,14 @@ class ProtocolConfig:
         inner_folds: k of ``inner`` selection. recipes: named recipes for ``inner``, ``{name: [key=value, ...]}``
             overrides of this config (``training.*`` and ``model.params.*``); empty: the config's own recipe.
         ensemble: K: each unit averages the class probabilities of K models trained with K seeds.
+        tta: ``none`` (default) or ``flip``: every prediction (the held-out rows', and inner selection's scores)
+            averages the class probabilities of the input and of its left-right mirror
+            (:func:`merkit.training.augment.mirror`, the ``hflip`` augmentation's mirror); reads no label.
+        members: an ensemble across architectures, ``{name: [key=value, ...]}``: each member is this config with
+            the overrides (first, optionally, ``config=NAME``: that config's model and training; then ``model.*``,
+            which start from an empty model section when they set ``model.name``, and ``training.*``); every unit trains each member and averages their class probabilities
+            (:mod:`merkit.training.members`). member_weights: ``equal`` (default, fixed in advance) or ``inner``
+            (stacking: the weights minimising the inner folds' out-of-fold log loss, per outer fold).
         seeds: one run per seed. workers: parallel units (Ray); threads_per_fold: torch threads (and Ray CPUs) per
             unit; gpus_per_fold: GPU share per unit on CUDA (``0``: ``1 / workers``).
         address: a Ray cluster to run units and preprocessing on (also ``--address`` or ``$RAY_ADDRESS``);
@@ -195,6 +250,9 @@ class ProtocolConfig:
     inner_folds: Annotated[Int, Field(ge=2)] = 5
     recipes: dict[str, list[str]] = field(default_factory=dict)
     ensemble: Count = 1
+    tta: Literal[TTAS] = "none"
+    members: dict[str, list[str]] = field(default_factory=dict)
+    member_weights: Literal[MEMBER_WEIGHTS] = "equal"
     seeds: Annotated[list[Int], Field(min_length=1)] = field(default_factory=lambda: [0])
     workers: Count = 1
     threads_per_fold: Count = 1
@@ -223,6 +281,18 @@ class RunConfig:
         """
         checked = validate(RunConfig, _sections(self))
         self.training.param_groups = checked.training.param_groups  # YAML's "1e-3" as a float
+        self.data.subjects, self.data.datasets = checked.data.subjects, checked.data.datasets  # stripped
+        for key in ("subjects", "datasets"):
+            names = getattr(self.data, key)
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise ConfigError(f"data.{key} lists {twice[0]!r} twice: {names}")
+        for name in self.data.datasets:
+            if "/" in name or "\\" in name:
+                raise ConfigError(f"data.datasets: {name!r} is not a dataset name (it holds a path separator)")
+        for name in self.data.subjects:
+            if "\\" in name or name.count("/") > 1 or name.startswith("/") or name.endswith("/"):
+                raise ConfigError(f"data.subjects: {name!r} is neither a subject nor a subject id dataset/subject")
         p, t = self.protocol, self.training
         if len(set(p.seeds)) != len(p.seeds):
             raise ConfigError(f"protocol.seeds lists a seed twice: {p.seeds}")
@@ -230,6 +300,7 @@ class RunConfig:
         self._validate_action_units()
         self._validate_device()
         self._validate_names()
+        self._validate_tta()
         check_augmentations(t.augment, t.augment_params)
         for prefix, group in t.param_groups.items():
             if not prefix:
@@ -275,6 +346,65 @@ class RunConfig:
                 raise ConfigError(f"data.au_sheets: {name!r} is not a dataset whose sheet codes AUs "
                                   f"({', '.join(AU_CODED)})")
 
+    def _validate_members(self) -> None:
+        """``protocol.members``: two or more, with ``selection: last`` and ``ensemble: 1``; each overrides
+        ``model.*`` and ``training.*`` only and makes a valid config. ``member_weights: inner`` needs members."""
+        p = self.protocol
+        if not p.members:
+            if p.member_weights != "equal":
+                raise ConfigError("protocol.member_weights weighs protocol.members; list two or more members")
+            return
+        if len(p.members) < 2:
+            raise ConfigError(f"protocol.members lists {len(p.members)} member; an ensemble needs two or more")
+        if p.selection != "last" or p.ensemble > 1 or p.record_epochs:
+            raise ConfigError("protocol.members trains each member for its fixed epochs: it goes with "
+                              "protocol.selection last, protocol.ensemble 1 and no protocol.record_epochs")
+        for name, overrides in p.members.items():
+            bad = [o for i, o in enumerate(overrides)
+                   if not o.startswith(("training.", "model.")) and not (i == 0 and o.startswith("config="))]
+            if bad:
+                raise ConfigError(f"protocol.members[{name!r}] may name a config first (config=NAME) and override "
+                                  f"model.* and training.* only, got {bad}")
+            self.member_config(name)
+
+    def member_config(self, name: str) -> "RunConfig":
+        """The config of member ``name`` of ``protocol.members``: this config without members or recipes; with
+        ``config=NAME`` first, that config's ``model`` and ``training`` sections (a shipped name or a path, as
+        :func:`load_config` takes); else, when the overrides set ``model.name``, an empty model section; then the
+        overrides, validated.
+
+        Raises:
+            ConfigError: as :func:`load_config`; a named config whose inputs differ from this run's (its
+                ``data`` keys that shape the inputs, :data:`MEMBER_DATA_KEYS`).
+        """
+        overrides = list(self.protocol.members[name])
+        data = self.to_dict()
+        data["protocol"].update(recipes={}, members={}, member_weights="equal")
+        if overrides and overrides[0].startswith("config="):
+            source = load_config(overrides.pop(0).split("=", 1)[1].strip()).to_dict()
+            differ = [k for k in MEMBER_DATA_KEYS if source["data"][k] != data["data"][k]]
+            if differ:
+                raise ConfigError(f"protocol.members[{name!r}]: its config reads other inputs than this run "
+                                  f"(data.{differ[0]}: {source['data'][differ[0]]!r}, here "
+                                  f"{data['data'][differ[0]]!r}); members share the run's data")
+            data["model"], data["training"] = source["model"], source["training"]
+        elif any(o.split("=", 1)[0].strip() == "model.name" for o in overrides):
+            data["model"] = {}
+        return config_from_dict(_apply_overrides(data, overrides))
+
+    def _validate_tta(self) -> None:
+        """``protocol.tta: flip`` only for a model whose every input :func:`merkit.training.augment.mirror` mirrors
+        (a recipe's ``model.params`` are checked when its config is validated)."""
+        if self.protocol.tta != "flip":
+            return
+        from merkit.models import model_info
+
+        keys = model_info(self.model.name, self.model.preset, **self.model.params).input_keys
+        unmirrored = [k for k in keys if k not in MIRROR_KEYS]
+        if unmirrored:
+            raise ConfigError(f"protocol.tta flip mirrors the inputs {list(MIRROR_KEYS)}, but model "
+                              f"{self.model.name!r} also reads {unmirrored}; set protocol.tta: none")
+
     def _validate_protocol(self) -> None:
         p = self.protocol
         if (p.split == "train-test") != bool(p.train_on or p.test_on):
@@ -284,6 +414,7 @@ class RunConfig:
             raise ConfigError("protocol.recipes are chosen by protocol.selection inner; set it, or drop the recipes")
         if p.selection == "paper" and (p.ensemble > 1):
             raise ConfigError("protocol.ensemble > 1 averages fixed-epoch models; it does not go with selection paper")
+        self._validate_members()
         for name, overrides in p.recipes.items():
             bad = [o for o in overrides if not o.startswith(("training.", "model.params."))]
             if bad:
@@ -311,14 +442,24 @@ class RunConfig:
                 "(cva_fpf reads it with model.params.au_source=annotation); drop data.action_units")
         candidates = tuple(Recipe(name, ModelSpec.of(c.model), c.training)
                            for name, c in ((n, self.with_overrides(o)) for n, o in p.recipes.items()))
+        members = tuple(Recipe(name, ModelSpec.of(c.model), c.training)
+                        for name, c in ((n, self.member_config(n)) for n in p.members))
         protocol = Protocol(p.split, tuple(p.train_on), tuple(p.test_on), p.selection, p.inner_folds, p.ensemble,
-                            tuple(p.seeds), p.save_checkpoints, p.record_epochs, own, candidates)
+                            tuple(p.seeds), p.save_checkpoints, p.record_epochs, own, candidates, p.tta, members,
+                            p.member_weights)
         from merkit.cluster import runs_in_process
 
         resources = Resources(p.workers, p.threads_per_fold, p.gpus_per_fold, p.address, p.max_retries,
                               self.training.device, runs_in_process(p.workers, p.address))
-        return Plan(self.name, self.data, protocol, resources, self.result_hash(),
+        return Plan(self.run_name, self.data, protocol, resources, self.result_hash(),
                     yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @property
+    def run_name(self) -> str:
+        """The run's name: ``name``, with :attr:`DataConfig.subset_suffix` for a run on part of the data (the
+        default run folder is ``runs/<run_name>``)."""
+        suffix = self.data.subset_suffix
+        return self.name if self.name.endswith(suffix) else self.name + suffix
 
     def with_overrides(self, overrides: list[str]) -> "RunConfig":
         """A copy of this config with ``key.sub=value`` overrides applied, validated.
@@ -328,6 +469,8 @@ class RunConfig:
         """
         data = self.to_dict()
         data["protocol"]["recipes"] = {}
+        data["protocol"].pop("members", None)
+        data["protocol"].pop("member_weights", None)
         return config_from_dict(_apply_overrides(data, overrides))
 
     def _validate_device(self) -> None:
@@ -341,23 +484,24 @@ class RunConfig:
                               "its own visible GPU, so use training.device=cuda (and protocol.gpus_per_fold)")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dicts and lists (what ``config.yaml`` holds). ``data.action_units`` and
-        ``data.au_sheets`` are left out when empty, so that a config's dict, ``config.yaml`` and
-        :meth:`result_hash` stay what they were before those keys existed, and older run folders still resume."""
+        """Plain nested dicts and lists (what ``config.yaml`` holds). A :data:`LATER_KEYS` key at its default is
+        left out, so that a config's dict, ``config.yaml`` and :meth:`result_hash` stay what they were before
+        that key existed, and older run folders still resume."""
         d = _plain(dataclasses.asdict(self))
-        for key in _ADDED_DATA_KEYS:
-            if not d["data"][key]:
-                d["data"].pop(key)
+        for (section, key), default in LATER_KEYS.items():
+            if d[section].get(key) == default:
+                del d[section][key]
         return d
 
     def result_hash(self) -> str:
         """Hash of everything that changes a fold's predictions.
 
-        Included: ``data.action_units`` when set (left out of the dict when empty, :meth:`to_dict`). Excluded:
-        ``name``; ``data.path`` and ``data.au_sheets`` (the data fingerprint checks the data instead), ``data.cache``,
-        ``data.preprocess_workers`` and ``data.on_error`` (where and how inputs are computed; skipped clips change
-        the fingerprint); ``protocol.seeds`` (each seed is its own unit), ``protocol.workers``,
-        ``protocol.save_checkpoints``, ``protocol.gpus_per_fold``, ``protocol.address``,
+        Included: ``data.subjects``, ``data.datasets`` and ``data.action_units`` when set (they choose the samples
+        and the inputs; left out of the dict when empty, :meth:`to_dict`). Excluded: ``name``; ``data.path`` and
+        ``data.au_sheets`` (the data fingerprint checks the data instead), ``data.cache``, ``data.preprocess_workers``
+        and ``data.on_error`` (where and how inputs are computed; skipped clips change the fingerprint);
+        ``protocol.seeds`` (each seed is its own unit),
+        ``protocol.workers``, ``protocol.save_checkpoints``, ``protocol.gpus_per_fold``, ``protocol.address``,
         ``protocol.max_retries``, ``protocol.record_epochs`` and ``training.device`` (where a unit runs;
         ``run.json`` records the devices and machines).
         """
@@ -374,9 +518,6 @@ class RunConfig:
 
 
 #: ``data`` keys added after run folders were made, left out of :meth:`RunConfig.to_dict` at their default.
-_ADDED_DATA_KEYS = ("action_units", "au_sheets")
-
-
 def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
@@ -469,7 +610,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     """Load a YAML config (or the defaults when ``path`` is None), set ``values``, then apply ``key.sub=value``
     overrides.
 
-from merkit.boundary import (FIELDS, Bool, Count, Float, Fraction, Int, NonNegativeFloat, NonNegativeInt,
+from merkit.boundary import (FIELDS, Bool, Count, Float, Fraction, Int, Name, NonNegativeFloat, NonNegativeInt,
                              PositiveFloat, did_you_mean, unknown_name, validate)
 from merkit.config_files import resolve_config
 
@@ -603,6 +744,9 @@ class Protocol:
     Attributes:
         own: the config's own recipe (:data:`DEFAULT_RECIPE`).
         candidates: inner selection's named recipes (``protocol.recipes``); empty: ``own`` is the only one.
+        tta: ``protocol.tta`` (``none`` or ``flip``), how every prediction of the run is made.
+        members, member_weights: the ensemble's member recipes (``protocol.members``; empty: no such ensemble) and
+            how their probabilities are weighted (``equal`` or ``inner``).
     """
 
     split: str
@@ -616,6 +760,9 @@ class Protocol:
     record_epochs: bool
     own: Recipe
     candidates: tuple[Recipe, ...] = ()
+    tta: str = "none"
+    members: tuple[Recipe, ...] = ()
+    member_weights: str = "equal"
 
     @property
     def recipes(self) -> tuple[Recipe, ...]:
@@ -629,7 +776,7 @@ class Protocol:
     @property
     def longest_epochs(self) -> int:
         """The most epochs any recipe trains (a unit's epoch lies in ``1..longest_epochs``)."""
-        return max(r.training.epochs for r in (self.own, *self.candidates))
+        return max(r.training.epochs for r in (self.own, *self.candidates, *self.members))
 
 
 @dataclass(frozen=True)

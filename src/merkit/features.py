@@ -46,6 +46,8 @@ class FeatureSet:
             units): every report of a run given such inputs flags it as using test-time ground truth.
             ``meta["preprocessing"]`` (dict) records the face and motion settings that built the inputs from raw
             frames; checkpoints store it so that prediction on new videos reproduces it.
+            ``meta["subset"]`` (dict) is the subset record when the rows are part of the data
+            (:mod:`merkit.inputs.select`: the selected subjects and datasets, and the counts before selection).
     """
 
     table: pd.DataFrame
@@ -102,6 +104,12 @@ class FeatureSet:
     def ground_truth_inputs(self) -> list[str]:
         """Input keys built from annotations rather than from the video (flagged in every report)."""
         return [k for k in self.meta.get("ground_truth_inputs", []) if k in self.inputs]
+
+    def data_record(self) -> dict:
+        """What a run's ``run.json`` records of its data: ``{"samples", "subjects", "datasets", "subset"}``
+        (``subset``: ``meta["subset"]``, ``None`` for all the data)."""
+        return {"samples": int(len(self.table)), "subjects": int(self.table["subject_id"].nunique()),
+                "datasets": sorted(map(str, self.table["dataset"].unique())), "subset": self.meta.get("subset")}
 
     def fingerprint(self) -> str:
         """16 hex digits of SHA-256 over the sample ids, labels, classes, each input's name, dtype and shape, and

@@ -8,6 +8,7 @@ kind            stamp                  what the stamp ties the folder to
 ==============  =====================  ================================================================================
 ``evaluate``    ``run.json``           the config's ``result_hash`` and the data's content fingerprint
                                        (:meth:`merkit.features.FeatureSet.fingerprint`), plus where the units trained
+                                       and what data they saw (``data``: counts, datasets, the subset record)
 ``ensemble``    ``run.json``           the member runs (resolved paths), ``collapse_seeds`` and ``last_epochs``
 ``checkpoint``  ``checkpoint.json``    (the checkpoint's own record, with ``"kind": "checkpoint"``)
 ``export-flow`` ``export.json``        the preprocessing record's hash
@@ -190,7 +191,8 @@ class _Folder:
 class RunFolder(_Folder):
     """The layout of an evaluation or ensemble run folder (``merkit evaluate``, ``merkit ensemble``)::
 
-        RUN/run.json            the stamp (kind, result_hash, data fingerprint; devices, machines, Ray nodes)
+        RUN/run.json            the stamp (kind, result_hash, data fingerprint; the data's counts and subset;
+                                devices, machines, Ray nodes)
         RUN/config.yaml         the config (an ensemble's: the first member's, renamed)
         RUN/units/seed<S>/<fold>.csv              one unit's predictions, written last
         RUN/checkpoints/seed<S>/<fold>.safetensors   its weights (protocol.save_checkpoints)
@@ -198,6 +200,8 @@ class RunFolder(_Folder):
         RUN/choices/seed<S>/<fold>.json           its inner-selection choice (protocol.selection: inner)
         RUN/predictions.csv, metrics.json, per_class.csv, report.md, confusion.png, data_notes.json,
             preprocessing.json, epoch_curve.csv, epoch_curve.png, megc2019_log_seed<S>.txt
+        RUN/tables.tex, tables.csv   the report's table for a paper (``merkit report --latex`` / ``--csv``); once
+                                written, every later report rewrites them, so that they never lag metrics.json
     """
 
     STAMP: ClassVar[str] = "run.json"
@@ -211,6 +215,8 @@ class RunFolder(_Folder):
     PREPROCESSING: ClassVar[str] = "preprocessing.json"
     EPOCH_CURVE: ClassVar[str] = "epoch_curve.csv"
     EPOCH_CURVE_PNG: ClassVar[str] = "epoch_curve.png"
+    TABLES_TEX: ClassVar[str] = "tables.tex"
+    TABLES_CSV: ClassVar[str] = "tables.csv"
     UNITS: ClassVar[str] = "units"
     CHECKPOINTS: ClassVar[str] = "checkpoints"
     EPOCHS: ClassVar[str] = "epochs"
@@ -256,11 +262,13 @@ class RunFolder(_Folder):
         return list(stamp.get(key, []))
 
     def check_run(self, kind: str, identity: dict, fingerprint: str | None = None,
-                  old_fingerprint: str | None = None, force: bool = False) -> Opening:
+                  old_fingerprint: str | None = None, force: bool = False, about: dict | None = None) -> Opening:
         """Decide whether a ``kind`` run with ``identity`` (e.g. ``{"result_hash": ...}``) on data of
         ``fingerprint`` may write here, and how (:class:`Opening`). Reads only.
 
         Args:
+            about: more for the stamp that does not decide whether the folder may be written (``{"data": ...}``,
+                what data the run saw; the fingerprint decides that).
             old_fingerprint: the same data's fingerprint by the version-1 formula (ids, labels, shapes), to
                 recognise a folder stamped before content fingerprints.
             force: replace the folder's units (merkit's own files) when the config or the data differ.
@@ -272,6 +280,7 @@ class RunFolder(_Folder):
         stamp = {"kind": kind, **identity}
         if fingerprint is not None:
             stamp.update(data_fingerprint=fingerprint, fingerprint_version=FINGERPRINT_VERSION)
+        stamp.update(about or {})
         if not check_target(self.path, kind):
             return Opening("new", stamp)
         old = self.read_stamp() or {}
@@ -324,10 +333,20 @@ class RunFolder(_Folder):
         """Remove the files of merkit's run layout (units and outputs); anything else stays."""
         own = [p for part in self.UNIT_PARTS for p in self.unit_files(part)]
         outputs = (self.PREDICTIONS, self.METRICS, self.PER_CLASS, self.REPORT, self.CONFUSION, self.DATA_NOTES,
-                   self.PREPROCESSING, self.EPOCH_CURVE, self.EPOCH_CURVE_PNG)
+                   self.PREPROCESSING, self.EPOCH_CURVE, self.EPOCH_CURVE_PNG, self.TABLES_TEX, self.TABLES_CSV)
         own += [self.file(n) for n in outputs]
         own += [p for p in self.path.iterdir() if self._MEGC_LOG.match(p.name)]
         _remove(own)
+
+    def data_record(self) -> dict:
+        """What data the run saw, from ``run.json`` (``{"samples", "subjects", "datasets", "subset"}``); empty for
+        folders written before merkit recorded it.
+
+        Raises:
+            ConfigError: ``run.json`` is damaged.
+        """
+        record = (self.read_stamp() or {}).get("data")
+        return dict(record) if isinstance(record, dict) else {}
 
     def add_provenance(self, **values: str | None) -> None:
         """Add where a unit trained (``devices``, ``environments``, ``nodes``) to ``run.json``, each value once.

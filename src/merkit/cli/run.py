@@ -54,6 +54,9 @@ def evaluate(
     Ensembles: --set protocol.ensemble=K averages K seeds per fold;
     merkit ensemble averages finished runs.
 
+    Subsets: --set data.datasets=LIST or --set data.subjects=LIST;
+    a subject alone or dataset/subject; its name, report and tables say so.
+
     --out must be absent, empty, or a run folder of this config on this data; a folder whose data changed is
     refused unless --force."""
     from merkit.api import evaluate as run
@@ -83,19 +86,50 @@ def train(
 
 
 @app.command()
-def report(run_dir: Path = typer.Argument(..., help="A run folder written by `merkit evaluate`.")) -> None:
-    """Regenerate metrics.json, report.md and figures from a run folder's predictions."""
-    from merkit.api import report as run
+def report(
+    run_dir: Path = typer.Argument(..., help="A run folder written by `merkit evaluate`."),
+    latex: bool = typer.Option(False, "--latex", help="Also write RUN/tables.tex: the report's table (UF1, UAR, "
+                               "accuracy per part, mean ± std over seeds) for \\input, booktabs, with the "
+                               "protocol and any subset in its caption."),
+    csv: bool = typer.Option(False, "--csv", help="Also write RUN/tables.csv: the same table in full precision."),
+) -> None:
+    """Regenerate metrics.json, report.md and figures from a run folder's predictions.
 
-    typer.echo(f"report: {run(run_dir)}")
+    tables.tex and tables.csv, once written, are rewritten by every later report of the folder."""
+    from merkit.api import report as run
+    from merkit.runfolder import RunFolder
+
+    typer.echo(f"report: {run(run_dir, latex=latex, csv=csv)}")
+    for name, wanted in ((RunFolder.TABLES_TEX, latex), (RunFolder.TABLES_CSV, csv)):
+        if wanted:
+            typer.echo(f"table: {RunFolder(run_dir).file(name)}")
 
 
 @app.command()
-def compare(run_dirs: list[Path] = typer.Argument(..., help="Run folders.")) -> None:
-    """One table over several runs (UF1/UAR per part, with each run's selection protocol)."""
-    from merkit.api import compare as run
+def compare(
+    run_dirs: list[Path] = typer.Argument(..., help="Run folders."),
+    latex: bool = typer.Option(False, "--latex", help="Print a booktabs LaTeX table instead of Markdown (protocol, "
+                               "data and subsets in the caption): merkit compare A B --latex > table.tex"),
+    csv: bool = typer.Option(False, "--csv", help="Print CSV instead (one row per run and part, full precision)."),
+) -> None:
+    """One table over several runs: each run's selection protocol, seeds, samples, subjects and data, then UF1/UAR
+    per part.
 
-    typer.echo(run(run_dirs))
+    A run that is not comparable with the first (other data or samples, a subset beside the full data, another
+    split, a test-selected protocol beside an honest one) gets a line 'warning: not comparable: ...' (under the
+    Markdown table; on stderr, and in the caption, with --latex or --csv)."""
+    from merkit.api import compare_runs
+    from merkit.errors import ConfigError
+
+    if latex and csv:
+        raise ConfigError("compare: give --latex or --csv, not both")
+    comparison = compare_runs(run_dirs)
+    if not (latex or csv):
+        typer.echo(comparison.markdown())
+        return
+    typer.echo((comparison.latex() if latex else comparison.csv()).rstrip("\n"))
+    for problem in comparison.problems:
+        typer.echo(f"warning: not comparable: {problem}", err=True)
 
 
 @app.command()

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 
 from merkit.config import DEFAULT_RECIPE, Plan, TrainConfig
+from merkit.evaluation.tables import (data_summary, data_text, part_frame, run_caption, run_latex, scope_text,
+                                      subset_text)
 from merkit.files import text_writer, write_atomic
 from merkit.runfolder import RunFolder
 
@@ -29,9 +31,31 @@ def protocol_label(plan: Plan) -> str:
         recipes = f" and the recipe among {[r.name for r in p.candidates]}" if p.candidates else ""
         label = (f"honest: epoch count{recipes} chosen on {p.inner_folds} inner folds of the training subjects "
                  "(pooled inner UF1), outer test labels never read")
+    elif p.members:
+        return f"honest: each member's fixed epochs, last epoch evaluated; {members_weighting(plan)}"
     else:
         label = f"honest: fixed {p.own.training.epochs} epochs, last epoch evaluated"
     return label + (f"; mean of {p.ensemble} models (seeds) per fold" if p.ensemble > 1 else "")
+
+
+def members_weighting(plan: Plan) -> str:
+    """How an ensemble across architectures (``protocol.members``) weighs its members, in one phrase."""
+    p = plan.protocol
+    names = " + ".join(r.name for r in p.members)
+    if p.member_weights == "equal":
+        return f"ensemble of {names}, equal weights fixed in advance"
+    return (f"ensemble of {names}, weights chosen per fold by stacking on the out-of-fold predictions of "
+            f"{p.inner_folds} inner folds of the training subjects (log loss), outer test labels never read")
+
+
+def members_lines(plan: Plan) -> list[str]:
+    """The report's model lines of an ensemble across architectures: every member's model and training."""
+    lines = [f"- model: {members_weighting(plan)}"]
+    for r in plan.protocol.members:
+        params = f", params {dict(r.model.params)}" if r.model.params else ""
+        lines.append(f"  - member `{r.name}`: `{r.model.name}` (preset `{r.model.preset or 'paper'}`){params}; "
+                     f"training: {training_recipe(r.training)}")
+    return lines
 
 
 def split_label(plan: Plan) -> str:
@@ -46,8 +70,11 @@ def split_label(plan: Plan) -> str:
 
 
 def render_choices(choices: list[dict]) -> list[str]:
-    """The report section on what inner selection chose (``choices/seed<S>/<fold>.json``)."""
+    """The report section on what inner selection chose (``choices/seed<S>/<fold>.json``), or on the member
+    weights of an ensemble across architectures."""
     table = pd.DataFrame(choices)
+    if "weights" in table.columns:
+        return render_member_weights(table)
     lines = ["## Inner selection", "",
              f"What the inner folds chose, over {len(table)} units (folds x seeds). The outer test subject's labels "
              "were never read to choose.", "", "| chosen epochs | units |", "|---|---|"]
@@ -59,6 +86,20 @@ def render_choices(choices: list[dict]) -> list[str]:
         lines += [f"| {recipe} | {count} |" for recipe, count in table["recipe"].value_counts().items()]
         lines.append("")
     return lines
+
+
+def render_member_weights(table: pd.DataFrame) -> list[str]:
+    """The report section on the member weights of ``protocol.members`` units (one row per unit)."""
+    weights = pd.DataFrame(list(table["weights"]))
+    inner = table["weighting"].iloc[0] == "inner"
+    lines = ["## Member weights", "",
+             (f"Chosen per unit (folds x seeds, {len(table)} units) by stacking on the inner folds' out-of-fold "
+              "predictions; the outer test subject's labels were never read." if inner else
+              f"Equal, fixed in advance ({len(table)} units)."), "",
+             "| member | mean weight | min | max |", "|---|---|---|---|"]
+    lines += [f"| {m} | {weights[m].mean():.3f} | {weights[m].min():.3f} | {weights[m].max():.3f} |"
+              for m in weights.columns]
+    return lines + [""]
 
 
 def training_recipe(t: TrainConfig) -> str:
@@ -198,26 +239,14 @@ def render_report(plan: Plan, metrics: dict, notes: list[str], diagnostics: dict
                   ground_truth_inputs: list[str] | None = None, curve: list[str] | None = None,
                   choices: list[str] | None = None, ensemble: dict | None = None) -> str:
     """The Markdown report of a run; ``curve`` and ``choices`` are the optional :func:`render_curve` and
-    :func:`render_choices` sections; ``ensemble`` as :func:`write_outputs`."""
+    :func:`render_choices` sections; ``ensemble`` as :func:`write_outputs`. A run on a subset
+    (``metrics["data"]["subset"]``) says so in its header and above every table."""
     summary = metrics["summary"]
     seeds = metrics["seeds"]
-    lines = [f"# merkit run: {plan.name}", ""]
-    model, data = plan.protocol.own.model, plan.data
-    if ground_truth_inputs:
-        lines += [f"> **{ground_truth_warning(ground_truth_inputs)}**", ""]
-    lines += ensemble_lines(ensemble) if ensemble else [
-        f"- model: `{model.name}` (preset `{model.preset or 'paper'}`)"
-        + (f", params {dict(model.params)}" if model.params else "")]
-    lines += [
-        f"- data: `{data.kind}`" + (f" ({data.benchmark})" if data.benchmark else "")
-        + f", class scheme `{data.scheme}` ({', '.join(metrics['classes'])})",
-        *([] if ensemble else [f"- training: {training_recipe(plan.protocol.own.training)}"]),
-        f"- protocol: {split_label(plan)}, metrics pooled over all folds (MEGC2019 definitions)",
-        f"- **selection: {protocol_label(plan)}**",
-        seed_line(seeds, ensemble),
-    ]
-    lines += [f"- note: {n}" for n in notes]
-    lines += ["", "## Results", "", "| part | UF1 | UAR | accuracy | samples |", "|---|---|---|---|---|"]
+    data = metrics.get("data") or {}
+    scope = _subset_lines(data)
+    lines = _header(plan, metrics, notes, ground_truth_inputs, ensemble)
+    lines += ["", "## Results", "", *scope, "| part | UF1 | UAR | accuracy | samples |", "|---|---|---|---|---|"]
     first = metrics["per_seed"][seeds[0]]
     for part, stat in summary.items():
         lines.append(f"| {part} | {_fmt(stat['uf1'])} | {_fmt(stat['uar'])} | {_fmt(stat['accuracy'])} | "
@@ -227,28 +256,15 @@ def render_report(plan: Plan, metrics: dict, notes: list[str], diagnostics: dict
         names = [metrics["classes"][c] for c in cls]
         lines.append(f"\n{part}: classes {names} have no sample there; its macro averages run over the others.")
     lines += ["", "Per class (full set, pooled over folds" + (", mean over seeds" if len(seeds) > 1 else "") + "):",
-              "", "| class | precision | recall | F1 | samples |", "|---|---|---|---|---|"]
+              "", *scope, "| class | precision | recall | F1 | samples |", "|---|---|---|---|---|"]
     lines += [f"| {name} | {c['precision']:.4f} | {c['recall']:.4f} | {c['f1']:.4f} | {c['support']} |"
               for name, c in metrics["per_class"].items()]
     fold_mean = np.mean([m["uf1"] for m in metrics["per_fold_mean"].values()])
     lines += ["", f"Secondary figure, not comparable with the pooled ones: per-fold mean UF1 {fold_mean:.4f}.",
               "", "![confusion matrix, mean counts per seed](confusion.png)", ""]
-    published = published_results(data.benchmark) if data.benchmark else pd.DataFrame()
-    if len(published):
-        lines += ["## Published results on this benchmark", "",
-                  "Selection says how each paper chose the reported model: a number picked on the test subject "
-                  "is optimistic and not comparable with an honest last-epoch figure.", "",
-                  "| method | scope | UF1 | UAR | selection | source |", "|---|---|---|---|---|---|"]
-        for r in published.itertuples(index=False):
-            uf1 = "" if pd.isna(r.uf1) else f"{r.uf1:.4f}"
-            uar = "" if pd.isna(r.uar) else f"{r.uar:.4f}"
-            lines.append(f"| {r.method} | {r.scope} | {uf1} | {uar} | {r.selection} | {r.source} |")
-        lines += ["", f"This run ({protocol_label(plan)}):", ""]
-        lines.append(f"| {run_label(model.name, ensemble)} (merkit) | full | {_fmt(summary['full']['uf1'])} | "
-                     f"{_fmt(summary['full']['uar'])} | {protocol_label(plan)} | this run |")
-        lines.append("")
-    lines += choices or []
-    lines += curve or []
+    lines += _published_section(plan, summary, data, ensemble)
+    lines += _under_heading(choices or [], scope)
+    lines += _under_heading(curve or [], scope)
     lines += ["## Data problems", ""]
     if diagnostics:
         lines += [f"- {kind}: {count}" for kind, count in sorted(diagnostics.items())]
@@ -258,18 +274,84 @@ def render_report(plan: Plan, metrics: dict, notes: list[str], diagnostics: dict
     return "\n".join(lines)
 
 
+def _header(plan: Plan, metrics: dict, notes: list[str], ground_truth_inputs: list[str] | None,
+            ensemble: dict | None) -> list[str]:
+    """The report's title and its list of what was run: model (or an ensemble's members), data (with its counts,
+    and the subset in bold), training, protocol, selection, seeds and notes."""
+    seeds, data = metrics["seeds"], metrics.get("data") or {}
+    lines = [f"# merkit run: {plan.name}", ""]
+    model, config = plan.protocol.own.model, plan.data
+    if ground_truth_inputs:
+        lines += [f"> **{ground_truth_warning(ground_truth_inputs)}**", ""]
+    lines += ensemble_lines(ensemble) if ensemble else members_lines(plan) if plan.protocol.members else [
+        f"- model: `{model.name}` (preset `{model.preset or 'paper'}`)"
+        + (f", params {dict(model.params)}" if model.params else "")]
+    lines.append(f"- data: `{config.kind}`" + (f" ({config.benchmark})" if config.benchmark else "")
+                 + f", class scheme `{config.scheme}` ({', '.join(metrics['classes'])})"
+                 + (f"; {scope_text(data)} ({', '.join(data['datasets'])})" if data else ""))
+    if subset_text(data):
+        lines.append(f"- **{subset_text(data)}**")
+    lines += [
+        *([] if ensemble or plan.protocol.members else
+          [f"- training: {training_recipe(plan.protocol.own.training)}"]),
+        f"- protocol: {split_label(plan)}, metrics pooled over all folds (MEGC2019 definitions)",
+        f"- **selection: {protocol_label(plan)}**",
+        seed_line(seeds, ensemble),
+    ]
+    return lines + [f"- note: {n}" for n in notes]
+
+
+def _subset_lines(data: dict) -> list[str]:
+    """The line a subset run puts above each table of its report (none for a run on all the data)."""
+    return [f"*Subset: {scope_text(data)}, not the whole {data_text(data)}.*", ""] if data.get("subset") else []
+
+
+def _under_heading(section: list[str], scope: list[str]) -> list[str]:
+    """``section`` (a ``## heading``, a blank line, then text and tables) with ``scope`` under its heading."""
+    return section[:2] + scope + section[2:] if section and scope else section
+
+
+def _published_section(plan: Plan, summary: dict, data: dict, ensemble: dict | None) -> list[str]:
+    """The published figures of ``data.benchmark`` beside this run's, only for a run on the whole benchmark; a run
+    on a subset says why they are absent."""
+    benchmark = plan.data.benchmark
+    published = published_results(benchmark) if benchmark else pd.DataFrame()
+    if not len(published):
+        return []
+    if data.get("subset"):
+        return ["## Published results on this benchmark", "",
+                f"Not shown: this run is on a subset of {benchmark} ({scope_text(data)}), and the published "
+                "figures are on the whole benchmark, so they are not comparable with this run's.", ""]
+    label = protocol_label(plan)
+    lines = ["## Published results on this benchmark", "",
+             "Selection says how each paper chose the reported model: a number picked on the test subject "
+             "is optimistic and not comparable with an honest last-epoch figure.", "",
+             "| method | scope | UF1 | UAR | selection | source |", "|---|---|---|---|---|---|"]
+    for r in published.itertuples(index=False):
+        uf1 = "" if pd.isna(r.uf1) else f"{r.uf1:.4f}"
+        uar = "" if pd.isna(r.uar) else f"{r.uar:.4f}"
+        lines.append(f"| {r.method} | {r.scope} | {uf1} | {uar} | {r.selection} | {r.source} |")
+    lines += ["", f"This run ({label}):", ""]
+    name = ("ensemble of " + " + ".join(r.model.name for r in plan.protocol.members) if plan.protocol.members
+            else run_label(plan.protocol.own.model.name, ensemble))
+    lines.append(f"| {name} (merkit) | full | "
+                 f"{_fmt(summary['full']['uf1'])} | {_fmt(summary['full']['uar'])} | {label} | this run |")
+    return lines + [""]
+
+
 def write_outputs(run_dir: Path, plan: Plan, preds: pd.DataFrame, classes: tuple[str, ...],
                   notes: list[str], diagnostics: dict[str, int], ground_truth_inputs: list[str] | None = None,
-                  ensemble: dict | None = None) -> dict:
+                  ensemble: dict | None = None, subset: dict | None = None, tables: tuple[str, ...] = ()) -> dict:
     """Write ``predictions.csv``, ``metrics.json``, ``per_class.csv``, ``report.md``, ``confusion.png``, the MEGC
-    logs and the learning curve (:func:`render_outputs`), each atomically, after all of them are computed.
-    ``ensemble`` describes an averaged run (:func:`merkit.api.ensemble`): how it was combined and its members
-    (run, model, preset, seeds, selection); the report names them instead of one model.
+    logs, the learning curve and the paper tables (:func:`render_outputs`), each atomically, after all of them are
+    computed. ``ensemble`` describes an averaged run (:func:`merkit.api.ensemble`): how it was combined and its
+    members (run, model, preset, seeds, selection); the report names them instead of one model.
 
     Returns:
         The metrics (what ``metrics.json`` holds).
     """
-    metrics, files = render_outputs(run_dir, plan, preds, classes, notes, diagnostics, ground_truth_inputs, ensemble)
+    metrics, files = render_outputs(run_dir, plan, preds, classes, notes, diagnostics, ground_truth_inputs, ensemble,
+                                    subset, tables)
     for path, write in files.items():
         write_atomic(path, write)
     return metrics
@@ -277,8 +359,14 @@ def write_outputs(run_dir: Path, plan: Plan, preds: pd.DataFrame, classes: tuple
 
 def render_outputs(run_dir: Path, plan: Plan, preds: pd.DataFrame, classes: tuple[str, ...], notes: list[str],
                    diagnostics: dict[str, int], ground_truth_inputs: list[str] | None = None,
-                   ensemble: dict | None = None):
+                   ensemble: dict | None = None, subset: dict | None = None, tables: tuple[str, ...] = ()):
     """Everything :func:`write_outputs` writes, computed and not yet written.
+
+    Args:
+        subset: the inputs' subset record (:mod:`merkit.inputs.select`), ``None`` for all the data; it enters
+            ``metrics.json``'s ``data`` (:func:`merkit.evaluation.tables.data_summary`) and the report.
+        tables: paper tables to write (``latex``: ``tables.tex``, ``csv``: ``tables.csv``); those the folder
+            holds already are rewritten too, so that they never lag ``metrics.json``.
 
     Returns:
         ``(metrics, files)``: the metrics, and for each output file a writer of its temporary path.
@@ -292,14 +380,16 @@ def render_outputs(run_dir: Path, plan: Plan, preds: pd.DataFrame, classes: tupl
     label = protocol_label(plan)
     metrics.update(selection=plan.protocol.selection, protocol=label, split=plan.protocol.split,
                    ensemble=plan.protocol.ensemble, notes=notes, diagnostics=diagnostics, ground_truth_inputs=gt,
-                   ground_truth_warning=ground_truth_warning(gt) if gt else None)
+                   ground_truth_warning=ground_truth_warning(gt) if gt else None,
+                   data=data_summary(preds, plan.data.kind, plan.data.benchmark, subset))
     if ensemble:
         metrics["members"] = ensemble["members"]
     choices = None
     kept = [c for c in (json.loads(f.read_text()) for f in folder.unit_files(RunFolder.CHOICES))
             if c.get("seed") in set(preds["seed"])]  # the folder may hold other seeds' units
     if kept:
-        metrics["inner_selection"] = [{k: c[k] for k in ("seed", "fold", "recipe", "epochs")} for c in kept]
+        metrics["inner_selection"] = [{k: c[k] for k in ("seed", "fold", "recipe", "epochs", "weights") if k in c}
+                                      for c in kept]
         choices = render_choices(kept)
     per_class = pd.DataFrame(metrics["per_class"]).T.rename_axis("class")
     seeds = f", mean counts over {len(metrics['seeds'])} seeds" if len(metrics["seeds"]) > 1 else ""
@@ -313,8 +403,31 @@ def render_outputs(run_dir: Path, plan: Plan, preds: pd.DataFrame, classes: tupl
             files[folder.megc_log(seed)] = text_writer(megc_log_text(df))
     curve = _learning_curve(folder, plan, preds, classes, files)
     report = render_report(plan, metrics, notes, diagnostics, gt, curve, choices, ensemble)
+    files.update(_paper_tables(folder, plan, metrics, tables, ensemble))
     files[folder.file(RunFolder.REPORT)] = text_writer(report)
     return metrics, files
+
+
+def _paper_tables(folder: RunFolder, plan: Plan, metrics: dict, tables: tuple[str, ...],
+                  ensemble: dict | None = None) -> dict:
+    """Writers of the paper tables asked for in ``tables`` and of those the folder already holds: ``tables.tex``
+    (:func:`merkit.evaluation.tables.run_latex`, the protocol and subset in its caption) and ``tables.csv``
+    (:func:`merkit.evaluation.tables.part_frame`)."""
+    tex, csv = folder.file(RunFolder.TABLES_TEX), folder.file(RunFolder.TABLES_CSV)
+    latex, frame, files = None, None, {}
+    if "latex" in tables or tex.is_file():
+        model = plan.protocol.own.model
+        title = f"merkit run {plan.name}: " + (run_label(model.name, ensemble) if ensemble else
+                                                f"{model.name} (preset {model.preset or 'paper'})")
+        over = "each member's seeds averaged into one prediction per sample" if (ensemble or {}).get(
+            "collapse_seeds") else None
+        latex = run_latex(metrics, run_caption(metrics, title, split_label(plan), over), f"tab:merkit-{plan.name}")
+    if "csv" in tables or csv.is_file():
+        frame = part_frame(metrics)
+        files[csv] = lambda p: frame.to_csv(p, index=False)
+    if latex is not None:
+        files[tex] = text_writer(latex)
+    return files
 
 
 def _learning_curve(folder: RunFolder, plan: Plan, preds: pd.DataFrame, classes: tuple[str, ...],

@@ -6,6 +6,8 @@
   cached per clip, parallel, with one skip policy.
 * :func:`load_inputs` (:mod:`merkit.inputs.load`): what a run config's ``data`` describes (a composite-format folder
   or a raw release) -> a :class:`~merkit.features.FeatureSet`.
+* :func:`select_inputs` (:mod:`merkit.inputs.select`): the part of the data that ``data.subjects`` and
+  ``data.datasets`` name, with its subset record.
 * :func:`read_composite` and :func:`write_composite` (:mod:`merkit.inputs.composite`): the MEGC2019 composite's
   format.
 """
@@ -16,7 +18,8 @@ from merkit.inputs.record import Preprocessing
 
 _LAZY = {"ClipInputs": "clip", "clip_inputs": "clip", "build_inputs": "build",
          "load_inputs": "load", "row_inputs": "build", "release_cache_dir": "build", "default_cache_dir": "build",
-         "read_composite": "composite", "write_composite": "composite"}
+         "read_composite": "composite", "write_composite": "composite", "select_inputs": "select",
+         "select_table": "select"}
 
 
 def __getattr__(name: str):

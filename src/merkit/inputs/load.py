@@ -15,6 +15,7 @@ from merkit.features import FeatureSet
 from merkit.inputs.action_units import with_action_units
 from merkit.inputs.build import build_inputs, release_cache_dir
 from merkit.inputs.composite import read_composite
+from merkit.inputs.select import select_inputs, select_table
 
 
 def load_inputs(data, diagnostics: Diagnostics | None = None, progress=None, address: str | None = None) -> FeatureSet:
@@ -28,8 +29,13 @@ def load_inputs(data, diagnostics: Diagnostics | None = None, progress=None, add
     the release's sheet or, for a flow folder, from ``data.au_sheets``
     (:func:`merkit.inputs.action_units.with_action_units`).
 
+    ``data.subjects`` and ``data.datasets`` keep part of the data (:mod:`merkit.inputs.select`): the rows of a
+    flow folder once it is read, the rows of a raw release's sample table before any input is built; the subset
+    record (with the counts before selection: for a raw release, the annotation table's) is ``meta["subset"]``.
+
     Raises:
-        ConfigError: unknown ``data.kind``, or a missing ``data.path`` / ``data.dataset``.
+        ConfigError: unknown ``data.kind``, or a missing ``data.path`` / ``data.dataset``; a subject or dataset in
+            ``data.subjects`` / ``data.datasets`` that the data does not hold (one line, naming the closest).
         DataError: the data cannot be loaded, an emotion lies outside the dataset's vocabulary, no sample yields
             inputs, or a sample's AUs cannot be read or have no sheet row (one line naming the sample).
     """
@@ -42,9 +48,10 @@ def _load(data, diagnostics: Diagnostics, progress, address: str | None) -> Feat
     if not data.path:
         raise ConfigError("data.path must name the data folder (a flow folder, or a raw release)")
     if data.kind == "flow_folder":
-        return read_composite(data.path, data.scheme, data.channels, data.file_channels, data.with_apex,
-                              data.apex_size, data.with_au_boxes, diagnostics, record=data.preprocessing,
-                              with_face_points=data.with_face_points)
+        return select_inputs(read_composite(data.path, data.scheme, data.channels, data.file_channels, data.with_apex,
+                                            data.apex_size, data.with_au_boxes, diagnostics,
+                                            record=data.preprocessing, with_face_points=data.with_face_points),
+                             data.subjects, data.datasets)
     if data.kind != "raw":
         raise ConfigError(f"unknown data.kind {data.kind!r}; known: flow_folder, raw")
     if not data.dataset:
@@ -52,9 +59,13 @@ def _load(data, diagnostics: Diagnostics, progress, address: str | None) -> Feat
     from merkit.datasets.registry import check_emotions, load_dataset
 
     table = check_emotions(load_dataset(data.dataset, data.path, diagnostics=diagnostics), data.dataset)
+    positions, subset = select_table(table, data.subjects, data.datasets)
     cache = Path(data.cache) if data.cache else release_cache_dir(data.path)
+    chosen = table if subset is None else table.iloc[positions].reset_index(drop=True)
     record = dataclasses.replace(data.preprocessing, action_units=())  # the clips' record; AUs come after
-    features = build_inputs(table, record, data.scheme, cache, data.preprocess_workers, data.on_error,
+    features = build_inputs(chosen, record, data.scheme, cache, data.preprocess_workers, data.on_error,
                             diagnostics, progress, address)
     features.notes.insert(0, f"{data.dataset} release at {data.path}")
+    if subset is not None:
+        features.meta["subset"] = subset
     return features

@@ -21,6 +21,7 @@ from merkit.models.base import (
     register_model,
 )
 from merkit.models import cva_fpf, frl_dgt, htnet, mmnet, slstt, ststnet  # noqa: E402,F401  (they register)
+from merkit.models import linear_svm, off_apexnet, sssnet  # noqa: E402,F401  (they register)
 
 __all__ = ["MODEL_MODULES", "MerModel", "ModelFacts", "ModelInfo", "ModelOutput", "build_model", "count_parameters",
            "create_model", "list_models", "model_info", "register_model"]

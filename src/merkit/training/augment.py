@@ -51,12 +51,14 @@ from typing import Any, Callable, Mapping
 import torch
 from torch.nn import functional as F
 
-from merkit.config import AUGMENT_PARAMS, AUGMENT_REQUIRED, check_augmentations
+from merkit.config import AUGMENT_PARAMS, AUGMENT_REQUIRED, MIRROR_KEYS, check_augmentations
 from merkit.config import TEMPORAL_HOOKS  # noqa: F401  re-exported: the temporal hooks' names
 
 Hook = Callable[[dict[str, torch.Tensor], Mapping, torch.Generator], dict[str, torch.Tensor]]
 
 IMAGE_KEYS = ("flow", "apex_minus_onset", "onset", "apex")
+if set(MIRROR_KEYS) != {*IMAGE_KEYS, "au_boxes", "face_points"}:
+    raise ImportError("merkit.config.MIRROR_KEYS must name exactly the inputs that mirror() mirrors")
 
 
 def _warp(inputs: dict[str, torch.Tensor], theta: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -198,17 +200,26 @@ def _mirror_order() -> list[int]:
 
 
 def hflip(inputs: dict[str, torch.Tensor], meta: Mapping, generator: torch.Generator) -> dict:
-    """Mirror half of the samples left-right, every image key, with the physics right for flow.
-
-    Flow images are min-max stretched to [0, 1] per image, so negating u maps a value x to 1 - x; strain and v
-    are mirrored spatially only. A difference image (``apex_minus_onset``) mirrors like an image. ``au_boxes``
-    ((B, 9, 4), units of the side) are mirrored, ``x -> 1 - x``, and each L/R pair swapped, so that box R1L is
-    still the one on the image's left, as the template boxes are. ``face_points`` ((B, 5, 2), units of the side)
-    likewise: ``x -> 1 - x``, and the left and right points swapped.
-    """
+    """Mirror half of the samples left-right (one draw per sample from ``generator``), through :func:`mirror`."""
     flip = torch.rand(_batch_size(inputs), generator=generator) < 0.5
     if not flip.any():
         return inputs
+    return mirror(inputs, meta, flip)
+
+
+def mirror(inputs: dict[str, torch.Tensor], meta: Mapping, rows: torch.Tensor | None = None) -> dict:
+    """Mirror the samples ``rows`` ((B,) bool; ``None``: every sample) left-right, every image key, with the physics
+    right for flow; the other samples and the keys it does not know are returned as they are.
+
+    Flow images are min-max stretched to [0, 1] per image, so negating u maps a value x to 1 - x; strain and v
+    are mirrored spatially only (the channels come from ``meta["flow_channels"]``, default u, v, strain). A
+    difference image (``apex_minus_onset``) mirrors like an image. ``au_boxes`` ((B, 9, 4), units of the side) are
+    mirrored, ``x -> 1 - x``, and each L/R pair swapped, so that box R1L is still the one on the image's left, as
+    the template boxes are. ``face_points`` ((B, 5, 2), units of the side) likewise: ``x -> 1 - x``, and the left
+    and right points swapped. The ``hflip`` augmentation and ``protocol.tta: flip`` both mirror through here; the
+    keys it mirrors are :data:`merkit.config.MIRROR_KEYS`.
+    """
+    flip = torch.ones(_batch_size(inputs), dtype=torch.bool) if rows is None else rows
     out = dict(inputs)
     for key in IMAGE_KEYS:
         if key in inputs:

@@ -27,7 +27,8 @@ from merkit.config import DEVICE_PATTERN, TrainConfig
 from merkit.errors import ConfigError
 from merkit.features import FeatureSet
 from merkit.models.base import MerModel
-from merkit.training.augment import get_augmentations
+from merkit.training.augment import get_augmentations, mirror
+from merkit.training.mixing import mix_batch
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -254,8 +255,15 @@ class _Step:
             inputs = _to_device(self.train.batch(idx, self.keys), self.device)
             for hook in self.augment:
                 inputs = hook(inputs, self.train.meta, self.generator)
-            out = self.model(inputs)
-            loss = self.criterion(out.logits, labels.index_select(0, idx).to(self.device))
+            targets = labels.index_select(0, idx).to(self.device)
+            mixed = mix_batch(inputs, cfg.mixup_alpha, cfg.cutmix_alpha, self.generator)
+            if mixed is None:
+                out = self.model(inputs)
+                loss = self.criterion(out.logits, targets)
+            else:
+                out = self.model(mixed.inputs)
+                loss = mixed.lam * self.criterion(out.logits, targets) + \
+                    (1 - mixed.lam) * self.criterion(out.logits, targets[mixed.partner.to(self.device)])
             for aux in out.aux_losses.values():
                 loss = loss + aux
             (loss / cfg.grad_accumulation).backward()
@@ -289,8 +297,12 @@ def fit(
         stop_after: stop after this many epochs of the ``cfg.epochs`` schedule (the learning-rate schedule still
             spans ``cfg.epochs``), so the model equals the full run's model at that epoch (inner selection).
 
-    Loss: cross-entropy on ``ModelOutput.logits`` (class-weighted if ``cfg.class_weighted``) plus the sum of
-    ``ModelOutput.aux_losses``.
+    Loss: cross-entropy on ``ModelOutput.logits`` (class-weighted if ``cfg.class_weighted``, with
+    ``cfg.label_smoothing``) plus the sum of ``ModelOutput.aux_losses``; with ``cfg.mixup_alpha`` or
+    ``cfg.cutmix_alpha`` each batch is mixed after augmentation (:mod:`merkit.training.mixing`).
+
+    A model that declares ``closed_form = True`` (the linear SVM) is fitted once on every training row by its
+    ``fit_closed_form(inputs, labels, seed)`` (:func:`_fit_closed_form`) instead.
 
     With ``cfg.ema_decay > 0`` the exponential moving average of the weights and buffers is updated after every
     optimiser step; ``on_epoch_end`` sees the average, and ``model`` holds the average when ``fit`` returns.
@@ -299,10 +311,13 @@ def fit(
         ConfigError: bad device, optimizer, scheduler, augmentation or parameter-group prefix.
     """
     device = resolve_device(cfg.device)
+    if getattr(model, "closed_form", False):
+        return _fit_closed_form(model, train, cfg, generator, on_epoch_end, progress, stop_after)
     augment = get_augmentations(cfg.augment, cfg.augment_params)
     keys = _batch_keys(model, augment, train)
     weight = class_weights(train.labels, len(train.classes)) if cfg.class_weighted else None
-    criterion = nn.CrossEntropyLoss(weight=weight).to(device)  # the class weights are a buffer of the loss
+    criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing).to(device)  # the class
+    # weights are a buffer of the loss
     model.to(device)  # before the optimizer, which then holds the device's parameters and state
     optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(optimizer, cfg)
@@ -328,18 +343,58 @@ def fit(
     return model
 
 
+def _fit_closed_form(model: MerModel, train: FeatureSet, cfg: TrainConfig, generator: torch.Generator,
+                     on_epoch_end: Callable[[int, MerModel], None] | None, progress: Callable[[int], None] | None,
+                     stop_after: int | None) -> MerModel:
+    """:func:`fit` for a model trained in closed form (``closed_form = True``): one ``fit_closed_form`` on every
+    training row, on the CPU, with a seed drawn from ``generator``. The model does not change from epoch to epoch,
+    so ``on_epoch_end`` and ``progress`` see the same model after each of the ``stop_after or cfg.epochs`` epochs.
+
+    Raises:
+        ConfigError: augmentation, mixing or label smoothing is set: a closed-form fit takes none of them.
+    """
+    used = [k for k, on in (("training.augment", cfg.augment), ("training.mixup_alpha", cfg.mixup_alpha),
+                            ("training.cutmix_alpha", cfg.cutmix_alpha),
+                            ("training.label_smoothing", cfg.label_smoothing)) if on]
+    if used:
+        raise ConfigError(f"{type(model).__name__} is fitted in closed form and takes no {', '.join(used)}; "
+                          "leave them unset")
+    seed = int(torch.randint(0, 2 ** 31 - 1, (1,), generator=generator))
+    model.to("cpu")
+    model.fit_closed_form(train.batch(torch.arange(len(train)), model.input_keys), train.labels, seed)
+    model.eval()
+    for epoch in range(1, (stop_after or cfg.epochs) + 1):
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, model)
+        if progress is not None:
+            progress(epoch)
+    return model
+
+
+def _mirror_averaged(model: MerModel, inputs: dict[str, torch.Tensor], meta) -> torch.Tensor:
+    """(B, K) float64: the mean of the class probabilities of ``inputs`` and of their mirror
+    (:func:`merkit.training.augment.mirror`)."""
+    plain = torch.softmax(model(inputs).logits.double(), dim=1)
+    mirrored = torch.softmax(model(mirror(inputs, meta)).logits.double(), dim=1)
+    return (plain + mirrored) / 2
+
+
 @torch.no_grad()
 def predict_proba(model: MerModel, data: FeatureSet, batch_size: int = 256,
-                  device: str | torch.device | None = None) -> np.ndarray:
+                  device: str | torch.device | None = None, tta: str = "none") -> np.ndarray:
     """Class probabilities, float64 numpy array (N, num_classes) on the CPU, rows in ``data.table`` order.
 
     Args:
         device: where to run: a ``training.device`` string or a :class:`torch.device`; the model moves there.
             ``None`` (default) runs where the model already is (after :func:`fit`: ``training.device``).
+        tta: ``none``, or ``flip`` (``protocol.tta``): the mean of the probabilities of each input and of its
+            left-right mirror (:func:`merkit.training.augment.mirror`, with ``data.meta``'s flow channels).
 
     Raises:
-        ConfigError: a device string that :func:`resolve_device` rejects.
+        ConfigError: a device string that :func:`resolve_device` rejects, or an unknown ``tta``.
     """
+    if tta not in ("none", "flip"):
+        raise ConfigError(f"protocol.tta must be none or flip, got {tta!r}")
     if device is None:
         device = module_device(model)
     elif isinstance(device, str):
@@ -348,6 +403,10 @@ def predict_proba(model: MerModel, data: FeatureSet, batch_size: int = 256,
     out = []
     for start in range(0, len(data), batch_size):
         idx = torch.arange(start, min(start + batch_size, len(data)))
-        logits = model(_to_device(data.batch(idx, model.input_keys), device)).logits
+        inputs = _to_device(data.batch(idx, model.input_keys), device)
+        if tta == "flip":
+            out.append(_mirror_averaged(model, inputs, data.meta).cpu().numpy())
+            continue
+        logits = model(inputs).logits
         out.append(torch.softmax(logits.double(), dim=1).cpu().numpy())
     return np.concatenate(out, axis=0) if out else np.zeros((0, len(data.classes)))

@@ -81,7 +81,8 @@ def compute_unit(protocol: Protocol, data: FeatureSet, fold: Fold, seed: int, th
     then trains on all of them with that recipe and stops at that epoch; ``paper`` scores the test subject after
     every epoch and keeps the epoch with the best test accuracy (the earliest on ties): the optimistic selection of
     the papers' code, labelled as such in every report. With ``protocol.ensemble`` K the unit trains K models
-    (:func:`member_seed`) and averages their class probabilities.
+    (:func:`member_seed`) and averages their class probabilities. With ``protocol.tta: flip`` every prediction
+    averages the input's and its mirror's class probabilities (:func:`merkit.training.engine.predict_proba`).
 
     The test rows enter only the final prediction (and, under ``paper`` or ``record_epochs``, the per-epoch
     scoring that those options exist for); training and inner selection see the training rows alone.
@@ -93,6 +94,8 @@ def compute_unit(protocol: Protocol, data: FeatureSet, fold: Fold, seed: int, th
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
+        if protocol.members:
+            return _members_unit(protocol, data, fold, seed)
         train = data.subset(fold.train_index)
         test_rows = lambda: data.subset(fold.test_index)  # noqa: E731  built only where the test is scored
         recipe, stop, choice = protocol.own, None, None
@@ -108,7 +111,7 @@ def compute_unit(protocol: Protocol, data: FeatureSet, fold: Fold, seed: int, th
         best: dict = {}
 
         def score_test(epoch: int, m) -> None:
-            proba = predict_proba(m, test, recipe.training.eval_batch_size)
+            proba = predict_proba(m, test, recipe.training.eval_batch_size, tta=protocol.tta)
             if record:
                 epochs.append(prediction_frame(test, proba, fold.name, seed, epoch))
             acc = float((proba.argmax(1) == test.labels.numpy()).mean())
@@ -127,7 +130,7 @@ def compute_unit(protocol: Protocol, data: FeatureSet, fold: Fold, seed: int, th
                 states.update({prefix + k: v for k, v in cpu_state_dict(model).items()})
             if not paper:
                 probas.append(predict_proba(model, test if test is not None else test_rows(),
-                                            recipe.training.eval_batch_size))
+                                            recipe.training.eval_batch_size, tta=protocol.tta))
             device = describe_device(module_device(model))
         if paper:
             proba, epoch = best["proba"], best["epoch"]
@@ -144,6 +147,22 @@ def compute_unit(protocol: Protocol, data: FeatureSet, fold: Fold, seed: int, th
                           describe_environment())
     finally:
         torch.set_num_threads(previous_threads)
+
+
+def _members_unit(protocol: Protocol, data: FeatureSet, fold: Fold, seed: int) -> UnitResult:
+    """:func:`compute_unit` for an ensemble across architectures (``protocol.members``,
+    :func:`merkit.training.members.train_members`): the held-out rows enter only the members' final predictions."""
+    from merkit.training.members import train_members
+
+    test = data.subset(fold.test_index)
+    result = train_members(protocol, data.subset(fold.train_index), test, seed, fold.name)
+    weights = None
+    if result.states:
+        from safetensors.torch import save
+
+        weights = save(result.states)
+    return UnitResult(prediction_frame(test, result.proba, fold.name, seed, result.choice["epochs"]), weights, None,
+                      result.choice, result.device, describe_environment())
 
 
 def run_unit(protocol: Protocol, data: FeatureSet, fold: Fold, seed: int, threads: int = 1) -> pd.DataFrame:
@@ -181,10 +200,13 @@ def plan_units(protocol: Protocol, data: FeatureSet, run_dir: Path) -> list[Unit
     folds = make_folds(data.table, protocol.split, protocol.train_on, protocol.test_on)
     if protocol.selection == "inner":
         check_inner_folds(data.table, folds, protocol.inner_folds)
-    check_model_inputs(protocol.own.model, data)
+    if protocol.member_weights == "inner":
+        check_inner_folds(data.table, folds, protocol.inner_folds)
+    for recipe in protocol.members or (protocol.own,):
+        check_model_inputs(recipe.model, data)
     folder = RunFolder(run_dir)
     keep = {RunFolder.CHECKPOINTS: protocol.save_checkpoints, RunFolder.EPOCHS: protocol.record_epochs,
-            RunFolder.CHOICES: protocol.selection == "inner"}
+            RunFolder.CHOICES: protocol.selection == "inner" or bool(protocol.members)}
     plans = []
     for seed in protocol.seeds:
         for fold in folds:
@@ -285,7 +307,8 @@ def run_loso(plan: Plan, data: FeatureSet, run_dir: str | Path,
 
     Everything is checked before anything is written (the device, the split, and the folder, from the config's
     ``result_hash`` and the data's content fingerprint: :meth:`merkit.runfolder.RunFolder.check_run`);
-    then the folder gets its stamp (``run.json``) and ``config.yaml``. Units run on the executor of
+    then the folder gets its stamp (``run.json``, with what data the run saw: :meth:`merkit.features.FeatureSet.data_record`)
+    and ``config.yaml``. Units run on the executor of
     :func:`merkit.cluster.executor`: in this process when ``protocol.workers == 1`` and no cluster is named, else on
     Ray (a local instance with that many workers, or the cluster at ``protocol.address`` / ``$RAY_ADDRESS``).
     Finished units already in ``run_dir`` are reused, each only when :func:`unit_problem` finds nothing wrong with
@@ -313,7 +336,7 @@ def run_loso(plan: Plan, data: FeatureSet, run_dir: str | Path,
         on_units_planned(len(units))
     folder = RunFolder(run_dir)
     opening = folder.check_run("evaluate", {"result_hash": plan.result_hash}, data.fingerprint(),
-                               data.shape_fingerprint(), force)
+                               data.shape_fingerprint(), force, about={"data": data.data_record()})
     folder.claim(opening, {RunFolder.CONFIG: text_writer(plan.config_yaml)})
     if opening.note:
         diagnostics.warn("run-stamp-upgraded" if opening.action == "upgrade" else "units-replaced", opening.note)

@@ -133,7 +133,7 @@ def choose(protocol, train: FeatureSet, seed: int, fold: str, forbidden: set[str
             scored = train.subset(score_rows)
 
             def record(epoch: int, m, rows=score_rows, scored=scored) -> None:
-                proba = predict_proba(m, scored, recipe.training.eval_batch_size)
+                proba = predict_proba(m, scored, recipe.training.eval_batch_size, tta=protocol.tta)
                 predicted[epoch - 1, rows] = proba.argmax(axis=1)
 
             fit(model, train.subset(fit_rows), recipe.training, torch.Generator().manual_seed(s), on_epoch_end=record)
