@@ -353,3 +353,21 @@ def test_a_trained_checkpoint_keeps_the_au_order_and_predict_refuses_it(release,
     assert Checkpoint.load(folder)[0].preprocessing.action_units == PAPER_AUS
     with pytest.raises(CheckpointError, match="oracle input"):
         Predictor.from_checkpoint(folder)
+
+
+def test_the_composite_au_config_loads_its_278_samples_with_their_aus(composite_dir, shared_data):
+    from merkit.api import load_features
+    from merkit.config import load_config
+
+    sheets = {"casme2": shared_data / CASME2_SHEET, "samm": shared_data / SAMM_SHEET}
+    if not all(p.is_file() for p in sheets.values()):
+        pytest.skip("the CASME II and SAMM sheets are not available")
+    config = load_config("megc2019/cva-fpf-flow-au", [
+        f"data.path={composite_dir}",
+        f"data.au_sheets={{casme2: {sheets['casme2']}, samm: {sheets['samm']}}}"])
+    assert config.run_name.endswith("-subset-casme2+samm")
+    with pytest.warns(UserWarning):
+        features = load_features(config)
+    assert len(features) == 278 and set(features.table["dataset"]) == {"casme2", "samm"}
+    assert features.inputs["action_units"].shape == (278, 21) and features.ground_truth_inputs == ["action_units"]
+    assert features.inputs["flow"].shape == (278, 3, 28, 28)
