@@ -112,12 +112,13 @@ def test_a_resumed_run_recomputes_a_unit_file_it_cannot_trust_with_a_counted_war
     assert again.metrics["diagnostics"]["unit-recomputed"] == 1
 
 
-@pytest.mark.parametrize("name", ["checkpoint", "curve", "unit"])
+@pytest.mark.parametrize("name", ["checkpoint", "curve", "unit", "losses"])
 def test_a_torn_unit_checkpoint_or_curve_is_recomputed(finished_run, name):
     config, data, first = finished_run
     run = first.run_dir
     path = {"unit": _unit(run), "checkpoint": sorted((run / "checkpoints").rglob("*.safetensors"))[0],
-            "curve": sorted((run / "epochs").rglob("*.csv"))[0]}[name]
+            "curve": sorted((run / "epochs").rglob("*.csv"))[0],
+            "losses": sorted((run / "losses").rglob("*.csv"))[0]}[name]
     path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
     with pytest.warns(UserWarning, match="unit-recomputed"):
         again = evaluate(config, run, features=data, progress=False)

@@ -34,6 +34,8 @@ runner = CliRunner()
 # result_hash() and a digest of to_dict() of every shipped config, computed on a9b6de1 (before pydantic). Since then
 # the default face margin went from 0.1 to 0 (issue 35: one crop default, `landmarks` with no margin); a config that
 # does not set data.face.margin is compared with the old margin, so that nothing else can have changed unseen.
+# Configs added after that change (NEW_DEFAULTS) are pinned with today's defaults.
+NEW_DEFAULTS = {"configs/megc2019/linear-svm.yaml", "configs/megc2019/off-apexnet.yaml", "configs/megc2019/sssnet.yaml"}
 PINNED = {
     "configs/casme2/cva-fpf-3class.yaml": ("190ebc58d29024aa", "234dba591a02185d"),
     "configs/casme2/cva-fpf-5class.yaml": ("919bc58d94443558", "76a606cc79d2fe3f"),
@@ -55,9 +57,9 @@ PINNED = {
     "configs/megc2019/slstt-mean.yaml": ("bef9b7a8cbbd8d03", "3986beda7475e801"),
     "configs/megc2019/ststnet.yaml": ("d3c277e503a3cbd4", "eeeec928ac5d9482"),
     # added with issue 32 (SSSNet, OFF-ApexNet and the flow SVM, as MEB trains them), pinned when added
-    "configs/megc2019/linear-svm.yaml": ("f5df1a6c30c1da43", "0ec769dd446cafe9"),
-    "configs/megc2019/off-apexnet.yaml": ("9e0be6ffc8b860f7", "fbc5b8a09e3f3dc6"),
-    "configs/megc2019/sssnet.yaml": ("824ce2f5d3fba4d8", "dfcef0f7b1fa500f"),
+    "configs/megc2019/linear-svm.yaml": ("353e380545ad6df8", "e6d7d6063a69accc"),
+    "configs/megc2019/off-apexnet.yaml": ("5d44b4a5b25c855d", "97df2abf7b9e1c81"),
+    "configs/megc2019/sssnet.yaml": ("ad57bb0f88b87a5d", "224ad0f452169130"),
     "configs/mmew/cva-fpf-4class.yaml": ("3f265348647cfdab", "32d4d1fa14e2a711"),
     "configs/mmew/mmnet-4class.yaml": ("410f773cf4b1e5c6", "7b1d785d318ceb0d"),
     "configs/samm/cva-fpf-5class.yaml": ("632ba2e06b5fc9ca", "c523e64a5d9e4675"),
@@ -98,7 +100,7 @@ def test_shipped_configs_keep_their_dict_and_result_hash():
     assert paths == sorted(k for k in PINNED if k.startswith("configs/"))
     for path, (result_hash, digest) in PINNED.items():
         face = (yaml.safe_load((ROOT / path).read_text()).get("data") or {}).get("face") or {}
-        config = load_config(ROOT / path, [] if "margin" in face else ["data.face.margin=0.1"])
+        config = load_config(ROOT / path, [] if "margin" in face or path in NEW_DEFAULTS else ["data.face.margin=0.1"])
         assert config.result_hash() == result_hash, path
         assert hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:16] == digest, path
 
@@ -315,16 +317,98 @@ def test_float_frames_in_0_1_answer_as_their_uint8_frames_and_others_are_refused
 
     folder, _, frames = clip
     model = Predictor.from_checkpoint(folder)
-    as_uint8 = model.predict(frames)
+    as_uint8 = model.predict(frames, color="rgb")
     for dtype in (np.float32, np.float64):
-        as_float = model.predict([f.astype(dtype) / dtype(255) for f in frames])
+        as_float = model.predict([f.astype(dtype) / dtype(255) for f in frames], color="rgb")
         assert as_float.probabilities == as_uint8.probabilities and as_float.apex == as_uint8.apex
     with pytest.raises(DataError, match=r"\[0, 1\].*frame=1"):
-        model.predict([frames[0] / 255.0, frames[1].astype(np.float64)] + [f / 255.0 for f in frames[2:]])
+        model.predict([frames[0] / 255.0, frames[1].astype(np.float64)] + [f / 255.0 for f in frames[2:]],
+                      color="rgb")
     nan = frames[2] / 255.0
     nan[0, 0, 0] = np.nan
     with pytest.raises(DataError, match="NaN.*frame=2"):
-        model.predict([f / 255.0 for f in frames[:2]] + [nan] + [f / 255.0 for f in frames[3:]])
+        model.predict([f / 255.0 for f in frames[:2]] + [nan] + [f / 255.0 for f in frames[3:]], color="rgb")
+
+
+def test_raw_frames_need_their_channel_order_and_bgr_answers_as_rgb(clip):
+    """Raw arrays carry no channel order, and BGR read as RGB answers differently: ``color`` is required, and
+    BGR frames given as such answer exactly as the RGB frames (issue 34)."""
+    from merkit.media import read_video
+    from merkit.predict import Predictor
+
+    folder, frames_dir, frames = clip
+    model = Predictor.from_checkpoint(folder)
+    with pytest.raises(ConfigError, match="color='rgb' or color='bgr'") as error:
+        model.predict(frames)
+    assert "\n" not in str(error.value)
+    with pytest.raises(ConfigError, match="color='rgb' or color='bgr'"):
+        model.spot(frames)
+    rgb = model.predict(frames, color="rgb")
+    bgr = model.predict([np.ascontiguousarray(f[..., ::-1]) for f in frames], color="bgr")
+    assert bgr.probabilities == rgb.probabilities and bgr.apex == rgb.apex
+    assert model.predict(np.stack(frames), color="rgb").probabilities == rgb.probabilities
+    video = read_video(frames_dir)  # carries its own order: no color needed, a contradicting one is refused
+    assert video.color == "rgb" and model.predict(video).label in model.classes
+    with pytest.raises(ConfigError, match="contradicts the frames' own order"):
+        model.predict(video, color="bgr")
+    with pytest.raises(ConfigError, match="applies to arrays"):
+        model.predict(frames_dir, color="rgb")
+
+
+_DTYPES = [np.uint8, np.float16, np.float32, np.float64, np.int16, np.int64, np.uint16, np.bool_]
+
+
+@st.composite
+def _frame_arrays(draw):
+    """Arrays of every kind a caller might pass: right and wrong dtypes, ranges, ndims, channel counts and sizes."""
+    dtype = draw(st.sampled_from(_DTYPES))
+    count = draw(st.integers(1, 3))
+    ndim = draw(st.sampled_from([2, 3, 3, 3, 4]))
+    channels = draw(st.sampled_from([3, 3, 3, 1, 4]))
+    side = draw(st.integers(1, 4))
+    frames = []
+    for _ in range(count):
+        shape = {2: (side, side + 1), 3: (side, side + 1, channels), 4: (1, side, side + 1, channels)}[ndim]
+        if draw(st.integers(0, 9)) == 0:
+            shape = (side + 1,) + shape[1:]  # a frame of another size
+        if np.dtype(dtype).kind == "f":
+            low, high = draw(st.sampled_from([(0.0, 1.0), (0.0, 1.0), (-0.5, 1.0), (0.0, 255.0)]))
+            values = draw(st.lists(st.floats(low, high, width=16), min_size=1, max_size=1))[0]
+            array = np.full(shape, values, dtype=dtype)
+            array.flat[0] = draw(st.sampled_from([low, high, np.nan, values]))
+        else:
+            array = np.full(shape, draw(st.integers(0, 255)), dtype=dtype)
+        frames.append(array)
+    return frames, draw(st.sampled_from([None, "rgb", "bgr", "RGB", "hsv"]))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=_frame_arrays())
+def test_every_frame_array_is_accepted_with_its_documented_meaning_or_refused_in_one_line(case):
+    """The frame contract (``merkit.media.as_frames``): uint8 or float in [0, 1], (H, W, 3), one size, a named
+    channel order; anything else is refused with a one-line ConfigError or DataError, never read another way."""
+    from merkit.errors import MerkitError
+    from merkit.media import as_frames
+
+    frames, color = case
+    try:
+        video = as_frames(frames, color)
+    except (ConfigError, DataError) as error:
+        assert "\n" not in str(error)
+        return
+    except MerkitError as error:  # pragma: no cover - another error class would break the contract
+        raise AssertionError(f"refused with {type(error).__name__}, not ConfigError/DataError: {error}")
+    assert color in ("rgb", "bgr")
+    for given_frame, got in zip(frames, video.frames):
+        assert given_frame.ndim == 3 and given_frame.shape[2] == 3 and got.dtype == np.uint8
+        assert given_frame.shape == frames[0].shape
+        if given_frame.dtype == np.uint8:
+            expected = given_frame
+        else:
+            assert given_frame.dtype.kind == "f" and np.isfinite(given_frame).all()
+            assert given_frame.min() >= 0 and given_frame.max() <= 1
+            expected = np.rint(given_frame * 255.0).astype(np.uint8)
+        np.testing.assert_array_equal(got, expected[..., ::-1] if color == "bgr" else expected)
 
 
 @pytest.mark.parametrize("fps", ["0", "-5", "nan", "inf"])

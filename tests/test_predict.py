@@ -99,8 +99,10 @@ def test_cli_spot_on_real_video_yields_intervals_csv_and_timeline(checkpoint, pe
     intervals = pd.read_csv(out / "intervals.csv")
     assert len(intervals) >= 1
     assert (intervals["onset"] < intervals["apex"]).all() and (intervals["apex"] <= intervals["offset"]).all()
-    assert intervals["offset"].max() <= 119 and set(intervals["label"]) <= {"negative", "positive", "surprise"}
-    probs = intervals[["prob_negative", "prob_positive", "prob_surprise"]].sum(axis=1)
+    micro = intervals[intervals["kind"] == "micro"]  # a macro interval gets no label without --label-macro
+    assert set(intervals["kind"]) <= {"micro", "macro"} and intervals["label"].isna().sum() == len(intervals) - len(micro)
+    assert intervals["offset"].max() <= 119 and set(micro["label"]) <= {"negative", "positive", "surprise"}
+    probs = micro[["prob_negative", "prob_positive", "prob_surprise"]].sum(axis=1)
     assert np.allclose(probs, 1.0, atol=1e-3)
     # candidate intervals never overlap
     ordered = intervals.sort_values("onset")
@@ -181,7 +183,7 @@ def test_cli_reports_bad_input_without_traceback(checkpoint, tmp_path):
 
 
 def test_evaluate_spotting_with_a_checkpoint_labels_every_interval(checkpoint, tmp_path):
-    """With a checkpoint, its face settings are used and every interval is labelled; without one, none is."""
+    """With a checkpoint, its face settings are used and every micro interval is labelled; without one, none is."""
     from merkit.synthetic import generate_long_videos
 
     data = tmp_path / "long"
@@ -197,8 +199,9 @@ def test_evaluate_spotting_with_a_checkpoint_labels_every_interval(checkpoint, t
     assert with_model["ground_truth"] == without["ground_truth"] == 2 and without["labels"] is None
     assert with_model["score"]["tp"] + with_model["score"]["fp"] == len(pd.read_csv(outs["model"] / "spotted.csv"))
     spotted = pd.read_csv(outs["model"] / "spotted.csv")
-    assert len(spotted) >= 1 and set(spotted["label"]) <= {"negative", "positive", "surprise"}
-    assert np.allclose(spotted[["prob_negative", "prob_positive", "prob_surprise"]].sum(axis=1), 1.0, atol=1e-3)
+    micro = spotted[spotted["kind"] == "micro"]  # macro intervals are unlabelled without --label-macro
+    assert len(micro) >= 1 and set(micro["label"]) <= {"negative", "positive", "surprise"}
+    assert np.allclose(micro[["prob_negative", "prob_positive", "prob_surprise"]].sum(axis=1), 1.0, atol=1e-3)
     labels = with_model["labels"]
     assert labels["hits"] == with_model["score"]["tp"] and 0 <= labels["correct"] <= labels["hits"]
     assert with_model["face"] == json.loads((checkpoint / "checkpoint.json").read_text())["preprocessing"]["face"]

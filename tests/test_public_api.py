@@ -153,13 +153,13 @@ matplotlib.use("svg")  # the caller's backend, e.g. a notebook's
 import numpy as np, pandas as pd, skimage.data
 from pathlib import Path
 from PIL import Image
-from merkit.evaluation.report import save_confusion_png, save_curve_png
+from merkit.evaluation.report import confusion_figure, curve_figure, save_figure
 from merkit.face.clip import FaceConfig
 from merkit.face.show import au_region_figure, show_face
 from merkit.predict.results import Prediction, SpotResult, Timing
 out = Path(sys.argv[1])
-save_confusion_png(np.array([[3, 1, 0], [0, 2, 2], [1, 0, 5]]), ["neg", "pos", "sur"], out / "conf.png", "t")
-save_curve_png(pd.DataFrame({"epoch": [1, 2], "uf1": [.2, .4], "uar": [.3, .35]}), out / "curve.png", "c")
+save_figure(confusion_figure(np.array([[3, 1, 0], [0, 2, 2], [1, 0, 5]]), ["neg", "pos", "sur"], "t"), out / "conf.png")
+save_figure(curve_figure(pd.DataFrame({"epoch": [1, 2], "uf1": [.2, .4], "uar": [.3, .35]}), "c"), out / "curve.png")
 rng = np.random.default_rng(0)
 crops = {k: rng.integers(0, 255, (28, 28), dtype=np.uint8) for k in ("onset", "apex")}
 Prediction("neg", {"neg": .6, "pos": .3, "sur": .1}, 3, 7, 12, "given", (1, 2, 30, 31), 1, Timing(), crops=crops,
@@ -181,11 +181,11 @@ print(json.dumps({"backend": matplotlib.get_backend(), "pyplot": "matplotlib.pyp
 def test_figures_leave_the_callers_backend_and_pyplot_alone(tmp_path):
     """Every figure merkit draws (report, predict, show-face) uses matplotlib's object API: the caller's backend
     stays as it was and pyplot, with its global figure state, is never imported. The PNGs have the size of the
-    figure (figsize x dpi)."""
+    figure (figsize x dpi; a report's figures at 300 dpi)."""
     code = _FIGURES.replace("sys.argv[1]", repr(str(tmp_path)))
     got = _python(code)
     assert got["backend"] == "svg" and got["pyplot"] is False
-    assert got["sizes"] == {"au.png": [900, 420], "conf.png": [590, 510], "curve.png": [600, 350],
+    assert got["sizes"] == {"au.png": [900, 420], "conf.png": [2010, 1560], "curve.png": [1800, 1050],
                             "pred.png": [1170, 261], "show.png": [1050, 390], "timeline.png": [900, 252]}
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Literal
 from merkit.config import Plan, RunConfig, dump_config, load_config
 from merkit.errors import ConfigError, Diagnostics
 from merkit.files import write_json
-from merkit.runfolder import CheckpointFolder, RunFolder
+from merkit.runfolder import CheckpointFolder, FigureFormat, RunFolder
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -121,12 +121,13 @@ def _progress(total: int, enabled: bool):
 
 
 def evaluate(config: RunConfig, out_dir: str | Path | None = None, features: FeatureSet | None = None,
-             progress: bool = True, force: bool = False) -> RunResult:
+             progress: bool = True, force: bool = False, figure_format: FigureFormat = "png") -> RunResult:
     """Leave-one-subject-out evaluation of ``config`` into ``out_dir`` (default ``runs/<config.name>``).
 
     Finished (seed, fold) units already in ``out_dir`` are reused, so an interrupted run resumes. The folder
     (:class:`merkit.runfolder.RunFolder`) receives ``run.json``, ``config.yaml``, ``predictions.csv``,
-    ``metrics.json``, ``report.md``, ``confusion.png``, the MEGC2019 log of each seed (3-class runs) and per-fold
+    ``metrics.json``, ``report.md``, the figures (confusion matrices of the full set and of each dataset, the
+    per-epoch curves), the MEGC2019 log of each seed (3-class runs), each unit's training loss and per-fold
     checkpoints. ``out_dir`` must be absent, empty, or a run folder of this config on this data (the data's
     content fingerprint, :meth:`merkit.features.FeatureSet.fingerprint`); nothing is written before that is
     checked.
@@ -140,17 +141,20 @@ def evaluate(config: RunConfig, out_dir: str | Path | None = None, features: Fea
             ``data.subjects`` and ``data.datasets`` select from it too.
         force: recompute a folder's finished units made from other data (or by another config), replacing only
             merkit's own unit files and outputs.
+        figure_format: ``png`` (300 dpi), ``pdf`` or ``svg``, the format of the figures.
 
     Raises:
-        ConfigError: invalid config; ``out_dir`` is a file, a folder merkit did not write, or holds finished units
+        ConfigError: invalid config or ``figure_format``; ``out_dir`` is a file, a folder merkit did not write, or holds finished units
             of another config or of other data (without ``force``).
         DataError: bad input data (the message names the sample).
         OutputError: the disk refused a write (full, read-only); the message names the path.
         LeakageError: a fold's train and test share a subject (cannot happen with the built-in folds).
     """
+    from merkit.boundary import check
     from merkit.evaluation.report import write_outputs
     from merkit.training.runner import run_loso
 
+    check("evaluate", figure_format=(FigureFormat, figure_format))
     plan = config.resolve()  # the one place the config is resolved: nothing below takes a RunConfig
     start = time.perf_counter()
     run_dir = Path(out_dir) if out_dir is not None else Path("runs") / plan.name
@@ -172,14 +176,17 @@ def evaluate(config: RunConfig, out_dir: str | Path | None = None, features: Fea
     machines = f"machine and software: {'; '.join(folder.provenance('environments'))}"
     side = {"notes": data.notes + model_notes + [devices, machines], "diagnostics": diagnostics,
             "ground_truth_inputs": sorted(set(data.ground_truth_inputs) | set(model_gt))}
-    metrics = write_outputs(run_dir, plan, preds, data.classes, **side, subset=data.meta.get("subset"))
+    metrics = write_outputs(run_dir, plan, preds, data.classes, **side, subset=data.meta.get("subset"),
+                            figure_format=figure_format)
     write_json(folder.file(RunFolder.DATA_NOTES), side)
     write_json(folder.file(RunFolder.PREPROCESSING), data.meta.get("preprocessing"))
     return RunResult(run_dir, config, preds, metrics, folder.file(RunFolder.REPORT), time.perf_counter() - start)
 
 
-def report(run_dir: str | Path, latex: bool = False, csv: bool = False) -> Path:
-    """Regenerate ``metrics.json``, ``report.md``, ``confusion.png`` and logs from a run folder's predictions.
+def report(run_dir: str | Path, figure_format: FigureFormat = "png", latex: bool = False, csv: bool = False) -> Path:
+    """Regenerate ``metrics.json``, ``report.md``, the figures (in ``figure_format``: ``png`` at 300 dpi, ``pdf``
+    or ``svg``) and logs from a run folder's predictions and unit files. A folder whose units finished before
+    merkit recorded the training loss is reported without it.
 
     Args:
         latex: also write ``tables.tex``: the report's table (pooled UF1, UAR and accuracy per part, mean ± std
@@ -189,12 +196,14 @@ def report(run_dir: str | Path, latex: bool = False, csv: bool = False) -> Path:
             Either file, once in the folder, is rewritten by every later report of the folder.
 
     Raises:
-        ConfigError: the folder is not a merkit run folder (evaluate or ensemble), lacks ``config.yaml`` or
-            ``predictions.csv``, or one of them is damaged.
+        ConfigError: an unknown ``figure_format``; the folder is not a merkit run folder (evaluate or ensemble),
+            lacks ``config.yaml`` or ``predictions.csv``, or one of them (or a unit's file) is damaged.
         OutputError: the disk refused a write.
     """
+    from merkit.boundary import check
     from merkit.evaluation.report import write_outputs
 
+    check("report", figure_format=(FigureFormat, figure_format))
     folder = RunFolder(run_dir)
     for name in (RunFolder.CONFIG, RunFolder.PREDICTIONS):
         if not folder.file(name).is_file():
@@ -209,7 +218,7 @@ def report(run_dir: str | Path, latex: bool = False, csv: bool = False) -> Path:
     tables = tuple(kind for kind, wanted in (("latex", latex), ("csv", csv)) if wanted)
     write_outputs(folder.path, config.resolve(), preds, classes, extra.get("notes", []), extra.get("diagnostics", {}),
                   extra.get("ground_truth_inputs", []), ensemble=extra.get("ensemble"),
-                  subset=folder.data_record().get("subset"), tables=tables)
+                  subset=folder.data_record().get("subset"), tables=tables, figure_format=figure_format)
     return folder.file(RunFolder.REPORT)
 
 
@@ -238,21 +247,24 @@ def _ensemble_members(run_dirs: list[str | Path], out_dir: str | Path) -> list[P
 
 
 def ensemble(run_dirs: list[str | Path], out_dir: str | Path, collapse_seeds: bool = False,
-             last_epochs: int | None = None) -> RunResult:
+             last_epochs: int | None = None, figure_format: FigureFormat = "png") -> RunResult:
     """Average finished runs' class probabilities (:mod:`merkit.evaluation.ensemble`) into a normal run folder:
     ``config.yaml`` (the first run's, renamed), ``predictions.csv``, metrics and a report that says what was
     averaged. Runs under the paper protocol make a test-selected ensemble, and its report says so. ``out_dir``
     must be absent, empty, or an ensemble folder of the same members and options (checked before any write).
+    Figures are written in ``figure_format`` (``png`` at 300 dpi, ``pdf`` or ``svg``).
 
     Raises:
-        ConfigError: runs that cannot be averaged (another sample set, folds, labels, classes or seeds), a
+        ConfigError: an unknown ``figure_format``; runs that cannot be averaged (another sample set, folds, labels, classes or seeds), a
             folder that is not a finished run, a run listed twice, an output that is one of the runs, or an
             output folder that is not absent, empty or this ensemble's.
         OutputError: the disk refused a write.
     """
+    from merkit.boundary import check
     from merkit.evaluation.ensemble import average_runs
     from merkit.evaluation.report import write_outputs
 
+    check("ensemble", figure_format=(FigureFormat, figure_format))
     start = time.perf_counter()
     runs = _ensemble_members(run_dirs, out_dir)
     folder = RunFolder(out_dir)
@@ -277,7 +289,8 @@ def ensemble(run_dirs: list[str | Path], out_dir: str | Path, collapse_seeds: bo
     side = {"notes": [], "diagnostics": {}, "ground_truth_inputs": [], "ensemble": described}
     folder.claim(opening, {RunFolder.CONFIG: lambda p: dump_config(config, p)})
     write_json(folder.file(RunFolder.DATA_NOTES), side)
-    metrics = write_outputs(folder.path, config.resolve(), preds, classes, **side, subset=data.get("subset"))
+    metrics = write_outputs(folder.path, config.resolve(), preds, classes, **side, subset=data.get("subset"),
+                            figure_format=figure_format)
     return RunResult(folder.path, config, preds, metrics, folder.file(RunFolder.REPORT), time.perf_counter() - start)
 
 
@@ -361,6 +374,10 @@ def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = 
         features: train on these instead of loading ``config.data``; their ``meta["preprocessing"]`` is recorded.
         seed: the training seed (default the first of ``protocol.seeds``).
 
+    The checkpoint records the training clips' onset->apex and onset->offset times (``domain``,
+    :func:`merkit.evaluation.domain.table_domain`) where the samples carry frame annotations from datasets of known
+    frame rate, so that predictions are checked against them.
+
     Returns:
         The checkpoint folder.
 
@@ -393,8 +410,11 @@ def train(config: RunConfig, out_dir: str | Path, features: FeatureSet | None = 
         summary["subset"] = data.meta["subset"]
     record = Preprocessing.from_dict(data.meta["preprocessing"], "training data") if data.meta.get(
         "preprocessing") else config.data.preprocessing
+    from merkit.evaluation.domain import table_domain
+
     checkpoint = Checkpoint(config.model.name, config.model.preset, dict(config.model.params), tuple(data.classes),
-                            keys, record, config, seed, device, environment, summary)
+                            keys, record, config, seed, device, environment, summary,
+                            domain=table_domain(data.table))
     return checkpoint.save(out_dir, load(weights))
 
 
@@ -479,3 +499,43 @@ def evaluate_spotting(data: str | Path, out_dir: str | Path, checkpoint: str | P
         write_atomic(out / name, lambda p, t=table: t.to_csv(p, index=False))
     run.out_dir = out
     return run
+
+
+def calibrate(run_dir: str | Path, checkpoint: str | Path, annotations: str | Path | None = None) -> dict:
+    """Complete a checkpoint's trust record: the temperature fitted on a LOSO run's out-of-fold predictions of
+    the same recipe, and (with ``annotations``) the composite's clip durations as its domain statistics.
+
+    Only ``CKPT/checkpoint.json`` is rewritten (atomically, its other keys kept) and ``CKPT/calibration.png``
+    (the reliability diagram before and after) written; the weights are not touched.
+
+    Args:
+        run_dir: a finished ``merkit evaluate`` LOSO run folder with an honest selection
+            (:func:`merkit.evaluation.calibration.read_out_of_fold`).
+        checkpoint: a checkpoint folder (``merkit train``), e.g. the packaged model's.
+        annotations: the official sheets folder (``../shared/data/annotations``): records
+            :func:`merkit.evaluation.domain.composite_domain` as the checkpoint's ``domain``.
+
+    Returns:
+        The checkpoint's new ``calibration`` record.
+
+    Raises:
+        ConfigError: a run that is not LOSO, a test-selected one, in-sample predictions, or classes that differ
+            from the checkpoint's. CheckpointError: not a checkpoint folder. DataError: from the sheets.
+    """
+    from merkit.checkpoint import Checkpoint
+    from merkit.evaluation.calibration import calibrate_run, reliability_figure
+
+    folder = Path(checkpoint)
+    meta = Checkpoint.read_record(folder)
+    record, oof = calibrate_run(run_dir)
+    if tuple(meta["classes"]) != oof.classes:
+        raise ConfigError(f"{run_dir} predicts classes {list(oof.classes)}, the checkpoint {folder} "
+                          f"{list(meta['classes'])}: calibrate a checkpoint with a run of its own recipe")
+    domain = None
+    if annotations is not None:
+        from merkit.evaluation.domain import composite_domain
+
+        domain = composite_domain(annotations)
+    reliability_figure(oof, record, folder / "calibration.png")
+    Checkpoint.update_record(folder, calibration=record, **({"domain": domain} if domain else {}))
+    return record

@@ -62,6 +62,12 @@ class Checkpoint:
             differently.
         training_data: samples, subjects, classes and datasets it saw, and the data fingerprint.
         merkit_version: the version that wrote it; another major version is refused.
+        calibration: the temperature fitted on LOSO out-of-fold predictions of the same recipe
+            (:func:`merkit.evaluation.calibration.fit_temperature`): ``temperature``, what it was fitted on and the
+            expected calibration error before and after; empty (temperature 1) in checkpoints without one.
+        domain: the training data's statistics that predictions are checked against
+            (:mod:`merkit.predict.trust`): ``onset_apex_s`` and ``onset_offset_s`` (1st, 50th and 99th percentile,
+            min, max, count, source) and ``notes``; empty when the training inputs carried none.
     """
 
     model: str
@@ -76,6 +82,13 @@ class Checkpoint:
     environment: str = ""
     training_data: dict[str, Any] = field(default_factory=dict)
     merkit_version: str = __version__
+    calibration: dict[str, Any] = field(default_factory=dict)
+    domain: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def temperature(self) -> float:
+        """The calibration temperature, 1.0 when the checkpoint has none."""
+        return float(self.calibration.get("temperature", 1.0))
 
     def build_model(self):
         """The model, untrained, as :func:`merkit.models.build_model` builds it."""
@@ -88,7 +101,9 @@ class Checkpoint:
                 "params": self.params, "classes": list(self.classes), "input_keys": list(self.input_keys),
                 "seed": self.seed, "device": self.device, "environment": self.environment,
                 "training_data": self.training_data,
-                "preprocessing": self.preprocessing.to_dict()}
+                "preprocessing": self.preprocessing.to_dict(),
+                **({"calibration": self.calibration} if self.calibration else {}),
+                **({"domain": self.domain} if self.domain else {})}
 
     def save(self, folder: str | Path, state_dict: dict) -> Path:
         """Write the folder: ``state_dict`` (CPU tensors), ``config.yaml`` and ``checkpoint.json``, atomically
@@ -107,6 +122,41 @@ class Checkpoint:
 
         return CheckpointFolder(folder).write(self.to_dict(), lambda p: save_file(state_dict, str(p)),
                                               lambda p: dump_config(self.config, p))
+
+    @staticmethod
+    def read_record(folder: str | Path) -> dict[str, Any]:
+        """``checkpoint.json`` of a checkpoint folder, as a dict.
+
+        Raises:
+            CheckpointError: the folder has no checkpoint files, or the record is not a JSON object.
+        """
+        folder = Path(folder)
+        for name in FILES:
+            if not (folder / name).is_file():
+                raise CheckpointError(f"{folder / name} not found: is {folder} a checkpoint folder written by "
+                                      "merkit train?")
+        path = folder / CheckpointFolder.META
+        try:
+            meta = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise CheckpointError(f"{path} is not valid JSON ({error}): the checkpoint is damaged") from error
+        if not isinstance(meta, dict):
+            raise CheckpointError(f"{path} must hold a JSON object")
+        return meta
+
+    @staticmethod
+    def update_record(folder: str | Path, **entries: Any) -> Path:
+        """Set top-level entries of a checkpoint's ``checkpoint.json`` (``calibration``, ``domain``), keeping the
+        others and their order, atomically; the weights and the config are not touched.
+
+        Raises:
+            CheckpointError: as :meth:`read_record`.
+        """
+        from merkit.files import write_json
+
+        meta = Checkpoint.read_record(folder)
+        meta.update(entries)
+        return write_json(Path(folder) / CheckpointFolder.META, meta)
 
     @classmethod
     def load(cls, folder: str | Path, preprocessing: Preprocessing | None = None):
@@ -132,17 +182,8 @@ class Checkpoint:
         from merkit.errors import MerkitError
 
         folder = Path(folder)
-        for name in FILES:
-            if not (folder / name).is_file():
-                raise CheckpointError(f"{folder / name} not found: is {folder} a checkpoint folder written by "
-                                      "merkit train?")
         path = folder / CheckpointFolder.META
-        try:
-            meta = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise CheckpointError(f"{path} is not valid JSON ({error}): the checkpoint is damaged") from error
-        if not isinstance(meta, dict):
-            raise CheckpointError(f"{path} must hold a JSON object")
+        meta = cls.read_record(folder)
         missing = [k for k in ("model", "classes", "input_keys", "preprocessing", "merkit_version") if k not in meta]
         if missing:
             raise CheckpointError(f"{path} lacks {missing}")
@@ -157,7 +198,11 @@ class Checkpoint:
         checkpoint = cls(meta["model"], meta.get("preset"), dict(meta.get("params") or {}), tuple(meta["classes"]),
                          tuple(meta["input_keys"]), record, config, int(meta.get("seed", 0)),
                          str(meta.get("device", "cpu")), str(meta.get("environment", "")),
-                         dict(meta.get("training_data") or {}), meta["merkit_version"])
+                         dict(meta.get("training_data") or {}), meta["merkit_version"],
+                         dict(meta.get("calibration") or {}), dict(meta.get("domain") or {}))
+        temperature = checkpoint.calibration.get("temperature", 1.0)
+        if not isinstance(temperature, (int, float)) or not 0 < float(temperature) < float("inf"):
+            raise CheckpointError(f"{path}: calibration.temperature must be a finite number > 0, got {temperature!r}")
         try:
             model = checkpoint.build_model()
         except MerkitError as error:

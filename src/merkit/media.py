@@ -163,22 +163,30 @@ class FrameFiles(Sequence[np.ndarray]):
         return read_frame(self.paths[index], self.where)
 
 
+#: The channel orders a raw array can be given in: ``rgb`` (what merkit, PIL and imageio decode) and ``bgr``
+#: (what ``cv2.imread`` and ``cv2.VideoCapture`` return).
+COLOR_ORDERS: tuple[str, ...] = ("rgb", "bgr")
+
+
 @dataclass
 class VideoFrames:
     """Frames of a video or a frame folder, in temporal order.
 
     Attributes:
-        frames: T frames, (H, W, 3) RGB uint8.
+        frames: T frames, (H, W, 3) uint8, in the channel order ``color``.
         numbers: T frame numbers (0-based index in a video file; the number in the file name in a folder).
         fps: frames per second of the frame numbers (from the video container; ``None`` for a folder unless
             given).
         source: what was read (a path, or ``"<arrays>"``).
+        color: the frames' channel order, ``rgb`` (what :func:`read_video` returns) or ``bgr``; a frames object
+            carries its own, so ``Predictor.predict`` needs no ``color=`` for it (:func:`as_frames`).
     """
 
     frames: list[np.ndarray]
     numbers: list[int]
     fps: float | None = None
     source: str = "<arrays>"
+    color: str = "rgb"
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -263,10 +271,84 @@ def read_video(source: str | Path, first: int | None = None, last: int | None = 
     return VideoFrames(frames, numbers, rate, str(path))
 
 
+def _frame_as_uint8(frame, number: int, where: Where) -> np.ndarray:
+    """One raw frame under the frame contract of :func:`as_frames`: (H, W, 3) uint8, as given or from float."""
+    frame = np.asarray(frame)
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        raise DataError(f"a frame must be (H, W, 3), this one is {frame.shape}", where,
+                        hint="give colour frames with 3 channels (np.stack([grey] * 3, axis=-1) for a grey one)")
+    if frame.dtype == np.uint8:
+        return frame
+    if frame.dtype.kind != "f":
+        raise DataError(f"a frame must be uint8 (0..255) or float in [0, 1], this one is {frame.dtype}", where,
+                        hint="convert it to uint8 with its own scale (a 16-bit frame: (x // 257).astype(np.uint8))")
+    if not np.isfinite(frame).all():
+        raise DataError("the frame holds NaN or infinite values", where)
+    if frame.size and (frame.min() < 0 or frame.max() > 1):
+        raise DataError(f"a float frame must hold values in [0, 1] (scaled by 255 as uint8), this one spans "
+                        f"[{frame.min():g}, {frame.max():g}]", where,
+                        hint="pass uint8 frames, or float frames divided by 255")
+    return np.rint(frame * 255.0).astype(np.uint8)
+
+
+def as_frames(video: "VideoFrames | Sequence[np.ndarray] | np.ndarray", color: str | None = None) -> VideoFrames:
+    """Raw frames under merkit's frame contract, as RGB uint8 :class:`VideoFrames`.
+
+    The contract: every frame is (H, W, 3), all of one size, and either uint8 (0..255) or float (any width) holding
+    values in [0, 1], which stands for the uint8 frame ``rint(x * 255)`` (so a clip and its ``/ 255`` float copy
+    give the same answer). ``color`` says the channel order of raw arrays: ``rgb`` or ``bgr`` (OpenCV's), which
+    is required, since the two give different answers and nothing in an array tells them apart. A
+    :class:`VideoFrames` (what :func:`read_video` returns) carries its own order; ``color`` may then be omitted or
+    must agree. Anything else (another dtype, NaN, float values outside [0, 1], another ndim or channel count,
+    frames of different sizes, no order for raw arrays) is refused with a one-line error.
+
+    Args:
+        video: :class:`VideoFrames`, a sequence of (H, W, 3) arrays, or one (T, H, W, 3) array.
+        color: ``rgb`` or ``bgr`` (:data:`COLOR_ORDERS`).
+
+    Returns:
+        :class:`VideoFrames` of (H, W, 3) RGB uint8 frames, with the input's numbers (0..T-1 for raw arrays),
+        rate and source.
+
+    Raises:
+        ConfigError: no ``color`` for raw arrays, one not in :data:`COLOR_ORDERS`, or one that contradicts the
+            :class:`VideoFrames`' own.
+        DataError: a frame outside the contract (the message names the frame).
+    """
+    from merkit.errors import ConfigError
+
+    if color is not None and color not in COLOR_ORDERS:
+        raise ConfigError(f"color must be one of {list(COLOR_ORDERS)}, got {color!r}")
+    if isinstance(video, VideoFrames):
+        if color is not None and color != video.color:
+            raise ConfigError(f"color={color!r} contradicts the frames' own order {video.color!r} (VideoFrames.color)")
+        color, frames, numbers = video.color, video.frames, list(video.numbers)
+        fps, source = video.fps, video.source
+        if color not in COLOR_ORDERS:
+            raise ConfigError(f"VideoFrames.color must be one of {list(COLOR_ORDERS)}, got {color!r}")
+    else:
+        if color is None:
+            raise ConfigError("raw frame arrays need their channel order: color='rgb' or color='bgr' (OpenCV's); "
+                              "merkit.media.read_video returns frames that carry it")
+        if isinstance(video, np.ndarray) and video.ndim != 4:
+            raise DataError(f"an array of frames must be (T, H, W, 3), this one is {video.shape}",
+                            Where("video", sample="<arrays>"))
+        frames, fps, source = list(video), None, "<arrays>"
+        numbers = list(range(len(frames)))
+    converted = [_frame_as_uint8(f, n, Where("video", sample=source, frame=n)) for f, n in zip(frames, numbers)]
+    for frame, number in zip(converted, numbers):
+        if frame.shape != converted[0].shape:
+            raise DataError(f"frame {number} is {frame.shape}, frame {numbers[0]} is {converted[0].shape}: a clip's "
+                            "frames must share one size", Where("video", sample=source, frame=number))
+    if color == "bgr":
+        converted = [np.ascontiguousarray(f[..., ::-1]) for f in converted]
+    return VideoFrames(converted, numbers, fps, source, "rgb")
+
+
 def as_video(video: "str | Path | VideoFrames | Sequence[np.ndarray]", first: int | None = None,
              last: int | None = None, step: int = 1, fps: float | None = None) -> VideoFrames:
     """``video`` as :class:`VideoFrames`: read a path (:func:`read_video`), or wrap arrays (RGB uint8, numbered
-    0..T-1), keeping the frames numbered in ``[first, last]``.
+    0..T-1; :func:`as_frames` checks raw arrays first), keeping the frames numbered in ``[first, last]``.
 
     Raises:
         DataError: as :func:`read_video`, or no frame lies in the range.
@@ -280,7 +362,8 @@ def as_video(video: "str | Path | VideoFrames | Sequence[np.ndarray]", first: in
     keep = [i for i, n in enumerate(video.numbers) if lo <= n <= hi][::step]
     if not keep:
         raise DataError(f"no frame lies in [{first}, {last}]", video.where())
-    return VideoFrames([video.frames[i] for i in keep], [video.numbers[i] for i in keep], video.fps, video.source)
+    return VideoFrames([video.frames[i] for i in keep], [video.numbers[i] for i in keep], video.fps or fps,
+                       video.source, video.color)
 
 
 def read_image_or_frame(source: str | Path, frame: int = 0) -> np.ndarray:

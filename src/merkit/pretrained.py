@@ -33,8 +33,9 @@ DEFAULT_MODEL = "megc2019-ststnet"
 CARD_NAME = "MODEL_CARD.md"
 #: A Hugging Face Hub repository id: ``owner/name`` (letters, digits, ``-``, ``_``, ``.``).
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
-#: The files a Hub download fetches: a checkpoint folder and its card (the Hub calls it README.md).
-HUB_FILES = ("model.safetensors", "checkpoint.json", "config.yaml", CARD_NAME, "README.md")
+#: The files a Hub download fetches: a checkpoint folder, its card (the Hub calls it README.md) and its reliability
+#: diagram (`merkit calibrate`).
+HUB_FILES = ("model.safetensors", "checkpoint.json", "config.yaml", CARD_NAME, "README.md", "calibration.png")
 
 
 def read_card(path: str | Path) -> tuple[dict[str, Any], str]:

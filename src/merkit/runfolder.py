@@ -39,13 +39,14 @@ This module imports only :mod:`merkit.errors`, :mod:`merkit.files` and the stand
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import Callable, ClassVar, Literal, get_args
 
 from merkit.errors import ConfigError, DataError, OutputError
 from merkit.files import is_temporary, make_dirs, output_error, sync_dir, sync_file, write_atomic, write_json
@@ -54,6 +55,10 @@ KINDS: tuple[str, ...] = ("evaluate", "ensemble", "checkpoint", "export-flow", "
 RUN_KINDS: tuple[str, ...] = ("evaluate", "ensemble")
 FINGERPRINT_VERSION = 2  # 1: ids, labels, shapes and classes; 2: the same and the tensors' bytes
 PROVENANCE_KEYS: tuple[str, ...] = ("devices", "environments", "nodes")
+#: The formats a run's figures are written in (``--figure-format``); PNG at :data:`PNG_DPI` dots per inch.
+FigureFormat = Literal["png", "pdf", "svg"]
+FIGURE_FORMATS: tuple[str, ...] = get_args(FigureFormat)
+PNG_DPI = 300
 Writer = Callable[[Path], None]
 
 
@@ -198,8 +203,11 @@ class RunFolder(_Folder):
         RUN/checkpoints/seed<S>/<fold>.safetensors   its weights (protocol.save_checkpoints)
         RUN/epochs/seed<S>/<fold>.csv             its learning curve (protocol.record_epochs)
         RUN/choices/seed<S>/<fold>.json           its inner-selection choice (protocol.selection: inner)
-        RUN/predictions.csv, metrics.json, per_class.csv, report.md, confusion.png, data_notes.json,
-            preprocessing.json, epoch_curve.csv, epoch_curve.png, megc2019_log_seed<S>.txt
+        RUN/losses/seed<S>/<fold>.csv             its mean training loss per epoch (every unit)
+        RUN/predictions.csv, metrics.json, per_class.csv, report.md, data_notes.json, preprocessing.json,
+            epoch_curve.csv, training_loss.csv, megc2019_log_seed<S>.txt
+        RUN/confusion.<F>, confusion_normalised.<F>, confusion_<dataset>.<F>, confusion_<dataset>_normalised.<F>,
+            epoch_curve.<F>                       the figures, <F> one of FIGURE_FORMATS (:meth:`figure`)
         RUN/tables.tex, tables.csv   the report's table for a paper (``merkit report --latex`` / ``--csv``); once
                                 written, every later report rewrites them, so that they never lag metrics.json
     """
@@ -210,20 +218,45 @@ class RunFolder(_Folder):
     METRICS: ClassVar[str] = "metrics.json"
     PER_CLASS: ClassVar[str] = "per_class.csv"
     REPORT: ClassVar[str] = "report.md"
-    CONFUSION: ClassVar[str] = "confusion.png"
     DATA_NOTES: ClassVar[str] = "data_notes.json"
     PREPROCESSING: ClassVar[str] = "preprocessing.json"
     EPOCH_CURVE: ClassVar[str] = "epoch_curve.csv"
-    EPOCH_CURVE_PNG: ClassVar[str] = "epoch_curve.png"
+    TRAINING_LOSS: ClassVar[str] = "training_loss.csv"
+    CONFUSION: ClassVar[str] = "confusion"  # a figure's stem (:meth:`confusion`)
+    EPOCH_CURVE_FIGURE: ClassVar[str] = "epoch_curve"  # a figure's stem (:meth:`figure`)
     TABLES_TEX: ClassVar[str] = "tables.tex"
     TABLES_CSV: ClassVar[str] = "tables.csv"
     UNITS: ClassVar[str] = "units"
     CHECKPOINTS: ClassVar[str] = "checkpoints"
     EPOCHS: ClassVar[str] = "epochs"
     CHOICES: ClassVar[str] = "choices"
+    LOSSES: ClassVar[str] = "losses"
     UNIT_PARTS: ClassVar[dict[str, str]] = {UNITS: ".csv", CHECKPOINTS: ".safetensors", EPOCHS: ".csv",
-                                            CHOICES: ".json"}
+                                            CHOICES: ".json", LOSSES: ".csv"}
     _MEGC_LOG: ClassVar[re.Pattern] = re.compile(r"^megc2019_log_seed-?\d+\.txt$")
+    _FIGURE: ClassVar[re.Pattern] = re.compile(r"^(confusion(_.+)?|epoch_curve)\.(png|pdf|svg)$")
+
+    def figure(self, stem: str, figure_format: str = "png") -> Path:
+        """A figure of the run, ``<stem>.<figure_format>`` (``figure_format`` one of :data:`FIGURE_FORMATS`).
+
+        Raises:
+            ConfigError: another format (callers validate it at the boundary first).
+        """
+        if figure_format not in FIGURE_FORMATS:
+            raise ConfigError(f"figure format {figure_format!r} is not one of {FIGURE_FORMATS}")
+        return self.path / f"{stem}.{figure_format}"
+
+    def confusion(self, part: str = "full", normalised: bool = False, figure_format: str = "png") -> Path:
+        """A confusion-matrix figure: ``confusion`` for the full set, ``confusion_<dataset>`` for one part (the
+        dataset id, or for an id with other characters than letters, digits, ``.``, ``_`` and ``-`` a
+        file-name-safe form of it with 6 hex digits of the id), ``_normalised`` appended for the row-normalised
+        variant; ``.<figure_format>``."""
+        stem = self.CONFUSION
+        if part != "full":
+            safe = re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", part) is not None
+            digest = hashlib.sha256(part.encode()).hexdigest()[:6]
+            stem += "_" + (part if safe else f"{re.sub(r'[^A-Za-z0-9._-]', '_', part)}-{digest}")
+        return self.figure(stem + ("_normalised" if normalised else ""), figure_format)
 
     def megc_log(self, seed: int) -> Path:
         """The MEGC2019 log of one seed."""
@@ -332,10 +365,10 @@ class RunFolder(_Folder):
     def _clear_own(self) -> None:
         """Remove the files of merkit's run layout (units and outputs); anything else stays."""
         own = [p for part in self.UNIT_PARTS for p in self.unit_files(part)]
-        outputs = (self.PREDICTIONS, self.METRICS, self.PER_CLASS, self.REPORT, self.CONFUSION, self.DATA_NOTES,
-                   self.PREPROCESSING, self.EPOCH_CURVE, self.EPOCH_CURVE_PNG, self.TABLES_TEX, self.TABLES_CSV)
+        outputs = (self.PREDICTIONS, self.METRICS, self.PER_CLASS, self.REPORT, self.DATA_NOTES,
+                   self.PREPROCESSING, self.EPOCH_CURVE, self.TRAINING_LOSS, self.TABLES_TEX, self.TABLES_CSV)
         own += [self.file(n) for n in outputs]
-        own += [p for p in self.path.iterdir() if self._MEGC_LOG.match(p.name)]
+        own += [p for p in self.path.iterdir() if self._MEGC_LOG.match(p.name) or self._FIGURE.match(p.name)]
         _remove(own)
 
     def data_record(self) -> dict:

@@ -81,3 +81,18 @@ ADDRESS_OPTION = typer.Option(None, "--address", help="A Ray cluster to run on (
                                                          "$RAY_ADDRESS, else a local instance).")
 SET_OPTION = typer.Option([], "--set", help="Any config override key.sub=value (repeatable), e.g. "
                                            "data.face.size=112.")
+FIGURE_FORMAT_OPTION = typer.Option("png", "--figure-format", help="Format of the figures: png (300 dpi), pdf or "
+                                                                   "svg.")
+
+
+def figure_format(value: str) -> str:
+    """The ``--figure-format`` value, checked.
+
+    Raises:
+        ConfigError: ``--figure-format must be one of ('png', 'pdf', 'svg'), got 'pnd' (did you mean 'png'?)``.
+    """
+    from merkit.boundary import check
+    from merkit.runfolder import FigureFormat
+
+    check(**{"--figure-format": (FigureFormat, value)})
+    return value

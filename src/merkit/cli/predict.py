@@ -50,10 +50,16 @@ def predict_command(
     p: Optional[float] = typer.Option(None, help="--spot: threshold = mean + p (max - mean) of the windows' peaks "
                                                  "(default 0.05)."),
     fps: Optional[float] = typer.Option(None, help="Frame rate of a frame folder (a video's own is read)."),
+    min_confidence: Optional[float] = typer.Option(
+        None, "--min-confidence", help="Abstain: answer 'uncertain' when the top (calibrated) probability is "
+        "below this fraction in [0, 1]."),
+    label_macro: bool = typer.Option(False, "--label-macro", help="--spot: label macro-expression intervals "
+                                     "(over 0.5 s) too; the model knows micro-expressions only."),
     figure: bool = typer.Option(True, help="Write the figure (prediction.png or timeline.png)."),
 ) -> None:
     """Recognise the micro-expression in a clip (JSON + figure), or spot and recognise intervals (--spot: CSV +
-    timeline)."""
+    timeline). Each answer carries named domain warnings where the input lies outside what the model was trained
+    on (a clip longer than a micro-expression, times outside the training clips'), and --min-confidence abstains."""
     from merkit.files import write_json
     from merkit.predict import Predictor
 
@@ -62,7 +68,9 @@ def predict_command(
     model_line = f"model: {_describe(predictor, default=checkpoint is None)}"
     out.mkdir(parents=True, exist_ok=True)
     if spot:
-        result = predictor.spot(input, spot_config(window=window, hop=hop, p=p), first, last, step, fps)
+        with _progress_bar() as progress:
+            result = predictor.spot(input, spot_config(window=window, hop=hop, p=p), first, last, step, fps,
+                                    min_confidence=min_confidence, label_macro=label_macro, progress=progress)
         typer.echo(model_line)
         result.to_csv(out / "intervals.csv")
         write_json(out / "spot.json", result.to_dict())
@@ -70,19 +78,55 @@ def predict_command(
             result.save_timeline(out / "timeline.png")
         typer.echo(f"{len(result.intervals)} candidate interval(s) in {len(result.curve)} windows "
                    f"(threshold {result.threshold:.2f} px) -> {out / 'intervals.csv'}")
-        for row in result.intervals.itertuples(index=False):
-            typer.echo(f"  frames {row.onset}-{row.offset} apex {row.apex}: {row.label}")
+        for row in result.intervals.to_dict("records"):
+            typer.echo(f"  frames {row['onset']}-{row['offset']} apex {row['apex']}: {_interval_answer(row)}")
     else:
-        result = predictor.predict(input, onset, apex, offset, fps)
+        result = predictor.predict(input, onset, apex, offset, fps, min_confidence=min_confidence)
         typer.echo(model_line)
         result.to_json(out / "prediction.json")
         if figure:
             result.save_figure(out / "prediction.png")
         probs = "  ".join(f"{c} {v:.2f}" for c, v in result.probabilities.items())
-        typer.echo(f"{result.label} (onset {result.onset}, apex {result.apex} {result.apex_source}; {probs}; "
+        answer = f"uncertain (top {result.top_class}, below {min_confidence})" if result.uncertain else result.label
+        typer.echo(f"{answer} (onset {result.onset}, apex {result.apex} {result.apex_source}; {probs}; "
                    f"{result.timing.total:.2f} s) -> {out / 'prediction.json'}")
+        for finding in result.domain_warnings:
+            typer.echo(f"  domain warning {finding.name} ({finding.basis}): {finding.message}")
     for kind, count in result.warnings.items():
         typer.echo(f"  warning {kind}: {count}")
+
+
+def _interval_answer(row: dict) -> str:
+    """One interval of --spot on the CLI line: its kind, duration, label and domain warnings."""
+    duration = "" if row.get("duration_s") is None else f" ({row['duration_s']:.2f} s)"
+    label = row.get("label")
+    if row["kind"] == "macro" and not label:
+        return f"macro-expression{duration}, not labelled (a micro-expression model; --label-macro labels it)"
+    warnings = f"; domain warnings: {row['domain_warnings']}" if row.get("domain_warnings") else ""
+    return f"{row['kind']}{duration}: {label if label is not None else 'unlabelled'}{warnings}"
+
+
+class _progress_bar:
+    """A rich progress bar with the time left for --spot's window scan, on stderr; ``progress(done, total)``."""
+
+    def __enter__(self):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("scanning windows"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("time left"), TimeRemainingColumn(), transient=True,
+                            console=Console(stderr=True))
+        self.bar.__enter__()
+        self.task = None
+        return self.update
+
+    def update(self, done: int, total: int) -> None:
+        if self.task is None:
+            self.task = self.bar.add_task("spot", total=total)
+        self.bar.update(self.task, completed=done)
+
+    def __exit__(self, *exc):
+        return self.bar.__exit__(*exc)
 
 
 def _describe(predictor, default: bool) -> str:
@@ -157,7 +201,38 @@ def evaluate_spotting_command(
     overlaps = run.summary["false_positives_overlap"]
     if overlaps:
         typer.echo("false positives overlapping: " + ", ".join(f"{k} {v}" for k, v in overlaps.items()))
+    decision = run.summary.get("kinds_decision")
+    if decision and decision["counted"]:
+        parts = []
+        for kind in ("micro", "macro"):
+            d = decision[kind]
+            fmt = (lambda v: "n/a" if v is None else f"{v:.3f}")
+            parts.append(f"{kind} precision {fmt(d['precision'])} recall {fmt(d['recall'])} ({d['right']} right of "
+                         f"{d['called']} called, {d['true']} true)")
+        typer.echo(f"micro/macro decision on the {decision['counted']} intervals on an expression: " + "; ".join(parts))
     if run.summary["labels"]:
         labels = run.summary["labels"]
         typer.echo(f"labels right on {labels['correct']} of {labels['hits']} hits")
     typer.echo(f"-> {out / 'spotting.json'}, spotted.csv, pr.csv")
+
+
+@app.command("calibrate")
+def calibrate_command(
+    run: Path = typer.Argument(..., help="A finished `merkit evaluate` LOSO run of the checkpoint's recipe (honest "
+                                         "selection): its predictions.csv holds out-of-fold predictions."),
+    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="The checkpoint folder to calibrate."),
+    annotations: Optional[Path] = typer.Option(
+        None, "--annotations", help="The official sheets folder (../shared/data/annotations): record the MEGC2019 "
+        "composite's clip durations as the checkpoint's domain statistics."),
+) -> None:
+    """Fit a temperature on a LOSO run's out-of-fold predictions and store it in the checkpoint (checkpoint.json;
+    the weights are not touched), with a reliability diagram (calibration.png) and the ECE before and after."""
+    from merkit import api
+
+    record = api.calibrate(run, checkpoint, annotations)
+    fitted = record["fitted_on"]
+    typer.echo(f"temperature {record['temperature']:.4f} from {fitted['rows']} out-of-fold predictions "
+               f"({fitted['subjects']} subjects, seeds {', '.join(map(str, fitted['seeds']))}): ECE "
+               f"{record['ece_before']:.4f} -> {record['ece_after']:.4f}, NLL {record['nll_before']:.4f} -> "
+               f"{record['nll_after']:.4f}")
+    typer.echo(f"-> {checkpoint / 'checkpoint.json'}, {checkpoint / 'calibration.png'}")

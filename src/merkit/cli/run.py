@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from merkit.cli.app import ADDRESS_OPTION, CONFIG_OPTION, SET_OPTION, app, run_config
+from merkit.cli.app import ADDRESS_OPTION, CONFIG_OPTION, FIGURE_FORMAT_OPTION, SET_OPTION, app, figure_format, \
+    run_config
 
 
 def _seeds(text: Optional[str]) -> Optional[list[int]]:
@@ -41,6 +42,7 @@ def evaluate(
     quiet: bool = typer.Option(False, help="No progress bar."),
     force: bool = typer.Option(False, "--force", help="Recompute the finished units of --out when they were made "
                                "from other data or by another config (replaces only merkit's own unit files)."),
+    figures: str = FIGURE_FORMAT_OPTION,
 ) -> None:
     """Evaluation: predictions, pooled UF1/UAR per dataset, report (resumes a killed run).
 
@@ -61,10 +63,11 @@ def evaluate(
     refused unless --force."""
     from merkit.api import evaluate as run
 
+    figures = figure_format(figures)
     cfg = run_config(config, set_, **{"data.path": data, "training.epochs": epochs, "protocol.selection": protocol,
                                       "protocol.workers": workers, "protocol.seeds": _seeds(seeds),
                                       "protocol.address": address})
-    result = run(cfg, out, progress=not quiet, force=force)
+    result = run(cfg, out, progress=not quiet, force=force, figure_format=figures)
     typer.echo(result.summary_line())
     typer.echo(f"report: {result.report_path}")
 
@@ -92,6 +95,7 @@ def report(
                                "accuracy per part, mean ± std over seeds) for \\input, booktabs, with the "
                                "protocol and any subset in its caption."),
     csv: bool = typer.Option(False, "--csv", help="Also write RUN/tables.csv: the same table in full precision."),
+    figures: str = FIGURE_FORMAT_OPTION,
 ) -> None:
     """Regenerate metrics.json, report.md and figures from a run folder's predictions.
 
@@ -99,7 +103,7 @@ def report(
     from merkit.api import report as run
     from merkit.runfolder import RunFolder
 
-    typer.echo(f"report: {run(run_dir, latex=latex, csv=csv)}")
+    typer.echo(f"report: {run(run_dir, figure_format(figures), latex=latex, csv=csv)}")
     for name, wanted in ((RunFolder.TABLES_TEX, latex), (RunFolder.TABLES_CSV, csv)):
         if wanted:
             typer.echo(f"table: {RunFolder(run_dir).file(name)}")
@@ -139,11 +143,12 @@ def ensemble(
     collapse_seeds: bool = typer.Option(False, "--collapse-seeds", help="Average each run over its seeds first."),
     last_epochs: Optional[int] = typer.Option(None, "--last-epochs", help="Average each run's last K recorded "
                                               "epochs first (needs protocol.record_epochs)."),
+    figures: str = FIGURE_FORMAT_OPTION,
 ) -> None:
     """Average finished runs' class probabilities (e.g. different models, or one run's seeds) into a new run folder
     whose report says what was averaged."""
     from merkit.api import ensemble as run
 
-    result = run(run_dirs, out, collapse_seeds, last_epochs)
+    result = run(run_dirs, out, collapse_seeds, last_epochs, figure_format(figures))
     typer.echo(result.summary_line())
     typer.echo(f"report: {result.report_path}")

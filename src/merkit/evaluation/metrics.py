@@ -134,3 +134,22 @@ def epoch_curve(curves: pd.DataFrame, num_classes: int) -> pd.DataFrame:
     out = per_seed.groupby("epoch").agg(folds=("folds", "min"), uf1=("uf1", "mean"), uar=("uar", "mean"),
                                         accuracy=("accuracy", "mean"), uf1_std=("uf1", "std"))
     return out.reset_index()
+
+
+def loss_curve(losses: pd.DataFrame) -> pd.DataFrame:
+    """The mean training loss per epoch over a run's units.
+
+    Args:
+        losses: the units' training-loss tables (columns ``seed``, ``fold``, ``member``, ``epoch``,
+            ``train_loss``), as written to ``<run>/losses/seed<S>/<fold>.csv``.
+
+    Returns:
+        One row per epoch: ``epoch``, ``train_loss`` (mean over the units' member models), ``train_loss_min``,
+        ``train_loss_max`` (their range), ``units`` (the (seed, fold) units that trained that epoch; under inner
+        selection a unit stops at its chosen epoch). It reads no test data.
+    """
+    table = losses.assign(unit=losses["seed"].astype(str) + "\0" + losses["fold"].astype(str))
+    out = table.groupby("epoch", sort=True).agg(train_loss=("train_loss", "mean"),
+                                                train_loss_min=("train_loss", "min"),
+                                                train_loss_max=("train_loss", "max"), units=("unit", "nunique"))
+    return out.reset_index()

@@ -1,23 +1,29 @@
-"""Run reports: ``metrics.json``, ``report.md``, the confusion-matrix figure and the MEGC2019 log files.
+"""Run reports: ``metrics.json``, ``report.md``, the figures and the MEGC2019 log files.
 
-Everything is regenerated from a run folder's ``config.yaml`` and ``predictions.csv`` (``merkit report RUN``), so
-a report can never disagree with the predictions it summarises. Every table states the selection protocol.
+Everything is regenerated from a run folder's ``config.yaml``, ``predictions.csv`` and unit files (learning
+curves, training losses, inner-selection choices) (``merkit report RUN``), so a report can never disagree with
+the predictions it summarises. Every table and figure states the selection protocol. Figures (confusion matrices
+of the full set and of each dataset, as mean counts per seed and row-normalised; the per-epoch curves) use
+matplotlib's object API and are written as PNG at 300 dpi, PDF or SVG (``figure_format``).
 """
 
 from __future__ import annotations
 
 import json
+import textwrap
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from merkit.boundary import did_you_mean
 from merkit.config import DEFAULT_RECIPE, Plan, TrainConfig
+from merkit.errors import ConfigError, DataError
 from merkit.evaluation.tables import (data_summary, data_text, part_frame, run_caption, run_latex, scope_text,
                                       subset_text)
 from merkit.files import text_writer, write_atomic
-from merkit.runfolder import RunFolder
+from merkit.runfolder import FIGURE_FORMATS, PNG_DPI, RunFolder
 
 PAPER_PROTOCOL_LABEL = "PAPER PROTOCOL: best epoch chosen on each test subject (test-selected, optimistic)"
 
@@ -131,42 +137,134 @@ def _fmt(stat: dict) -> str:
     return f"{stat['mean']:.4f}"
 
 
-def save_confusion_png(confusion: np.ndarray, classes: list[str], path: Path, title: str) -> None:
-    """Write :func:`confusion_figure` as a PNG, atomically."""
-    fig = confusion_figure(confusion, classes, title)
-    write_atomic(path, lambda p: fig.savefig(p))
+#: How a report names each figure format.
+FIGURE_NAMES = {"png": f"PNG, {PNG_DPI} dpi", "pdf": "PDF", "svg": "SVG"}
 
 
-def mean_confusion(metrics: dict) -> np.ndarray:
-    """The full set's confusion matrix (rows = ground truth) as mean counts per seed, so that each row sums to the
-    class's sample count however many seeds the run has (:func:`merkit.evaluation.metrics.summarize_run`'s
+def save_figure(figure, path: str | Path) -> Path:
+    """Write a :class:`matplotlib.figure.Figure` atomically in the format of ``path``'s suffix
+    (:data:`merkit.runfolder.FIGURE_FORMATS`; PNG at :data:`~merkit.runfolder.PNG_DPI` dpi).
+
+    Raises:
+        ConfigError: another suffix. OutputError: the disk refused the write.
+    """
+    path = Path(path)
+    return write_atomic(path, figure_writer(figure, path.suffix.lstrip(".").lower()))
+
+
+def figure_writer(figure, figure_format: str):
+    """A writer of ``figure`` in ``figure_format`` (png, pdf or svg) for :func:`merkit.files.write_atomic`: PNG at
+    :data:`~merkit.runfolder.PNG_DPI` dpi; PDF and SVG without a date and with fixed SVG ids, so that the same
+    figure gives the same bytes.
+
+    Raises:
+        ConfigError: another format.
+    """
+    if figure_format not in FIGURE_FORMATS:
+        raise ConfigError(f"figure format {figure_format!r} is not one of {FIGURE_FORMATS}"
+                          f"{did_you_mean(figure_format, FIGURE_FORMATS)}")
+    metadata = {"pdf": {"CreationDate": None}, "svg": {"Date": None}}.get(figure_format)
+    return lambda path: _fixed_svg_ids(lambda: figure.savefig(path, format=figure_format, dpi=PNG_DPI,
+                                                              metadata=metadata))
+
+
+def _fixed_svg_ids(save) -> None:
+    """Run ``save()`` with a fixed salt for the ids of SVG elements (matplotlib draws random ones otherwise)."""
+    import matplotlib
+
+    with matplotlib.rc_context({"svg.hashsalt": "merkit"}):
+        save()
+
+
+def mean_confusion(metrics: dict, part: str = "full") -> np.ndarray:
+    """The confusion matrix of one part (``"full"`` or a dataset; rows = ground truth) as mean counts per seed,
+    float (K, K), so that each row sums to the class's sample count in that part and the matrix to the part's
+    sample count, however many seeds the run has (:func:`merkit.evaluation.metrics.summarize_run`'s
     ``per_seed``)."""
-    return np.mean([np.asarray(m["full"]["confusion"], dtype=float) for m in metrics["per_seed"].values()], axis=0)
+    return np.mean([np.asarray(m[part]["confusion"], dtype=float) for m in metrics["per_seed"].values()
+                    if part in m], axis=0)
 
 
-def confusion_figure(confusion: np.ndarray, classes: list[str], title: str):
-    """Row-normalised confusion matrix with counts, rows = ground truth (a :class:`matplotlib.figure.Figure`).
-    ``confusion`` may hold mean counts over seeds (:func:`mean_confusion`); they are shown with one decimal where
-    they are not whole."""
+def normalised_confusion(confusion: np.ndarray) -> np.ndarray:
+    """``confusion`` with each row divided by its sum (float (K, K)): each row of a class with samples sums to 1,
+    the row of a class with none is NaN."""
+    counts = np.asarray(confusion, dtype=float)
+    totals = counts.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, counts / np.where(totals > 0, totals, 1), np.nan)
+
+
+def _count(value: float) -> str:
+    """A count as a whole number, or with one decimal where a mean over seeds is not whole."""
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
+
+
+def confusion_figure(confusion: np.ndarray, classes: list[str], title: str, normalised: bool = False):
+    """A confusion matrix, rows = ground truth (a :class:`matplotlib.figure.Figure`).
+
+    Args:
+        confusion: float (K, K) counts, e.g. mean counts per seed (:func:`mean_confusion`; shown with one decimal
+            where they are not whole).
+        normalised: show each row's shares (:func:`normalised_confusion`, rows sum to 1) instead of the counts.
+
+    Each row's label gives the class's sample count; a class without samples has an empty row ("-").
+    """
     from matplotlib.figure import Figure
 
     counts = np.asarray(confusion, dtype=float)
-    rates = counts / np.clip(counts.sum(axis=1, keepdims=True), 1, None)
-    fig = Figure(figsize=(1.3 * len(classes) + 2, 1.2 * len(classes) + 1.5), dpi=100)
+    values = normalised_confusion(counts) if normalised else counts
+    k = len(classes)
+    top = 1.0 if normalised else max(float(np.nanmax(values)) if values.size else 1.0, 1.0)
+    fig = Figure(figsize=(1.3 * k + 2.8, 1.2 * k + 1.6), dpi=100)
     ax = fig.subplots()
-    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    for i in range(len(classes)):
-        for j in range(len(classes)):
-            count = f"{counts[i, j]:.0f}" if float(counts[i, j]).is_integer() else f"{counts[i, j]:.1f}"
-            ax.text(j, i, f"{rates[i, j]:.2f}\n({count})", ha="center", va="center",
-                    color="white" if rates[i, j] > 0.6 else "black", fontsize=9)
-    ax.set_xticks(range(len(classes)), classes, rotation=30, ha="right")
-    ax.set_yticks(range(len(classes)), classes)
+    image = ax.imshow(np.nan_to_num(values), cmap="Blues", vmin=0, vmax=top)
+    for i in range(k):
+        for j in range(k):
+            v = values[i, j]
+            text = "-" if np.isnan(v) else (f"{v:.2f}" if normalised else _count(v))
+            ax.text(j, i, text, ha="center", va="center", fontsize=9,
+                    color="white" if not np.isnan(v) and v > 0.6 * top else "black")
+    ax.set_xticks(range(k), classes, rotation=30, ha="right")
+    ax.set_yticks(range(k), [f"{c} ({_count(n)})" for c, n in zip(classes, counts.sum(axis=1))])
     ax.set_xlabel("prediction")
-    ax.set_ylabel("ground truth")
-    ax.set_title(title, fontsize=9)
+    ax.set_ylabel("ground truth (samples)")
+    fig.colorbar(image, ax=ax, fraction=0.05, label="share of the row" if normalised else "samples")
+    ax.set_title(textwrap.fill(title, 56), fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _confusion_figures(folder: RunFolder, plan: Plan, metrics: dict, classes: list[str], label: str,
+                       figure_format: str) -> tuple[dict, list[str]]:
+    """The confusion matrices of the full set and of each dataset, as mean counts per seed and row-normalised:
+    their writers (path -> writer) and the report's lines that show and list them.
+
+    Raises:
+        DataError: two parts would write the same file (dataset ids that differ only where a file name cannot).
+    """
+    seeds = len(metrics["seeds"])
+    per_seed = f"mean counts per seed over {seeds} seeds" if seeds > 1 else "counts"
+    files, rows = {}, []
+    for part in metrics["summary"]:
+        names = []
+        for normalised in (False, True):
+            what = "row-normalised (rows sum to 1)" if normalised else per_seed
+            title = f"{plan.name}, {'full set' if part == 'full' else part}: {what}; {label}"
+            write = figure_writer(confusion_figure(mean_confusion(metrics, part), classes, title, normalised),
+                                  figure_format)
+            path = folder.confusion(part, normalised, figure_format)
+            if path in files:
+                raise DataError(f"the confusion matrices of two parts would both be written to {path.name}; "
+                                f"rename the dataset {part!r}")
+            files[path] = write
+            names.append(path.name)
+        rows.append(f"| {part} | [{names[0]}]({names[0]}) | [{names[1]}]({names[1]}) |")
+    full = folder.confusion("full", False, figure_format).name
+    lines = [f"![confusion matrix of the full set, {per_seed}]({full})", "",
+             f"Confusion matrices (rows: ground truth; {FIGURE_NAMES[figure_format]}): {per_seed}, so that a row "
+             "sums to the class's samples, and row-normalised, so that a row sums to 1 (its recall on the "
+             "diagonal).", "", f"| part | {per_seed} | row-normalised |", "|---|---|---|", *rows, ""]
+    return files, lines
 
 
 def ground_truth_warning(keys: list[str]) -> str:
@@ -174,34 +272,59 @@ def ground_truth_warning(keys: list[str]) -> str:
             "time; its figures are not comparable with methods that see only the video.")
 
 
-def save_curve_png(curve: pd.DataFrame, path: Path, title: str) -> None:
-    """Write :func:`curve_figure` as a PNG, atomically."""
-    fig = curve_figure(curve, title)
-    write_atomic(path, lambda p: fig.savefig(p))
+LOSS_NOTE = ("Training loss: the mean, over each epoch's training rows, of the loss the optimiser minimised "
+             "(cross-entropy, class-weighted where the recipe says so, plus any auxiliary losses of the model), in "
+             "training mode with the training augmentations, then averaged over the units (folds x seeds x "
+             "ensemble members); the shaded band is its range over the units. It reads no test data.")
 
 
-def curve_figure(curve: pd.DataFrame, title: str):
-    """UF1 and UAR of :func:`merkit.evaluation.metrics.epoch_curve` against the epoch (a matplotlib Figure)."""
+def curve_figure(curve: pd.DataFrame | None, title: str, losses: pd.DataFrame | None = None):
+    """Per-epoch curves (a matplotlib Figure): UF1 and UAR of :func:`merkit.evaluation.metrics.epoch_curve`
+    against the epoch and, beside them, the mean training loss of :func:`merkit.evaluation.metrics.loss_curve`
+    (its range over units shaded); either may be ``None``. Epoch ticks are whole numbers."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    fig = Figure(figsize=(6, 3.5), dpi=100)
-    ax = fig.subplots()
-    ax.plot(curve["epoch"], curve["uf1"], label="UF1")
-    ax.plot(curve["epoch"], curve["uar"], label="UAR")
-    ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
-    ax.set_ylabel("pooled over held-out subjects")
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    ax.set_title(title, fontsize=9)
+    panels = [name for name, table in (("curve", curve), ("loss", losses)) if table is not None]
+    fig = Figure(figsize=(5.5 * len(panels) + 0.5, 3.5), dpi=100)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, name in zip(axes, panels):
+        if name == "curve":
+            ax.plot(curve["epoch"], curve["uf1"], label="UF1")
+            ax.plot(curve["epoch"], curve["uar"], label="UAR")
+            ax.set_ylabel("pooled over held-out subjects")
+            ax.set_ylim(0, 1)
+            ax.set_title("test-set learning curve (diagnostic)", fontsize=9)
+        else:
+            ax.fill_between(losses["epoch"], losses["train_loss_min"], losses["train_loss_max"], alpha=0.2,
+                            color="tab:grey", label="range over units")
+            ax.plot(losses["epoch"], losses["train_loss"], color="tab:red", label="mean training loss")
+            ax.set_ylabel("training loss")
+            ax.set_ylim(bottom=0)
+            ax.set_title("training loss", fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
 
 
-def render_curve(curve: pd.DataFrame, units: int) -> list[str]:
-    """The report section for :func:`merkit.evaluation.metrics.epoch_curve` (a run with ``record_epochs``)."""
+def loss_lines(losses: pd.DataFrame, units: int) -> list[str]:
+    """What the report says about the training loss (:func:`merkit.evaluation.metrics.loss_curve`), and how many
+    of the run's ``units`` ((seed, fold) pairs) recorded it."""
+    covered = int(losses["units"].max())
+    missing = [f"Only {covered} of the {units} units recorded it (the others finished before merkit recorded the "
+               "training loss).", ""] if covered < units else []
+    return [LOSS_NOTE, "", *missing]
+
+
+def render_curve(curve: pd.DataFrame, units: int, figure: str = "epoch_curve.png",
+                 losses: pd.DataFrame | None = None, loss_units: int = 0) -> list[str]:
+    """The report section for :func:`merkit.evaluation.metrics.epoch_curve` (a run with ``record_epochs``), with
+    the mean training loss (:func:`merkit.evaluation.metrics.loss_curve`) where it was recorded; ``units``: folds
+    per seed, ``loss_units``: (seed, fold) units of the run, ``figure``: the figure's file name."""
     lines = ["## Test-set learning curve (diagnostic)", "",
              "UF1 and UAR pooled over the held-out subjects after each epoch, the same epoch for every fold (mean "
              "over seeds). **An epoch chosen from this table is chosen on the test subjects**: a recipe picked "
@@ -209,9 +332,25 @@ def render_curve(curve: pd.DataFrame, units: int) -> list[str]:
     if int(curve["folds"].min()) < units:
         lines += [f"Some units have no recorded curve (resumed from a run without `record_epochs`); the curve "
                   f"covers as few as {int(curve['folds'].min())} of {units} folds per seed.", ""]
-    lines += ["| epoch | UF1 | UAR | accuracy |", "|---|---|---|---|"]
-    lines += [f"| {r.epoch} | {r.uf1:.4f} | {r.uar:.4f} | {r.accuracy:.4f} |" for r in curve.itertuples()]
-    return lines + ["", "![test-set learning curve](epoch_curve.png)", ""]
+    loss = dict(zip(losses["epoch"], losses["train_loss"])) if losses is not None else {}
+    if loss:
+        lines += loss_lines(losses, loss_units)
+    lines += ["| epoch | UF1 | UAR | accuracy |" + (" training loss |" if loss else ""),
+              "|---|---|---|---|" + ("---|" if loss else "")]
+    lines += [f"| {r.epoch} | {r.uf1:.4f} | {r.uar:.4f} | {r.accuracy:.4f} |"
+              + (f" {loss[r.epoch]:.4f} |" if r.epoch in loss else (" |" if loss else "")) for r in curve.itertuples()]
+    return lines + ["", f"![test-set learning curve]({figure})", ""]
+
+
+def render_training_loss(losses: pd.DataFrame, units: int, figure: str) -> list[str]:
+    """The report section on the mean training loss per epoch (:func:`merkit.evaluation.metrics.loss_curve`) of a
+    run without a test-set learning curve; ``units`` is the number of (seed, fold) units of the run, ``figure``
+    the figure's file name."""
+    first, last = losses.iloc[0], losses.iloc[-1]
+    return ["## Training loss", "", *loss_lines(losses, units),
+            f"Mean training loss after epoch {int(first.epoch)}: {first.train_loss:.4f}; after epoch "
+            f"{int(last.epoch)}: {last.train_loss:.4f} (every epoch in `{RunFolder.TRAINING_LOSS}`).", "",
+            f"![training loss]({figure})", ""]
 
 
 def ensemble_lines(ensemble: dict) -> list[str]:
@@ -237,9 +376,11 @@ def run_label(model: str, ensemble: dict | None) -> str:
 
 def render_report(plan: Plan, metrics: dict, notes: list[str], diagnostics: dict[str, int],
                   ground_truth_inputs: list[str] | None = None, curve: list[str] | None = None,
-                  choices: list[str] | None = None, ensemble: dict | None = None) -> str:
+                  choices: list[str] | None = None, ensemble: dict | None = None,
+                  figures: list[str] | None = None) -> str:
     """The Markdown report of a run; ``curve`` and ``choices`` are the optional :func:`render_curve` and
-    :func:`render_choices` sections; ``ensemble`` as :func:`write_outputs`. A run on a subset
+    :func:`render_choices` sections; ``ensemble`` as :func:`write_outputs`; ``figures`` the lines that show and
+    list the confusion matrices (default: a link to ``confusion.png``). A run on a subset
     (``metrics["data"]["subset"]``) says so in its header and above every table."""
     summary = metrics["summary"]
     seeds = metrics["seeds"]
@@ -261,7 +402,7 @@ def render_report(plan: Plan, metrics: dict, notes: list[str], diagnostics: dict
               for name, c in metrics["per_class"].items()]
     fold_mean = np.mean([m["uf1"] for m in metrics["per_fold_mean"].values()])
     lines += ["", f"Secondary figure, not comparable with the pooled ones: per-fold mean UF1 {fold_mean:.4f}.",
-              "", "![confusion matrix, mean counts per seed](confusion.png)", ""]
+              "", *scope, *(figures or ["![confusion matrix, mean counts per seed](confusion.png)", ""])]
     lines += _published_section(plan, summary, data, ensemble)
     lines += _under_heading(choices or [], scope)
     lines += _under_heading(curve or [], scope)
@@ -341,17 +482,19 @@ def _published_section(plan: Plan, summary: dict, data: dict, ensemble: dict | N
 
 def write_outputs(run_dir: Path, plan: Plan, preds: pd.DataFrame, classes: tuple[str, ...],
                   notes: list[str], diagnostics: dict[str, int], ground_truth_inputs: list[str] | None = None,
-                  ensemble: dict | None = None, subset: dict | None = None, tables: tuple[str, ...] = ()) -> dict:
-    """Write ``predictions.csv``, ``metrics.json``, ``per_class.csv``, ``report.md``, ``confusion.png``, the MEGC
-    logs, the learning curve and the paper tables (:func:`render_outputs`), each atomically, after all of them are
-    computed. ``ensemble`` describes an averaged run (:func:`merkit.api.ensemble`): how it was combined and its
-    members (run, model, preset, seeds, selection); the report names them instead of one model.
+                  ensemble: dict | None = None, subset: dict | None = None, tables: tuple[str, ...] = (),
+                  figure_format: str = "png") -> dict:
+    """Write ``predictions.csv``, ``metrics.json``, ``per_class.csv``, ``report.md``, the confusion matrices, the
+    MEGC logs, the learning curve, the training loss and the paper tables (:func:`render_outputs`), each
+    atomically, after all of them are computed; figures in ``figure_format`` (png at 300 dpi, pdf or svg).
+    ``ensemble`` describes an averaged run (:func:`merkit.api.ensemble`): how it was combined and its members
+    (run, model, preset, seeds, selection); the report names them instead of one model.
 
     Returns:
         The metrics (what ``metrics.json`` holds).
     """
     metrics, files = render_outputs(run_dir, plan, preds, classes, notes, diagnostics, ground_truth_inputs, ensemble,
-                                    subset, tables)
+                                    subset, tables, figure_format)
     for path, write in files.items():
         write_atomic(path, write)
     return metrics
@@ -359,7 +502,8 @@ def write_outputs(run_dir: Path, plan: Plan, preds: pd.DataFrame, classes: tuple
 
 def render_outputs(run_dir: Path, plan: Plan, preds: pd.DataFrame, classes: tuple[str, ...], notes: list[str],
                    diagnostics: dict[str, int], ground_truth_inputs: list[str] | None = None,
-                   ensemble: dict | None = None, subset: dict | None = None, tables: tuple[str, ...] = ()):
+                   ensemble: dict | None = None, subset: dict | None = None, tables: tuple[str, ...] = (),
+                   figure_format: str = "png"):
     """Everything :func:`write_outputs` writes, computed and not yet written.
 
     Args:
@@ -370,11 +514,15 @@ def render_outputs(run_dir: Path, plan: Plan, preds: pd.DataFrame, classes: tupl
 
     Returns:
         ``(metrics, files)``: the metrics, and for each output file a writer of its temporary path.
+
+    Raises:
+        ConfigError: a ``figure_format`` other than png, pdf and svg; a damaged training-loss file.
     """
     from merkit.evaluation.megc_log import megc_log_text
     from merkit.evaluation.metrics import summarize_run
 
     folder = RunFolder(run_dir)
+    folder.figure(RunFolder.CONFUSION, figure_format)  # an unknown format fails before anything is computed
     metrics = summarize_run(preds, classes)
     gt = list(ground_truth_inputs or [])
     label = protocol_label(plan)
@@ -392,17 +540,15 @@ def render_outputs(run_dir: Path, plan: Plan, preds: pd.DataFrame, classes: tupl
                                       for c in kept]
         choices = render_choices(kept)
     per_class = pd.DataFrame(metrics["per_class"]).T.rename_axis("class")
-    seeds = f", mean counts over {len(metrics['seeds'])} seeds" if len(metrics["seeds"]) > 1 else ""
-    figure = confusion_figure(mean_confusion(metrics), list(classes), f"{plan.name}: {label}{seeds}")
+    figures, figure_lines = _confusion_figures(folder, plan, metrics, list(classes), label, figure_format)
     files = {folder.file(RunFolder.PREDICTIONS): lambda p: preds.to_csv(p, index=False),
              folder.file(RunFolder.METRICS): text_writer(json.dumps(metrics, indent=2, default=str)),
-             folder.file(RunFolder.PER_CLASS): lambda p: per_class.to_csv(p),
-             folder.file(RunFolder.CONFUSION): lambda p: figure.savefig(p)}
+             folder.file(RunFolder.PER_CLASS): lambda p: per_class.to_csv(p), **figures}
     if list(classes) == ["negative", "positive", "surprise"]:
         for seed, df in preds.groupby("seed"):
             files[folder.megc_log(seed)] = text_writer(megc_log_text(df))
-    curve = _learning_curve(folder, plan, preds, classes, files)
-    report = render_report(plan, metrics, notes, diagnostics, gt, curve, choices, ensemble)
+    curve = _learning_curve(folder, plan, preds, classes, files, figure_format)
+    report = render_report(plan, metrics, notes, diagnostics, gt, curve, choices, ensemble, figure_lines)
     files.update(_paper_tables(folder, plan, metrics, tables, ensemble))
     files[folder.file(RunFolder.REPORT)] = text_writer(report)
     return metrics, files
@@ -430,21 +576,48 @@ def _paper_tables(folder: RunFolder, plan: Plan, metrics: dict, tables: tuple[st
     return files
 
 
-def _learning_curve(folder: RunFolder, plan: Plan, preds: pd.DataFrame, classes: tuple[str, ...],
-                    files: dict) -> list[str] | None:
-    """The report's learning-curve section, with its table and figure added to ``files``; ``None`` when the run
-    recorded no epochs of these seeds."""
-    curve_files = folder.unit_files(RunFolder.EPOCHS)
-    if not curve_files:
-        return None
-    from merkit.evaluation.metrics import epoch_curve
+def _read_unit_tables(files: list[Path], seeds) -> pd.DataFrame | None:
+    """The unit files' rows of ``seeds`` (the folder may hold other seeds' units), or ``None`` when there are none.
 
-    curves = pd.concat([pd.read_csv(f) for f in curve_files], ignore_index=True)
-    curves = curves[curves["seed"].isin(preds["seed"].unique())]  # the folder may hold other seeds' units
-    if not len(curves):
+    Raises:
+        ConfigError: a file that does not parse, named.
+    """
+    tables = []
+    for f in files:
+        try:
+            tables.append(pd.read_csv(f))
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+            raise ConfigError(f"{f} is damaged ({str(error).splitlines()[0]}); rerun merkit evaluate with the same "
+                              "--out to recompute its unit") from error
+    table = pd.concat(tables, ignore_index=True) if tables else None
+    if table is None or "seed" not in table.columns:
         return None
-    table = epoch_curve(curves, len(classes))
-    figure = curve_figure(table, f"{plan.name}: test-set learning curve (diagnostic)")
+    table = table[table["seed"].isin(seeds)]
+    return table if len(table) else None
+
+
+def _learning_curve(folder: RunFolder, plan: Plan, preds: pd.DataFrame, classes: tuple[str, ...],
+                    files: dict, figure_format: str = "png") -> list[str] | None:
+    """The report's learning-curve section (test-set curve, with the training loss beside it) or its
+    training-loss section (a run without ``record_epochs``), with its tables and figure added to ``files``;
+    ``None`` when the run recorded neither for these seeds (e.g. a folder of units finished before merkit recorded
+    the training loss)."""
+    from merkit.evaluation.metrics import epoch_curve, loss_curve
+
+    seeds = preds["seed"].unique()
+    curves = _read_unit_tables(folder.unit_files(RunFolder.EPOCHS), seeds)
+    losses = _read_unit_tables(folder.unit_files(RunFolder.LOSSES), seeds)
+    if curves is None and losses is None:
+        return None
+    table = epoch_curve(curves, len(classes)) if curves is not None else None
+    loss_table = loss_curve(losses) if losses is not None else None
+    figure = curve_figure(table, f"{plan.name}: {protocol_label(plan)}", loss_table)
+    path = folder.figure(RunFolder.EPOCH_CURVE_FIGURE, figure_format)
+    files[path] = figure_writer(figure, figure_format)
+    units = len(preds[["seed", "fold"]].drop_duplicates())
+    if loss_table is not None:
+        files[folder.file(RunFolder.TRAINING_LOSS)] = lambda p: loss_table.to_csv(p, index=False)
+    if table is None:
+        return render_training_loss(loss_table, units, path.name)
     files[folder.file(RunFolder.EPOCH_CURVE)] = lambda p: table.to_csv(p, index=False)
-    files[folder.file(RunFolder.EPOCH_CURVE_PNG)] = lambda p: figure.savefig(p)
-    return render_curve(table, preds["fold"].nunique())
+    return render_curve(table, preds["fold"].nunique(), path.name, loss_table, units)

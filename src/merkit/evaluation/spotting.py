@@ -421,6 +421,34 @@ def _label_accuracy(spotted: pd.DataFrame, truth: pd.DataFrame, matches: pd.Data
     return {"hits": len(hits), "correct": int(correct), "accuracy": (int(correct) / len(hits)) if len(hits) else None}
 
 
+def kind_decision(spotted: pd.DataFrame) -> dict | None:
+    """How well the spotted intervals' ``kind`` (``micro`` or ``macro``, by the duration timed from the apex)
+    matches the kind of the ground-truth expression each overlaps most (``overlaps``, :func:`attribute_misses`).
+
+    Only intervals that overlap a micro- or macro-expression count; those on blinks, head movements or nothing
+    have no true kind and are counted apart (``other``). For each kind: precision (of the intervals called so,
+    the share on that kind) and recall (of the intervals on that kind, the share called so).
+
+    Returns:
+        ``{"micro": {precision, recall, called, true, right}, "macro": {...}, "counted": n, "other": {kind:
+        called micro/macro counts}}``, or ``None`` when the intervals carry no ``kind``.
+    """
+    if "kind" not in spotted.columns or "overlaps" not in spotted.columns:
+        return None
+    on = spotted[spotted["overlaps"].isin(["micro", "macro"])]
+    out: dict = {"counted": int(len(on))}
+    for kind in ("micro", "macro"):
+        called, true = on["kind"] == kind, on["overlaps"] == kind
+        right = int((called & true).sum())
+        out[kind] = {"precision": right / int(called.sum()) if called.any() else None,
+                     "recall": right / int(true.sum()) if true.any() else None,
+                     "called": int(called.sum()), "true": int(true.sum()), "right": right}
+    rest = spotted[~spotted["overlaps"].isin(["micro", "macro"])]
+    out["other"] = {str(k): {str(c): int(n) for c, n in g["kind"].value_counts().items()}
+                    for k, g in rest.groupby("overlaps")}
+    return out
+
+
 def _speed(run: _Spotted) -> dict:
     import os
 
@@ -469,6 +497,6 @@ def score_spotting_set(dataset: SpottingSet, spot, config, kinds: Sequence[str] 
         "spot_config": dataclasses.asdict(config),
         "score": score.to_dict(), "per_video": run.per_video,
         "false_positives_overlap": {k: int(v) for k, v in false["overlaps"].value_counts().items()},
-        "labels": labels, "speed": _speed(run), "warnings": run.warnings,
+        "labels": labels, "kinds_decision": kind_decision(spotted), "speed": _speed(run), "warnings": run.warnings,
     }
     return SpottingRun(None, summary, spotted, matches, pr, run.windows)

@@ -162,7 +162,8 @@ def raise_if_lost(shift: float, where: Where | None = None) -> float:
     if shift > MAX_FACE_SHIFT:
         raise FaceLostError(f"the face moved {shift:.2f} of its width from the reference frame (limit "
                             f"{MAX_FACE_SHIFT})", where, hint="one transform per clip needs a still head; choose a "
-                                                             "shorter clip")
+                                                             "shorter clip, or scan a long video with "
+                                                             "`merkit predict --spot` (Predictor.spot)")
     return shift
 
 

@@ -383,3 +383,50 @@ def select_intervals(windows: "pd.DataFrame", config: SpotConfig) -> tuple[list[
         if all(end[i] < start[j] or start[i] > end[j] for j in chosen):
             chosen.append(int(i))
     return sorted(chosen, key=lambda j: start[j]), threshold
+
+
+def dip_duration(forward: np.ndarray, backward: np.ndarray) -> float:
+    """The duration, in frames, of an expression seen from its apex: twice the width of the dip in the motion
+    relative to the apex frame.
+
+    Seen from the apex frame, the face differs little while the expression is near its apex and most once it is
+    back at neutral (or elsewhere). Where the motion relative to the apex first reaches half its largest value on
+    each side (``t_fall`` frames after the apex, ``t_rise`` before it; linear interpolation; the curve's end when it
+    never does) bounds the dip; for a raised-cosine rise and fall (the onset-apex-offset time course of an
+    expression) ``2 (t_rise + t_fall)`` is exactly its onset-to-offset duration, and for a longer expression than
+    the curves cover it is at least their span. The same rule as :func:`motion_extent`, measured from the apex
+    rather than from a local onset, so that it sees past a 0.5 s window.
+
+    Args:
+        forward: float (Lf,) motion of the frames from the apex onwards relative to the apex (``forward[0]`` is the
+            apex, ~0), smoothed.
+        backward: float (Lb,) the same for the frames from the apex backwards (``backward[0]`` is the apex).
+
+    Returns:
+        Frames, >= 0.
+    """
+    curves = [np.asarray(c, dtype=np.float64).copy() for c in (forward, backward)]
+    for c in curves:  # the apex against itself: no motion (a smoothed curve can lift it)
+        c[:1] = 0.0
+    top = max(float(c.max()) if len(c) else 0.0 for c in curves)
+    if top <= 0:
+        return 0.0
+    half = 0.5 * top
+    widths = []
+    for c in curves:
+        above = np.flatnonzero(c >= half)
+        if not len(above):
+            widths.append(float(len(c) - 1))
+            continue
+        j = int(above[0])
+        widths.append(float(j) if j == 0 else j - 1 + (half - c[j - 1]) / (c[j] - c[j - 1]))
+    return 2.0 * sum(widths)
+
+
+def dip_sides(forward: np.ndarray, backward: np.ndarray) -> tuple[bool, bool]:
+    """Whether the motion relative to the apex reaches half its largest value after the apex (``forward``) and
+    before it (``backward``), as :func:`dip_duration` measures. A side that never does shows a face at rest on that
+    side: the frame is the end of an expression rather than its apex."""
+    curves = [np.asarray(c, dtype=np.float64)[1:] for c in (forward, backward)]
+    top = max((float(c.max()) for c in curves if len(c)), default=0.0)
+    return tuple(bool(len(c) and (c >= 0.5 * top).any()) and top > 0 for c in curves)

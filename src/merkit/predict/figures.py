@@ -1,5 +1,5 @@
 """Figures of ``merkit predict``: one clip (:func:`prediction_figure`) and a spotting timeline
-(:func:`timeline_figure`)."""
+(:func:`draw_timeline`, written by :func:`timeline_figure`)."""
 
 from __future__ import annotations
 
@@ -65,7 +65,12 @@ def prediction_figure(prediction: Prediction, path: str | Path) -> Path:
     bars.barh(names, values, color=colours)
     bars.set_xlim(0, 1)
     bars.invert_yaxis()
-    bars.set_title(f"prediction: {prediction.label}", fontsize=9)
+    title = (f"uncertain (top {prediction.top_class} < {prediction.min_confidence:g})" if prediction.uncertain
+             else f"prediction: {prediction.label}")
+    bars.set_title(title + ("" if prediction.temperature == 1.0 else f"\ncalibrated, T = {prediction.temperature:.2f}"),
+                   fontsize=9)
+    if prediction.min_confidence is not None:
+        bars.axvline(prediction.min_confidence, color="black", ls=":", lw=1)
     bars.tick_params(labelsize=8)
     for y, v in enumerate(values):
         bars.text(min(v + 0.02, 0.8), y, f"{v:.2f}", va="center", fontsize=8)
@@ -73,16 +78,29 @@ def prediction_figure(prediction: Prediction, path: str | Path) -> Path:
     fig.suptitle(f"{Path(prediction.source).name}: onset {prediction.onset}, apex {prediction.apex} "
                  f"({prediction.apex_source}); face {t.face:.2f} s, motion {t.motion:.2f} s, model {t.model:.3f} s",
                  fontsize=9)
-    fig.tight_layout()
+    if prediction.domain_warnings:
+        fig.text(0.01, 0.01, "\n".join(f"domain warning {f.name} ({f.basis}): {f.value:.2f} s, expected {f.expected}"
+                                       for f in prediction.domain_warnings), color="tab:red", fontsize=8,
+                 va="bottom")
+    fig.tight_layout(rect=(0, 0.06 * len(prediction.domain_warnings), 1, 1))
     path = Path(path)
     write_atomic(path, lambda p: fig.savefig(p, dpi=90))
     return path
 
 
 def timeline_figure(result: SpotResult, path: str | Path) -> Path:
-    """Write the timeline of a :class:`SpotResult`: each window's peak motion score at its peak frame, the
-    threshold, and the candidate intervals shaded and labelled with their predicted class (grey and unlabelled
-    when spotted without a model)."""
+    """Write :func:`draw_timeline` of a :class:`SpotResult` (PNG, 90 dpi) atomically to ``path``."""
+    fig = draw_timeline(result)
+    path = Path(path)
+    write_atomic(path, lambda p: fig.savefig(p, dpi=90))
+    return path
+
+
+def draw_timeline(result: SpotResult):
+    """The timeline of a :class:`SpotResult` (a :class:`matplotlib.figure.Figure`): each window's peak motion
+    score at its peak frame, joined in time order, the threshold, and the candidate intervals: micro ones shaded
+    and labelled with their predicted class (grey and unlabelled when spotted without a model; ``(!)`` marks a
+    domain warning), macro ones hatched and marked ``macro``."""
     import matplotlib
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
@@ -91,7 +109,9 @@ def timeline_figure(result: SpotResult, path: str | Path) -> Path:
     unit = "s" if result.fps else "frame"
     fig = Figure(figsize=(10, 2.8))
     ax = fig.subplots()
-    curve = result.curve
+    # The windows come in the order of their starts, but overlapping windows can peak out of that order (one peaks
+    # at its end, the next near its start): drawn in window order, the line ran backwards in time.
+    curve = result.curve.sort_values("peak", kind="stable")
     ax.plot(curve["peak"] * scale, curve["score"], "o-", ms=3, lw=1, color="tab:blue",
             label="peak motion vs local onset")
     ax.axhline(result.threshold, color="tab:red", ls="--", lw=1, label=f"threshold {result.threshold:.2f} px")
@@ -102,7 +122,17 @@ def timeline_figure(result: SpotResult, path: str | Path) -> Path:
     top = float(curve["score"].max()) if len(curve) else 1.0
     for k, row in enumerate(result.intervals.itertuples(index=False)):
         label = getattr(row, "label", "")  # spotting without a model leaves the intervals unlabelled
-        ax.axvspan(row.onset * scale, row.offset * scale, color=colours.get(label, "tab:grey"), alpha=0.3)
+        label = "" if not isinstance(label, str) else label
+        macro = getattr(row, "kind", "micro") == "macro"
+        if macro:  # drawn apart: hatched, with its kind, and a label only when --label-macro asked for one
+            ax.axvspan(row.onset * scale, row.offset * scale, facecolor="none", edgecolor="black", hatch="///",
+                       lw=0.8)
+            label = f"macro{': ' + label if label else ''}"
+        else:
+            ax.axvspan(row.onset * scale, row.offset * scale, color=colours.get(label, "tab:grey"), alpha=0.3)
+        warnings = getattr(row, "domain_warnings", "")
+        if isinstance(warnings, str) and warnings and not macro:
+            label += " (!)"
         # Neighbouring intervals can be a fraction of a second apart: stagger their labels.
         ax.text(row.apex * scale, top * (1.03 + 0.1 * (k % 2)), label, ha="center", va="bottom", fontsize=7)
     for skipped in result.skipped_frames:
@@ -115,8 +145,10 @@ def timeline_figure(result: SpotResult, path: str | Path) -> Path:
                  f"{len(curve)} windows", fontsize=9)
     handles = ax.get_legend_handles_labels()[0] + [Patch(color=colours[c], alpha=0.3, label=c)
                                                    for c in result.classes if c in colours]
+    handles.append(Patch(facecolor="none", edgecolor="black", hatch="///", label="macro-expression (> 0.5 s)"))
+    marked = result.intervals[result.intervals["kind"] == "micro"] if "kind" in result.intervals else result.intervals
+    if any(isinstance(w, str) and w for w in marked.get("domain_warnings", [])):
+        handles.append(Patch(color="white", label="(!) domain warning"))
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
-    path = Path(path)
-    write_atomic(path, lambda p: fig.savefig(p, dpi=90))
-    return path
+    return fig

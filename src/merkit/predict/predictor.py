@@ -26,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-from merkit.boundary import Count, PositiveFloat, check
+from merkit.boundary import Count, Fraction, PositiveFloat, check
 from merkit.errors import CheckpointError, DataError, Diagnostics, Where
 from merkit.inputs.clip import ClipInputs
 from merkit.inputs.record import Preprocessing
@@ -37,37 +37,23 @@ from merkit.predict.results import Prediction, SpotResult, Timing
 VideoLike = "str | Path | VideoFrames | Sequence[np.ndarray]"
 
 
-def frames_as_uint8(video):
-    """``video`` with float frames turned into the uint8 frames they stand for: a float frame holds values in
-    [0, 1] and becomes ``rint(x * 255)`` as uint8, so that a uint8 clip and its ``/ 255`` float copy give the same
-    answer. Paths and uint8 frames are returned as they are.
+def frames_under_contract(video, color: str | None):
+    """A path as it is; frames (raw arrays or :class:`VideoFrames`) checked and converted to RGB uint8 by the
+    frame contract (:func:`merkit.media.as_frames`).
 
     Raises:
-        DataError: a float frame with NaN or infinite values, or values outside [0, 1] (naming the frame).
+        ConfigError: raw arrays without ``color``, an unknown ``color``, or a ``color`` given with a path.
+        DataError: a frame outside the contract.
     """
-    from merkit.media import VideoFrames
+    from merkit.errors import ConfigError
+    from merkit.media import as_frames
 
     if isinstance(video, (str, Path)):
+        if color is not None:
+            raise ConfigError(f"color={color!r} applies to arrays; a video file or frame folder is decoded as RGB "
+                              "by merkit.media.read_video")
         return video
-    frames = video.frames if isinstance(video, VideoFrames) else [np.asarray(f) for f in video]
-    if not any(np.issubdtype(np.asarray(f).dtype, np.floating) for f in frames):
-        return video
-    numbers = video.numbers if isinstance(video, VideoFrames) else list(range(len(frames)))
-    source = getattr(video, "source", "<arrays>")
-    converted = []
-    for number, frame in zip(numbers, frames):
-        frame = np.asarray(frame)
-        if np.issubdtype(frame.dtype, np.floating):
-            where = Where("video", sample=str(source), frame=number)
-            if not np.isfinite(frame).all():
-                raise DataError("the frame holds NaN or infinite values", where)
-            if frame.size and (frame.min() < 0 or frame.max() > 1):
-                raise DataError(f"a float frame must hold values in [0, 1] (scaled by 255 as uint8), this one spans "
-                                f"[{frame.min():g}, {frame.max():g}]", where,
-                                hint="pass uint8 frames, or float frames divided by 255")
-            frame = np.rint(frame * 255.0).astype(np.uint8)
-        converted.append(frame)
-    return VideoFrames(converted, list(numbers), getattr(video, "fps", None), source)
+    return as_frames(video, color)
 
 
 class Predictor:
@@ -90,6 +76,10 @@ class Predictor:
         self.preprocessing = preprocessing
         self.checkpoint = checkpoint
         self.notes = list(notes)
+        #: The calibration temperature (:mod:`merkit.predict.trust`); 1.0 without a checkpoint or a fitted one.
+        self.temperature = float(getattr(checkpoint, "temperature", 1.0))
+        #: The training data's statistics predictions are checked against (``Checkpoint.domain``).
+        self.domain = dict(getattr(checkpoint, "domain", None) or {})
         missing = [k for k in model.input_keys if k not in preprocessing.input_keys]
         if "action_units" in missing:
             raise CheckpointError(f"the model takes ground-truth action units (oracle input: the "
@@ -234,12 +224,23 @@ class Predictor:
         return probs, (features[0].float().numpy() if features.ndim == 4 else None)
 
     def postprocess(self, result: ClipInputs, probs: np.ndarray, feature_map: np.ndarray | None, frames: VideoFrames,
-                    timing: Timing, diagnostics: Diagnostics, skipped: list[int]) -> Prediction:
-        """The :class:`Prediction` of one clip."""
+                    timing: Timing, diagnostics: Diagnostics, skipped: list[int],
+                    min_confidence: float | None = None) -> Prediction:
+        """The :class:`Prediction` of one clip: the probabilities calibrated with the checkpoint's temperature
+        (the model's own kept beside them), the answer ``uncertain`` when the top calibrated probability is below
+        ``min_confidence``, and the clip's domain warnings (:func:`merkit.predict.trust.domain_findings`)."""
+        from merkit.predict.trust import UNCERTAIN, apply_temperature, domain_findings
+
         clip = result.clip
+        calibrated = apply_temperature(probs, self.temperature)
+        top = self.classes[int(np.argmax(calibrated))]
+        uncertain = min_confidence is not None and float(calibrated.max()) < min_confidence
         return Prediction(
-            label=self.classes[int(np.argmax(probs))],
-            probabilities={c: float(p) for c, p in zip(self.classes, probs)},
+            label=UNCERTAIN if uncertain else top,
+            probabilities={c: float(p) for c, p in zip(self.classes, calibrated)},
+            top_class=top, min_confidence=min_confidence, temperature=self.temperature,
+            probabilities_uncalibrated={c: float(p) for c, p in zip(self.classes, probs)},
+            domain_warnings=domain_findings(result.onset, result.apex, result.offset, frames.fps, self.domain),
             onset=result.onset, apex=result.apex, offset=result.offset,
             apex_source="given" if result.apex_source == "annotated" else result.apex_source,
             face_box=tuple(int(v) for v in clip.face_box), n_faces=int(clip.n_faces), timing=timing,
@@ -248,19 +249,20 @@ class Predictor:
             inputs={k: result.inputs[k] for k in self.model.input_keys}, feature_map=feature_map)
 
     def _recognise(self, frames: VideoFrames, begin: int, end: int, apex: int | None, diagnostics: Diagnostics,
-                   timing: Timing, stop: int | None) -> Prediction:
+                   timing: Timing, stop: int | None, min_confidence: float | None = None) -> Prediction:
         result, skipped = self.preprocess(frames, begin, end, apex, diagnostics, stop)
         timing.face += result.seconds["face"]
         timing.motion += result.seconds["motion"]
         t0 = time.perf_counter()
         probs, feature_map = self.forward(result.inputs)
         timing.model += time.perf_counter() - t0
-        return self.postprocess(result, probs, feature_map, frames, timing, diagnostics, skipped)
+        return self.postprocess(result, probs, feature_map, frames, timing, diagnostics, skipped, min_confidence)
 
     # ------------------------------------------------------------------ one clip
 
     def predict(self, video: VideoLike, onset: int | None = None, apex: int | None = None,
-                offset: int | None = None, fps: float | None = None) -> Prediction:
+                offset: int | None = None, fps: float | None = None, *, color: str | None = None,
+                min_confidence: float | None = None) -> Prediction:
         """Recognise the micro-expression of one clip.
 
         The clip runs from ``onset`` to ``offset`` (frame numbers; default the input's first and last frame, or
@@ -271,21 +273,34 @@ class Predictor:
         a first frame without a face is skipped (counted warning) and the next frame becomes the onset.
 
         Args:
-            video: a video file, a folder of frames, :class:`VideoFrames`, or a sequence of (H, W, 3) RGB arrays:
-                uint8, or float in [0, 1], which is read as the uint8 frame ``rint(x * 255)`` (the same answer as
-                the uint8 frames it came from; :func:`frames_as_uint8`).
+            video: a video file or a folder of frames (decoded by :func:`merkit.media.read_video`, the documented
+                way to get frames), :class:`VideoFrames` (what ``read_video`` returns: it carries its channel
+                order), or raw frames: a sequence of (H, W, 3) arrays or one (T, H, W, 3) array, uint8, or float in
+                [0, 1], which is read as the uint8 frame ``rint(x * 255)`` (the same answer as the uint8 frames it
+                came from). The frame contract is :func:`merkit.media.as_frames`.
             onset, apex, offset: frame numbers (0-based in a video file; the file names' numbers in a folder).
-            fps: frame rate of a frame folder (for the times in the output), finite and > 0.
+            fps: frame rate of a frame folder or of raw frames (for the times in the output), finite and > 0.
+            color: the channel order of raw frames, ``"rgb"`` or ``"bgr"`` (OpenCV's): required for raw arrays,
+                optional for :class:`VideoFrames` (it must then agree), refused for a path.
+            min_confidence: abstain below it: when the top (calibrated) probability is below this fraction in
+                [0, 1], the answer (``label``) is ``"uncertain"``; ``top_class`` still names the top class.
+
+        The probabilities are calibrated with the checkpoint's temperature (``Prediction.temperature``; 1 when it
+        has none) and the model's own are kept (``probabilities_uncalibrated``). Each finding of the domain checks
+        (:func:`merkit.predict.trust.domain_findings`: a clip longer than a micro-expression, times outside the
+        training data's 1st-99th percentile) is a named warning in ``domain_warnings``.
 
         Raises:
-            ConfigError: ``fps`` not a finite number > 0.
-            DataError: float frames outside [0, 1] or with NaN; unreadable, empty or too short input; onset, apex or
+            ConfigError: ``fps`` not a finite number > 0; ``min_confidence`` outside [0, 1]; raw arrays without
+                ``color``, an unknown ``color``, or one given with a path or that contradicts the frames' own.
+            DataError: a frame outside the contract (another dtype, ndim or channel count, float values outside
+                [0, 1] or NaN, frames of different sizes); unreadable, empty or too short input; onset, apex or
                 offset out of order or not frames of the input; no face on the given onset (or on any frame before
                 the apex); FaceLostError when a frame the motion uses shows no face where the onset's was, or one
                 that moved too far.
         """
-        check("predict", fps=(PositiveFloat | None, fps))
-        video = frames_as_uint8(video)
+        check("predict", fps=(PositiveFloat | None, fps), min_confidence=(Fraction | None, min_confidence))
+        video = frames_under_contract(video, color)
         given = Where("video", sample=str(video) if isinstance(video, (str, Path)) else getattr(
             video, "source", "<arrays>"))
         if onset is not None and apex is not None and apex <= onset:
@@ -307,43 +322,54 @@ class Predictor:
                             frames.where(), hint="give at least two frames (check --onset/--apex/--offset)")
         # A given onset is the user's choice: no face on it is an error, not a reason to move the onset.
         stop = None if onset is not None else frames.position(apex, "apex") if apex is not None else len(frames) - 1
-        return self._recognise(frames, 0, len(frames), apex, Diagnostics(), timing, stop)
+        return self._recognise(frames, 0, len(frames), apex, Diagnostics(), timing, stop, min_confidence)
 
     # ------------------------------------------------------------------ long videos
 
     def spot(self, video: VideoLike, config: SpotConfig = SpotConfig(), first: int | None = None,
-             last: int | None = None, step: int = 1, fps: float | None = None) -> SpotResult:
+             last: int | None = None, step: int = 1, fps: float | None = None, *, color: str | None = None,
+             min_confidence: float | None = None, label_macro: bool = False, progress=None) -> SpotResult:
         """Find candidate micro-expression intervals in a long video and recognise each (see
         :class:`merkit.motion.spotting.SpotConfig` and :func:`merkit.predict.scan.spot_video`, which does the
         spotting with the checkpoint's face settings).
 
         Args:
-            video: a video file, a folder of frames, :class:`VideoFrames` or a sequence of RGB arrays (uint8, or
-                float in [0, 1] as in :meth:`predict`).
+            video: a video file, a folder of frames, :class:`VideoFrames` or raw frames, under the frame contract
+                of :meth:`predict`.
             config: window, hop, threshold, crop size and interval rule.
             first, last: scan only frames numbered in ``[first, last]``.
             step: keep every ``step``-th frame (the window and hop stay in seconds, so they span fewer kept frames).
             fps: frame rate of a frame folder (default ``config.default_fps``), finite and > 0.
+            color: the channel order of raw frames, as in :meth:`predict`.
+            min_confidence: an interval whose top probability is below it is labelled ``uncertain``, as in
+                :meth:`predict`.
+            label_macro: recognise macro-expression intervals too; by default they get no label (``kind`` says
+                ``macro``): the model knows micro-expressions only.
+            progress: ``progress(done, total)`` after each scanned window.
 
         A window whose first frame shows no face, or whose later frames lose the face or see it move beyond
         :data:`merkit.face.landmarks.MAX_FACE_SHIFT`, is skipped with a counted warning (``no-face``, ``face-lost``).
-        Each interval is recognised on the clip from its window's first frame (the local onset the motion was
-        measured from) to the window's end, with the apex at the peak, by the checkpoint's own preprocessing.
+        Each interval is timed from its apex and called ``micro`` (at most 0.5 s) or ``macro``
+        (:func:`merkit.predict.scan.event_duration`). A micro interval is recognised on the clip from its window's
+        first frame (the local onset the motion was measured from) to the window's end, with the apex at the peak,
+        by the checkpoint's own preprocessing.
 
         Returns:
             :class:`SpotResult`; its intervals may be empty.
 
         Raises:
-            ConfigError: ``fps`` not a finite number > 0, or ``step`` < 1.
-            DataError: float frames outside [0, 1] or with NaN; unreadable, empty or too short input (fewer frames
+            ConfigError: ``fps`` not a finite number > 0, or ``step`` < 1; ``color`` as in :meth:`predict`.
+            DataError: a frame outside the contract; unreadable, empty or too short input (fewer frames
                 than one window), or no window with a face.
         """
         from merkit.predict.scan import spot_video
 
-        check("spot", fps=(PositiveFloat | None, fps), step=(Count, step))
-        video = frames_as_uint8(video)
+        check("spot", fps=(PositiveFloat | None, fps), step=(Count, step),
+              min_confidence=(Fraction | None, min_confidence), label_macro=(bool, label_macro))
+        video = frames_under_contract(video, color)
 
         def recognise(frames: VideoFrames, begin: int, end: int, apex: int) -> Prediction:
-            return self._recognise(frames, begin, end, apex, Diagnostics(), Timing(), None)
+            return self._recognise(frames, begin, end, apex, Diagnostics(), Timing(), None, min_confidence)
 
-        return spot_video(video, config, self.preprocessing.face, first, last, step, fps, recognise, self.classes)
+        return spot_video(video, config, self.preprocessing.face, first, last, step, fps, recognise, self.classes,
+                          label_macro, progress)

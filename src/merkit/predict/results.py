@@ -41,8 +41,9 @@ class Prediction:
     """The answer of :meth:`Predictor.predict` for one clip.
 
     Attributes:
-        label: the predicted class name.
-        probabilities: class name -> softmax probability (they sum to 1).
+        label: the answer: the predicted class name, or ``"uncertain"`` when the top probability is below
+            ``min_confidence``.
+        probabilities: class name -> probability (they sum to 1), calibrated with ``temperature``.
         onset, apex, offset: frame numbers used (video frames count from 0).
         apex_source: ``given`` or ``spotted``.
         face_box: (left, top, right, bottom) of the face on the onset frame, source pixels.
@@ -55,6 +56,11 @@ class Prediction:
         crops: the aligned onset and apex crops, (S, S) or (S, S, 3) uint8 (for the figure).
         inputs: the model inputs, name -> float32 array without the batch dimension.
         feature_map: ``model.forward_features`` of the clip when it is spatial, (C, h, w) float32, else ``None``.
+        top_class: the class of highest probability, whether or not the answer abstained.
+        min_confidence: the abstention threshold given, or ``None``.
+        temperature: the checkpoint's calibration temperature (1.0: none).
+        probabilities_uncalibrated: the model's own softmax probabilities (temperature 1).
+        domain_warnings: the named findings of the domain checks (:class:`merkit.predict.trust.DomainFinding`).
     """
 
     label: str
@@ -73,6 +79,16 @@ class Prediction:
     crops: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     inputs: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     feature_map: np.ndarray | None = field(default=None, repr=False)
+    top_class: str = ""
+    min_confidence: float | None = None
+    temperature: float = 1.0
+    probabilities_uncalibrated: dict[str, float] = field(default_factory=dict)
+    domain_warnings: list = field(default_factory=list)
+
+    @property
+    def uncertain(self) -> bool:
+        """The answer abstained: the top probability is below ``min_confidence``."""
+        return self.min_confidence is not None and max(self.probabilities.values()) < self.min_confidence
 
     def __repr__(self) -> str:
         top = max(self.probabilities.values(), default=float("nan"))
@@ -88,6 +104,10 @@ class Prediction:
                 "onset_s": seconds(self.onset), "apex_s": seconds(self.apex), "fps": self.fps,
                 "face_box": list(self.face_box), "n_faces": self.n_faces, "timing": self.timing.to_dict(),
                 "skipped_frames": list(self.skipped_frames), "warnings": dict(self.warnings),
+                "top_class": self.top_class or self.label, "uncertain": self.uncertain,
+                "min_confidence": self.min_confidence, "temperature": self.temperature,
+                "probabilities_uncalibrated": {k: float(v) for k, v in self.probabilities_uncalibrated.items()},
+                "domain_warnings": [f.to_dict() for f in self.domain_warnings],
                 "merkit_version": __version__}
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -108,7 +128,9 @@ class SpotResult:
     Attributes:
         intervals: one row per candidate interval: ``onset, apex, offset`` (frame numbers), ``onset_s, apex_s,
             offset_s`` (seconds, when the frame rate is known), ``score`` (peak motion relative to the local onset,
-            pixels), ``label`` and ``prob_<class>``.
+            pixels), ``duration_s`` and ``kind`` (``micro`` or ``macro``, :func:`merkit.predict.scan.event_duration`),
+            ``label``, ``prob_<class>`` and ``domain_warnings`` (empty for a macro interval unless it was asked
+            for).
         curve: one row per window: ``onset`` (frame number of the local onset), ``peak`` (frame number of its
             strongest motion), ``offset`` (its last frame), ``score`` and ``interior`` (the peak lies before the last
             frame); windows skipped for want of a face are absent.
@@ -139,7 +161,9 @@ class SpotResult:
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "fps": self.fps, "frames": len(self.frame_numbers),
                 "first": self.frame_numbers[0], "last": self.frame_numbers[-1], "threshold": self.threshold,
-                "windows": len(self.curve), "intervals": self.intervals.to_dict("records"),
+                "windows": len(self.curve),
+                # an unlabelled macro interval has no probabilities: null in JSON, not NaN
+                "intervals": self.intervals.astype(object).where(self.intervals.notna(), None).to_dict("records"),
                 "timing": self.timing.to_dict(), "skipped_frames": list(self.skipped_frames),
                 "warnings": dict(self.warnings), "merkit_version": __version__}
 

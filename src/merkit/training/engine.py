@@ -241,13 +241,18 @@ class _Step:
     device: torch.device
     generator: torch.Generator
 
-    def epoch(self) -> None:
+    def epoch(self) -> torch.Tensor | None:
+        """Run the epoch; return its mean training loss, a float64 scalar tensor on the device (``None`` when no
+        batch ran): the loss each batch minimised (cross-entropy plus the auxiliary losses, before the division by
+        ``grad_accumulation``), weighted by the batch's rows. Keeping it draws no random number and changes no
+        gradient (``detach``); it stays on the device, so a caller that does not read it waits for nothing."""
         cfg, n = self.cfg, len(self.train)
         steps = max(1, math.ceil(n / cfg.batch_size))
         labels = self.train.labels
         self.model.train()
         order = torch.randperm(n, generator=self.generator)
         self.optimizer.zero_grad(set_to_none=True)
+        losses, rows = [], []
         for step in range(steps):
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
             if idx.numel() < 2 and n >= 2:  # a batch of one breaks batch norm; fold it into the previous step
@@ -266,12 +271,18 @@ class _Step:
                     (1 - mixed.lam) * self.criterion(out.logits, targets[mixed.partner.to(self.device)])
             for aux in out.aux_losses.values():
                 loss = loss + aux
+            losses.append(loss.detach())
+            rows.append(idx.numel())
             (loss / cfg.grad_accumulation).backward()
             if (step + 1) % cfg.grad_accumulation == 0 or step == steps - 1:
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
                 if self.ema is not None:
                     self.ema.update_parameters(self.model)
+        if not losses:
+            return None
+        weights = torch.tensor(rows, dtype=torch.float64, device=self.device)
+        return (torch.stack(losses).to(torch.float64) * weights).sum() / sum(rows)
 
 
 def fit(
@@ -282,6 +293,7 @@ def fit(
     on_epoch_end: Callable[[int, MerModel], None] | None = None,
     progress: Callable[[int], None] | None = None,
     stop_after: int | None = None,
+    on_train_loss: Callable[[int, float], None] | None = None,
 ) -> MerModel:
     """Train ``model`` on ``train`` for exactly ``cfg.epochs`` epochs, on ``cfg.device``.
 
@@ -296,6 +308,9 @@ def fit(
         progress: called with the finished epoch number, for progress displays.
         stop_after: stop after this many epochs of the ``cfg.epochs`` schedule (the learning-rate schedule still
             spans ``cfg.epochs``), so the model equals the full run's model at that epoch (inner selection).
+        on_train_loss: called as ``on_train_loss(epoch, loss)`` after each epoch (1-based) with the epoch's mean
+            training loss (float, the loss below averaged over the epoch's training rows, in training mode, with
+            the augmentations); reading it changes neither the weights nor the random draws.
 
     Loss: cross-entropy on ``ModelOutput.logits`` (class-weighted if ``cfg.class_weighted``, with
     ``cfg.label_smoothing``) plus the sum of ``ModelOutput.aux_losses``; with ``cfg.mixup_alpha`` or
@@ -328,7 +343,9 @@ def fit(
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
     step = _Step(model, train, keys, augment, criterion, optimizer, ema, cfg, device, generator)
     for epoch in range(1, (stop_after or cfg.epochs) + 1):
-        step.epoch()
+        loss = step.epoch()
+        if on_train_loss is not None:
+            on_train_loss(epoch, float("nan") if loss is None else loss.item())
         if scheduler is not None:
             scheduler.step()
         if on_epoch_end is not None:

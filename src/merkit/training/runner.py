@@ -1,8 +1,9 @@
 """Runs the units of an evaluation: (protocol, fold, seed) -> predictions, resumably, in this process or on Ray.
 
 Each unit trains on a fold's training rows and predicts its held-out rows (one subject under LOSO, one dataset
-under LODO; :mod:`merkit.training.loso`). :func:`compute_unit` is pure: it returns the predictions and, as the run
-asks, the fold's weights, its learning curve and its inner-selection choice, and writes nothing. The driver alone
+under LODO; :mod:`merkit.training.loso`). :func:`compute_unit` is pure: it returns the predictions, the mean
+training loss of every epoch and, as the run asks, the fold's weights, its learning curve and its inner-selection
+choice, and writes nothing. The driver alone
 writes them into the run folder, each file atomically and the unit's predictions last, so a killed run, whether
 its driver or a worker died, resumes from the finished units and loses nothing (:func:`run_loso`). Units are
 deterministic functions of (protocol, data, fold, seed): the unit's seed comes from the run seed and the fold's
@@ -36,6 +37,8 @@ from merkit.training.selection import check_inner_folds
 
 PREDICTION_COLUMNS = ("sample_id", "dataset", "subject", "subject_id", "sample", "fold", "seed", "epoch",
                       "label", "prediction")
+#: The columns of a unit's training-loss file (``losses/seed<S>/<fold>.csv``): one row per member model and epoch.
+LOSS_COLUMNS = ("seed", "fold", "member", "epoch", "train_loss")
 
 
 def prediction_frame(data: FeatureSet, proba: np.ndarray, fold: str, seed: int, epoch: int) -> pd.DataFrame:
@@ -59,6 +62,8 @@ class UnitResult:
         weights: the trained weights as safetensors bytes (with ``protocol.ensemble`` K > 1, member k's tensors
             are prefixed ``member<k>.``), or ``None`` when the run keeps no checkpoints.
         curve: the held-out rows' predictions after every epoch (``protocol.record_epochs``), or ``None``.
+        losses: the mean training loss of every epoch of every member model (:data:`LOSS_COLUMNS`; see
+            :func:`merkit.training.engine.fit`'s ``on_train_loss``), or ``None``.
         choice: what inner selection chose (``protocol.selection: inner``), or ``None``.
         device, environment: where the unit trained (:func:`merkit.training.engine.describe_device`,
             :func:`~merkit.training.engine.describe_environment`).
@@ -70,6 +75,7 @@ class UnitResult:
     choice: dict | None = None
     device: str = "cpu"
     environment: str = ""
+    losses: pd.DataFrame | None = None
 
 
 def compute_unit(protocol: Protocol, data: FeatureSet, fold: Fold, seed: int, threads: int = 1) -> UnitResult:
@@ -118,13 +124,14 @@ def compute_unit(protocol: Protocol, data: FeatureSet, fold: Fold, seed: int, th
             if paper and (not best or acc > best["acc"]):
                 best.update(acc=acc, epoch=epoch, proba=proba)
 
-        states, probas = {}, []
+        states, probas, losses = {}, [], []
         for member in range(protocol.ensemble):
             s = member_seed(seed, fold.name, member)
             torch.manual_seed(s)
             model = recipe.model.build(len(data.classes))
             fit(model, train, recipe.training, torch.Generator().manual_seed(s),
-                on_epoch_end=score_test if (paper or record) and member == 0 else None, stop_after=stop)
+                on_epoch_end=score_test if (paper or record) and member == 0 else None, stop_after=stop,
+                on_train_loss=lambda e, loss, m=member: losses.append((seed, fold.name, m, e, loss)))
             if protocol.save_checkpoints:
                 prefix = f"member{member}." if protocol.ensemble > 1 else ""
                 states.update({prefix + k: v for k, v in cpu_state_dict(model).items()})
@@ -144,7 +151,7 @@ def compute_unit(protocol: Protocol, data: FeatureSet, fold: Fold, seed: int, th
         return UnitResult(prediction_frame(test if test is not None else test_rows(), proba, fold.name, seed,
                                            epoch),
                           weights, pd.concat(epochs, ignore_index=True) if record else None, choice, device,
-                          describe_environment())
+                          describe_environment(), pd.DataFrame(losses, columns=list(LOSS_COLUMNS)))
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -173,7 +180,8 @@ def run_unit(protocol: Protocol, data: FeatureSet, fold: Fold, seed: int, thread
 @dataclass
 class UnitPlan:
     """One (seed, fold) unit and its files: ``path`` (the predictions, written last), and the checkpoint, curve
-    and choice files the run keeps (``None`` when it keeps none)."""
+    and choice files the run keeps (``None`` when it keeps none), and its training loss (``losses``, always kept;
+    a unit finished before merkit recorded it has none, and is trusted all the same)."""
 
     seed: int
     fold: Fold
@@ -181,6 +189,7 @@ class UnitPlan:
     checkpoint: Path | None
     curve: Path | None = None
     choice: Path | None = None
+    losses: Path | None = None
 
 
 def plan_units(protocol: Protocol, data: FeatureSet, run_dir: Path) -> list[UnitPlan]:
@@ -212,7 +221,8 @@ def plan_units(protocol: Protocol, data: FeatureSet, run_dir: Path) -> list[Unit
         for fold in folds:
             files = {part: folder.unit_file(part, seed, fold.slug) if wanted else None for part, wanted in keep.items()}
             plans.append(UnitPlan(seed, fold, folder.unit_file(RunFolder.UNITS, seed, fold.slug),
-                                  files[RunFolder.CHECKPOINTS], files[RunFolder.EPOCHS], files[RunFolder.CHOICES]))
+                                  files[RunFolder.CHECKPOINTS], files[RunFolder.EPOCHS], files[RunFolder.CHOICES],
+                                  folder.unit_file(RunFolder.LOSSES, seed, fold.slug)))
     paths = [p.path for p in plans]
     if len(set(paths)) != len(paths):
         clash = sorted({str(p) for p in paths if paths.count(p) > 1})
@@ -227,7 +237,8 @@ def unit_problem(path: Path, plan: UnitPlan, data: FeatureSet, protocol: Protoco
     exactly the fold's test samples once each with their labels, the plan's seed and fold, finite probabilities
     that sum to 1 with the prediction at their maximum, and an epoch in ``1..training.epochs``; and when the fold
     checkpoint and the learning curve that the run keeps (``protocol.save_checkpoints``, ``record_epochs``) are
-    there and readable.
+    there and readable. Its training-loss file may be absent (units finished before merkit recorded the loss), but
+    one that is there must hold every epoch the unit trained, for every member model (:func:`_loss_problem`).
     """
     try:
         df = pd.read_csv(path, dtype={"subject": str, "sample": str, "sample_id": str, "fold": str})
@@ -269,6 +280,25 @@ def unit_problem(path: Path, plan: UnitPlan, data: FeatureSet, protocol: Protoco
             return f"its learning curve {plan.curve} is missing or damaged"
         if sorted(set(curve.get("epoch", []))) != list(range(1, protocol.own.training.epochs + 1)):
             return f"its learning curve {plan.curve} does not hold every epoch"
+    trained = int(df["epoch"].iloc[0]) if protocol.selection == "inner" else protocol.own.training.epochs
+    return _loss_problem(plan.losses, protocol, trained)
+
+
+def _loss_problem(path: Path | None, protocol: Protocol, epochs: int) -> str | None:
+    """Why a unit's training-loss file cannot be trusted, or ``None`` (also when there is none): it must parse, with
+    :data:`LOSS_COLUMNS`, and hold one row for each member model and each of the ``epochs`` epochs it trained."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        losses = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        return f"its training loss {path} is damaged"
+    if list(losses.columns) != list(LOSS_COLUMNS):
+        return f"its training loss {path} lacks the columns {list(LOSS_COLUMNS)}"
+    expected = {(m, e) for m in range(protocol.ensemble) for e in range(1, epochs + 1)}
+    found = list(zip(losses["member"], losses["epoch"]))
+    if len(found) != len(expected) or set(found) != expected:
+        return f"its training loss {path} does not hold every epoch of every member"
     return None
 
 
@@ -295,6 +325,8 @@ def write_unit(plan: UnitPlan, result: UnitResult, run_dir: Path, node: str | No
         write_atomic(plan.curve, lambda p: result.curve.to_csv(p, index=False))
     if plan.choice is not None and result.choice is not None:
         write_json(plan.choice, {"seed": plan.seed, "fold": plan.fold.name, **result.choice})
+    if plan.losses is not None and result.losses is not None:
+        write_atomic(plan.losses, lambda p: result.losses.to_csv(p, index=False))
     RunFolder(run_dir).add_provenance(devices=result.device, environments=result.environment, nodes=node)
     write_atomic(plan.path, lambda p: result.predictions.to_csv(p, index=False))
 
