@@ -56,7 +56,7 @@ def test_paper_network_configs_train_on_the_gpu_when_there_is_one():
     runs: STSTNet (its config says so), MEB's SSSNet and OFF-ApexNet (1.3 and 0.8 M parameters; issue 32's
     headline runs are CPU runs) and the linear SVM (a scikit-learn fit)."""
     paper = {p: c for p, c in _shipped("*/*.yaml").items() if c.model.preset in ("paper", "paper-3class")}
-    assert len(paper) == 24
+    assert len(paper) == 25
     tiny = {"ststnet", "sssnet", "off_apexnet", "linear_svm"}
     for path, config in paper.items():
         assert config.training.device == ("cpu" if config.model.name in tiny else "auto"), path
@@ -65,7 +65,7 @@ def test_paper_network_configs_train_on_the_gpu_when_there_is_one():
 def test_mmnet_and_cva_raw_configs_use_the_alignment_closest_to_the_papers():
     raw = {p: c for p, c in _shipped("*/*.yaml").items()
            if c.data.kind == "raw" and c.model.name in ("mmnet", "cva_fpf") and c.model.preset != "cpu"}
-    assert len(raw) == 10
+    assert len(raw) == 11
     for path, config in raw.items():
         face = config.data.face
         assert (face.align, face.crop, face.mode, face.reference, face.stabilise) == (

@@ -60,9 +60,11 @@ class RunResult:
         full = self.metrics["summary"]["full"]
         data = self.metrics.get("data") or {}
         subset = f"; subset: {scope_text(data)}" if data.get("subset") else ""
+        oracle = self.metrics.get("ground_truth_inputs") or []
+        flag = f"; ORACLE INPUT: ground-truth {', '.join(oracle)} at test time" if oracle else ""
         return (f"{self.config.run_name}: UF1 {full['uf1']['mean']:.4f}  UAR {full['uar']['mean']:.4f}  "
                 f"acc {full['accuracy']['mean']:.4f}  ({self.metrics['protocol']}; seeds {self.metrics['seeds']}"
-                f"{subset})")
+                f"{subset}{flag})")
 
 
 def _pandas():

@@ -66,7 +66,8 @@ LATER_KEYS: dict[tuple[str, str], Any] = {("training", "label_smoothing"): 0.0, 
                                           ("training", "cutmix_alpha"): 0.0, ("protocol", "tta"): "none",
                                           ("protocol", "members"): {}, ("protocol", "member_weights"): "equal",
                                           ("data", "subjects"): [], ("data", "datasets"): [],
-                                          ("training", "shuffle"): True}
+                                          ("training", "shuffle"): True, ("data", "action_units"): [],
+                                          ("data", "au_sheets"): {}}
 
 
 @pydantic.with_config(FIELDS)
@@ -110,6 +111,13 @@ class DataConfig:
     A run on a subset says so in its name (:meth:`RunConfig.run_name`), ``run.json``, ``metrics.json`` and every
     table of its report ("62 of 442 samples, 5 of 68 subjects"). Names are strings: quote a subject that YAML
     reads as a number (``'006'``).
+
+    ``action_units`` names the AUs of a ground-truth AU vector, in its order (CVA+FPF+AU's 21:
+    :data:`merkit.datasets.action_units.PAPER_AUS`); it becomes the input ``action_units``
+    (:mod:`merkit.inputs.action_units`), part of the preprocessing record, and **oracle input**: every report of the
+    run says it was given the annotation at test time. A raw release carries its sheet's AUs; a flow folder takes
+    them from ``au_sheets``, ``{dataset: coding sheet}`` (the official CASME II and SAMM sheets for the MEGC2019
+    composite), joined by dataset, subject and sample. Both keys are empty by default.
     """
 
     kind: Literal[DATA_KINDS] = "flow_folder"
@@ -130,11 +138,13 @@ class DataConfig:
     on_error: Literal[ON_ERROR] = "skip"
     subjects: list[Name] = field(default_factory=list)
     datasets: list[Name] = field(default_factory=list)
+    action_units: list[Annotated[Int, Field(ge=1, le=99)]] = field(default_factory=list)
+    au_sheets: dict[str, str] = field(default_factory=dict)
 
     @property
     def preprocessing(self) -> Preprocessing:
-        """The preprocessing record of ``face`` and ``motion``."""
-        return Preprocessing(self.face, self.motion)
+        """The preprocessing record of ``face``, ``motion`` and ``action_units``."""
+        return Preprocessing(self.face, self.motion, tuple(self.action_units))
 
     @property
     def subset_suffix(self) -> str:
@@ -295,6 +305,7 @@ class RunConfig:
         if len(set(p.seeds)) != len(p.seeds):
             raise ConfigError(f"protocol.seeds lists a seed twice: {p.seeds}")
         self._validate_protocol()
+        self._validate_action_units()
         self._validate_device()
         self._validate_names()
         self._validate_tta()
@@ -319,6 +330,29 @@ class RunConfig:
 
             if self.data.dataset.lower() not in DATASETS:
                 raise ConfigError(unknown_name("dataset", self.data.dataset, DATASETS) + " (data.dataset)")
+
+    def _validate_action_units(self) -> None:
+        """``data.action_units`` distinct; ``data.au_sheets`` only with them, on a flow folder, for datasets whose
+        sheets code AUs; a flow folder's AUs need ``au_sheets``."""
+        from merkit.datasets.action_units import AU_CODED
+
+        d = self.data
+        twice = sorted({u for u in d.action_units if d.action_units.count(u) > 1})
+        if twice:
+            raise ConfigError(f"data.action_units lists AU {twice[0]} twice: {d.action_units}")
+        if d.au_sheets and not d.action_units:
+            raise ConfigError("data.au_sheets joins AU codes for data.action_units, which is empty; set "
+                              "data.action_units (e.g. the 21 AUs of CVA+FPF+AU) or drop data.au_sheets")
+        if d.au_sheets and d.kind != "flow_folder":
+            raise ConfigError("data.au_sheets joins AU codes to a flow folder's samples; a raw release carries "
+                              "its own sheet's AUs, so drop data.au_sheets")
+        if d.action_units and d.kind == "flow_folder" and not d.au_sheets:
+            raise ConfigError("data.action_units on a flow folder needs data.au_sheets ({dataset: coding sheet}): "
+                              "a flow folder's manifest carries no AUs")
+        for name in d.au_sheets:
+            if name not in AU_CODED:
+                raise ConfigError(f"data.au_sheets: {name!r} is not a dataset whose sheet codes AUs "
+                                  f"({', '.join(AU_CODED)})")
 
     def _validate_members(self) -> None:
         """``protocol.members``: two or more, with ``selection: last`` and ``ensemble: 1``; each overrides
@@ -407,6 +441,13 @@ class RunConfig:
         self.validate()
         p = self.protocol
         own = Recipe(DEFAULT_RECIPE, ModelSpec.of(self.model), self.training)
+        reads_aus = "action_units" in own.model.input_keys
+        if reads_aus != bool(self.data.action_units):
+            raise ConfigError(
+                f"model {self.model.name} reads the ground-truth AU input but data.action_units is empty; set it "
+                "(e.g. the 21 AUs of CVA+FPF+AU, configs/megc2019/cva-fpf-flow-au.yaml)" if reads_aus else
+                f"data.action_units builds a ground-truth AU input that model {self.model.name} does not read "
+                "(cva_fpf reads it with model.params.au_source=annotation); drop data.action_units")
         candidates = tuple(Recipe(name, ModelSpec.of(c.model), c.training)
                            for name, c in ((n, self.with_overrides(o)) for n, o in p.recipes.items()))
         members = tuple(Recipe(name, ModelSpec.of(c.model), c.training)
@@ -463,10 +504,11 @@ class RunConfig:
     def result_hash(self) -> str:
         """Hash of everything that changes a fold's predictions.
 
-        Included: ``data.subjects`` and ``data.datasets`` when set (they choose the samples; left out of the dict
-        when empty, :meth:`to_dict`). Excluded: ``name``; ``data.path`` (the data fingerprint checks the data
-        instead), ``data.cache``, ``data.preprocess_workers`` and ``data.on_error`` (where and how inputs are
-        computed; skipped clips change the fingerprint); ``protocol.seeds`` (each seed is its own unit),
+        Included: ``data.subjects``, ``data.datasets`` and ``data.action_units`` when set (they choose the samples
+        and the inputs; left out of the dict when empty, :meth:`to_dict`). Excluded: ``name``; ``data.path`` and
+        ``data.au_sheets`` (the data fingerprint checks the data instead), ``data.cache``, ``data.preprocess_workers``
+        and ``data.on_error`` (where and how inputs are computed; skipped clips change the fingerprint);
+        ``protocol.seeds`` (each seed is its own unit),
         ``protocol.workers``, ``protocol.save_checkpoints``, ``protocol.gpus_per_fold``, ``protocol.address``,
         ``protocol.max_retries``, ``protocol.record_epochs`` and ``training.device`` (where a unit runs;
         ``run.json`` records the devices and machines).
@@ -475,6 +517,7 @@ class RunConfig:
         d.pop("name")
         for k in ("path", "cache", "preprocess_workers", "on_error"):
             d["data"].pop(k)
+        d["data"].pop("au_sheets", None)
         for k in ("seeds", "workers", "save_checkpoints", "gpus_per_fold", "record_epochs", "address",
                   "max_retries"):
             d["protocol"].pop(k)

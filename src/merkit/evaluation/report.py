@@ -268,8 +268,8 @@ def _confusion_figures(folder: RunFolder, plan: Plan, metrics: dict, classes: li
 
 
 def ground_truth_warning(keys: list[str]) -> str:
-    return (f"WARNING: this run feeds ground-truth annotations ({', '.join(keys)}) to the model at test time; "
-            "its figures are not comparable with methods that see only the video.")
+    return (f"WARNING: oracle input: this run feeds ground-truth annotations ({', '.join(keys)}) to the model at test "
+            "time; its figures are not comparable with methods that see only the video.")
 
 
 LOSS_NOTE = ("Training loss: the mean, over each epoch's training rows, of the loss the optimiser minimised "

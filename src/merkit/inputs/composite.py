@@ -18,6 +18,7 @@ from ``export.json`` when it has one.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -178,6 +179,8 @@ def _the_record(root: Path, record: Preprocessing | None) -> Preprocessing:
         DataError: the folder's own record differs from ``record``.
     """
     own = folder_record(root)
+    if record is not None and record.action_units:  # the AU vector comes from the sheets, not the images
+        record = dataclasses.replace(record, action_units=())
     if own is not None and record is not None and own != record:
         raise DataError(f"{root} was exported with preprocessing {own.config_hash()} ({own.describe()}), the config "
                         f"says {record.config_hash()} ({record.describe()})",

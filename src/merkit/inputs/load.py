@@ -7,10 +7,12 @@ modules stay unaware of each other's reader, so neither imports the other to dis
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from merkit.errors import ConfigError, Diagnostics
 from merkit.features import FeatureSet
+from merkit.inputs.action_units import with_action_units
 from merkit.inputs.build import build_inputs, release_cache_dir
 from merkit.inputs.composite import read_composite
 from merkit.inputs.select import select_inputs, select_table
@@ -23,6 +25,9 @@ def load_inputs(data, diagnostics: Diagnostics | None = None, progress=None, add
     ``raw``: the release in ``data.path`` loaded by name (``data.dataset``), then :func:`build_inputs` with
     ``data.preprocessing``, cached under ``data.cache`` (default :func:`release_cache_dir`), on the Ray cluster at
     ``address`` when one is given.
+    With ``data.action_units``, the ground-truth AU vector is added as input ``action_units`` (oracle input), from
+    the release's sheet or, for a flow folder, from ``data.au_sheets``
+    (:func:`merkit.inputs.action_units.with_action_units`).
 
     ``data.subjects`` and ``data.datasets`` keep part of the data (:mod:`merkit.inputs.select`): the rows of a
     flow folder once it is read, the rows of a raw release's sample table before any input is built; the subset
@@ -31,10 +36,15 @@ def load_inputs(data, diagnostics: Diagnostics | None = None, progress=None, add
     Raises:
         ConfigError: unknown ``data.kind``, or a missing ``data.path`` / ``data.dataset``; a subject or dataset in
             ``data.subjects`` / ``data.datasets`` that the data does not hold (one line, naming the closest).
-        DataError: the data cannot be loaded, an emotion lies outside the dataset's vocabulary, or no sample yields
-            inputs.
+        DataError: the data cannot be loaded, an emotion lies outside the dataset's vocabulary, no sample yields
+            inputs, or a sample's AUs cannot be read or have no sheet row (one line naming the sample).
     """
     diagnostics = diagnostics if diagnostics is not None else Diagnostics()
+    features = _load(data, diagnostics, progress, address)
+    return with_action_units(features, data.preprocessing, data.au_sheets, diagnostics)
+
+
+def _load(data, diagnostics: Diagnostics, progress, address: str | None) -> FeatureSet:
     if not data.path:
         raise ConfigError("data.path must name the data folder (a flow folder, or a raw release)")
     if data.kind == "flow_folder":
@@ -52,7 +62,8 @@ def load_inputs(data, diagnostics: Diagnostics | None = None, progress=None, add
     positions, subset = select_table(table, data.subjects, data.datasets)
     cache = Path(data.cache) if data.cache else release_cache_dir(data.path)
     chosen = table if subset is None else table.iloc[positions].reset_index(drop=True)
-    features = build_inputs(chosen, data.preprocessing, data.scheme, cache, data.preprocess_workers, data.on_error,
+    record = dataclasses.replace(data.preprocessing, action_units=())  # the clips' record; AUs come after
+    features = build_inputs(chosen, record, data.scheme, cache, data.preprocess_workers, data.on_error,
                             diagnostics, progress, address)
     features.notes.insert(0, f"{data.dataset} release at {data.path}")
     if subset is not None:

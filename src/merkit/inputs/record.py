@@ -47,15 +47,27 @@ class Preprocessing:
     Attributes:
         face: detector, alignment, crop, size and colour of the aligned face clip.
         motion: the representations computed from it, and the apex rule.
+        action_units: the AUs of the ground-truth AU vector (input ``action_units``, oracle input), in its order
+            (CVA+FPF+AU: :data:`merkit.datasets.action_units.PAPER_AUS`); empty (default): no AU vector. The vector
+            comes from the annotation, not from the clip (:mod:`merkit.inputs.action_units`).
 
     ``to_dict()``::
 
         {"schema": 1, "merkit_version": "0.1.0", "face": {...every FaceConfig field...},
-         "motion": {...every MotionConfig field...}}
+         "motion": {...every MotionConfig field...}[, "action_units": [1, 2, 4, ...]]}
+
+    ``action_units`` is written only when set, so a record without AUs reads and hashes as before it existed.
     """
 
     face: FaceConfig = field(default_factory=FaceConfig)
     motion: MotionConfig = field(default_factory=MotionConfig)
+    action_units: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        units = tuple(int(u) for u in self.action_units)
+        if len(set(units)) != len(units) or any(u < 1 for u in units):
+            raise ValueError(f"action_units must be distinct positive FACS numbers, got {list(units)}")
+        object.__setattr__(self, "action_units", units)
 
     @property
     def input_keys(self) -> tuple[str, ...]:
@@ -81,11 +93,16 @@ class Preprocessing:
         return {key: shapes[key] for key in self.input_keys}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": PREPROCESSING_SCHEMA, "merkit_version": __version__, "face": self.face.to_dict(),
-                "motion": self.motion.to_dict()}
+        record = {"schema": PREPROCESSING_SCHEMA, "merkit_version": __version__, "face": self.face.to_dict(),
+                  "motion": self.motion.to_dict()}
+        if self.action_units:
+            record["action_units"] = list(self.action_units)
+        return record
 
     def config_hash(self) -> str:
-        """12 hex digits identifying the inputs these settings make (and :data:`INPUTS_VERSION`)."""
+        """12 hex digits identifying the inputs these settings make from a clip (and :data:`INPUTS_VERSION`).
+        ``action_units`` is not part of it: the AU vector comes from the annotation, not from the clip, so it
+        never enters the per-clip inputs cache this hash keys."""
         payload = json.dumps({"version": INPUTS_VERSION, "face": self.face.to_dict(),
                               "motion": self.motion.to_dict()}, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
@@ -96,16 +113,18 @@ class Preprocessing:
         extra = (", ECC-stabilised to it" if f.stabilise == "ecc" else "") + (
             ", eye regions frozen to it" if f.freeze_eyes else "")
         flow = (f" ({m.method}, normalise={m.normalise})" if "onset_apex_flow" in m.representations else "")
+        aus = (f"; ground-truth {len(self.action_units)}-AU vector (oracle input)" if self.action_units else "")
         return (f"{f.size} px {f.color} {f.align} / {f.crop} face crop fitted once per clip on the {f.reference} "
-                f"frame{extra}; {', '.join(m.representations)}{flow} at {m.size} px; apex {m.apex}")
+                f"frame{extra}; {', '.join(m.representations)}{flow} at {m.size} px; apex {m.apex}{aus}")
 
     @classmethod
     def from_dict(cls, record: Mapping[str, Any], source: str = "checkpoint") -> "Preprocessing":
         """Parse a record written by :meth:`to_dict`, refusing anything the current code cannot reproduce.
 
         Raises:
-            CheckpointError: another schema or major merkit version, missing or unknown keys, or values the face
-                or motion stage rejects. The message names ``source`` and what is wrong.
+            CheckpointError: another schema or major merkit version, missing or unknown keys, values the face
+                or motion stage rejects, or ``action_units`` that are not distinct AU numbers. The message names
+                ``source`` and what is wrong.
         """
         if not isinstance(record, Mapping):
             raise CheckpointError(f"{source}: preprocessing must be a mapping, got {type(record).__name__}")
@@ -132,4 +151,10 @@ class Preprocessing:
                 parts[name] = kind(**dict(given))
             except (TypeError, ValueError) as error:
                 raise CheckpointError(f"{source}: {name} preprocessing cannot be reproduced: {error}") from error
-        return cls(parts["face"], parts["motion"])
+        units = record.get("action_units", [])
+        if not isinstance(units, list) or not all(isinstance(u, int) and not isinstance(u, bool) for u in units):
+            raise CheckpointError(f"{source}: preprocessing action_units must be a list of AU numbers, got {units!r}")
+        try:
+            return cls(parts["face"], parts["motion"], tuple(units))
+        except ValueError as error:
+            raise CheckpointError(f"{source}: {error}") from error

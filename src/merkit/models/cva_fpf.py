@@ -22,7 +22,10 @@ well: it leaks the label-defining annotation into the test input. It is off by d
 
 Inputs (``{key: tensor}``, float32): the motion input ``Config.motion_key`` (``apex_minus_onset`` or ``flow``,
 (B, 3, H, W)), the FPF frames ``Config.fpf_frames`` (``onset`` and/or ``apex``, (B, 1|3, H, W) in [0, 1]; grey is
-repeated to 3 channels), and with AUs ``action_units`` (B, 21) in {0, 1}.
+repeated to 3 channels), and with AUs ``action_units`` (B, 21) in {0, 1}: the multi-hot vector of the sample's
+annotated AUs in the order 1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 16, 17, 18, 20, 23, 24, 25, 26, 28, 45 (the columns
+of the authors' ``AU_info_obj.xlsx``; :data:`merkit.datasets.action_units.PAPER_AUS`), which the inputs stage builds
+with ``data.action_units`` (:mod:`merkit.inputs.action_units`).
 
 Ablation switches (Tables 3-7): ``attention`` (``y`` = vertical, ``x``, ``xy``), ``continuous`` (Table 4),
 ``fpf_backbone`` (``swin`` / ``vit``, Table 5; ``none`` drops the FPF), ``fpf_frames`` (onset, apex or both,
@@ -281,7 +284,11 @@ class CVAFPF(MerModel):
         if self.config.au_source == "annotation":
             if "action_units" not in inputs:
                 raise KeyError("au_source='annotation' needs the 'action_units' input (B, au_dim)")
-            h = torch.cat([h, inputs["action_units"].to(h.dtype)], dim=1)
+            units = inputs["action_units"]
+            if units.shape[1:] != (self.config.au_dim,):
+                raise ValueError(f"action_units has shape {tuple(units.shape)}, the model takes (B, "
+                                 f"{self.config.au_dim}): data.action_units must list au_dim AUs")
+            h = torch.cat([h, units.to(h.dtype)], dim=1)
         return h
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:

@@ -64,7 +64,8 @@ class Predictor:
     ``source`` says where the model came from (``"megc2019-ststnet (packaged)"``, a folder, a Hub id).
 
     Raises:
-        CheckpointError: the model needs inputs the preprocessing record does not build.
+        CheckpointError: the model needs inputs the preprocessing record does not build, such as the
+            ground-truth action units of a CVA+FPF+AU checkpoint.
     """
 
     def __init__(self, model, classes: Sequence[str], preprocessing: Preprocessing, checkpoint=None,
@@ -80,6 +81,10 @@ class Predictor:
         #: The training data's statistics predictions are checked against (``Checkpoint.domain``).
         self.domain = dict(getattr(checkpoint, "domain", None) or {})
         missing = [k for k in model.input_keys if k not in preprocessing.input_keys]
+        if "action_units" in missing:
+            raise CheckpointError(f"the model takes ground-truth action units (oracle input: the "
+                                  f"{len(preprocessing.action_units)}-AU vector of the annotation), which a video "
+                                  "does not carry; merkit predict runs models that see only the video")
         if missing:
             raise CheckpointError(f"the model needs inputs {missing}, which preprocessing "
                                   f"{list(preprocessing.motion.representations)} does not build (it builds "
