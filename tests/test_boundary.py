@@ -35,7 +35,8 @@ runner = CliRunner()
 # the default face margin went from 0.1 to 0 (issue 35: one crop default, `landmarks` with no margin); a config that
 # does not set data.face.margin is compared with the old margin, so that nothing else can have changed unseen.
 # Configs added after that change (NEW_DEFAULTS) are pinned with today's defaults.
-NEW_DEFAULTS = {"configs/megc2019/linear-svm.yaml", "configs/megc2019/off-apexnet.yaml", "configs/megc2019/sssnet.yaml"}
+NEW_DEFAULTS = {"configs/megc2019/linear-svm.yaml", "configs/megc2019/off-apexnet.yaml", "configs/megc2019/sssnet.yaml",
+                "configs/casme2/cva-fpf-au-5class.yaml", "configs/synthetic/cva-fpf-au.yaml"}
 # The configs that issue 33 changed on purpose (the STSTNet, MMNet, HTNet-paper and FRL-DGT-S ones) are re-pinned.
 PINNED = {
     "configs/casme2/cva-fpf-3class.yaml": ("190ebc58d29024aa", "234dba591a02185d"),
@@ -57,6 +58,9 @@ PINNED = {
     "configs/megc2019/slstt-lstm.yaml": ("2f180df41c0832e5", "b1710bfcfc80d069"),
     "configs/megc2019/slstt-mean.yaml": ("bef9b7a8cbbd8d03", "3986beda7475e801"),
     "configs/megc2019/ststnet-authors.yaml": ("e94d963b405a8789", "2d70c28f7cf3cf71"),
+    "configs/casme2/cva-fpf-au-5class.yaml": ("765bc6ab509bd89d", "c991d39757ca886a"),
+    "configs/megc2019/cva-fpf-flow-au.yaml": ("e6f6c8c7647a7182", "fa3c83f40c0c9da7"),
+    "configs/synthetic/cva-fpf-au.yaml": ("705b256bd0f9a44c", "b52686d77756834f"),
     "configs/megc2019/ststnet.yaml": ("3af8c18deb1ba42b", "289b9e91fb39257e"),
     # added with issue 32 (SSSNet, OFF-ApexNet and the flow SVM, as MEB trains them), pinned when added
     "configs/megc2019/linear-svm.yaml": ("353e380545ad6df8", "e6d7d6063a69accc"),
