@@ -133,7 +133,11 @@ def test_raw_clip_keys_train_through_one_loso_unit_with_the_image_augmentations(
     data = FeatureSet(table, {"apex_minus_onset": apex - onset, "onset": onset, "apex": apex,
                               "action_units": torch.zeros(len(table), 21)}, ("a", "b"),
                       meta={"ground_truth_inputs": ["action_units"]})
+    from merkit.datasets.action_units import PAPER_AUS
+
+    aus = {"kind": "raw", "action_units": list(PAPER_AUS)} if params.get("au_source") == "annotation" else {}
     config = config_from_dict({
+        "data": aus,
         "model": {"name": name, "preset": "cpu", "params": params},
         "training": {"epochs": 2, "batch_size": 4, "optimizer": "adamw", "lr": 8e-4, "weight_decay": 0.6,
                      "augment": ["hflip", "rotate3", "random_crop_pad15"]},
