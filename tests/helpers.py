@@ -60,3 +60,23 @@ def write_flow_folder(root, subjects=3):
                      "emotion": r.emotion, "flow": name})
     pd.DataFrame(rows).to_csv(root / "manifest.csv", index=False)
     return root
+
+
+def tiny_checkpoint_and_clip(root):
+    """A tiny STSTNet checkpoint (1 epoch on toy features, 112 px faces, DIS flow) in ``root/ckpt`` and one
+    synthetic clip under ``root/synthetic``: ``(checkpoint folder, the clip's sample-table row, its RGB uint8
+    frames)``."""
+    from merkit import api
+    from merkit.config import DataConfig, ModelConfig, ProtocolConfig, RunConfig, TrainConfig
+    from merkit.face.clip import FaceConfig
+    from merkit.inputs import Preprocessing
+    from merkit.motion.stage import MotionConfig
+    from merkit.synthetic import generate
+
+    record = Preprocessing(FaceConfig(size=112, upsample=0), MotionConfig(method="dis"))
+    config = RunConfig(data=DataConfig(face=record.face, motion=record.motion),
+                       model=ModelConfig(name="ststnet", preset="cpu"), training=TrainConfig(epochs=1, batch_size=16),
+                       protocol=ProtocolConfig(seeds=[0]))
+    folder = api.train(config, root / "ckpt", features=toy_flow_features(2, 2))
+    row = generate(root / "synthetic", subjects=1, clips_per_class=1, seed=2, duration=(8, 10)).iloc[0]
+    return folder, row, [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in row.frames]

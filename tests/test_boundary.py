@@ -16,7 +16,6 @@ import types
 import typing
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import yaml
@@ -298,23 +297,9 @@ def test_an_unusable_merkit_cache_is_one_line_naming_the_variable_and_the_path(t
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     """A tiny STSTNet checkpoint, and one synthetic clip: its frame folder and its (T, H, W, 3) uint8 frames."""
-    from merkit import api
-    from merkit.config import DataConfig, ModelConfig, ProtocolConfig, TrainConfig
-    from merkit.face.clip import FaceConfig
-    from merkit.inputs import Preprocessing
-    from merkit.motion.stage import MotionConfig
-    from merkit.synthetic import generate
-    from tests.helpers import toy_flow_features
+    from tests.helpers import tiny_checkpoint_and_clip
 
-    root = tmp_path_factory.mktemp("boundary")
-    record = Preprocessing(FaceConfig(size=112, upsample=0), MotionConfig(method="dis"))
-    config = RunConfig(data=DataConfig(face=record.face, motion=record.motion),
-                       model=ModelConfig(name="ststnet", preset="cpu"), training=TrainConfig(epochs=1, batch_size=16),
-                       protocol=ProtocolConfig(seeds=[0]))
-    folder = api.train(config, root / "ckpt", features=toy_flow_features(2, 2))
-    table = generate(root / "synthetic", subjects=1, clips_per_class=1, seed=2, duration=(8, 10))
-    row = table.iloc[0]
-    frames = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in row.frames]
+    folder, row, frames = tiny_checkpoint_and_clip(tmp_path_factory.mktemp("boundary"))
     return folder, Path(row.frames[0]).parent, frames
 
 

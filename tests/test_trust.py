@@ -28,22 +28,9 @@ COMPOSITE_LIKE = {"onset_apex_s": {"p1": 0.052, "p50": 0.16, "p99": 0.363, "sour
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A tiny STSTNet checkpoint and one synthetic clip's frames (RGB uint8)."""
-    from merkit import api
-    from merkit.config import DataConfig, ModelConfig, ProtocolConfig, RunConfig, TrainConfig
-    from merkit.face.clip import FaceConfig
-    from merkit.inputs import Preprocessing
-    from merkit.motion.stage import MotionConfig
-    from merkit.synthetic import generate
-    from tests.helpers import toy_flow_features
+    from tests.helpers import tiny_checkpoint_and_clip
 
-    root = tmp_path_factory.mktemp("trust")
-    record = Preprocessing(FaceConfig(size=112, upsample=0), MotionConfig(method="dis"))
-    config = RunConfig(data=DataConfig(face=record.face, motion=record.motion),
-                       model=ModelConfig(name="ststnet", preset="cpu"), training=TrainConfig(epochs=1, batch_size=16),
-                       protocol=ProtocolConfig(seeds=[0]))
-    folder = api.train(config, root / "ckpt", features=toy_flow_features(2, 2))
-    table = generate(root / "synthetic", subjects=1, clips_per_class=1, seed=2, duration=(8, 10))
-    frames = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in table.iloc[0].frames]
+    folder, _, frames = tiny_checkpoint_and_clip(tmp_path_factory.mktemp("trust"))
     return folder, frames
 
 

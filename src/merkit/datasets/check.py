@@ -23,8 +23,21 @@ PROBLEM_KINDS: tuple[str, ...] = ("missing frames", "frame gap", "annotation out
                                   "annotation out of order", "duplicate id", "unknown emotion")
 
 
+class Findings:
+    """What a check report shares: ``problems`` as ``(kind, what, message)``, and the verdict on them."""
+
+    problems: list[tuple[str, str, str]]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def count(self, kind: str) -> int:
+        return sum(1 for k, _, _ in self.problems if k == kind)
+
+
 @dataclass
-class CheckReport:
+class CheckReport(Findings):
     """What :func:`check_dataset` found.
 
     Attributes:
@@ -44,13 +57,6 @@ class CheckReport:
     per_class: dict[str, int] = field(default_factory=dict)
     per_subject: dict[str, int] = field(default_factory=dict)
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def count(self, kind: str) -> int:
-        return sum(1 for k, _, _ in self.problems if k == kind)
 
     def to_text(self, max_listed: int = 20) -> str:
         """A plain-text report (what the CLI prints)."""

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from merkit.datasets.check import Findings
 from merkit.datasets.megc2019 import COMPOSITE, Benchmark, Counts
 from merkit.datasets.table import normalise_id, sample_id
 from merkit.errors import ConfigError, DataError
@@ -40,7 +41,7 @@ DEFAULT_SCHEME = COMPOSITE.scheme
 
 
 @dataclass
-class FolderReport:
+class FolderReport(Findings):
     """What :func:`check_flow_folder` found.
 
     Attributes:
@@ -61,13 +62,6 @@ class FolderReport:
     problems: list[tuple[str, str, str]] = field(default_factory=list)
     counts: list[tuple[str, int, int | None]] = field(default_factory=list)
     sheet: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def count(self, kind: str) -> int:
-        return sum(1 for k, _, _ in self.problems if k == kind)
 
     def to_text(self, max_listed: int = 20) -> str:
         """A plain-text report (what the CLI prints): every problem on one line naming its file or sample."""
