@@ -369,9 +369,15 @@ def seed_line(seeds: list, ensemble: dict | None) -> str:
     return f"- seeds: {seeds} (figures are mean ± sample std over seeds)" if len(seeds) > 1 else f"- seed: {seeds[0]}"
 
 
-def run_label(model: str, ensemble: dict | None) -> str:
-    """A run's name in tables: its model, or ``ensemble of a + b`` naming every member's model."""
-    return "ensemble of " + " + ".join(m["model"] for m in ensemble["members"]) if ensemble else model
+def run_label(plan: Plan, ensemble: dict | None) -> str | None:
+    """An averaged run's name in tables, ``ensemble of a + b`` naming every member's model: the runs of
+    :func:`merkit.api.ensemble` (``ensemble``) or the members trained in each fold (``protocol.members``);
+    ``None`` for a single model."""
+    if ensemble:
+        return "ensemble of " + " + ".join(m["model"] for m in ensemble["members"])
+    if plan.protocol.members:
+        return "ensemble of " + " + ".join(r.model.name for r in plan.protocol.members)
+    return None
 
 
 def render_report(plan: Plan, metrics: dict, notes: list[str], diagnostics: dict[str, int],
@@ -473,8 +479,7 @@ def _published_section(plan: Plan, summary: dict, data: dict, ensemble: dict | N
         uar = "" if pd.isna(r.uar) else f"{r.uar:.4f}"
         lines.append(f"| {r.method} | {r.scope} | {uf1} | {uar} | {r.selection} | {r.source} |")
     lines += ["", f"This run ({label}):", ""]
-    name = ("ensemble of " + " + ".join(r.model.name for r in plan.protocol.members) if plan.protocol.members
-            else run_label(plan.protocol.own.model.name, ensemble))
+    name = run_label(plan, ensemble) or plan.protocol.own.model.name
     lines.append(f"| {name} (merkit) | full | "
                  f"{_fmt(summary['full']['uf1'])} | {_fmt(summary['full']['uar'])} | {label} | this run |")
     return lines + [""]
@@ -563,7 +568,7 @@ def _paper_tables(folder: RunFolder, plan: Plan, metrics: dict, tables: tuple[st
     latex, frame, files = None, None, {}
     if "latex" in tables or tex.is_file():
         model = plan.protocol.own.model
-        title = f"merkit run {plan.name}: " + (run_label(model.name, ensemble) if ensemble else
+        title = f"merkit run {plan.name}: " + (run_label(plan, ensemble) or
                                                 f"{model.name} (preset {model.preset or 'paper'})")
         over = "each member's seeds averaged into one prediction per sample" if (ensemble or {}).get(
             "collapse_seeds") else None
