@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from merkit.cli import app
@@ -275,3 +277,57 @@ def test_unlabelled_intervals_draw_a_timeline(short_set, tmp_path):
     assert (result.intervals["onset"] < result.intervals["apex"]).all()
     assert (result.intervals["apex"] < result.intervals["offset"]).all()
     assert result.save_timeline(tmp_path / "t.png").stat().st_size > 5_000
+
+
+# ------------------------------------------------------------------------------------------ micro or macro, scored
+
+def test_an_interval_on_a_blink_inside_a_macro_expression_is_the_blinks():
+    """Issue 34: a short interval on a blink in the middle of a long macro-expression shares more frames with the
+    macro-expression; by IoU, the MEGC measure, it is the blink's, and it has no true kind."""
+    from merkit.evaluation.spotting import attribute_misses, kind_decision
+
+    events = pd.DataFrame({"video": ["v"] * 2, "kind": ["macro", "blink"], "onset": [336, 410], "offset": [419, 416]})
+    spotted = pd.DataFrame({"video": ["v"], "onset": [409], "offset": [418], "kind": ["micro"]})
+    assert attribute_misses(spotted, events) == ["macro"]
+    assert attribute_misses(spotted, events, by="iou") == ["blink"]
+    decision = kind_decision(spotted.assign(iou_event=attribute_misses(spotted, events, by="iou")))
+    assert decision["counted"] == 0 and decision["other"] == {"blink": {"micro": 1}}
+    with pytest.raises(ValueError, match="by must be"):
+        attribute_misses(spotted, events, by="overlap")
+
+
+interval = st.tuples(st.integers(0, 60), st.integers(0, 30)).map(lambda p: (p[0], p[0] + p[1]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(interval, st.sampled_from(["micro", "macro", "blink", "head"])), min_size=0, max_size=5),
+       interval)
+def test_the_iou_event_has_the_highest_iou_and_the_frames_event_the_most_shared_frames(events, spot):
+    from merkit.evaluation.spotting import attribute_misses
+
+    table = pd.DataFrame({"video": ["v"] * len(events), "kind": [k for _, k in events],
+                          "onset": [a for (a, _), _ in events], "offset": [b for (_, b), _ in events]},
+                         columns=["video", "kind", "onset", "offset"])
+    spotted = pd.DataFrame({"video": ["v"], "onset": [spot[0]], "offset": [spot[1]]})
+    shared = [max(0, min(spot[1], b) - max(spot[0], a) + 1) for (a, b), _ in events]
+    ious = [s / (max(spot[1], b) - min(spot[0], a) + 1) for s, ((a, b), _) in zip(shared, events)]
+    for by, scores in (("frames", shared), ("iou", ious)):
+        [kind] = attribute_misses(spotted, table, by=by)
+        if not any(scores):
+            assert kind == "none"
+        else:
+            best = max(scores)
+            assert kind in {k for s, (_, k) in zip(scores, events) if s == best}
+
+
+def test_kind_decision_counts_precision_and_recall_per_kind():
+    from merkit.evaluation.spotting import kind_decision
+
+    spotted = pd.DataFrame({"kind": ["micro", "micro", "macro", "macro", "macro", "micro"],
+                            "iou_event": ["micro", "macro", "macro", "micro", "macro", "head"]})
+    decision = kind_decision(spotted)
+    assert decision["counted"] == 5
+    assert decision["micro"] == {"precision": 0.5, "recall": 0.5, "called": 2, "true": 2, "right": 1}
+    assert decision["macro"] == {"precision": 2 / 3, "recall": 2 / 3, "called": 3, "true": 3, "right": 2}
+    assert decision["other"] == {"head": {"micro": 1}}
+    assert kind_decision(spotted.drop(columns="kind")) is None

@@ -305,15 +305,29 @@ def sweep_threshold(windows: pd.DataFrame, truth: pd.DataFrame, config, grid: Se
     return pd.DataFrame(rows)
 
 
-def attribute_misses(spotted: pd.DataFrame, events: pd.DataFrame) -> list[str]:
-    """What each spotted interval overlaps most, in frames, among ``events`` (``video``, ``kind``, ``onset``,
-    ``offset``): that event's ``kind``, or ``none``. Used to say what false positives fired on."""
+def attribute_misses(spotted: pd.DataFrame, events: pd.DataFrame, by: str = "frames") -> list[str]:
+    """What each spotted interval overlaps most among ``events`` (``video``, ``kind``, ``onset``, ``offset``): that
+    event's ``kind``, or ``none`` when it overlaps none.
+
+    ``by="frames"`` ranks the events by the frames shared with the interval (what a false positive fired on, the
+    ``overlaps`` column); ``by="iou"`` by their intersection over union with it, the MEGC spotting measure (the
+    ``iou_event`` column, what the interval times: a short interval on a blink inside a long macro-expression
+    shares more frames with the macro-expression but is the blink's). Of tied events, the kind later in the
+    alphabet is named.
+
+    Raises:
+        ValueError: an unknown ``by``.
+    """
+    if by not in ("frames", "iou"):
+        raise ValueError(f"by must be 'frames' or 'iou', got {by!r}")
     out = []
     for row in spotted.itertuples(index=False):
-        same = events[events["video"] == row.video]
-        overlap = [(max(0, min(row.offset, e.offset) - max(row.onset, e.onset) + 1), e.kind)
-                   for e in same.itertuples(index=False)]
-        best = max(overlap, default=(0, "none"))
+        scores = []
+        for e in events[events["video"] == row.video].itertuples(index=False):
+            shared = max(0, min(row.offset, e.offset) - max(row.onset, e.onset) + 1)
+            union = max(row.offset, e.offset) - min(row.onset, e.onset) + 1
+            scores.append((shared / union if by == "iou" else shared, e.kind))
+        best = max(scores, default=(0, "none"))
         out.append(best[1] if best[0] > 0 else "none")
     return out
 
@@ -331,7 +345,8 @@ class SpottingRun:
             per-video scores, what the false positives overlapped, label accuracy on the hits (with a
             checkpoint), speed and warnings.
         spotted: ``spotted.csv``, one row per reported interval with its ``outcome`` (TP or FP), ``iou`` and
-            ``overlaps`` (the kind of event it overlaps most).
+            ``overlaps`` (the kind of event it shares most frames with) and ``iou_event`` (the kind of event it has
+            the highest IoU with, what :func:`kind_decision` scores its ``kind`` against).
         matches: ``matches.csv``, one row per reported interval and per missed ground truth.
         pr: ``pr.csv``, precision, recall and F1 for each ``p`` of :data:`P_GRID`.
         windows: ``windows.csv``, every scored window of every video.
@@ -406,6 +421,7 @@ def _mark_outcomes(spotted: pd.DataFrame, truth: pd.DataFrame, events: pd.DataFr
         if not pd.isna(row.spotted):
             spotted.loc[row.spotted, ["outcome", "iou"]] = [row.outcome, row.iou]
     spotted["overlaps"] = attribute_misses(spotted, events)
+    spotted["iou_event"] = attribute_misses(spotted, events, by="iou")
     matches = matches.assign(
         spotted_onset=[None if pd.isna(i) else int(spotted.at[i, "onset"]) for i in matches["spotted"]],
         spotted_offset=[None if pd.isna(i) else int(spotted.at[i, "offset"]) for i in matches["spotted"]],
@@ -423,9 +439,10 @@ def _label_accuracy(spotted: pd.DataFrame, truth: pd.DataFrame, matches: pd.Data
 
 def kind_decision(spotted: pd.DataFrame) -> dict | None:
     """How well the spotted intervals' ``kind`` (``micro`` or ``macro``, by the duration timed from the apex)
-    matches the kind of the ground-truth expression each overlaps most (``overlaps``, :func:`attribute_misses`).
+    matches the kind of the ground-truth event each has the highest IoU with (``iou_event``,
+    :func:`attribute_misses` with ``by="iou"``).
 
-    Only intervals that overlap a micro- or macro-expression count; those on blinks, head movements or nothing
+    Only intervals whose event is a micro- or macro-expression count; those on blinks, head movements or nothing
     have no true kind and are counted apart (``other``). For each kind: precision (of the intervals called so,
     the share on that kind) and recall (of the intervals on that kind, the share called so).
 
@@ -433,19 +450,19 @@ def kind_decision(spotted: pd.DataFrame) -> dict | None:
         ``{"micro": {precision, recall, called, true, right}, "macro": {...}, "counted": n, "other": {kind:
         called micro/macro counts}}``, or ``None`` when the intervals carry no ``kind``.
     """
-    if "kind" not in spotted.columns or "overlaps" not in spotted.columns:
+    if "kind" not in spotted.columns or "iou_event" not in spotted.columns:
         return None
-    on = spotted[spotted["overlaps"].isin(["micro", "macro"])]
+    on = spotted[spotted["iou_event"].isin(["micro", "macro"])]
     out: dict = {"counted": int(len(on))}
     for kind in ("micro", "macro"):
-        called, true = on["kind"] == kind, on["overlaps"] == kind
+        called, true = on["kind"] == kind, on["iou_event"] == kind
         right = int((called & true).sum())
         out[kind] = {"precision": right / int(called.sum()) if called.any() else None,
                      "recall": right / int(true.sum()) if true.any() else None,
                      "called": int(called.sum()), "true": int(true.sum()), "right": right}
-    rest = spotted[~spotted["overlaps"].isin(["micro", "macro"])]
+    rest = spotted[~spotted["iou_event"].isin(["micro", "macro"])]
     out["other"] = {str(k): {str(c): int(n) for c, n in g["kind"].value_counts().items()}
-                    for k, g in rest.groupby("overlaps")}
+                    for k, g in rest.groupby("iou_event")}
     return out
 
 
