@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from merkit.cli import app
@@ -207,6 +209,34 @@ def test_an_expression_is_timed_from_its_apex_and_called_micro_up_to_half_a_seco
     if seconds <= 1.5:  # the dip lies within the horizon: the duration is exact
         assert duration == pytest.approx(seconds, abs=0.02)
     assert expression_kind(duration) == kind
+
+
+def _seen_from_apex(rise: int, fall: int, reach: int, drift: float = 0.0, amplitude: float = 1.0):
+    """The motion relative to the apex of a raised-cosine expression rising over ``rise`` frames and falling over
+    ``fall``, with the face drifting away by ``drift`` per frame apart: the forward and backward curves."""
+    k = np.arange(reach + 1, dtype=np.float64)
+    dip = lambda h: amplitude * 0.5 * (1 - np.cos(np.pi * np.minimum(k / h, 1.0)))  # noqa: E731
+    return dip(fall) + drift * k, dip(rise) + drift * k
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 20), st.integers(2, 20), st.floats(0.0, 0.05), st.floats(0.3, 5.0))
+def test_the_dip_fit_times_an_expression_to_half_a_frame_under_any_drift(rise, fall, drift, amplitude):
+    """Issue 34: the half-depth rule read a drift away from the apex frame (head motion, light) as depth and timed
+    short expressions long, enough to call 0.43-0.47 s ones macro; the fit has the drift as a term of its own."""
+    from merkit.motion.spotting import dip_duration
+
+    reach = 22
+    assert abs(dip_duration(*_seen_from_apex(rise, fall, reach, drift * amplitude, amplitude)) - (rise + fall)) <= 0.5
+
+
+def test_the_dip_fit_on_one_side_or_none():
+    from merkit.motion.spotting import dip_duration
+
+    forward, backward = _seen_from_apex(6, 9, 22)
+    assert dip_duration(forward, backward[:1]) == pytest.approx(2 * 9)  # the side seen stands for both
+    assert dip_duration(np.zeros(10), np.zeros(10)) == 0.0
+    assert dip_duration(forward[:1], backward[:1]) == 0.0
 
 
 # ------------------------------------------------------------------------------------------------ the packaged model

@@ -385,47 +385,69 @@ def select_intervals(windows: "pd.DataFrame", config: SpotConfig) -> tuple[list[
     return sorted(chosen, key=lambda j: start[j]), threshold
 
 
-def dip_duration(forward: np.ndarray, backward: np.ndarray) -> float:
-    """The duration, in frames, of an expression seen from its apex: twice the width of the dip in the motion
-    relative to the apex frame.
+def dip_duration(forward: np.ndarray, backward: np.ndarray, step: float = 0.5) -> float:
+    """The duration, in frames, of an expression seen from its apex: the onset-to-offset time of the raised-cosine
+    rise and fall that, with a linear drift, fits the motion relative to the apex frame best.
 
     Seen from the apex frame, the face differs little while the expression is near its apex and most once it is
-    back at neutral (or elsewhere). Where the motion relative to the apex first reaches half its largest value on
-    each side (``t_fall`` frames after the apex, ``t_rise`` before it; linear interpolation; the curve's end when it
-    never does) bounds the dip; for a raised-cosine rise and fall (the onset-apex-offset time course of an
-    expression) ``2 (t_rise + t_fall)`` is exactly its onset-to-offset duration, and for a longer expression than
-    the curves cover it is at least their span. The same rule as :func:`motion_extent`, measured from the apex
-    rather than from a local onset, so that it sees past a 0.5 s window.
+    back at neutral. For an expression whose intensity rises and falls as a raised cosine (the onset-apex-offset
+    time course of an expression), rising over ``h_b`` frames before the apex and falling over ``h_f`` after it,
+    the motion ``k`` frames from the apex is ``A g(k / h)`` with ``g(u) = (1 - cos(pi min(u, 1))) / 2``: a dip
+    that is full once the face is back at neutral. Residual head motion and illumination change make the face
+    drift away from the apex frame as well, roughly in proportion to the time apart, so the curves are fitted
+    with ``A g(k / h) + b k`` by least squares, for every ``h_f`` and ``h_b`` from 1 frame to each curve's length
+    in steps of ``step`` frames; the duration is ``h_f + h_b`` of the best fit with ``A > 0``. The drift term is what
+    keeps the estimate unbiased: a half-depth crossing (this function's rule until 2026-12-07) reads the drift at
+    the far frames as depth, and times short expressions long. A dip that has not ended within a curve is timed
+    at least that curve's length. A side with no frame beyond the apex takes the other side's ``h``.
 
     Args:
         forward: float (Lf,) motion of the frames from the apex onwards relative to the apex (``forward[0]`` is the
-            apex, ~0), smoothed.
+            apex, ~0).
         backward: float (Lb,) the same for the frames from the apex backwards (``backward[0]`` is the apex).
+        step: the grid's spacing, frames.
 
     Returns:
-        Frames, >= 0.
+        Frames, >= 0 (0 when neither curve moves).
     """
-    curves = [np.asarray(c, dtype=np.float64).copy() for c in (forward, backward)]
-    for c in curves:  # the apex against itself: no motion (a smoothed curve can lift it)
-        c[:1] = 0.0
-    top = max(float(c.max()) if len(c) else 0.0 for c in curves)
-    if top <= 0:
+    sides = [np.asarray(c, dtype=np.float64)[1:] for c in (forward, backward)]
+    if not any(len(c) and float(c.max()) > 0 for c in sides):
         return 0.0
-    half = 0.5 * top
-    widths = []
-    for c in curves:
-        above = np.flatnonzero(c >= half)
-        if not len(above):
-            widths.append(float(len(c) - 1))
-            continue
-        j = int(above[0])
-        widths.append(float(j) if j == 0 else j - 1 + (half - c[j - 1]) / (c[j] - c[j - 1]))
-    return 2.0 * sum(widths)
+    fits = [_dip_sums(c, step) for c in sides if len(c)]
+    if len(fits) == 1:  # one side only: it stands for both
+        (h, *parts), = fits
+        best = _best_fit(*parts)
+        return float(2 * h[best[0]]) if best is not None else float(2 * h[-1])
+    (hf, *f), (hb, *b) = fits
+    best = _best_fit(*(x[:, None] + y[None, :] if i < 3 else x + y for i, (x, y) in enumerate(zip(f, b))))
+    return float(hf[best[0]] + hb[best[1]]) if best is not None else float(hf[-1] + hb[-1])
+
+
+def _dip_sums(curve: np.ndarray, step: float) -> tuple:
+    """For :func:`dip_duration`: the grid of ``h`` and the least-squares sums of one side's curve (frames 1..L from
+    the apex) against the dip ``g(k / h)`` for each ``h`` and the drift ``k``."""
+    k = np.arange(1, len(curve) + 1, dtype=np.float64)
+    grid = np.arange(1.0, len(curve) + 1e-9, step)
+    shape = 0.5 * (1 - np.cos(np.pi * np.minimum(k[None, :] / grid[:, None], 1.0)))  # (n_h, L)
+    return grid, (shape ** 2).sum(1), shape @ k, shape @ curve, float(k @ k), float(k @ curve), float(curve @ curve)
+
+
+def _best_fit(ss, sk, sy, kk, ky, yy) -> tuple[int, ...] | None:
+    """The index of the least residual among the two-term fits ``A g + b k`` whose normal-equation sums are given
+    (arrays over the grid), with ``A > 0``; ``None`` when no fit has one."""
+    det = ss * kk - sk ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        amplitude = (sy * kk - sk * ky) / det
+        drift = (ss * ky - sk * sy) / det
+        residual = np.where((det > 1e-12) & (amplitude > 0), yy - amplitude * sy - drift * ky, np.inf)
+    if not np.isfinite(residual).any():
+        return None
+    return tuple(int(i) for i in np.unravel_index(int(np.argmin(residual)), residual.shape))
 
 
 def dip_sides(forward: np.ndarray, backward: np.ndarray) -> tuple[bool, bool]:
     """Whether the motion relative to the apex reaches half its largest value after the apex (``forward``) and
-    before it (``backward``), as :func:`dip_duration` measures. A side that never does shows a face at rest on that
+    before it (``backward``). A side that never does shows a face at rest on that
     side: the frame is the end of an expression rather than its apex."""
     curves = [np.asarray(c, dtype=np.float64)[1:] for c in (forward, backward)]
     top = max((float(c.max()) for c in curves if len(c)), default=0.0)

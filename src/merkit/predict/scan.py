@@ -177,10 +177,10 @@ def event_duration(frames: VideoFrames, apex: int, face: FaceConfig, config: Spo
     """The duration, seconds, of the expression whose apex is at position ``apex``, measured beyond the spotting
     window: the frames within ``horizon_s`` on each side are warped with one transform fitted on the apex frame,
     scored by their local motion relative to it (the spotting flow method, global affine motion removed, the mean
-    of the largest :data:`LOCAL_FRACTION` of the magnitudes), and the dip around the apex gives the duration
-    (:func:`merkit.motion.spotting.dip_duration`), scaled by :data:`DURATION_SCALE`. ``horizon_s`` of 0.75 s
-    suffices to tell an expression of at most 0.5 s from a longer one: a dip that has not ended within it lasts at
-    least 1.5 s. When the face is at rest
+    of the largest :data:`LOCAL_FRACTION` of the magnitudes), and the raised-cosine dip with a linear drift that
+    fits the motion around the apex best gives the duration (:func:`merkit.motion.spotting.dip_duration`).
+    ``horizon_s`` of 0.75 s suffices to tell an expression of at most 0.5 s from a longer one: a dip that has not
+    ended within it lasts at least 1.5 s. When the face is at rest
     on one side of the frame (:func:`merkit.motion.spotting.dip_sides`, or the motion on that side stays below
     :data:`LOPSIDED` of the other's), the frame ends an expression rather than peaks it, and the expression is timed
     once more from the other side's frame most unlike it.
@@ -211,14 +211,7 @@ def event_duration(frames: VideoFrames, apex: int, face: FaceConfig, config: Spo
         curves = _curves_from(frames, moved, reach, face, config) if moved != apex else curves
         if curves is None:
             return None
-    return DURATION_SCALE * dip_duration(*curves) / rate
-
-
-#: :func:`event_duration` multiplies the dip's width by this factor: the median ratio of the true to the timed
-#: duration of the micro-expressions of merkit's synthetic long videos written with seeds 2, 3, 4, 5 and 7 (27
-#: micro-expressions timed within a factor of 2 of their length; ``docs/predict.md``, "Micro or macro"). Unscaled,
-#: the dip reads a micro-expression about 9 % long, enough to call one of 0.43-0.47 s macro.
-DURATION_SCALE = 0.92
+    return dip_duration(*curves) / rate
 
 
 def _curves_from(frames: VideoFrames, apex: int, reach: int, face: FaceConfig,
