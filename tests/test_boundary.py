@@ -183,6 +183,13 @@ def test_any_unknown_key_is_named_with_a_did_you_mean_when_one_is_close(section,
         assert "did you mean" not in message
 
 
+@pytest.mark.parametrize("key", ["model.int", "data.face.str", "training.float", "none"])
+def test_an_unknown_key_named_like_a_type_tag_is_named_as_written(key):
+    """pydantic's error locations carry union tags (``int``, ``str``, ...) that the key's name drops; a key the
+    user wrote with such a name was reported as its section (``unknown config key model``)."""
+    _refused([f"{key}=1"], f"unknown config key {key}")
+
+
 # ------------------------------------------------------------------------------------------------ ranges and names
 
 @pytest.mark.parametrize("override, key", [

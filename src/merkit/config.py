@@ -67,7 +67,7 @@ LATER_KEYS: dict[tuple[str, str], Any] = {("training", "label_smoothing"): 0.0, 
                                           ("protocol", "members"): {}, ("protocol", "member_weights"): "equal",
                                           ("data", "subjects"): [], ("data", "datasets"): [],
                                           ("training", "shuffle"): True, ("data", "action_units"): [],
-                                          ("data", "au_sheets"): {}}
+                                          ("data", "au_sheets"): {}, ("model", "init"): None}
 
 
 @pydantic.with_config(FIELDS)
@@ -161,11 +161,20 @@ class DataConfig:
 @pydantic.with_config(FIELDS)
 @dataclass
 class ModelConfig:
-    """Which model, which preset, and parameter overrides of the preset."""
+    """Which model, which preset, and parameter overrides of the preset.
+
+    Attributes:
+        init: ``None`` (default: the model's own initialisation) or a checkpoint to start every fold's training
+            from: a folder written by ``merkit train``, a packaged model's name or a Hugging Face Hub id
+            (:func:`merkit.pretrained.resolve_checkpoint`). It must hold the same model (name, preset, params) and
+            have been trained on none of the datasets the run evaluates (:func:`merkit.pretrained.check_start`);
+            the result hash holds its weights' digest, not its path.
+    """
 
     name: str = "ststnet"
     preset: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    init: str | None = None
 
 
 @pydantic.with_config(FIELDS)
@@ -505,7 +514,8 @@ class RunConfig:
         """Hash of everything that changes a fold's predictions.
 
         Included: ``data.subjects``, ``data.datasets`` and ``data.action_units`` when set (they choose the samples
-        and the inputs; left out of the dict when empty, :meth:`to_dict`). Excluded: ``name``; ``data.path`` and
+        and the inputs; left out of the dict when empty, :meth:`to_dict`); for ``model.init``, the digest of the
+        weights it names (:func:`merkit.pretrained.start_digest`), not its path. Excluded: ``name``; ``data.path`` and
         ``data.au_sheets`` (the data fingerprint checks the data instead), ``data.cache``, ``data.preprocess_workers``
         and ``data.on_error`` (where and how inputs are computed; skipped clips change the fingerprint);
         ``protocol.seeds`` (each seed is its own unit),
@@ -522,6 +532,10 @@ class RunConfig:
                   "max_retries"):
             d["protocol"].pop(k)
         d["training"].pop("device")
+        if self.model.init:
+            from merkit.pretrained import start_digest
+
+            d["model"]["init"] = start_digest(self.model.init)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -714,29 +728,55 @@ class ModelSpec:
     input_keys: tuple[str, ...] = ()
     ground_truth_inputs: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    init: str | None = None
+    init_folder: str = ""
 
     @classmethod
     def of(cls, model: ModelConfig) -> "ModelSpec":
-        """The spec of a config's ``model`` section, with its facts read from the registry.
+        """The spec of a config's ``model`` section, with its facts read from the registry, and the checkpoint
+        folder ``model.init`` names.
 
         Raises:
-            ConfigError: unknown model, preset or parameter.
+            ConfigError: unknown model, preset or parameter; a ``model.init`` that names no checkpoint, or one of
+                another model, preset or params.
         """
         from merkit.models import model_info
 
         info = model_info(model.name, model.preset, **model.params)
+        folder = ""
+        if model.init:
+            from merkit.pretrained import read_start
+
+            folder, record = read_start(model.init)
+            theirs = (record.get("model"), record.get("preset"), record.get("params") or {})
+            if theirs != (model.name, model.preset, dict(model.params)):
+                raise ConfigError(f"model.init {model.init} holds {theirs[0]} preset {theirs[1]} params {theirs[2]}, "
+                                  f"not this config's {model.name} preset {model.preset} params {dict(model.params)}")
+        notes = tuple(info.notes) + ((f"trained from {model.init}",) if model.init else ())
         return cls(model.name, model.preset, tuple(model.params.items()), tuple(info.input_keys),
-                   tuple(info.uses_ground_truth_inputs), tuple(info.notes))
+                   tuple(info.uses_ground_truth_inputs), notes, model.init, str(folder))
 
     def build(self, num_classes: int):
-        """The model (:func:`merkit.models.create_model`) for ``num_classes`` classes.
+        """The model (:func:`merkit.models.create_model`) for ``num_classes`` classes, with the weights of
+        ``init`` loaded when it names a checkpoint.
 
         Raises:
-            ConfigError: unknown model, preset or parameter.
+            ConfigError: unknown model, preset or parameter; ``init`` weights that do not fit the model (another
+                number of classes, input size or architecture; the message names the folder).
         """
         from merkit.models import create_model
 
-        return create_model(self.name, self.preset, num_classes=num_classes, **dict(self.params))
+        model = create_model(self.name, self.preset, num_classes=num_classes, **dict(self.params))
+        if self.init_folder:
+            from safetensors.torch import load_file
+
+            try:
+                model.load_state_dict(load_file(str(Path(self.init_folder) / "model.safetensors")))
+            except RuntimeError as error:
+                first = str(error).strip().splitlines()[-1].strip()
+                raise ConfigError(f"model.init {self.init}: its weights do not fit a {self.name} of "
+                                  f"{num_classes} classes: {first}") from error
+        return model
 
 
 @dataclass(frozen=True)

@@ -206,3 +206,70 @@ def _download(repo_id: str, revision: str | None, cache_dir: str | Path | None) 
     except (errors.HfHubHTTPError, errors.HFValidationError, OSError, ValueError) as error:
         raise CheckpointError(f"{where} download failed: {str(error).splitlines()[0]}") from error
     return Path(path)
+
+
+# ------------------------------------------------------------------------------ a run's start (model.init)
+
+def read_start(init: str) -> tuple[Path, dict[str, Any]]:
+    """The checkpoint folder ``model.init`` names (:func:`resolve_checkpoint`) and its ``checkpoint.json``.
+
+    Raises:
+        ConfigError: no such checkpoint (the message names what was tried), or one without weights or a readable
+            record.
+    """
+    import json
+
+    from merkit.errors import ConfigError
+
+    try:
+        folder, _ = resolve_checkpoint(init)
+        record = json.loads((folder / "checkpoint.json").read_text())
+    except (CheckpointError, OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"model.init {init}: not a readable merkit checkpoint ({error})") from error
+    if not (folder / "model.safetensors").is_file() or not isinstance(record, dict):
+        raise ConfigError(f"model.init {init}: {folder} is not a checkpoint folder written by merkit train")
+    return folder, record
+
+
+def start_digest(init: str) -> str:
+    """The first 16 hex digits of the SHA-256 of the weights (``model.safetensors``) ``model.init`` names: what a
+    run started from, in its result hash (``result_hash`` of the config).
+
+    Raises:
+        ConfigError: as :func:`read_start`.
+    """
+    import hashlib
+
+    folder, _ = read_start(init)
+    return hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()[:16]
+
+
+def check_start(init: str, folder: str | Path, classes, datasets) -> None:
+    """Refuse to start a run's training from the checkpoint in ``folder`` (``model.init`` = ``init``) when it
+    would leak or mislabel: it must have been trained on none of ``datasets`` (the datasets of the data the run
+    evaluates: a start trained on them has seen every test subject), and its classes must be ``classes``, in order
+    (its logit ``k`` becomes the run's class ``k``).
+
+    Datasets are compared by name, as ``merkit train`` records them (``training_data.datasets``): pretraining on
+    merkit's synthetic data (dataset ``synthetic``) passes on the MEGC2019 composite (``casme2``, ``samm``,
+    ``smic``); the packaged ``megc2019-ststnet`` does not.
+
+    Raises:
+        LeakageError: the checkpoint was trained on a dataset the run evaluates, or records no datasets.
+        ConfigError: other classes, or another order; a folder without a readable record.
+    """
+    from merkit.errors import ConfigError, LeakageError
+
+    _, record = read_start(str(folder))
+    seen = (record.get("training_data") or {}).get("datasets")
+    if not seen:
+        raise LeakageError(f"model.init {init}: its checkpoint records no training datasets, so it cannot be shown "
+                           "to have seen none of this run's test subjects")
+    shared = sorted(set(map(str, seen)) & set(map(str, datasets)))
+    if shared:
+        raise LeakageError(f"model.init {init} was trained on {', '.join(shared)}, which this run evaluates: it has "
+                           "seen every test subject; start from weights trained on other data (e.g. synthetic)")
+    if list(record.get("classes") or []) != list(classes):
+        raise ConfigError(f"model.init {init} has classes {record.get('classes')}, this run's data "
+                          f"{list(classes)}: the logits would mean other classes")
+

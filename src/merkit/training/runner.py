@@ -202,7 +202,8 @@ def plan_units(protocol: Protocol, data: FeatureSet, run_dir: Path) -> list[Unit
         DataError: LOSO on one subject, or a fold with an empty side (:func:`merkit.training.loso.check_fold`); the
             data lacks an input the model takes or has one of another shape than its record says
             (:func:`merkit.training.check.check_model_inputs`).
-        LeakageError: a fold is not subject-disjoint (:func:`merkit.training.loso.check_fold`).
+        LeakageError: a fold is not subject-disjoint (:func:`merkit.training.loso.check_fold`); a ``model.init``
+            trained on a dataset of the data (:func:`merkit.pretrained.check_start`).
         DataError: two units would write the same file (cannot happen with validated ids; asserted all the same,
             since a collision would silently merge two folds' predictions).
     """
@@ -337,7 +338,8 @@ def run_loso(plan: Plan, data: FeatureSet, run_dir: str | Path,
              on_units_planned: Callable[[int], None] | None = None) -> pd.DataFrame:
     """Run every (seed, fold) unit not yet finished in ``run_dir`` and return all predictions.
 
-    Everything is checked before anything is written (the device, the split, and the folder, from the config's
+    Everything is checked before anything is written (the device, the split, the model's inputs and the weights
+    it starts from (:func:`merkit.training.check.check_model_inputs`), and the folder, from the config's
     ``result_hash`` and the data's content fingerprint: :meth:`merkit.runfolder.RunFolder.check_run`);
     then the folder gets its stamp (``run.json``, with what data the run saw: :meth:`merkit.features.FeatureSet.data_record`)
     and ``config.yaml``. Units run on the executor of
@@ -355,7 +357,9 @@ def run_loso(plan: Plan, data: FeatureSet, run_dir: str | Path,
 
     Raises:
         ConfigError: ``run_dir`` holds another config's run or one on other data (unless ``force``), is not a
-            merkit run folder, or has a damaged ``run.json``; the device is unavailable.
+            merkit run folder, or has a damaged ``run.json``; the device is unavailable; a ``model.init`` of other
+            classes.
+        LeakageError: a ``model.init`` trained on a dataset the run evaluates.
         OutputError: the disk refused a write.
         UnitError: units that failed for good on Ray (the finished ones are saved).
     """
