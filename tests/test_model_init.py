@@ -102,3 +102,22 @@ def test_a_start_of_another_model_or_other_classes_is_refused(pretrained, tmp_pa
                          meta=dict(features.meta))
     with pytest.raises(ConfigError, match="has classes"):
         api.evaluate(_config(init=str(pretrained)), tmp_path / "run", features=swapped, progress=False)
+
+
+def test_a_start_whose_preset_now_builds_another_network_is_refused(pretrained, tmp_path):
+    """Same model, preset and params, but trained as another network (its record's ``model_config``): loading
+    would fit the weight shapes and silently be another network, as ``Checkpoint.load`` refuses too."""
+    import json
+
+    copy = Path(shutil.copytree(pretrained, tmp_path / "drifted"))
+    meta = json.loads((copy / "checkpoint.json").read_text())
+    meta["model_config"]["padding"] = 2
+    (copy / "checkpoint.json").write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match="now builds padding=1, the weights were trained with padding=2"):
+        _config(init=str(copy)).resolve()
+    meta.pop("model_config")
+    meta["preset"] = None
+    (copy / "checkpoint.json").write_text(json.dumps(meta))
+    paper = dataclasses.replace(_config(init=str(copy)), model=ModelConfig(name="ststnet", init=str(copy)))
+    with pytest.raises(ConfigError, match="set its preset to cpu"):
+        paper.resolve()

@@ -171,8 +171,9 @@ def one_line(error: pydantic.ValidationError, root: Any = None, prefix: str = ""
     key = _key("", loc)
     if kind in ("unexpected_keyword_argument", "extra_forbidden"):
         known = _keys_at(root, loc[:-1]) if root is not None else None
-        where = _key("", loc[:-1]) or "the config"
-        key = f"{_key('', loc[:-1])}.{loc[-1]}".lstrip(".")  # the key as written, even one named like a type tag
+        section = _key("", loc[:-1])
+        where = section or "the config"
+        key = f"{section}.{loc[-1]}" if section else str(loc[-1])  # as written, even a key named like a type tag
         hint = f"{did_you_mean(loc[-1], known)}; {where} has {known}" if known else ""
         return f"unknown {prefix or 'config key '}{key}{hint}"
     if kind == "literal_error":

@@ -17,7 +17,6 @@ checkpoint or the new one, and it replaces only a folder stamped as a merkit che
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,49 +45,33 @@ def state_mismatch(expected: dict, found: dict) -> str | None:
     return None
 
 
-#: Presets whose meaning changed after checkpoints began to be written without ``model_config`` (issue 33: each
-#: ``paper`` preset became the authors' behaviour): such an old checkpoint would build another network with the
-#: same weight shapes, so it is refused, naming the preset that keeps its old meaning.
-CHANGED_PRESETS = {("ststnet", "paper"): "cpu", ("mmnet", "paper"): "paper with params {pc_antialias: true, "
-                   "pc_init: torch}", ("mmnet", "paper-3class"): "paper-3class with params {pc_antialias: true, "
-                   "pc_init: torch}", ("frl_dgt", "paper"): "ablation-m3-template"}
-
-
 def resolved_model_config(model: str, preset: str | None, params: dict[str, Any]) -> dict[str, Any]:
-    """Every field of model ``model``'s config with ``preset`` and ``params`` applied, as JSON values.
+    """Every field of model ``model``'s config with ``preset`` and ``params`` applied, as JSON values
+    (:attr:`merkit.models.base.ModelInfo.config_record`).
 
     Raises:
         ConfigError: unknown model, preset or parameter.
     """
     from merkit.models import model_info
 
-    return json.loads(json.dumps(dataclasses.asdict(model_info(model, preset, **params).config), default=str))
+    return model_info(model, preset, **params).config_record
 
 
 def _check_model_config(checkpoint: "Checkpoint", path: Path) -> None:
-    """Refuse a checkpoint whose model config, as trained, differs from what its preset and params build now."""
+    """Refuse a checkpoint whose model config, as trained, differs from what its preset and params build now
+    (:func:`merkit.pretrained.weights_problem`)."""
     from merkit.errors import MerkitError
+    from merkit.pretrained import weights_problem
 
-    if not checkpoint.model_config:
-        old = CHANGED_PRESETS.get((checkpoint.model, checkpoint.preset or "paper"))
-        if old:
-            raise CheckpointError(f"{path}: trained with {checkpoint.model} preset "
-                                  f"{checkpoint.preset or 'paper'!r} before that preset became the authors' network, "
-                                  f"and it records no model_config; set its preset to {old} (checkpoint.json and "
-                                  "config.yaml) to load the network it was trained as")
-        return
-    try:
-        now = resolved_model_config(checkpoint.model, checkpoint.preset, checkpoint.params)
-    except MerkitError as error:
-        raise CheckpointError(f"{path}: cannot rebuild model {checkpoint.model!r}: {error}") from error
-    changed = [k for k in sorted(set(now) | set(checkpoint.model_config))
-               if now.get(k) != checkpoint.model_config.get(k)]
-    if changed:
-        k = changed[0]
-        raise CheckpointError(f"{path}: {checkpoint.model} preset {checkpoint.preset or 'paper'!r} now builds "
-                              f"{k}={now.get(k)!r}, the weights were trained with {k}="
-                              f"{checkpoint.model_config.get(k)!r} ({len(changed)} field(s) differ); add "
-                              "model.params that restore them")
+    now = {}
+    if checkpoint.model_config:
+        try:
+            now = resolved_model_config(checkpoint.model, checkpoint.preset, checkpoint.params)
+        except MerkitError as error:
+            raise CheckpointError(f"{path}: cannot rebuild model {checkpoint.model!r}: {error}") from error
+    problem = weights_problem(checkpoint.model, checkpoint.preset, checkpoint.model_config, now)
+    if problem:
+        raise CheckpointError(f"{path}: {problem}")
 
 
 @dataclass

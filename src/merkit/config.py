@@ -738,20 +738,18 @@ class ModelSpec:
 
         Raises:
             ConfigError: unknown model, preset or parameter; a ``model.init`` that names no checkpoint, or one of
-                another model, preset or params.
+                another model, preset or params, or of a network the preset no longer builds
+                (:func:`merkit.pretrained.start_folder`).
         """
         from merkit.models import model_info
 
         info = model_info(model.name, model.preset, **model.params)
         folder = ""
         if model.init:
-            from merkit.pretrained import read_start
+            from merkit.pretrained import start_folder
 
-            folder, record = read_start(model.init)
-            theirs = (record.get("model"), record.get("preset"), record.get("params") or {})
-            if theirs != (model.name, model.preset, dict(model.params)):
-                raise ConfigError(f"model.init {model.init} holds {theirs[0]} preset {theirs[1]} params {theirs[2]}, "
-                                  f"not this config's {model.name} preset {model.preset} params {dict(model.params)}")
+            now = info.config_record
+            folder = start_folder(model.init, model.name, model.preset, dict(model.params), now)
         notes = tuple(info.notes) + ((f"trained from {model.init}",) if model.init else ())
         return cls(model.name, model.preset, tuple(model.params.items()), tuple(info.input_keys),
                    tuple(info.uses_ground_truth_inputs), notes, model.init, str(folder))

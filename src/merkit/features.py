@@ -105,11 +105,16 @@ class FeatureSet:
         """Input keys built from annotations rather than from the video (flagged in every report)."""
         return [k for k in self.meta.get("ground_truth_inputs", []) if k in self.inputs]
 
+    @property
+    def datasets(self) -> list[str]:
+        """The names of the datasets the table holds, sorted (none for a table without a ``dataset`` column)."""
+        return sorted(map(str, set(self.table["dataset"]))) if "dataset" in self.table.columns else []
+
     def data_record(self) -> dict:
         """What a run's ``run.json`` records of its data: ``{"samples", "subjects", "datasets", "subset"}``
         (``subset``: ``meta["subset"]``, ``None`` for all the data)."""
         return {"samples": int(len(self.table)), "subjects": int(self.table["subject_id"].nunique()),
-                "datasets": sorted(map(str, self.table["dataset"].unique())), "subset": self.meta.get("subset")}
+                "datasets": self.datasets, "subset": self.meta.get("subset")}
 
     def fingerprint(self) -> str:
         """16 hex digits of SHA-256 over the sample ids, labels, classes, each input's name, dtype and shape, and

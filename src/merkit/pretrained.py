@@ -231,6 +231,56 @@ def read_start(init: str) -> tuple[Path, dict[str, Any]]:
     return folder, record
 
 
+#: Presets whose meaning changed after checkpoints began to be written without ``model_config`` (issue 33: each
+#: ``paper`` preset became the authors' behaviour): such an old checkpoint would build another network with the
+#: same weight shapes, so it is refused, naming the preset that keeps its old meaning.
+CHANGED_PRESETS = {("ststnet", "paper"): "cpu", ("mmnet", "paper"): "paper with params {pc_antialias: true, "
+                   "pc_init: torch}", ("mmnet", "paper-3class"): "paper-3class with params {pc_antialias: true, "
+                   "pc_init: torch}", ("frl_dgt", "paper"): "ablation-m3-template"}
+
+
+def weights_problem(model: str, preset: str | None, recorded: dict[str, Any], now: dict[str, Any]) -> str | None:
+    """Why weights trained as the network ``recorded`` (a checkpoint's ``model_config``; empty in checkpoints
+    written before merkit recorded it) would not be that network if built as ``model`` with ``preset`` today
+    (``now``: the config they resolve to, :attr:`merkit.models.base.ModelInfo.config_record`): a field that differs,
+    or, without a record, a preset whose meaning changed since (:data:`CHANGED_PRESETS`). ``None`` when they are the
+    same network. Both :meth:`merkit.checkpoint.Checkpoint.load` and ``model.init`` (:func:`start_folder`) refuse on
+    it."""
+    name = preset or "paper"
+    if not recorded:
+        old = CHANGED_PRESETS.get((model, name))
+        return (f"trained with {model} preset {name!r} before that preset became the authors' network, and it "
+                f"records no model_config; set its preset to {old} (checkpoint.json and config.yaml) to load the "
+                "network it was trained as") if old else None
+    changed = [k for k in sorted(set(now) | set(recorded)) if now.get(k) != recorded.get(k)]
+    if not changed:
+        return None
+    k = changed[0]
+    return (f"{model} preset {name!r} now builds {k}={now.get(k)!r}, the weights were trained with {k}="
+            f"{recorded.get(k)!r} ({len(changed)} field(s) differ); add model.params that restore them")
+
+
+def start_folder(init: str, model: str, preset: str | None, params: dict[str, Any], now: dict[str, Any]) -> Path:
+    """The checkpoint folder ``model.init`` names, checked to hold the network the config builds: the same model,
+    preset and params, trained as the config ``now`` resolves to (:func:`weights_problem`).
+
+    Raises:
+        ConfigError: as :func:`read_start`; a checkpoint of another model, preset or params, or of a network its
+            preset no longer builds.
+    """
+    from merkit.errors import ConfigError
+
+    folder, record = read_start(init)
+    theirs = (record.get("model"), record.get("preset"), record.get("params") or {})
+    if theirs != (model, preset, dict(params)):
+        raise ConfigError(f"model.init {init} holds {theirs[0]} preset {theirs[1]} params {theirs[2]}, not this "
+                          f"config's {model} preset {preset} params {dict(params)}")
+    problem = weights_problem(model, preset, dict(record.get("model_config") or {}), now)
+    if problem:
+        raise ConfigError(f"model.init {init}: {problem}")
+    return folder
+
+
 def start_digest(init: str) -> str:
     """The first 16 hex digits of the SHA-256 of the weights (``model.safetensors``) ``model.init`` names: what a
     run started from, in its result hash (``result_hash`` of the config).

@@ -147,6 +147,14 @@ class ModelInfo:
     uses_ground_truth_inputs: tuple[str, ...]
     notes: tuple[str, ...]
 
+    @property
+    def config_record(self) -> dict[str, Any]:
+        """Every field of ``config`` as JSON values: what a checkpoint records as its ``model_config``."""
+        import dataclasses
+        import json
+
+        return json.loads(json.dumps(dataclasses.asdict(self.config), default=str))
+
 
 _REGISTRY: dict[str, RegisteredModel] = {}
 

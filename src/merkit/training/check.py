@@ -37,7 +37,7 @@ def check_features(data: FeatureSet, needed: Sequence[str]) -> None:
         except CheckpointError as error:
             raise DataError(str(error)) from error
         shapes.update(record.input_shapes())
-    datasets = sorted(map(str, set(data.table["dataset"]))) if "dataset" in data.table.columns else []
+    datasets = data.datasets
     check_inputs(data.inputs, needed, shapes, f"the data ({', '.join(datasets)})" if datasets else "the data")
 
 
@@ -54,5 +54,5 @@ def check_model_inputs(model: ModelSpec, data: FeatureSet) -> None:
     """
     check_features(data, model.input_keys)
     if model.init_folder:
-        datasets = sorted(map(str, set(data.table["dataset"]))) if "dataset" in data.table.columns else []
-        check_start(model.init, model.init_folder, data.classes, datasets)
+        check_start(model.init, model.init_folder, data.classes, data.datasets)
+
