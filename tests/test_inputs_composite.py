@@ -114,6 +114,41 @@ def test_rerun_with_the_same_record_reuses_the_images_and_another_record_never_m
     assert read_composite(tmp_path, record=other).meta["preprocessing"] == other.to_dict()
 
 
+def test_a_stopped_export_has_no_manifest_and_its_rerun_computes_only_what_it_had_not_written(synthetic,
+                                                                                              tmp_path, monkeypatch):
+    """The export records its written samples as it goes (here after every sample), so a run stopped after k of n
+    samples leaves k reusable samples and no manifest; the rerun computes the other n - k, and the finished
+    folder is the one an uninterrupted export writes."""
+    import merkit.inputs.composite as composite
+
+    monkeypatch.setattr(composite, "CHECKPOINT_S", 0.0)
+    whole = tmp_path / "whole"
+    write_composite(synthetic, whole, FAST)
+    n = len(synthetic)
+
+    def stop_after_two(done: int, total: int) -> None:
+        if done == 2:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "stopped"
+    with pytest.raises(KeyboardInterrupt):
+        write_composite(synthetic, out, FAST, progress=stop_after_two)
+    assert not (out / "manifest.csv").exists()
+    with pytest.raises(DataError):
+        read_composite(out)
+    assert len(pd.read_csv(out / "provenance.csv")) == len(pd.read_csv(out / "sources.csv")) == 2
+    computed = []
+    real_task = composite._export_task
+    monkeypatch.setattr(composite, "_export_task", lambda row, rec: computed.append(row["sample"]) or
+                        real_task(row, rec))
+    write_composite(synthetic, out, FAST)
+    assert len(computed) == n - 2
+    for name in ("manifest.csv", "provenance.csv", "sources.csv"):
+        assert (out / name).read_bytes() == (whole / name).read_bytes(), name
+    for png in (whole / "flow").glob("*.png"):
+        assert (out / "flow" / png.name).read_bytes() == png.read_bytes()
+
+
 def test_only_min_max_onset_apex_flow_can_be_written_in_the_format(synthetic, tmp_path):
     with pytest.raises(ConfigError, match="normalise minmax"):
         write_composite(synthetic, tmp_path, record(normalise="none"))

@@ -32,6 +32,19 @@ def test_same_seed_gives_byte_identical_files(small_set, tmp_path):
     assert [k for k in first if first[k] != second[k]] == []
 
 
+def test_subjects_rendered_in_parallel_give_the_same_files_and_table(small_set, tmp_path):
+    """``workers=2`` renders the subjects as Ray tasks, in any order; the driver writes every file, and each
+    subject draws from its own generators, so the release is the one a single process writes."""
+    root, table = small_set
+    parallel = generate(tmp_path / "parallel", subjects=2, clips_per_class=1, seed=3, duration=(15, 18), workers=2)
+    first, second = _files(root), _files(tmp_path / "parallel")
+    assert sorted(first) == sorted(second)
+    assert [k for k in first if first[k] != second[k]] == []
+    relative = lambda t, r: [[Path(f).relative_to(r.resolve()).as_posix() for f in fr] for fr in t["frames"]]  # noqa: E731
+    assert relative(parallel, tmp_path / "parallel") == relative(table, root)
+    assert parallel.drop(columns="frames").equals(table.drop(columns="frames"))
+
+
 def test_another_seed_gives_other_frames(small_set, tmp_path):
     root, table = small_set
     other = generate(tmp_path / "other", subjects=2, clips_per_class=1, seed=4, duration=(15, 18))

@@ -24,6 +24,8 @@ def synth(
     fps: float = typer.Option(30.0, help="Long videos: frames per second."),
     micro: int = typer.Option(3, help="Long videos: micro-expressions per video."),
     macro: int = typer.Option(1, help="Long videos: macro-expressions (distractors) per video."),
+    workers: int = typer.Option(1, help="Clips: processes rendering subjects in parallel (Ray); the files do not "
+                                "depend on it."),
 ) -> None:
     """Write a synthetic micro-expression dataset made from real face photos: clips in the CASME II layout, or
     with --long-videos, long videos with micro-expressions at known intervals (videos.csv, intervals.csv)."""
@@ -38,7 +40,7 @@ def synth(
         typer.echo(f"ground truth: {out / INTERVALS_NAME}; videos: {out / VIDEOS_NAME}")
         return
     table = generate(out, subjects=subjects, clips_per_class=clips_per_class, seed=seed, faces=faces or None,
-                     amplitude_scale=amplitude_scale)
+                     amplitude_scale=amplitude_scale, workers=workers)
     counts = table["label_class"].value_counts().sort_index()
     typer.echo(f"wrote {len(table)} clips of {table['subject'].nunique()} subjects to {out} "
                f"({', '.join(f'{k} {v}' for k, v in counts.items())})")

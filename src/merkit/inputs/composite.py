@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -38,6 +39,8 @@ from merkit.runfolder import ExportFolder
 
 FLOW_FILE_CHANNELS: tuple[str, ...] = ("u", "v", "strain")
 MANIFEST_COLUMNS: tuple[str, ...] = ("dataset", "subject", "sample", "label", "emotion", "flow", "apex")
+#: Seconds between the records of the samples an export has written so far (see :func:`write_composite`).
+CHECKPOINT_S: float = 30.0
 #: ``provenance.csv``: where each exported sample's onset and apex came from.
 PROVENANCE_COLUMNS: tuple[str, ...] = ("sample_id", "onset_frame", "apex_frame", "apex_source")
 #: ``sources.csv``: the frames each exported sample read and a hash of their bytes (:func:`source_hash`).
@@ -388,9 +391,9 @@ def _source_changed(row: dict, previous: dict) -> str | None:
 
 
 def _samples_to_compute(folder: ExportFolder, rows: list[dict], stems: list[str], previous: dict[str, dict],
-                        diagnostics: Diagnostics) -> list[int]:
+                        diagnostics: Diagnostics) -> tuple[list[int], dict[int, dict]]:
     """The rows whose images are missing, not in the export's provenance, or made from frames that changed since
-    (each of those counted: ``flow-export-recomputed``)."""
+    (each of those counted: ``flow-export-recomputed``); and the ``previous`` records of the others, by row."""
     todo = []
     for i, stem in enumerate(stems):
         row = rows[i]
@@ -401,7 +404,8 @@ def _samples_to_compute(folder: ExportFolder, rows: list[dict], stems: list[str]
         if why is not None:
             diagnostics.warn("flow-export-recomputed", why, Where(row["dataset"], row["subject"], row["sample"]))
             todo.append(i)
-    return todo
+    pending = set(todo)
+    return todo, {i: previous[rows[i]["sample_id"]] for i in range(len(rows)) if i not in pending}
 
 
 def _check_record(out: Path, record: Preprocessing, overwrite: bool) -> str:
@@ -446,10 +450,24 @@ def _write_tables(folder: ExportFolder, rows: list[dict], stems: list[str], prov
         "apex": [f"apex/{stem}.jpg" for stem in stems],
     }, columns=list(MANIFEST_COLUMNS))
     write_atomic(folder.file(ExportFolder.MANIFEST), lambda p: manifest.to_csv(p, index=False))
-    table = pd.DataFrame(provenance)
+    _write_provenance(folder, provenance)
+    return manifest
+
+
+def _record_progress(folder: ExportFolder, provenance: dict[int, dict], saved: list[float]) -> None:
+    """Record the samples written so far when :data:`CHECKPOINT_S` seconds have passed since ``saved[-1]`` (then
+    appended), so that a stopped export resumes from there."""
+    if time.monotonic() - saved[-1] >= CHECKPOINT_S:
+        _write_provenance(folder, [provenance[k] for k in sorted(provenance)])
+        saved.append(time.monotonic())
+
+
+def _write_provenance(folder: ExportFolder, provenance: list[dict]) -> None:
+    """Write ``provenance.csv`` and ``sources.csv`` for the samples whose images are written (each atomically;
+    a sample in the first and not yet in the second is recomputed by a rerun)."""
+    table = pd.DataFrame(provenance, columns=list(dict.fromkeys(PROVENANCE_COLUMNS + SOURCE_COLUMNS)))
     write_atomic(folder.file(ExportFolder.PROVENANCE), lambda p: table[list(PROVENANCE_COLUMNS)].to_csv(p, index=False))
     write_atomic(folder.file(ExportFolder.SOURCES), lambda p: table[list(SOURCE_COLUMNS)].to_csv(p, index=False))
-    return manifest
 
 
 def write_composite(table: pd.DataFrame, out: str | Path, record: Preprocessing = Preprocessing(),
@@ -476,16 +494,17 @@ def write_composite(table: pd.DataFrame, out: str | Path, record: Preprocessing 
         The manifest as written (columns :data:`MANIFEST_COLUMNS`).
 
     Raises:
-        ConfigError: the record does not make composite images, ``workers < 1`` or an unknown ``on_error``.
+        ConfigError: the record does not make composite images, ``workers < 1``, an unknown ``on_error``; ``out``
+            is a file, or a folder that is neither empty nor a merkit export (checked before anything is written).
         DataError: a sample fails (with ``on_error="raise"``), no sample is left, or ``out`` holds an export with
             another record (unless ``overwrite``).
-        ConfigError: ``out`` is a file, or a folder that is neither empty nor a merkit export (checked before
-            anything is written).
         OutputError: the disk refused a write.
 
-    A rerun reuses a sample's images only when the frames it read then (``sources.csv``: ``frames`` and the
-    hash of their bytes, ``source_hash``) are unchanged; a sample whose frames changed, or that an older export
-    did not hash, is recomputed with a counted warning (``flow-export-recomputed``).
+    The samples written so far are recorded (``provenance.csv``, ``sources.csv``) every :data:`CHECKPOINT_S` s, so a
+    stopped export's rerun computes only the rest (a first export has no ``manifest.csv``, so no data set, until it
+    ends). A rerun reuses a sample's images only when the frames it read (``sources.csv``: ``frames``, ``source_hash``,
+    the hash of their bytes) are unchanged; others, and those an older export did not hash, are recomputed with a
+    counted warning (``flow-export-recomputed``).
     """
     from merkit.datasets.schemes import get_scheme
 
@@ -498,11 +517,9 @@ def write_composite(table: pd.DataFrame, out: str | Path, record: Preprocessing 
     stems = [file_stem(r["dataset"], r["subject"], r["sample"]) for r in rows]
     stamp = {"preprocessing": record.to_dict(), "record_hash": record.config_hash(), "scheme": classes.name}
     folder.claim(action, stamp)
-    previous = _read_provenance(folder)
-    todo = _samples_to_compute(folder, rows, stems, previous, diagnostics)
-    pending = set(todo)
-    provenance = {i: previous[rows[i]["sample_id"]] for i in range(len(rows)) if i not in pending}
+    todo, provenance = _samples_to_compute(folder, rows, stems, _read_provenance(folder), diagnostics)
     done = len(rows) - len(todo)
+    saved = [time.monotonic()]
 
     def record_result(i: int, result) -> None:
         nonlocal done
@@ -513,6 +530,7 @@ def write_composite(table: pd.DataFrame, out: str | Path, record: Preprocessing 
             diagnostics.warn("flow-export-failed", str(result), Where(row["dataset"], row["subject"], row["sample"]))
         else:
             provenance[i] = _write_sample(folder, stems[i], row["sample_id"], result)
+            _record_progress(folder, provenance, saved)
         done += 1
         if progress is not None:
             progress(done, len(rows))

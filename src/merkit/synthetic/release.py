@@ -33,10 +33,6 @@ _FIXED_TIME = datetime(2020, 1, 1)
 _ZIP_TIME = (2020, 1, 1, 0, 0, 0)
 
 
-def _write_jpeg(path: Path, rgb: np.ndarray, quality: int) -> None:
-    path.write_bytes(encode_jpeg(rgb, quality, str(path)))
-
-
 def write_coding_sheet(rows: pd.DataFrame, path: str | Path) -> None:
     """Write a CASME II coding sheet (.xlsx) with the official nine columns, reproducibly.
 
@@ -91,6 +87,7 @@ def generate(
     amplitude_scale: float = 1.0,
     duration: tuple[int, int] = (15, 80),
     jpeg_quality: int = 90,
+    workers: int = 1,
 ) -> pd.DataFrame:
     """Write a synthetic micro-expression dataset in the CASME II release layout; return its sample table.
 
@@ -104,6 +101,9 @@ def generate(
             carried by nothing: the control condition).
         duration: inclusive range of the clip length in frames, onset to offset (200 fps).
         jpeg_quality: OpenCV JPEG quality of the frames.
+        workers: processes rendering subjects in parallel (Ray, :func:`merkit.cluster.executor`; 1 renders in this
+            process). Each subject is drawn from its own generators (``seed``, subject index), and this process
+            alone writes the files, so the files do not depend on ``workers``.
 
     Returns:
         The sample table (:mod:`merkit.datasets.table`; dataset ``"synthetic"``, frame paths absolute) with the
@@ -118,32 +118,36 @@ def generate(
     """
     check("synthetic.generate", subjects=(Count, subjects), clips_per_class=(Count, clips_per_class),
           seed=(NonNegativeInt, seed), amplitude_scale=(NonNegativeFloat, amplitude_scale),
-          duration=(tuple[Int, Int], duration), jpeg_quality=(NonNegativeInt, jpeg_quality))
+          duration=(tuple[Int, Int], duration), jpeg_quality=(NonNegativeInt, jpeg_quality),
+          workers=(Count, workers))
     if not 3 <= duration[0] <= duration[1]:
         raise ConfigError(f"synthetic.generate: duration must be (min, max) frames with 3 <= min <= max, got "
                           f"{duration}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     face_of = _FaceSource(faces)
-    rows = []
-    for s in range(subjects):
-        name = f"sub{s + 1:02d}"
-        source_name, image = face_of(s)
-        subject = make_subject(name, image, source_name, np.random.default_rng([seed, s, 0]))
-        # shuffle the class order so that a clip's name (EPyy) says nothing about its class
-        order = np.random.default_rng([seed, s, 1]).permutation(len(CLASSES) * clips_per_class)
-        for j, slot in enumerate(order):
-            label_class = CLASSES[slot % len(CLASSES)]
-            rng = np.random.default_rng([seed, s, 2, j])
-            spec = draw_clip(rng, label_class, f"EP{j + 1:02d}_{int(rng.integers(1, 10)):02d}", amplitude_scale,
-                             duration)
-            frames = _write_clip(out / name / spec.sample, subject, spec, rng, jpeg_quality)
-            rows.append(dict(dataset=DATASET, subject=name, sample=spec.sample, emotion=spec.emotion,
-                             onset=spec.onset, apex=spec.apex, offset=spec.offset,
-                             action_units="+".join(str(a) for a in spec.aus), frames=frames,
-                             label_class=spec.label_class, amplitude_px=round(spec.amplitude_px, 4),
-                             blink=spec.blink is not None, face=source_name))
-    table = new_sample_table(rows)
+    names = [f"sub{s + 1:02d}" for s in range(subjects)]
+    calls = [(seed, s, names[s], *face_of(s), clips_per_class, amplitude_scale, duration, jpeg_quality)
+             for s in range(subjects)]
+    by_subject: dict[int, list[dict]] = {}
+
+    def write_subject(s: int, result: tuple[list[dict], list[tuple[str, bytes]]], node) -> None:
+        rows, files = result
+        for relative, data in files:
+            path = out / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        for row in rows:
+            row["frames"] = [str((out / f).resolve()) for f in row["frames"]]
+        by_subject[s] = rows
+
+    from merkit.cluster import executor
+
+    with executor(workers, None, workers, tasks=subjects) as ex:
+        failures = ex.run(_subject_clips, calls, names, write_subject, max_retries=2)
+    if failures:
+        raise RuntimeError(f"synthetic.generate crashed on {failures[0][0]}: {failures[0][1]}")
+    table = new_sample_table([row for s in range(subjects) for row in by_subject[s]])
     settings = {"generator": "merkit.synthetic", "version": GENERATOR_VERSION, "subjects": subjects,
                 "clips_per_class": clips_per_class, "seed": seed, "faces": face_of.names,
                 "amplitude_scale": amplitude_scale, "duration": list(duration), "jpeg_quality": jpeg_quality}
@@ -151,15 +155,32 @@ def generate(
     return table
 
 
-def _write_clip(clip_dir: Path, subject, spec, rng: np.random.Generator, jpeg_quality: int) -> list[str]:
-    """Render one clip into ``clip_dir`` as ``img<frame number>.jpg`` files; their absolute paths."""
-    clip_dir.mkdir(parents=True, exist_ok=True)
-    frames = []
-    for k, frame in enumerate(render_clip(subject, spec, rng)):
-        path = clip_dir / f"img{spec.onset + k}.jpg"
-        _write_jpeg(path, frame, jpeg_quality)
-        frames.append(str(path.resolve()))
-    return frames
+def _subject_clips(seed: int, s: int, name: str, source_name: str, image: np.ndarray, clips_per_class: int,
+                   amplitude_scale: float, duration: tuple[int, int],
+                   jpeg_quality: int) -> tuple[list[dict], list[tuple[str, bytes]]]:
+    """One pseudo-subject's clips, rendered and JPEG-encoded but not written: its sample rows (``frames`` relative
+    to the release folder) and ``(relative path, JPEG bytes)`` for every frame. Draws from generators seeded with
+    ``(seed, s, ...)`` only, so a subject's files do not depend on where or in which order it is rendered."""
+    subject = make_subject(name, image, source_name, np.random.default_rng([seed, s, 0]))
+    # shuffle the class order so that a clip's name (EPyy) says nothing about its class
+    order = np.random.default_rng([seed, s, 1]).permutation(len(CLASSES) * clips_per_class)
+    rows, files = [], []
+    for j, slot in enumerate(order):
+        label_class = CLASSES[slot % len(CLASSES)]
+        rng = np.random.default_rng([seed, s, 2, j])
+        spec = draw_clip(rng, label_class, f"EP{j + 1:02d}_{int(rng.integers(1, 10)):02d}", amplitude_scale,
+                         duration)
+        frames = []
+        for k, frame in enumerate(render_clip(subject, spec, rng)):
+            relative = f"{name}/{spec.sample}/img{spec.onset + k}.jpg"
+            files.append((relative, encode_jpeg(frame, jpeg_quality, relative)))
+            frames.append(relative)
+        rows.append(dict(dataset=DATASET, subject=name, sample=spec.sample, emotion=spec.emotion,
+                         onset=spec.onset, apex=spec.apex, offset=spec.offset,
+                         action_units="+".join(str(a) for a in spec.aus), frames=frames,
+                         label_class=spec.label_class, amplitude_px=round(spec.amplitude_px, 4),
+                         blink=spec.blink is not None, face=source_name))
+    return rows, files
 
 
 def _write_release_tables(out: Path, table: pd.DataFrame, settings: dict) -> None:
