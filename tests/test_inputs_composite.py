@@ -202,6 +202,11 @@ def test_export_flow_command_writes_a_loadable_folder(synthetic, tmp_path):
     assert result.exit_code == 0, result.output
     features = read_composite(tmp_path)
     assert len(features) == len(synthetic) and features.meta["preprocessing"] == FAST.to_dict()
+    # the export names its release, and for merkit synth data its seed, which a checkpoint's notes then carry
+    source = json.loads((tmp_path / "export.json").read_text())["source"]
+    assert source["dataset"] == "synthetic" and Path(source["path"]) == root.resolve()
+    assert source["generator"] == json.loads((root / "generator.json").read_text())
+    assert any("seed 3, 2 subjects x 1 clips per class" in n for n in features.notes), features.notes
 
 
 def test_export_flow_command_reports_an_unknown_dataset_without_a_traceback(tmp_path):

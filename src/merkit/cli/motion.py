@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional
 
@@ -36,11 +37,15 @@ def export_flow_command(
         raise ConfigError("name the dataset (merkit export-flow NAME ...) or set data.dataset in the config")
     diagnostics = Diagnostics()
     table = load_dataset(cfg.data.dataset, data, diagnostics=diagnostics)
+    source = {"dataset": cfg.data.dataset, "path": str(data.resolve())}
+    if (data / "generator.json").is_file():  # a merkit synth release: its seed and settings
+        source["generator"] = json.loads((data / "generator.json").read_text())
     with Progress(transient=True) as bar:
         task = bar.add_task("flow", total=None)
         manifest = write_composite(table, out, cfg.data.preprocessing, cfg.data.scheme, cfg.data.preprocess_workers,
                                    cfg.data.on_error, diagnostics, overwrite,
-                                   progress=lambda done, total: bar.update(task, completed=done, total=total))
+                                   progress=lambda done, total: bar.update(task, completed=done, total=total),
+                                   source=source)
     typer.echo(f"wrote {len(manifest)} samples to {out} (preprocessing {cfg.data.preprocessing.config_hash()})")
     for kind, count in diagnostics.summary().items():
         typer.echo(f"  {kind}: {count}")

@@ -191,6 +191,18 @@ def _the_record(root: Path, record: Preprocessing | None) -> Preprocessing:
     return own or record or Preprocessing()
 
 
+def _source_notes(root: Path) -> list[str]:
+    """A note naming the synthetic data an export was made from (its ``export.json`` ``source.generator``: seed,
+    counts, faces), so that a checkpoint trained on it names its data seed; none for other folders."""
+    stamp = root / ExportFolder.STAMP
+    generator = (json.loads(stamp.read_text()).get("source") or {}).get("generator") if stamp.is_file() else None
+    if not isinstance(generator, dict):
+        return []
+    return [f"made by {generator.get('generator')} version {generator.get('version')}: seed {generator.get('seed')}, "
+            f"{generator.get('subjects')} subjects x {generator.get('clips_per_class')} clips per class, "
+            f"faces {', '.join(map(str, generator.get('faces', [])))}"]
+
+
 def _apex_row(path: Path, where: Where, stored: tuple[int, int] | None, apex_size: int | None, with_au_boxes: bool,
               with_face_points: bool, diagnostics: Diagnostics):
     """One sample's apex crop, grey (S, S) uint8 resized to ``apex_size`` when given, and the AU boxes and face
@@ -317,6 +329,7 @@ def read_composite(
     inputs, notes = _read_images(root, table, order, record, with_apex, apex_size, with_au_boxes, with_face_points,
                                  diagnostics)
     notes.insert(0, f"onset->apex flow images from {root.name}, channels {list(channels)}")
+    notes[1:1] = _source_notes(root)
     table = table.drop(columns=[c for c in ("apex_path",) if c in table.columns])
     return FeatureSet(table, inputs, cls.classes, notes,
                       {"flow_channels": list(channels), "diagnostics": diagnostics.summary(),
@@ -473,7 +486,7 @@ def _write_provenance(folder: ExportFolder, provenance: list[dict]) -> None:
 def write_composite(table: pd.DataFrame, out: str | Path, record: Preprocessing = Preprocessing(),
                     scheme: str = "megc2019-3class", workers: int = 1, on_error: str = "skip",
                     diagnostics: Diagnostics | None = None, overwrite: bool = False,
-                    progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+                    progress: Callable[[int, int], None] | None = None, source: dict | None = None) -> pd.DataFrame:
     """Write a composite-format folder from a raw sample table.
 
     Args:
@@ -489,6 +502,8 @@ def write_composite(table: pd.DataFrame, out: str | Path, record: Preprocessing 
         overwrite: replace an export made with another record instead of raising (only the old export's own files
             are removed: the images its manifest lists, the manifest, provenance, sources and ``export.json``).
         progress: called with ``(done, total)`` after each sample.
+        source: where the samples come from, kept in ``export.json`` (``merkit export-flow``: the release's dataset
+            and path, and the settings of ``merkit synth`` when the release has its ``generator.json``).
 
     Returns:
         The manifest as written (columns :data:`MANIFEST_COLUMNS`).
@@ -515,7 +530,8 @@ def write_composite(table: pd.DataFrame, out: str | Path, record: Preprocessing 
     action = _check_record(folder.path, record, overwrite)
     rows = classes.apply(table, diagnostics).to_dict("records")
     stems = [file_stem(r["dataset"], r["subject"], r["sample"]) for r in rows]
-    stamp = {"preprocessing": record.to_dict(), "record_hash": record.config_hash(), "scheme": classes.name}
+    stamp = {"preprocessing": record.to_dict(), "record_hash": record.config_hash(), "scheme": classes.name,
+             **({"source": source} if source else {})}
     folder.claim(action, stamp)
     todo, provenance = _samples_to_compute(folder, rows, stems, _read_provenance(folder), diagnostics)
     done = len(rows) - len(todo)
@@ -542,11 +558,22 @@ def write_composite(table: pd.DataFrame, out: str | Path, record: Preprocessing 
                           lambda k, result, node: record_result(todo[k], result), max_retries=2)
     if failures:  # a crash that is not bad data, twice: a bug, not a sample to skip
         raise RuntimeError(f"export crashed on {failures[0][0]}: {failures[0][1]}")
+    return _finish(folder, rows, stems, provenance, classes.classes, stamp, diagnostics)
+
+
+def _finish(folder: ExportFolder, rows: list[dict], stems: list[str], provenance: dict[int, dict],
+            classes: Sequence[str], stamp: dict, diagnostics: Diagnostics) -> pd.DataFrame:
+    """Write the tables of the exported rows (those with a ``provenance`` record) and the finished stamp, with the
+    counts and the diagnostics; return the manifest.
+
+    Raises:
+        DataError: no sample was exported.
+    """
     keep = sorted(provenance)
     if not keep:
         raise DataError("no sample left to export", hint="check the class scheme, the frames and the faces")
     manifest = _write_tables(folder, [rows[i] for i in keep], [stems[i] for i in keep],
-                             [provenance[i] for i in keep], classes.classes)
+                             [provenance[i] for i in keep], classes)
     folder.finish({**stamp, "samples": len(keep), "skipped": len(rows) - len(keep),
                    "diagnostics": diagnostics.summary()})
     return manifest
