@@ -121,7 +121,8 @@ def run(args) -> None:
     picked = sorted(rng.choice(len(folds), size=min(args.outer_folds, len(folds)), replace=False))
     folds = [folds[i] for i in picked]
     (args.out / "probas").mkdir(parents=True, exist_ok=True)
-    todo = [(s, f, n) for s in args.seeds for f in folds for n in candidates if not probas_path(args.out, s, f, n).is_file()]
+    todo = [(s, f, n) for s in args.seeds for f in folds for n in candidates
+            if not probas_path(args.out, s, f, n).is_file()]
     print(f"outer folds: {', '.join(f.name for f in folds)}; {len(todo)} tasks to run", file=sys.stderr)
 
     def save(i: int, result: dict, node) -> None:
