@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from merkit.files import is_temporary
+from merkit.runfolder import RunFolder
 from tests.helpers import write_flow_folder
 
 pytestmark = pytest.mark.slow
@@ -58,8 +58,8 @@ def sequential(data, tmp_path_factory):
 
 
 def _units(run: Path) -> dict[str, int]:
-    """The finished units: a driver killed mid-write may leave a temporary file, which is not a unit."""
-    return {p.name: p.stat().st_mtime_ns for p in (run / "units").rglob("*.csv") if not is_temporary(p.name)}
+    """The finished units (a driver killed mid-write may leave a temporary file, which is not one)."""
+    return {str(p.relative_to(run)): p.stat().st_mtime_ns for p in RunFolder(run).finished_units()}
 
 
 def _wait_for_units(run: Path, count: int, process, timeout: float = 300) -> None:
