@@ -78,6 +78,18 @@ def test_loso_on_a_two_node_cluster_equals_the_sequential_run_and_uses_both_node
     assert len(json.loads((out / "run.json").read_text())["nodes"]) == 2
 
 
+def test_a_run_without_an_address_starts_its_own_instance_beside_a_running_cluster(cluster):
+    """Ray's default ``ray.init()`` joins the cluster last started on this machine (``cluster`` leaves its address
+    in Ray's lookup file); merkit's local instance must not: it has its own resources and its own GCS."""
+    import ray
+
+    from merkit.cluster import ray_session
+
+    with ray_session(num_cpus=1):
+        assert ray.get_runtime_context().gcs_address != cluster.address
+        assert ray.cluster_resources()["CPU"] == 1
+
+
 def test_a_killed_driver_restarted_resumes_without_rerunning_finished_units(cluster, data, sequential, tmp_path):
     out = tmp_path / "run"
     driver = _merkit("evaluate", "--data", data, "--out", out, "--quiet", "--address", cluster.address, *SLOW,

@@ -14,7 +14,9 @@ Both hand each result to the driver's ``on_result`` as it arrives, so the driver
 
 * with an address (``--address``, ``protocol.address``, or Ray's own ``RAY_ADDRESS``) it connects to that cluster
   and asks for no resources at connection time; the cluster's own nodes run the tasks;
-* without one it starts a local instance with ``num_cpus`` CPUs, and when the block ends it stops it and reaps
+* without one it starts a new local instance with ``num_cpus`` CPUs, even where another Ray instance on this
+  machine has left its address for Ray's default lookup (``ray start``, Ray's test clusters), and when the block
+  ends it stops it and reaps
   every process it started (raylet, GCS server, workers, dashboard and runtime-env agents and their children), so
   that nothing outlives the command;
 * an instance already running in this process (a notebook's) is used and left alone.
@@ -100,7 +102,9 @@ def ray_session(num_cpus: int, address: str | None = None) -> Iterator[None]:
         finally:
             ray.shutdown()
         return
-    ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    # address="local": Ray's default (no address) would join the cluster last started on this machine.
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level="ERROR",
+             log_to_driver=False)
     started = _node_processes()
     try:
         yield
