@@ -10,6 +10,11 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # The README's test command runs two pytest-xdist workers on a 2-core machine: one intra-op thread each, so that
+    # they do not fight over the cores (tests that need a thread count set their own).
+    torch.set_num_threads(1)
+
 SHARED_DATA = Path(os.environ.get("MERKIT_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
 
