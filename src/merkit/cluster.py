@@ -15,10 +15,9 @@ Both hand each result to the driver's ``on_result`` as it arrives, so the driver
 * with an address (``--address``, ``protocol.address``, or Ray's own ``RAY_ADDRESS``) it connects to that cluster
   and asks for no resources at connection time; the cluster's own nodes run the tasks;
 * without one it starts a new local instance with ``num_cpus`` CPUs, even where another Ray instance on this
-  machine has left its address for Ray's default lookup (``ray start``, Ray's test clusters), and when the block
-  ends it stops it and reaps
-  every process it started (raylet, GCS server, workers, dashboard and runtime-env agents and their children), so
-  that nothing outlives the command;
+  machine has left its address for Ray's default lookup (``ray start``, Ray's test clusters); when the block ends
+  it stops it and reaps every process it started (raylet, GCS server, workers, dashboard and runtime-env agents
+  and their children), so that nothing outlives the command;
 * an instance already running in this process (a notebook's) is used and left alone.
 
 :func:`run_tasks` runs one function over many arguments as Ray tasks, each asking for its CPU and GPU share,
