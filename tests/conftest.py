@@ -7,6 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
+
+# No per-example deadline for Hypothesis: the suite runs two workers on two shared cores, so an example's wall time
+# says nothing about the code (a test that needs a time limit asserts it itself).
+settings.register_profile("merkit", deadline=None)
+settings.load_profile("merkit")
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
