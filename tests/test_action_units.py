@@ -119,7 +119,7 @@ def written_aus(draw) -> tuple[str, set[int]]:
     return draw(st.sampled_from(["{}", " {} ", "{}?"])).format(text), set(numbers)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(written_aus())
 def test_a_well_formed_au_string_gives_its_aus_and_their_vector(case):
     from merkit.datasets.action_units import au_vector
@@ -132,7 +132,7 @@ def test_a_well_formed_au_string_gives_its_aus_and_their_vector(case):
     assert outside == sorted(numbers - set(PAPER_AUS))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(written_aus(), st.sampled_from(["%", "#", "*", "=", "!", "X", "Q", "++", "0", "100"]), st.data())
 def test_a_malformed_au_string_is_a_one_line_error_naming_dataset_and_sample(case, junk, data):
     text, _ = case

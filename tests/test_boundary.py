@@ -132,13 +132,13 @@ def test_every_float_field_is_found():
             "data.face.margin"} <= set(FLOAT_KEYS)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(key=st.sampled_from(FLOAT_KEYS), value=st.sampled_from(NON_FINITE))
 def test_any_float_config_value_that_is_nan_or_inf_is_refused_naming_the_key(key, value):
     _refused([f"{key}={value}"], key, "finite")
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(key=st.sampled_from(_float_keys(__import__("merkit.motion.spotting", fromlist=["x"]).SpotConfig)),
        value=st.sampled_from([math.nan, math.inf, -math.inf]))
 def test_any_spotting_float_that_is_nan_or_inf_is_refused_in_code_and_on_the_command_line(key, value):
@@ -162,7 +162,7 @@ def _fields(prefix: str) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@settings(max_examples=100, suppress_health_check=[HealthCheck.filter_too_much])
 @given(section=st.sampled_from(["", "data.", "model.", "training.", "protocol.", "data.face.", "data.motion."]),
        data=st.data())
 def test_any_unknown_key_is_named_with_a_did_you_mean_when_one_is_close(section, data):
@@ -380,7 +380,7 @@ def _frame_arrays(draw):
     return frames, draw(st.sampled_from([None, "rgb", "bgr", "RGB", "hsv"]))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(case=_frame_arrays())
 def test_every_frame_array_is_accepted_with_its_documented_meaning_or_refused_in_one_line(case):
     """The frame contract (``merkit.media.as_frames``): uint8 or float in [0, 1], (H, W, 3), one size, a named

@@ -34,7 +34,7 @@ from merkit.training.loso import Fold, check_fold, make_folds
 from merkit.training.runner import plan_units
 from tests.helpers import toy_flow_features
 
-CHEAP = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+CHEAP = settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
 EMOTIONS = ("negative", "positive", "surprise")
 # Letters with composed and decomposed forms (e with acute, n with tilde, A with ring) beside plain ones; every name
 # starts with a letter that no pandas NA spelling starts with, so the CSV reads it back as text.
@@ -273,7 +273,7 @@ def test_a_fold_with_an_empty_side_is_refused(subjects, empty, data):
 
 # ------------------------------------------------------------------------------------------- 7. inner selection
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(subjects=st.integers(2, 6), k=st.integers(2, 6), split=st.sampled_from(["loso", "lodo"]))
 def test_inner_selection_with_too_few_training_subjects_is_refused_before_any_unit(subjects, k, split):
     data = toy_flow_features(subjects=subjects, per_class=1)

@@ -150,7 +150,7 @@ KIND = {"flow-size": "wrong size", "apex-size": "wrong size", "flow-grey": "dama
         "label": "label", "duplicate": "duplicate id"}
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(spec=small_folders())
 def test_a_generated_folder_fails_exactly_when_it_has_a_fault_and_names_it(tmp_path_factory, spec):
     root = tmp_path_factory.mktemp("folder")
@@ -168,7 +168,7 @@ def test_a_generated_folder_fails_exactly_when_it_has_a_fault_and_names_it(tmp_p
     assert result.exit_code == 1 and f"- {kind}: {what}: {message}" in result.output, result.output
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(spec=small_folders(("casme2", "samm", "smic")))
 def test_a_small_folder_against_the_benchmark_reports_each_count_with_both_numbers(tmp_path_factory, spec):
     root = tmp_path_factory.mktemp("folder")

@@ -58,7 +58,7 @@ def test_megc_log_round_trip(tmp_path, shared_data):
     assert again.equals(preds)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(seeds=st.integers(1, 5), n=st.integers(1, 40), data=st.data())
 def test_the_reported_confusion_counts_per_seed_sum_to_the_sample_count(seeds, n, data):
     """The report's confusion matrix is the mean over seeds: each row sums to the class's samples, not seeds x

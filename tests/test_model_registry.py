@@ -213,7 +213,7 @@ SWITCHES = {
 }
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(data=st.data())
 def test_facts_without_building_equal_the_built_models(data):
     name = data.draw(st.sampled_from(MODELS))
@@ -280,7 +280,7 @@ def test_cli_lists_the_architectures_with_presets_and_inputs():
 # Shared layers
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(h=st.integers(2, 40), w=st.integers(2, 40), side=st.integers(2, 40), antialias=st.booleans(),
        grey=st.booleans())
 def test_shared_resize_and_channels_give_the_promised_shapes(h, w, side, antialias, grey):

@@ -96,7 +96,7 @@ class _StubModel:
         return self
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50)
 @given(label=st.sampled_from(["negative", "positive", "surprise"]), onset=st.integers(0, 10**6),
        gap=st.integers(0, 500), probs=st.lists(st.floats(0, 1), min_size=3, max_size=3))
 def test_prediction_repr_is_one_line_with_label_top_probability_onset_and_apex(label, onset, gap, probs):
@@ -216,7 +216,7 @@ def test_image_files_are_decoded_and_encoded_only_in_media():
     assert offenders == []
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(image=arrays(np.uint8, st.tuples(st.integers(1, 12), st.integers(1, 12), st.sampled_from([1, 3]))),
        suffix=st.sampled_from([".png", ".bmp", ".jpg"]), quality=st.integers(1, 100))
 def test_media_readers_and_writers_give_what_opencv_gives(tmp_path, image, suffix, quality):
@@ -291,7 +291,7 @@ def test_load_config_by_name_works_outside_the_clone(tmp_path):
     assert got == [shipped.name, "ststnet", shipped.result_hash()]
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(name=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-/", min_size=1, max_size=24))
 def test_an_unknown_config_name_is_a_one_line_error_with_the_closest_shipped_names(name):
     from merkit.config_files import packaged_configs

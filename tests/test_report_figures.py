@@ -46,7 +46,7 @@ def prediction_tables(draw):
     return pd.DataFrame(rows)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(preds=prediction_tables())
 def test_confusion_counts_per_seed_sum_to_each_parts_sample_count(preds):
     """For the full set and for each dataset: the mean counts per seed sum, row by row, to the part's samples of

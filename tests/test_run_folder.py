@@ -89,7 +89,7 @@ def test_train_replaces_its_own_checkpoint_and_a_damaged_one(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]  # no temporary or replaced folder left
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=st.text(st.characters(categories=("L", "N"), include_characters="._- "), min_size=1, max_size=12)
        .filter(lambda n: n.strip() not in ("", ".", "..") and not n.startswith(".")
                and n not in ("checkpoint.json", "model.safetensors", "config.yaml")))
@@ -262,7 +262,7 @@ def test_compare_names_two_runs_of_the_same_name_by_their_parents(tmp_path):
 parts = st.lists(st.sampled_from(["a", "b", "run", "x"]), min_size=1, max_size=4)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(st.lists(parts, min_size=1, max_size=5, unique_by=tuple))
 def test_compare_names_are_distinct_shortest_path_suffixes(folders):
     base = Path("/base")
@@ -278,7 +278,7 @@ def test_compare_names_are_distinct_shortest_path_suffixes(folders):
 
 # ------------------------------------------------------------------------------------------ 7. content fingerprint
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(st.integers(0, 11), st.integers(0, 3 * 28 * 28 - 1), st.floats(1e-6, 1.0))
 def test_the_fingerprint_sees_a_change_of_any_input_value(row, position, delta):
     data = toy_flow_features(subjects=1, per_class=4)
@@ -362,7 +362,7 @@ def test_a_folder_stamped_with_the_old_fingerprint_resumes_with_a_counted_warnin
 names = st.text(st.characters(whitelist_categories=("Ll", "Nd")), min_size=1, max_size=8)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(st.lists(st.tuples(names, st.binary(max_size=32)), min_size=1, max_size=4, unique_by=lambda t: t[0]),
        st.sampled_from(["evaluate", "ensemble", "checkpoint", "export-flow", "preprocess"]))
 def test_a_folder_merkit_did_not_write_is_refused_for_every_kind_and_left_as_it_was(tmp_path_factory, files, kind):

@@ -299,7 +299,7 @@ def test_an_interval_on_a_blink_inside_a_macro_expression_is_the_blinks():
 interval = st.tuples(st.integers(0, 60), st.integers(0, 30)).map(lambda p: (p[0], p[0] + p[1]))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(st.lists(st.tuples(interval, st.sampled_from(["micro", "macro", "blink", "head"])), min_size=0, max_size=5),
        interval)
 def test_the_iou_event_has_the_highest_iou_and_the_frames_event_the_most_shared_frames(events, spot):

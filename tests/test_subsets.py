@@ -161,7 +161,7 @@ def test_a_plain_subject_in_two_datasets_is_ambiguous_unless_data_datasets_decid
 names = st.sampled_from(["a", "b", "c"])
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(st.lists(st.tuples(names, st.sampled_from(["s1", "s2", "s3"])), min_size=1, max_size=12),
        st.data())
 def test_a_selection_keeps_exactly_the_rows_of_the_named_subjects_and_datasets(rows, draw):

@@ -219,7 +219,7 @@ def _seen_from_apex(rise: int, fall: int, reach: int, drift: float = 0.0, amplit
     return dip(fall) + drift * k, dip(rise) + drift * k
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(st.integers(2, 20), st.integers(2, 20), st.floats(0.0, 0.05), st.floats(0.3, 5.0))
 def test_the_dip_fit_times_an_expression_to_half_a_frame_under_any_drift(rise, fall, drift, amplitude):
     """Issue 34: the half-depth rule read a drift away from the apex frame (head motion, light) as depth and timed
