@@ -144,8 +144,7 @@ SETTINGS = st.fixed_dictionaries({
 })
 
 
-@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                   HealthCheck.too_slow])
+@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(folder=flow_folders(), options=SETTINGS)
 def test_evaluate_keeps_the_promises_on_generated_folders(tmp_path_factory, folder, options):
     base = tmp_path_factory.mktemp("promise")
