@@ -357,6 +357,57 @@ def test_fit_with_a_zero_lr_group_leaves_that_module_unchanged_and_trains_the_re
     assert not any(torch.equal(before[n], after[n]) for n in before if n.startswith("branches."))
 
 
+# ------------------------------------------------------------------------------------------------ fused optimizer
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+def test_fused_optimizer_is_torchs_fused_kernel_and_off_by_default(optimizer):
+    model = _frl_dgt()
+    assert make_optimizer(model, TrainConfig(optimizer=optimizer)).defaults["fused"] is None
+    fused = make_optimizer(model, TrainConfig(optimizer=optimizer, fused_optimizer=True,
+                                              param_groups={"dgm.": {"lr": 0.002}}))
+    assert fused.defaults["fused"] is True and len(fused.param_groups) == 2
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+def test_fused_optimizer_follows_the_same_update_rule_to_rounding(optimizer):
+    cfg = dict(epochs=3, batch_size=8, optimizer=optimizer, lr=1e-3, weight_decay=1e-3)
+    plain, fs = _fit_ststnet(TrainConfig(**cfg))
+    fused, _ = _fit_ststnet(TrainConfig(**cfg, fused_optimizer=True))
+    torch.manual_seed(0)
+    start = build_model("ststnet", 3, "cpu")  # what _fit_ststnet starts from: the same seed, the same weights
+    for (name, p), f, s in zip(plain.named_parameters(), fused.parameters(), start.parameters()):
+        moved = (p - s).abs().max().item()
+        assert moved > 1e-6, name  # both trained ...
+        torch.testing.assert_close(f, p, rtol=1e-4, atol=1e-3 * moved)  # ... and alike far below their steps
+    np.testing.assert_allclose(predict_proba(fused, fs), predict_proba(plain, fs), atol=1e-4)
+
+
+def test_fused_optimizer_joins_the_result_hash_and_the_reports_recipe_line_only_when_on():
+    from merkit.evaluation.report import training_recipe
+
+    base = load_config(None, [])
+    on = load_config(None, ["training.fused_optimizer=true"])
+    assert "fused_optimizer" not in base.to_dict()["training"] and on.to_dict()["training"]["fused_optimizer"]
+    assert load_config(None, ["training.fused_optimizer=false"]).result_hash() == base.result_hash()
+    assert on.result_hash() != base.result_hash()
+    assert training_recipe(on.training).startswith("adam (fused) lr")
+    assert "fused" not in training_recipe(base.training)
+
+
+def test_a_torch_without_the_fused_kernel_gives_a_config_error(monkeypatch):
+    def old_torch(params, lr, weight_decay, fused=None):  # torch < 2.4 had fused Adam for CUDA only
+        if fused:
+            raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of supported "
+                               "devices: ['cuda'].")
+        return torch.optim.SGD(params, lr=lr)
+
+    monkeypatch.setattr(torch.optim, "Adam", old_torch)
+    assert isinstance(make_optimizer(_frl_dgt(), TrainConfig()), torch.optim.SGD)
+    with pytest.raises(ConfigError, match=r"training.fused_optimizer: torch .* no fused adam kernel .*'cuda'"):
+        make_optimizer(_frl_dgt(), TrainConfig(fused_optimizer=True))
+
+
 def test_run_json_records_the_machine_and_a_resume_on_another_machine_adds_it(tmp_path, monkeypatch):
     here = describe_environment()
     assert f"torch {torch.__version__}" in here and torch.backends.cpu.get_cpu_capability() in here

@@ -67,7 +67,8 @@ LATER_KEYS: dict[tuple[str, str], Any] = {("training", "label_smoothing"): 0.0, 
                                           ("protocol", "members"): {}, ("protocol", "member_weights"): "equal",
                                           ("data", "subjects"): [], ("data", "datasets"): [],
                                           ("training", "shuffle"): True, ("data", "action_units"): [],
-                                          ("data", "au_sheets"): {}, ("model", "init"): None}
+                                          ("data", "au_sheets"): {}, ("model", "init"): None,
+                                          ("training", "fused_optimizer"): False}
 
 
 @pydantic.with_config(FIELDS)
@@ -203,6 +204,11 @@ class TrainConfig:
         shuffle: ``True`` (default): a new random batch order every epoch; ``False``: the training rows in the
             sample table's order every epoch, as the HTNet and STSTNet authors' loaders (``DataLoader`` without
             ``shuffle``).
+        fused_optimizer: ``False`` (default): torch's per-tensor optimizer step; ``True``: torch's fused kernel
+            for the same optimizer (``fused=True``: one call updates every parameter). The update rule is the same,
+            its rounding is not, so predictions differ in the last digits and a run does not reproduce the default
+            path's bit for bit. Opt-in for speed: on one CPU thread it halves the step of a model whose time is
+            its optimizer, as OFF-ApexNet's 808k parameters at batch 32 (docs/benchmarks.md, "Fused optimizer").
     """
 
     epochs: Count = 100
@@ -225,6 +231,7 @@ class TrainConfig:
     mixup_alpha: NonNegativeFloat = 0.0
     cutmix_alpha: NonNegativeFloat = 0.0
     shuffle: Bool = True
+    fused_optimizer: Bool = False
 
 
 @pydantic.with_config(FIELDS)

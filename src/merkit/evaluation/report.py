@@ -113,7 +113,8 @@ def training_recipe(t: TrainConfig) -> str:
     parameters, so that a report says, for example, that a recipe adds a random crop its paper does not list."""
     batch = f"batch {t.batch_size}" + (f" x {t.grad_accumulation} accumulated" if t.grad_accumulation > 1 else "")
     hooks = [name + (f" {t.augment_params[name]}" if name in t.augment_params else "") for name in t.augment]
-    return (f"{t.optimizer} lr {t.lr:g}, weight decay {t.weight_decay:g}, scheduler {t.scheduler}, {batch}, "
+    optimizer = t.optimizer + (" (fused)" if t.fused_optimizer else "")
+    return (f"{optimizer} lr {t.lr:g}, weight decay {t.weight_decay:g}, scheduler {t.scheduler}, {batch}, "
             f"{t.epochs} epochs" + (", class-weighted loss" if t.class_weighted else "")
             + f"; augmentation (training only): {', '.join(hooks) if hooks else 'none'}")
 

@@ -138,9 +138,11 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     ``weight_decay`` and, for SGD, ``momentum`` override the defaults. A parameter belongs to the longest prefix
     its name (``model.named_parameters()``) starts with. The optimizer type is shared by every group. Each group
     records ``prefix`` (``None`` for the default group) and ``schedule`` (read by :func:`make_scheduler`).
+    ``training.fused_optimizer`` passes ``fused=True`` to torch's optimizer (its fused CPU and CUDA kernels).
 
     Raises:
-        ConfigError: unknown optimizer, or a prefix that matches no trainable parameter.
+        ConfigError: unknown optimizer, a prefix that matches no trainable parameter, or
+            ``training.fused_optimizer`` where torch has no fused kernel for the parameters' device or dtype.
     """
     if cfg.optimizer not in ("adam", "adamw", "sgd"):
         raise ConfigError(f"training.optimizer must be adam, adamw or sgd, got {cfg.optimizer!r}")
@@ -152,11 +154,18 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
             params.append({"params": members, **overrides, "prefix": prefix, "schedule": schedule})
     else:
         params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    fused = {"fused": True} if cfg.fused_optimizer else {}  # torch's own default (None) otherwise
+    try:
+        if cfg.optimizer == "adam":
+            return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
+        if cfg.optimizer == "adamw":
+            return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **fused)
+    except RuntimeError as e:  # torch refuses fused=True on a device or dtype its kernels do not cover
+        if not fused:
+            raise
+        raise ConfigError(f"training.fused_optimizer: torch {torch.__version__} has no fused {cfg.optimizer} "
+                          f"kernel for these parameters ({str(e).splitlines()[0]}); leave it false") from e
 
 
 def schedule_factor(cfg: TrainConfig) -> Callable[[int], float]:
