@@ -206,9 +206,9 @@ class TrainConfig:
             ``shuffle``).
         fused_optimizer: ``False`` (default): torch's per-tensor optimizer step; ``True``: torch's fused kernel
             for the same optimizer (``fused=True``: one call updates every parameter). The update rule is the same,
-            its rounding is not, so predictions differ in the last digits and a run does not reproduce the default
-            path's bit for bit. Opt-in for speed: on one CPU thread it halves the step of a model whose time is
-            its optimizer, as OFF-ApexNet's 808k parameters at batch 32 (docs/benchmarks.md, "Fused optimizer").
+            its rounding is not, so a run does not reproduce the default path's bit for bit, and over many epochs
+            its figures move as they do on another CPU. Opt-in for speed, for a model whose step is mostly its
+            optimizer, as OFF-ApexNet's (808k parameters at batch 32; docs/benchmarks.md, "Fused optimizer").
     """
 
     epochs: Count = 100
