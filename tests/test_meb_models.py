@@ -12,10 +12,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch.nn import functional as F
 
 from merkit.config import load_config
 from merkit.errors import ConfigError
 from merkit.models import build_model, count_parameters, model_info
+from merkit.models.layers import resize
 from merkit.training.engine import fit, predict_proba
 from merkit.training.loso import make_folds
 from merkit.training.runner import compute_unit
@@ -58,6 +62,48 @@ def test_sssnet_resizes_the_composite_image_to_64_pixels_before_its_first_convol
     model.conv1.register_forward_hook(lambda module, args, out: seen.append(args[0].shape))
     model({"flow": torch.rand(1, 3, 28, 28)})
     assert seen == [(1, 3, 64, 64)]
+
+
+def _sssnet_features_in_mebs_order(model, flow: torch.Tensor) -> torch.Tensor:
+    """MEB's order (me_networks.py l. 64-75): ReLU, then max pool, on merkit's modules and parameters."""
+    x = resize(flow, model.config.input_size)
+    x = model.drop1(model.bn1(model.pool(F.relu(model.conv1(x)))))
+    x = model.drop2(model.bn2(model.pool2(F.relu(model.conv2(x)))))
+    return F.relu(model.fc1(x.flatten(1)))
+
+
+@settings(max_examples=12)
+@given(seed=st.integers(0, 2**31 - 1), batch=st.integers(1, 4), side=st.sampled_from([28, 64]),
+       shift=st.sampled_from([0.0, -0.5, -1.0]))
+def test_sssnet_pooling_before_relu_is_mebs_relu_before_pooling_bit_for_bit(seed, batch, side, shift):
+    """merkit pools before the ReLU; MEB applies it first. Values and every parameter's gradient are equal bit for
+    bit, in training mode (batch norm's batch statistics, dropout with the same generator state), on inputs shifted
+    down so that whole pooling windows are negative or zero."""
+    torch.manual_seed(seed)
+    model = build_model("sssnet", 3).train()
+    flow = torch.rand(batch, 3, side, side) + shift
+    grads = []
+    for features in (model.forward_features, lambda x: _sssnet_features_in_mebs_order(model, x["flow"])):
+        torch.manual_seed(seed + 1)
+        model.zero_grad()
+        out = features({"flow": flow})
+        out.square().sum().backward()
+        grads.append((out.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    assert torch.equal(grads[0][0], grads[1][0])
+    assert len(grads[0][1]) == 10 and grads[0][1].keys() == grads[1][1].keys()  # all but the head's fc
+    assert all(torch.equal(grads[0][1][n], grads[1][1][n]) for n in grads[0][1])
+
+
+def test_sssnet_channels_last_computes_the_same_values_in_another_layout():
+    default = build_model("sssnet", 3).eval()
+    fast = build_model("sssnet", 3, channels_last=True).eval()
+    fast.load_state_dict(default.state_dict())
+    assert fast.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not default.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert count_parameters(fast) == SSSNET_PARAMETERS
+    flow = torch.rand(4, 3, 28, 28)
+    a, b = default({"flow": flow}).logits, fast({"flow": flow}).logits
+    assert torch.allclose(a, b, atol=1e-5) and b.is_contiguous()
 
 
 def test_off_apexnet_shapes_and_parameter_count_are_mebs():
