@@ -5,7 +5,8 @@ one step of the K models stacked and mapped with ``torch.func.vmap`` (issue 32, 
 
 Both sides run the same arithmetic on the same shapes: K independent models (``build_model(model, 3)``, MEB's
 OFF-ApexNet by default), each fed its own batch of 32 random flow images (``channels`` x 28 x 28, float32) and
-random labels, cross-entropy, then Adam with torch's fused kernel (lr 1e-4, weight decay 1e-3, as MEB's recipe).
+random labels, cross-entropy, then merkit's optimizer for MEB's recipe (:func:`merkit.training.engine.make_optimizer`:
+Adam, lr 1e-4, weight decay 1e-3) with ``training.fused_optimizer``.
 
 * separate: each model's step in turn (what K LOSO folds do, one after the other, on one thread);
 * stacked: the K models' parameters stacked (``torch.func.stack_module_state``), the forward pass mapped over them
@@ -49,7 +50,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     args = parser.parse_args()
 
+    from merkit.config import TrainConfig
     from merkit.models import build_model
+    from merkit.training.engine import make_optimizer
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -57,9 +60,8 @@ def main() -> None:
     models = [build_model(args.model, 3) for _ in range(k)]
     flows = torch.rand(k, 32, args.channels, 28, 28)
     labels = torch.randint(0, 3, (k, 32))
-    adam = {"lr": 1e-4, "weight_decay": 1e-3, "fused": True}
-
-    optimizers = [torch.optim.Adam(m.parameters(), **adam) for m in models]
+    recipe = TrainConfig(optimizer="adam", lr=1e-4, weight_decay=1e-3, fused_optimizer=True)
+    optimizers = [make_optimizer(m, recipe) for m in models]
 
     def separate() -> None:
         for model, optimizer, flow, label in zip(models, optimizers, flows, labels):
@@ -72,7 +74,8 @@ def main() -> None:
     params = {name: p.detach().requires_grad_() for name, p in params.items()}
     skeleton = copy.deepcopy(models[0]).to("meta")
     forward = vmap(lambda p, b, x: functional_call(skeleton, (p, b), ({"flow": x},)).logits, randomness="different")
-    stacked_optimizer = torch.optim.Adam(list(params.values()), **adam)
+    # the same optimizer class and settings over the stacked tensors (Adam is element-wise: K Adams in one)
+    stacked_optimizer = type(optimizers[0])(list(params.values()), **optimizers[0].defaults)
 
     def stacked() -> None:
         logits = forward(params, buffers, flows)  # (K, 32, 3)
